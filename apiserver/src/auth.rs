@@ -1,0 +1,139 @@
+//! Static bearer-token authentication (`--token-auth-file`), as kube-apiserver does it.
+//!
+//! The file is CSV, one user per line: `token,user,uid[,"group1,group2"]`. A client sends
+//! `Authorization: Bearer <token>`; an unknown or missing token is 401 Unauthorized. This is
+//! authentication only: every authenticated user may do everything (no RBAC).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use axum::http::{header, HeaderMap};
+
+/// One user from the token file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+/// Errors reading the token file.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read token file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("token file line {line}: expected token,user,uid[,\"groups\"]")]
+    Malformed { line: usize },
+}
+
+/// The token → user table.
+#[derive(Debug, Clone, Default)]
+pub struct TokenAuth {
+    users: HashMap<String, User>,
+}
+
+impl TokenAuth {
+    /// Load a token file.
+    pub fn load(path: &Path) -> Result<TokenAuth, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        TokenAuth::parse(&text)
+    }
+
+    /// Parse token-file text.
+    pub fn parse(text: &str) -> Result<TokenAuth, AuthError> {
+        let mut users = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields = split_csv(line);
+            if fields.len() < 3 || fields[0].is_empty() {
+                return Err(AuthError::Malformed { line: i + 1 });
+            }
+            let groups = fields
+                .get(3)
+                .map(|g| {
+                    g.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            users.insert(
+                fields[0].clone(),
+                User {
+                    name: fields[1].clone(),
+                    uid: fields[2].clone(),
+                    groups,
+                },
+            );
+        }
+        Ok(TokenAuth { users })
+    }
+
+    /// The user behind the request's bearer token.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Option<&User> {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?;
+        self.users.get(token.trim())
+    }
+}
+
+/// Split one CSV line, honouring double quotes.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn parses_groups_and_authenticates() {
+        let a = TokenAuth::parse("# comment\nsecret,admin,1,\"system:masters,ops\"\n").unwrap();
+        let mut h = HeaderMap::new();
+        assert!(a.authenticate(&h).is_none());
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret"),
+        );
+        let u = a.authenticate(&h).unwrap();
+        assert_eq!(u.name, "admin");
+        assert_eq!(u.groups, vec!["system:masters", "ops"]);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer wrong"),
+        );
+        assert!(a.authenticate(&h).is_none());
+    }
+
+    #[test]
+    fn malformed_lines_are_reported() {
+        assert!(matches!(
+            TokenAuth::parse("onlytoken\n"),
+            Err(AuthError::Malformed { line: 1 })
+        ));
+    }
+}

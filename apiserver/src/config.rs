@@ -1,0 +1,102 @@
+//! Command-line flags of `minik8s-apiserver`, named like kube-apiserver's where one exists.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The Kubernetes API server of minik8s, backed by etcd.
+#[derive(Debug, Parser, Clone)]
+#[command(name = "minik8s-apiserver", version)]
+pub struct Flags {
+    /// etcd endpoints, comma separated (http://127.0.0.1:2379).
+    #[arg(long = "etcd-servers", required = true, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Key prefix of every object in etcd.
+    #[arg(long = "etcd-prefix", default_value = "/registry")]
+    pub etcd_prefix: String,
+    /// CSV file of bearer tokens: token,user,uid[,"group1,group2"].
+    #[arg(long = "token-auth-file")]
+    pub token_auth_file: Option<PathBuf>,
+    /// PEM certificate chain to serve HTTPS with.
+    #[arg(long = "tls-cert-file", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for --tls-cert-file.
+    #[arg(long = "tls-private-key-file", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Serve a non-loopback address without TLS and tokens anyway (labs only).
+    #[arg(long = "allow-anonymous")]
+    pub allow_anonymous: bool,
+    /// Events kept per resource so watchers can resume.
+    #[arg(long = "watch-cache-size", default_value_t = 10_000)]
+    pub watch_cache_size: usize,
+    /// Seconds a watch without timeoutSeconds lasts at least (random in [t, 2t]).
+    #[arg(long = "min-request-timeout", default_value_t = 1800)]
+    pub min_request_timeout: u64,
+    /// Seconds between BOOKMARK events for watchers that allow them.
+    #[arg(long = "bookmark-interval", default_value_t = 60)]
+    pub bookmark_interval: u64,
+    /// File holding the bearer token presented to kubelets (logs, exec).
+    #[arg(long = "kubelet-token-file")]
+    pub kubelet_token_file: Option<PathBuf>,
+}
+
+impl Flags {
+    /// Refuse to expose an unauthenticated, unencrypted API beyond this machine.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        let secured = self.tls_cert_file.is_some() && self.token_auth_file.is_some();
+        if !self.listen.ip().is_loopback() && !secured && !self.allow_anonymous {
+            return Err(format!(
+                "refusing to serve {} without TLS and token authentication: pass --tls-cert-file, --tls-private-key-file and --token-auth-file, or --allow-anonymous",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
+
+    /// Server tunables from the flags.
+    pub fn server_config(
+        &self,
+        tokens: Option<crate::auth::TokenAuth>,
+    ) -> crate::server::ServerConfig {
+        crate::server::ServerConfig {
+            watch_cache_size: self.watch_cache_size,
+            min_request_timeout: Duration::from_secs(self.min_request_timeout.max(1)),
+            bookmark_interval: Duration::from_secs(self.bookmark_interval.max(1)),
+            tokens,
+            kubelet_token: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_needs_tls_and_tokens_or_explicit_consent() {
+        let f = Flags::parse_from([
+            "x",
+            "--etcd-servers",
+            "http://127.0.0.1:2379",
+            "--listen",
+            "0.0.0.0:6443",
+        ]);
+        assert!(f.check_exposure().unwrap_err().contains("refusing"));
+        let f = Flags::parse_from([
+            "x",
+            "--etcd-servers",
+            "http://e:1",
+            "--listen",
+            "0.0.0.0:6443",
+            "--allow-anonymous",
+        ]);
+        assert!(f.check_exposure().is_ok());
+        let f = Flags::parse_from(["x", "--etcd-servers", "http://e:1"]);
+        assert!(f.check_exposure().is_ok());
+    }
+}

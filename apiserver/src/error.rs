@@ -1,0 +1,222 @@
+//! Every failure the API can report, and how it becomes a Kubernetes `Status`.
+//!
+//! Clients decide what to do from `Status.reason` and `Status.code` (kubectl retries a 409
+//! Conflict, kube-rs relists on 410 Expired), so each variant maps to exactly one reason with
+//! the real apiserver's wording. 5xx errors are logged here and shown to the client without
+//! internal details. Read `storage.rs` next to see where most of these are born.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// The resource an error talks about, as `details` in the Status (`pods "web"`).
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// Plural resource name as it appears in messages, e.g. `pods` or `deployments.apps`.
+    pub qualified_resource: String,
+    /// Kind, for `details.kind` (kubectl prints `pods "x"`, clients read `details.kind`).
+    pub kind: String,
+    /// Object name, empty for collection-level errors.
+    pub name: String,
+    /// API group, empty for core.
+    pub group: String,
+}
+
+/// An API error, answered as a `Status` object with the matching HTTP code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404: the object (or namespace) does not exist.
+    #[error("{} \"{}\" not found", .0.qualified_resource, .0.name)]
+    NotFound(Subject),
+    /// 409: create of an object whose key is already taken.
+    #[error("{} \"{}\" already exists", .0.qualified_resource, .0.name)]
+    AlreadyExists(Subject),
+    /// 409: a write raced with another write, or a precondition did not hold.
+    #[error("Operation cannot be fulfilled on {} \"{}\": {}", .0.qualified_resource, .0.name, .1)]
+    Conflict(Subject, String),
+    /// 422: validation failed; causes carry the field paths.
+    #[error("{message}")]
+    Invalid {
+        subject: Subject,
+        message: String,
+        causes: Vec<Value>,
+    },
+    /// 400: the request itself is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403: refused by policy (e.g. creating in a terminating namespace).
+    #[error("{message}")]
+    Forbidden { subject: Subject, message: String },
+    /// 401: no or unknown bearer token.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// 404 for a URL that names no resource we serve.
+    #[error("the server could not find the requested resource")]
+    UnknownResource,
+    /// 405: the resource does not support this verb.
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
+    /// 406: nothing in `Accept` is something we can produce.
+    #[error("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf")]
+    NotAcceptable,
+    /// 410: the requested resourceVersion is older than the history we keep.
+    #[error("{0}")]
+    Expired(String),
+    /// 413: request body over the limit.
+    #[error("the request body is too large (limit {0} bytes)")]
+    TooLarge(usize),
+    /// 415: a body in a media type we cannot decode.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 503: etcd is not answering; clients retry.
+    #[error("etcd is unavailable: {0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected storage answer; details are logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// HTTP status code of this error.
+    pub fn code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound(_) | ApiError::UnknownResource => StatusCode::NOT_FOUND,
+            ApiError::AlreadyExists(_) | ApiError::Conflict(..) => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Expired(_) => StatusCode::GONE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `reason` string clients compare against.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_) | ApiError::UnknownResource => "NotFound",
+            ApiError::AlreadyExists(_) => "AlreadyExists",
+            ApiError::Conflict(..) => "Conflict",
+            ApiError::Invalid { .. } => "Invalid",
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Forbidden { .. } => "Forbidden",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::NotAcceptable => "NotAcceptable",
+            ApiError::Expired(_) => "Expired",
+            ApiError::TooLarge(_) => "RequestEntityTooLarge",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The `Status` object for this error.
+    pub fn to_status(&self) -> Value {
+        let message = match self {
+            // Internal details stay in the log.
+            ApiError::Internal(_) => {
+                "an internal error occurred; see the apiserver log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": self.reason(),
+            "code": self.code().as_u16(),
+        });
+        let subject = match self {
+            ApiError::NotFound(s)
+            | ApiError::AlreadyExists(s)
+            | ApiError::Conflict(s, _)
+            | ApiError::Invalid { subject: s, .. }
+            | ApiError::Forbidden { subject: s, .. } => Some(s),
+            _ => None,
+        };
+        if let Some(s) = subject {
+            let mut details = json!({ "name": s.name, "kind": s.qualified_resource.split('.').next().unwrap_or("") });
+            if !s.group.is_empty() {
+                details["group"] = json!(s.group);
+            }
+            if let ApiError::Invalid { causes, .. } = self {
+                details["kind"] = json!(s.kind);
+                details["causes"] = Value::Array(causes.clone());
+            }
+            status["details"] = details;
+        }
+        if let ApiError::Expired(_) = self {
+            status["metadata"] = json!({});
+        }
+        status
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError as S;
+        match e {
+            S::Unavailable(m) => ApiError::Unavailable(m),
+            S::Compacted { revision } => ApiError::Expired(format!(
+                "The resourceVersion for the provided list is too old (compacted at {revision})"
+            )),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.code().is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        let mut resp = (self.code(), body).into_response();
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+/// A success `Status` (binding, eviction, some deletes answer with one).
+pub fn success_status(code: u16) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_has_real_wording_and_details() {
+        let e = ApiError::NotFound(Subject {
+            qualified_resource: "pods".into(),
+            kind: "Pod".into(),
+            name: "web".into(),
+            group: String::new(),
+        });
+        let s = e.to_status();
+        assert_eq!(s["message"], "pods \"web\" not found");
+        assert_eq!(s["reason"], "NotFound");
+        assert_eq!(s["code"], 404);
+        assert_eq!(s["details"]["name"], "web");
+        assert_eq!(s["details"]["kind"], "pods");
+    }
+
+    #[test]
+    fn internal_errors_hide_details() {
+        let s = ApiError::Internal("secret etcd key /registry/x".into()).to_status();
+        assert!(!s["message"].as_str().unwrap().contains("secret"));
+        assert_eq!(s["code"], 500);
+    }
+}

@@ -1,0 +1,280 @@
+//! DELETE, with graceful deletion and finalizers.
+//!
+//! Deleting is not always immediate. An object with `metadata.finalizers` only gets a
+//! `deletionTimestamp`; whoever owns each finalizer removes it when done, and the last removal
+//! deletes the object (see `write::deletion_complete`). A pod running on a node is deleted
+//! *gracefully*: it gets `deletionTimestamp` + `deletionGracePeriodSeconds`, the kubelet stops
+//! its containers (SIGTERM, the grace period, SIGKILL) and then deletes it with grace 0. An
+//! unscheduled or finished pod has nothing to stop and goes at once. `propagationPolicy`
+//! Foreground/Orphan become the finalizers the garbage collector acts on.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::read::Selectors;
+use super::write::deletion_complete;
+use super::{list_object, to_api, Ctx};
+use crate::codec;
+use crate::error::ApiError;
+use crate::object;
+use crate::resources::Resource;
+use crate::storage::StorageError;
+
+/// The parts of `DeleteOptions` we act on.
+#[derive(Debug, Default, Clone)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Query parameters first, then the body's fields over them (as kube-apiserver).
+    pub fn from_request(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+        let mut o = DeleteOptions {
+            grace_period_seconds: ctx.query.int("gracePeriodSeconds")?,
+            propagation_policy: ctx.query.non_empty("propagationPolicy").map(String::from),
+            dry_run: ctx.dry_run(),
+            ..Default::default()
+        };
+        if ctx.query.get("orphanDependents") == Some("true") && o.propagation_policy.is_none() {
+            o.propagation_policy = Some("Orphan".into());
+        }
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            let v = codec::decode_body(&ctx.headers, body)?;
+            o.merge_body(&v)?;
+        }
+        Ok(o)
+    }
+
+    /// Apply a DeleteOptions object (from a DELETE body or an Eviction).
+    pub fn merge_body(&mut self, v: &Value) -> Result<(), ApiError> {
+        if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            self.grace_period_seconds = Some(g);
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            self.propagation_policy = Some(p.into());
+        }
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && self.propagation_policy.is_none()
+        {
+            self.propagation_policy = Some("Orphan".into());
+        }
+        if let Some(u) = v.pointer("/preconditions/uid").and_then(Value::as_str) {
+            self.precondition_uid = Some(u.into());
+        }
+        if let Some(rv) = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            self.precondition_rv = Some(rv.into());
+        }
+        if v.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"))
+        {
+            self.dry_run = true;
+        }
+        match self.propagation_policy.as_deref() {
+            None | Some("Background" | "Foreground" | "Orphan") => Ok(()),
+            Some(p) => Err(ApiError::BadRequest(format!(
+                "propagationPolicy {p:?} is not supported: use Background, Foreground or Orphan"
+            ))),
+        }
+    }
+}
+
+/// `DELETE .../<resource>/<name>`.
+pub async fn delete(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+    let neg = ctx.negotiate(false)?;
+    let opts = DeleteOptions::from_request(ctx, body)?;
+    let obj = delete_object(ctx, &ctx.key(), ctx.name(), &opts).await?;
+    Ok(codec::respond(
+        StatusCode::OK,
+        &to_api(ctx.resource(), obj),
+        neg.format,
+    ))
+}
+
+/// How long a pod gets to stop, if it needs any time at all.
+fn pod_grace(obj: &Value, opts: &DeleteOptions) -> i64 {
+    let bound = !obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty();
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !bound || matches!(phase, "Succeeded" | "Failed") {
+        return 0;
+    }
+    opts.grace_period_seconds
+        .or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30)
+        .max(0)
+}
+
+/// Delete one object by key, honouring preconditions, grace and finalizers. Returns the object
+/// as it is after the call (deleted, or marked for deletion).
+pub async fn delete_object(
+    ctx: &Ctx,
+    key: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<Value, ApiError> {
+    let r: &Resource = ctx.resource();
+    let subject = r.subject(name);
+    for _ in 0..16 {
+        let current = ctx
+            .app
+            .storage
+            .get(key)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(subject.clone()))?;
+        let obj = &current.object;
+        if let Some(uid) = &opts.precondition_uid {
+            if uid != object::meta_str(obj, "uid") {
+                return Err(ApiError::Conflict(
+                    subject.clone(),
+                    format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        object::meta_str(obj, "uid")
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            if rv != &current.revision.to_string() {
+                return Err(ApiError::Conflict(
+                    subject.clone(),
+                    format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.revision),
+                ));
+            }
+        }
+        let grace = if r.plural == "pods" {
+            pod_grace(obj, opts)
+        } else {
+            0
+        };
+        let mut marked = obj.clone();
+        let mut finalizers = object::finalizers(obj);
+        let propagation_finalizer = match opts.propagation_policy.as_deref() {
+            Some("Foreground") => Some("foregroundDeletion"),
+            Some("Orphan") => Some("orphan"),
+            _ => None,
+        };
+        if let Some(f) = propagation_finalizer {
+            if !object::is_deleting(obj) && !finalizers.iter().any(|x| x == f) {
+                finalizers.push(f.into());
+            }
+        }
+        let waits_for_namespace_finalizers = r.plural == "namespaces"
+            && obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+        let deferred = grace > 0 || !finalizers.is_empty() || waits_for_namespace_finalizers;
+        if !deferred {
+            if opts.dry_run {
+                return Ok(current.object);
+            }
+            match ctx.app.storage.delete(key, current.revision).await {
+                Ok(s) => {
+                    settle_namespace(ctx, s.revision).await;
+                    return Ok(s.object);
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(StorageError::NotFound { .. }) => return Err(ApiError::NotFound(subject)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Deferred: mark the object; its owners (kubelet, finalizer holders) finish the job.
+        let m = object::meta_mut(&mut marked);
+        let already = m.get("deletionTimestamp").is_some_and(|v| !v.is_null());
+        let old_grace = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+        if !already || old_grace.is_some_and(|g| grace < g) {
+            m.insert("deletionTimestamp".into(), json!(object::now_plus(grace)));
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+        if !finalizers.is_empty() {
+            m.insert("finalizers".into(), json!(finalizers));
+        }
+        if r.plural == "namespaces" {
+            marked["status"]["phase"] = json!("Terminating");
+        }
+        if marked == current.object {
+            return Ok(current.object);
+        }
+        if opts.dry_run {
+            return Ok(marked);
+        }
+        match ctx.app.storage.update(key, &marked, current.revision).await {
+            Ok(s) if deletion_complete(&s.object) => {
+                return Ok(ctx.app.storage.delete(key, s.revision).await?.object);
+            }
+            Ok(s) => {
+                settle_namespace(ctx, s.revision).await;
+                return Ok(s.object);
+            }
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(StorageError::NotFound { .. }) => return Err(ApiError::NotFound(subject)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict(
+        subject,
+        "the object keeps changing; try again".into(),
+    ))
+}
+
+/// After deleting (or marking) a namespace, wait until this server's namespace cache shows it:
+/// creates check the namespace there, and one sent right after the DELETE answered must be
+/// refused (kube-apiserver's NamespaceLifecycle forces a live lookup for the same reason).
+async fn settle_namespace(ctx: &Ctx, revision: i64) {
+    let r = ctx.resource();
+    if r.plural == "namespaces" {
+        ctx.app
+            .cache(r)
+            .wait_for_revision(revision, std::time::Duration::from_secs(5))
+            .await;
+    }
+}
+
+/// `DELETE .../<resource>`: every object matching the selectors.
+pub async fn delete_collection(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+    let neg = ctx.negotiate(false)?;
+    let r = ctx.resource();
+    let opts = DeleteOptions::from_request(ctx, body)?;
+    let sel = Selectors::from_ctx(ctx)?;
+    let prefix = ctx
+        .app
+        .storage
+        .collection_prefix(r.storage, ctx.info.namespace.as_deref());
+    let page = ctx.app.storage.list(&prefix, None, 0, 0).await?;
+    let mut deleted = Vec::new();
+    for s in page
+        .items
+        .into_iter()
+        .filter(|s| sel.matches(r.plural, &s.object))
+    {
+        let name = object::name(&s.object).to_string();
+        match delete_object(ctx, &s.key, &name, &opts).await {
+            Ok(o) => deleted.push(to_api(r, o)),
+            Err(ApiError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(codec::respond(
+        StatusCode::OK,
+        &list_object(r, deleted, page.revision, None),
+        neg.format,
+    ))
+}

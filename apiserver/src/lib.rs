@@ -1,0 +1,30 @@
+//! minik8s-apiserver: the Kubernetes REST API on etcd.
+//!
+//! Every other component (scheduler, controllers, kubelets, kubectl) talks only to this
+//! server. A request flows: `server.rs` (routes, auth, metrics) → `request.rs` (URL →
+//! verb/resource/namespace/name) → `handlers/` (get, list, watch, create, update, patch,
+//! delete, subresources) → `admission/` (defaults, validation) → `storage.rs` (etcd) and
+//! `watch_cache.rs` (one etcd watch per resource fanned out to all watchers). Start reading at
+//! `server.rs`; `docs/ARCHITECTURE.md` has the map.
+
+pub mod admission;
+pub mod auth;
+pub mod codec;
+pub mod config;
+pub mod discovery;
+pub mod error;
+pub mod event_views;
+pub mod handlers;
+pub mod metrics;
+pub mod object;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod request;
+pub mod resources;
+pub mod selectors;
+pub mod server;
+pub mod storage;
+pub mod tables;
+pub mod testing;
+pub mod watch_cache;

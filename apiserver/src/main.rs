@@ -1,0 +1,92 @@
+//! `minik8s-apiserver`: parse flags, connect to etcd, serve the API.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use apiserver::auth::TokenAuth;
+use apiserver::config::Flags;
+use apiserver::server::{app, App};
+use apiserver::storage::Storage;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    if let Err(msg) = flags.check_exposure() {
+        eprintln!("minik8s-apiserver: {msg}");
+        return ExitCode::from(2);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("minik8s-apiserver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(flags: Flags) -> anyhow::Result<()> {
+    let tokens = flags
+        .token_auth_file
+        .as_deref()
+        .map(TokenAuth::load)
+        .transpose()
+        .context("loading --token-auth-file")?;
+    let storage = Storage::connect(&flags.etcd_servers, &flags.etcd_prefix)
+        .await
+        .with_context(|| format!("connecting to etcd at {}", flags.etcd_servers.join(",")))?;
+    let mut config = flags.server_config(tokens);
+    if let Some(f) = &flags.kubelet_token_file {
+        let token = std::fs::read_to_string(f)
+            .with_context(|| format!("reading --kubelet-token-file {}", f.display()))?;
+        config.kubelet_token = Some(token.trim().to_string());
+    }
+    let state = App::new(storage, config);
+    state.bootstrap().await;
+    let router = app(state);
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
+    });
+    tracing::info!(listen = %flags.listen, tls = flags.tls_cert_file.is_some(), "serving");
+    // Watch events and small responses go out at once, not after the peer's delayed ACK
+    // (Nagle), as Go's net package does for kube-apiserver.
+    use axum_server::accept::NoDelayAcceptor;
+    match (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .context("loading TLS certificate and key")?;
+            let acceptor =
+                axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
+            axum_server::bind(flags.listen)
+                .acceptor(acceptor)
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+                .with_context(|| format!("serving on {}", flags.listen))?;
+        }
+        _ => {
+            axum_server::bind(flags.listen)
+                .acceptor(NoDelayAcceptor::new())
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+                .with_context(|| format!("serving on {}", flags.listen))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! Objects in etcd, the way kube-apiserver keeps them.
+//!
+//! Every object is one etcd key, `/registry/<resource>/<namespace>/<name>` (cluster-scoped:
+//! `/registry/<resource>/<name>`), holding its JSON. An object's `resourceVersion` is the key's
+//! etcd `mod_revision`: injected on read, never stored. Writes are etcd transactions that
+//! compare the revision first, which gives optimistic concurrency for free: a stale write
+//! loses the compare and becomes a 409. Only this module talks to etcd; `watch_cache.rs` is
+//! the other half (list + watch).
+
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+};
+use serde_json::Value;
+
+/// Errors from the storage layer; handlers translate them to `Status` objects.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// etcd did not answer in time or the connection is down.
+    #[error("etcd unavailable: {0}")]
+    Unavailable(String),
+    /// Create lost: the key exists.
+    #[error("key {key} already exists")]
+    AlreadyExists { key: String },
+    /// Update/delete lost the revision compare; `current` is what is there now.
+    #[error("key {key} was modified concurrently")]
+    Conflict {
+        key: String,
+        current: Option<Box<Stored>>,
+    },
+    /// Update/delete of a key that does not exist.
+    #[error("key {key} not found")]
+    NotFound { key: String },
+    /// A read or watch asked for history etcd has compacted away.
+    #[error("revision has been compacted (compact revision {revision})")]
+    Compacted { revision: i64 },
+    /// A stored value is not valid JSON.
+    #[error("value at {key} is not valid JSON")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Any other etcd error.
+    #[error("etcd error: {0}")]
+    Etcd(String),
+}
+
+/// An object as read from etcd, with its revision.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    /// The object with `metadata.resourceVersion` set to `revision`.
+    pub object: Value,
+    /// The key's `mod_revision` (for a deleted object: the delete's revision).
+    pub revision: i64,
+}
+
+/// A page of a list.
+#[derive(Debug)]
+pub struct ListPage {
+    pub items: Vec<Stored>,
+    /// The revision the whole list was read at.
+    pub revision: i64,
+    /// Whether keys remain after the last item.
+    pub more: bool,
+}
+
+/// The etcd-backed object store. Cheap to clone (the etcd client is a channel handle).
+#[derive(Clone)]
+pub struct Storage {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Storage {
+    /// Connect to etcd. The channel reconnects by itself, so a server started before etcd (or
+    /// one that outlives an etcd restart) recovers without help.
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Storage, StorageError> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_keep_alive_while_idle(true);
+        let client = Client::connect(endpoints, Some(opts))
+            .await
+            .map_err(classify)?;
+        Ok(Storage {
+            client,
+            prefix: prefix.trim_end_matches('/').to_string(),
+            timeout: Duration::from_millis(1500),
+        })
+    }
+
+    /// The raw etcd client (for the watch cache).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Key of one object.
+    pub fn key(&self, storage_dir: &str, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) => format!("{}/{}/{}/{}", self.prefix, storage_dir, ns, name),
+            None => format!("{}/{}/{}", self.prefix, storage_dir, name),
+        }
+    }
+
+    /// Key prefix of a collection (ends with `/`): a whole resource or one namespace of it.
+    pub fn collection_prefix(&self, storage_dir: &str, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) => format!("{}/{}/{}/", self.prefix, storage_dir, ns),
+            None => format!("{}/{}/", self.prefix, storage_dir),
+        }
+    }
+
+    async fn with_timeout<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, StorageError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r.map_err(classify),
+            Err(_) => Err(StorageError::Unavailable(
+                "request to etcd timed out".into(),
+            )),
+        }
+    }
+
+    /// Read one object; `None` if absent.
+    pub async fn get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
+        let mut c = self.client.clone();
+        let resp = self.with_timeout(c.get(key, None)).await?;
+        match resp.kvs().first() {
+            Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Read a page of keys under `prefix`, starting at `start` (inclusive), at `revision`
+    /// (0 = now). `limit` 0 means all.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        revision: i64,
+        limit: i64,
+    ) -> Result<ListPage, StorageError> {
+        let end = prefix_end(prefix);
+        let from = start.unwrap_or(prefix).to_string();
+        let mut opts = GetOptions::new().with_range(end);
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        if limit > 0 {
+            opts = opts.with_limit(limit);
+        }
+        let mut c = self.client.clone();
+        let resp = self.with_timeout(c.get(from, Some(opts))).await?;
+        let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+        let items = resp
+            .kvs()
+            .iter()
+            .map(|kv| decode(kv.key(), kv.value(), kv.mod_revision()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ListPage {
+            items,
+            revision: rev,
+            more: resp.more(),
+        })
+    }
+
+    /// The current etcd revision.
+    pub async fn current_revision(&self) -> Result<i64, StorageError> {
+        let mut c = self.client.clone();
+        let resp = self
+            .with_timeout(c.get(
+                format!("{}/", self.prefix),
+                Some(GetOptions::new().with_count_only()),
+            ))
+            .await?;
+        Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
+    }
+
+    /// Create `key` if it does not exist: `If(mod_revision == 0) Then Put`.
+    pub async fn create(&self, key: &str, object: &Value) -> Result<Stored, StorageError> {
+        let bytes = encode(object);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, bytes, None)]);
+        let mut c = self.client.clone();
+        let resp = self.with_timeout(c.txn(txn)).await?;
+        if !resp.succeeded() {
+            return Err(StorageError::AlreadyExists {
+                key: key.to_string(),
+            });
+        }
+        let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+        Ok(stamped(key, object.clone(), rev))
+    }
+
+    /// Replace `key` if its revision is still `expected`: `If(mod_revision == expected)`.
+    pub async fn update(
+        &self,
+        key: &str,
+        object: &Value,
+        expected: i64,
+    ) -> Result<Stored, StorageError> {
+        let bytes = encode(object);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then([TxnOp::put(key, bytes, None)])
+            .or_else([TxnOp::get(key, None)]);
+        let mut c = self.client.clone();
+        let resp = self.with_timeout(c.txn(txn)).await?;
+        if resp.succeeded() {
+            let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+            return Ok(stamped(key, object.clone(), rev));
+        }
+        Err(self.lost_compare(key, resp.op_responses())?)
+    }
+
+    /// Delete `key` if its revision is still `expected`; returns the last object, stamped
+    /// with the delete's revision (what watchers see in DELETED).
+    pub async fn delete(&self, key: &str, expected: i64) -> Result<Stored, StorageError> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then([TxnOp::delete(
+                key,
+                Some(etcd_client::DeleteOptions::new().with_prev_key()),
+            )])
+            .or_else([TxnOp::get(key, None)]);
+        let mut c = self.client.clone();
+        let resp = self.with_timeout(c.txn(txn)).await?;
+        if !resp.succeeded() {
+            return Err(self.lost_compare(key, resp.op_responses())?);
+        }
+        let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Delete(d) = op {
+                if let Some(kv) = d.prev_kvs().first() {
+                    let mut s = decode(kv.key(), kv.value(), rev)?;
+                    s.revision = rev;
+                    return Ok(s);
+                }
+            }
+        }
+        Err(StorageError::NotFound {
+            key: key.to_string(),
+        })
+    }
+
+    /// Turn the `or_else` read of a failed compare into Conflict or NotFound.
+    fn lost_compare(
+        &self,
+        key: &str,
+        ops: Vec<TxnOpResponse>,
+    ) -> Result<StorageError, StorageError> {
+        for op in ops {
+            if let TxnOpResponse::Get(g) = op {
+                return Ok(match g.kvs().first() {
+                    Some(kv) => StorageError::Conflict {
+                        key: key.to_string(),
+                        current: Some(Box::new(decode(kv.key(), kv.value(), kv.mod_revision())?)),
+                    },
+                    None => StorageError::NotFound {
+                        key: key.to_string(),
+                    },
+                });
+            }
+        }
+        Ok(StorageError::Conflict {
+            key: key.to_string(),
+            current: None,
+        })
+    }
+}
+
+/// Serialize for storage: the resourceVersion is never stored (it *is* the key's revision).
+pub fn encode(object: &Value) -> Vec<u8> {
+    if object.pointer("/metadata/resourceVersion").is_none() {
+        return serde_json::to_vec(object).unwrap_or_default();
+    }
+    let mut o = object.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&o).unwrap_or_default()
+}
+
+/// Parse a stored value and stamp its resourceVersion.
+pub fn decode(key: &[u8], value: &[u8], revision: i64) -> Result<Stored, StorageError> {
+    let key = String::from_utf8_lossy(key).into_owned();
+    let object: Value = serde_json::from_slice(value).map_err(|source| StorageError::Decode {
+        key: key.clone(),
+        source,
+    })?;
+    Ok(stamped(&key, object, revision))
+}
+
+fn stamped(key: &str, mut object: Value, revision: i64) -> Stored {
+    set_resource_version(&mut object, revision);
+    Stored {
+        key: key.to_string(),
+        object,
+        revision,
+    }
+}
+
+/// Set `metadata.resourceVersion` to `revision`.
+pub fn set_resource_version(object: &mut Value, revision: i64) {
+    if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (etcd's range end).
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// Sort an etcd client error into "etcd is away" (503) versus everything else.
+pub fn classify(e: etcd_client::Error) -> StorageError {
+    use etcd_client::Error as E;
+    match &e {
+        E::TransportError(_) | E::IoError(_) => StorageError::Unavailable(e.to_string()),
+        E::GRpcStatus(s) => match s.code() {
+            tonic_code::UNAVAILABLE | tonic_code::DEADLINE_EXCEEDED | tonic_code::CANCELLED => {
+                StorageError::Unavailable(s.message().to_string())
+            }
+            tonic_code::OUT_OF_RANGE if s.message().contains("compacted") => {
+                StorageError::Compacted { revision: 0 }
+            }
+            _ => StorageError::Etcd(s.message().to_string()),
+        },
+        _ => StorageError::Etcd(e.to_string()),
+    }
+}
+
+/// The gRPC status codes that decide how an etcd error is reported.
+mod tonic_code {
+    use tonic::Code;
+    pub const UNAVAILABLE: Code = Code::Unavailable;
+    pub const DEADLINE_EXCEEDED: Code = Code::DeadlineExceeded;
+    pub const CANCELLED: Code = Code::Cancelled;
+    pub const OUT_OF_RANGE: Code = Code::OutOfRange;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prefix_end_increments_last_byte() {
+        assert_eq!(prefix_end("/registry/pods/"), b"/registry/pods0".to_vec());
+    }
+
+    #[test]
+    fn resource_version_is_not_stored_but_stamped_on_read() {
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}});
+        let bytes = encode(&obj);
+        assert!(!String::from_utf8_lossy(&bytes).contains("resourceVersion"));
+        let s = decode(b"/registry/pods/default/a", &bytes, 42).unwrap();
+        assert_eq!(s.object["metadata"]["resourceVersion"], "42");
+    }
+}

@@ -1,0 +1,167 @@
+//! Test and benchmark fixtures: a real etcd process and an in-process apiserver on loopback.
+//!
+//! Integration tests and benchmarks run against a real etcd (Debian's `etcd-server`), never a
+//! mock. Each `EtcdProcess` gets its own free loopback ports and a temporary data directory,
+//! and is killed and removed on drop, also when a test panics.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::server::{app, App, ServerConfig};
+use crate::storage::Storage;
+
+/// A private etcd on loopback, killed on drop.
+pub struct EtcdProcess {
+    child: Child,
+    dir: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl EtcdProcess {
+    /// Start etcd and wait until it answers. Panics with the reason if it cannot start.
+    pub fn start() -> EtcdProcess {
+        let bin = which_etcd();
+        let dir = std::env::temp_dir().join(format!(
+            "minik8s-etcd-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir).expect("create etcd data dir");
+        let (client, peer) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let log = std::fs::File::create(dir.join("etcd.log")).expect("etcd log file");
+        let child = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--name", "test"])
+            .args([
+                "--listen-client-urls",
+                &endpoint,
+                "--advertise-client-urls",
+                &endpoint,
+            ])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("test=http://127.0.0.1:{peer}"),
+            ])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (install etcd-server)"));
+        let etcd = EtcdProcess {
+            child,
+            dir,
+            endpoint,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not start; see {}",
+                etcd.dir.join("etcd.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        etcd
+    }
+
+    /// Pid of the etcd process (tests that stop and continue it use this).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn which_etcd() -> String {
+    for p in ["/usr/bin/etcd", "/usr/local/bin/etcd"] {
+        if std::path::Path::new(p).exists() {
+            return p.to_string();
+        }
+    }
+    "etcd".to_string()
+}
+
+/// An apiserver serving on a loopback port inside the current tokio runtime.
+pub struct TestServer {
+    pub app: App,
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    handle: axum_server::Handle<SocketAddr>,
+}
+
+impl TestServer {
+    /// Start on a fresh port with a unique etcd prefix.
+    pub async fn start(etcd: &EtcdProcess, config: ServerConfig) -> TestServer {
+        let prefix = format!("/registry-{}", uuid::Uuid::new_v4().simple());
+        Self::start_on(etcd, &prefix, "127.0.0.1:0".parse().unwrap(), config).await
+    }
+
+    /// Start on `addr` with `prefix` (restart tests reuse both).
+    pub async fn start_on(
+        etcd: &EtcdProcess,
+        prefix: &str,
+        addr: SocketAddr,
+        config: ServerConfig,
+    ) -> TestServer {
+        let storage = Storage::connect(std::slice::from_ref(&etcd.endpoint), prefix)
+            .await
+            .expect("connect etcd");
+        let state = App::new(storage, config);
+        state.bootstrap().await;
+        state.wait_ready().await;
+        let listener = std::net::TcpListener::bind(addr).expect("bind test server");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = listener.local_addr().expect("local addr");
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp(listener)
+            .expect("server from listener")
+            .handle(handle.clone());
+        let router = app(state.clone());
+        tokio::spawn(async move {
+            let _ = server.serve(router.into_make_service()).await;
+        });
+        TestServer {
+            app: state,
+            addr,
+            url: format!("http://{addr}"),
+            handle,
+        }
+    }
+
+    /// Stop serving now, dropping open connections (watches included).
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}

@@ -1,0 +1,363 @@
+//! Bad requests over raw HTTP: every one is answered with a `Status` carrying the code and
+//! reason the real kube-apiserver uses (clients branch on them), never a panic, a hung
+//! connection or a bare text body. Also: etcd going silent is a quick 503, and the server
+//! recovers by itself when etcd comes back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{assert_status, eventually, pod_json, send, Cluster};
+use serde_json::{json, Value};
+
+fn pods(c: &Cluster) -> String {
+    format!("{}/api/v1/namespaces/default/pods", c.url())
+}
+
+async fn create_pod(c: &Cluster, name: &str) -> Value {
+    let got = send(c.http().post(pods(c)).json(&pod_json(name, json!({})))).await;
+    assert_eq!(got.0, 201, "{}", got.1);
+    got.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bodies_are_bad_requests() {
+    let c = Cluster::start().await;
+    let http = c.http();
+    let json_post = |body: &'static str| {
+        http.post(pods(&c))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+
+    let got = send(json_post(r#"{"metadata": {"name": "x""#)).await;
+    assert_status(&got, 400, "BadRequest");
+    let got = send(json_post("[1, 2]")).await;
+    assert_status(&got, 400, "BadRequest");
+    let got = send(json_post("")).await;
+    assert_status(&got, 400, "BadRequest");
+    // A field of the wrong type is a decode error, not a validation error.
+    let got = send(json_post(
+        r#"{"metadata":{"name":"x"},"spec":{"containers":"nope"}}"#,
+    ))
+    .await;
+    assert_status(&got, 400, "BadRequest");
+
+    // kind / apiVersion that do not match the URL.
+    let mut wrong_kind = pod_json("x", json!({}));
+    wrong_kind["kind"] = json!("Deployment");
+    let got = send(http.post(pods(&c)).json(&wrong_kind)).await;
+    assert_status(&got, 400, "BadRequest");
+    assert!(
+        got.1["message"].as_str().unwrap().contains("Deployment"),
+        "{}",
+        got.1
+    );
+    let mut wrong_version = pod_json("x", json!({}));
+    wrong_version["apiVersion"] = json!("apps/v1");
+    let got = send(http.post(pods(&c)).json(&wrong_version)).await;
+    assert_status(&got, 400, "BadRequest");
+
+    // The namespace in the body must match the URL's.
+    let mut other_ns = pod_json("x", json!({}));
+    other_ns["metadata"]["namespace"] = json!("kube-system");
+    let got = send(http.post(pods(&c)).json(&other_ns)).await;
+    assert_status(&got, 400, "BadRequest");
+
+    // Nothing above was stored.
+    let got = send(http.get(format!("{}/x", pods(&c)))).await;
+    assert_status(&got, 404, "NotFound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_is_413() {
+    let c = Cluster::start().await;
+    let big = format!(
+        r#"{{"metadata":{{"name":"big","annotations":{{"a":"{}"}}}},"spec":{{"containers":[{{"name":"c","image":"i"}}]}}}}"#,
+        "x".repeat(3 * 1024 * 1024 + 1)
+    );
+    let got = send(
+        c.http()
+            .post(pods(&c))
+            .header("content-type", "application/json")
+            .body(big),
+    )
+    .await;
+    assert_status(&got, 413, "RequestEntityTooLarge");
+    // The server is fine afterwards.
+    let got = send(c.http().get(pods(&c))).await;
+    assert_eq!(got.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_resources_and_media_types() {
+    let c = Cluster::start().await;
+    let http = c.http();
+    let got = send(http.get(format!("{}/api/v1/namespaces/default/widgets", c.url()))).await;
+    assert_status(&got, 404, "NotFound");
+    let got = send(http.get(format!("{}/apis/nosuch.example.com/v1/things", c.url()))).await;
+    assert_status(&got, 404, "NotFound");
+    // A namespace that does not exist.
+    let got = send(
+        http.post(format!("{}/api/v1/namespaces/nope/pods", c.url()))
+            .json(&pod_json("p", json!({}))),
+    )
+    .await;
+    assert_status(&got, 404, "NotFound");
+    assert_eq!(got.1["message"], "namespaces \"nope\" not found");
+
+    let body = serde_json::to_string(&pod_json("x", json!({}))).unwrap();
+    let got = send(
+        http.post(pods(&c))
+            .header("content-type", "text/plain")
+            .body(body),
+    )
+    .await;
+    assert_status(&got, 415, "UnsupportedMediaType");
+    create_pod(&c, "p").await;
+    // PATCH with plain JSON is not a patch type.
+    let got = send(
+        http.patch(format!("{}/p", pods(&c)))
+            .header("content-type", "application/json")
+            .body(r#"{"metadata":{}}"#),
+    )
+    .await;
+    assert_status(&got, 415, "UnsupportedMediaType");
+    // Nothing acceptable in Accept.
+    let got = send(
+        http.get(format!("{}/p", pods(&c)))
+            .header("accept", "image/png"),
+    )
+    .await;
+    assert_eq!(got.0, 406, "{}", got.1);
+
+    // Malformed selectors are 400.
+    let got = send(http.get(format!("{}?labelSelector=a%20in%20(", pods(&c)))).await;
+    assert_status(&got, 400, "BadRequest");
+    let got = send(http.get(format!("{}?fieldSelector=spec.bogus%3D1", pods(&c)))).await;
+    assert_status(&got, 400, "BadRequest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_mismatch_validation_and_strict_fields() {
+    let c = Cluster::start().await;
+    let http = c.http();
+    let created = create_pod(&c, "a").await;
+
+    // PUT /pods/b with a body naming a.
+    let got = send(http.put(format!("{}/b", pods(&c))).json(&created)).await;
+    assert_status(&got, 400, "BadRequest");
+
+    // 422 Invalid with a cause per bad field.
+    let mut invalid = pod_json("Bad_Name", json!({}));
+    invalid["spec"]["containers"] = json!([]);
+    let got = send(http.post(pods(&c)).json(&invalid)).await;
+    assert_status(&got, 422, "Invalid");
+    let details = &got.1["details"];
+    assert_eq!(details["name"], "Bad_Name", "{details}");
+    assert_eq!(details["kind"], "Pod", "{details}");
+    let fields: Vec<&str> = details["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    assert!(fields.contains(&"metadata.name"), "{fields:?}");
+    assert!(fields.contains(&"spec.containers"), "{fields:?}");
+    assert!(
+        got.1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Pod \"Bad_Name\" is invalid"),
+        "{}",
+        got.1
+    );
+
+    // Unknown fields: Strict refuses, the default (Warn) stores and warns.
+    let mut typo = pod_json("typo", json!({}));
+    typo["spec"]["bogus"] = json!(1);
+    let got = send(
+        http.post(format!("{}?fieldValidation=Strict", pods(&c)))
+            .json(&typo),
+    )
+    .await;
+    assert_status(&got, 400, "BadRequest");
+    assert!(
+        got.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec.bogus\""),
+        "{}",
+        got.1
+    );
+    let resp = http.post(pods(&c)).json(&typo).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let warning = resp
+        .headers()
+        .get("warning")
+        .expect("a Warning header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(warning.contains("spec.bogus"), "{warning}");
+    let got = send(
+        http.post(format!("{}?fieldValidation=Sloppy", pods(&c)))
+            .json(&pod_json("z", json!({}))),
+    )
+    .await;
+    assert_status(&got, 400, "BadRequest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_and_preconditions() {
+    let c = Cluster::start().await;
+    let http = c.http();
+    let created = create_pod(&c, "x").await;
+
+    let got = send(http.post(pods(&c)).json(&pod_json("x", json!({})))).await;
+    assert_status(&got, 409, "AlreadyExists");
+    assert_eq!(got.1["message"], "pods \"x\" already exists");
+    assert_eq!(got.1["details"]["name"], "x");
+    assert_eq!(got.1["details"]["kind"], "pods");
+
+    // A PUT based on a stale resourceVersion loses.
+    let mut fresh = created.clone();
+    fresh["metadata"]["labels"] = json!({"round": "1"});
+    let got = send(http.put(format!("{}/x", pods(&c))).json(&fresh)).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    let mut stale = created.clone();
+    stale["metadata"]["labels"] = json!({"round": "stale"});
+    let got = send(http.put(format!("{}/x", pods(&c))).json(&stale)).await;
+    assert_status(&got, 409, "Conflict");
+    assert_eq!(
+        got.1["message"],
+        "Operation cannot be fulfilled on pods \"x\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let got = send(http.get(format!("{}/x", pods(&c)))).await;
+    assert_eq!(got.1["metadata"]["labels"]["round"], "1");
+
+    // A uid in a PUT body is a precondition; a patch cannot change the uid.
+    let mut other_uid = got.1.clone();
+    other_uid["metadata"]["uid"] = json!("6d1f6a8e-0000-4000-8000-000000000000");
+    let got = send(http.put(format!("{}/x", pods(&c))).json(&other_uid)).await;
+    assert_status(&got, 409, "Conflict");
+    assert!(
+        got.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition"),
+        "{}",
+        got.1
+    );
+    let got = send(
+        http.patch(format!("{}/x", pods(&c)))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"metadata":{"uid":"6d1f6a8e-0000-4000-8000-000000000000"}}"#),
+    )
+    .await;
+    assert_status(&got, 422, "Invalid");
+    assert_eq!(
+        got.1["details"]["causes"][0]["field"], "metadata.uid",
+        "{}",
+        got.1
+    );
+    let got = send(http.get(format!("{}/x", pods(&c)))).await;
+    assert_eq!(got.1["metadata"]["uid"], created["metadata"]["uid"]);
+
+    // DELETE with preconditions that do not hold.
+    let wrong_uid = json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-the-uid"}});
+    let got = send(http.delete(format!("{}/x", pods(&c))).json(&wrong_uid)).await;
+    assert_status(&got, 409, "Conflict");
+    assert!(
+        got.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID in precondition"),
+        "{}",
+        got.1
+    );
+    let wrong_rv =
+        json!({"preconditions": {"resourceVersion": created["metadata"]["resourceVersion"]}});
+    let got = send(http.delete(format!("{}/x", pods(&c))).json(&wrong_rv)).await;
+    assert_status(&got, 409, "Conflict");
+    // Still there; the right UID deletes it.
+    let right_uid = json!({"preconditions": {"uid": created["metadata"]["uid"]}});
+    let got = send(http.delete(format!("{}/x", pods(&c))).json(&right_uid)).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    let got = send(http.get(format!("{}/x", pods(&c)))).await;
+    assert_status(&got, 404, "NotFound");
+    assert_eq!(got.1["message"], "pods \"x\" not found");
+    let got = send(http.delete(format!("{}/x", pods(&c)))).await;
+    assert_status(&got, 404, "NotFound");
+}
+
+/// Sends SIGCONT to etcd when dropped, so a failing test never leaves it stopped.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+/// kill(1) rather than a libc binding: the test needs two signals, nothing more.
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_unreachable_is_a_quick_503_and_the_server_recovers() {
+    let c = Cluster::start().await;
+    create_pod(&c, "before").await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+
+    signal(c.etcd.pid(), "-STOP");
+    let resume = Resume(c.etcd.pid());
+    for url in [format!("{}/before", pods(&c)), pods(&c)] {
+        let start = Instant::now();
+        let got = send(http.get(&url)).await;
+        let took = start.elapsed();
+        assert_status(&got, 503, "ServiceUnavailable");
+        assert!(
+            took <= Duration::from_secs(3),
+            "GET {url} took {took:?} to fail"
+        );
+    }
+    let start = Instant::now();
+    let got = send(http.post(pods(&c)).json(&pod_json("during", json!({})))).await;
+    assert_status(&got, 503, "ServiceUnavailable");
+    assert!(
+        start.elapsed() <= Duration::from_secs(3),
+        "POST took {:?} to fail",
+        start.elapsed()
+    );
+
+    drop(resume);
+    // Same server, no restart: requests succeed again.
+    eventually(30, "GET to succeed after SIGCONT", || async {
+        let got = send(http.get(format!("{}/before", pods(&c)))).await;
+        (got.0 == 200).then_some(())
+    })
+    .await;
+    let got = send(http.post(pods(&c)).json(&pod_json("after", json!({})))).await;
+    assert_eq!(got.0, 201, "{}", got.1);
+    let got = send(http.get(pods(&c))).await;
+    let names: Vec<&str> = got.1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    // "during" may or may not exist: a timed-out write can still commit once etcd resumes.
+    assert!(
+        names.contains(&"after") && names.contains(&"before"),
+        "{names:?}"
+    );
+}

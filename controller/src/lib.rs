@@ -1,0 +1,18 @@
+//! minik8s-controller: the controller manager.
+//!
+//! Every controller here is a *reconciler*: it watches objects, keeps a cache of them, and for
+//! each object repeatedly drives the cluster toward `spec` from what the cache says now
+//! (level-triggered), never from the event that woke it. Each file holds one reconciler; start
+//! with `replicaset.rs`, then `deployment/`, `garbage_collector.rs`, `namespace.rs`,
+//! `node_lifecycle.rs` and `node_ipam.rs`. `manager.rs` runs them all.
+
+pub mod deployment;
+pub mod events;
+pub mod expectations;
+pub mod garbage_collector;
+pub mod manager;
+pub mod namespace;
+pub mod node_ipam;
+pub mod node_lifecycle;
+pub mod pod;
+pub mod replicaset;

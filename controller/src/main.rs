@@ -1,0 +1,73 @@
+//! `minik8s-controller`: the controller manager binary.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use client::connect::ClusterFlags;
+use client::leader::{default_identity, LeaderConfig};
+
+/// Run the minik8s controllers (ReplicaSet, Deployment, garbage collector, namespace, node
+/// lifecycle, node IPAM) against an apiserver.
+#[derive(Parser, Debug)]
+#[command(name = "minik8s-controller", version)]
+struct Flags {
+    #[command(flatten)]
+    cluster: ClusterFlags,
+    /// Run only while holding the kube-system/minik8s-controller Lease.
+    #[arg(long = "leader-elect", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Seconds without a node Lease renewal before the node is marked NotReady (Unknown).
+    #[arg(long = "node-monitor-grace-period", default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// Default toleration for unreachable nodes: how long their pods stay before eviction.
+    #[arg(long = "pod-eviction-timeout", alias = "default-not-ready-toleration-seconds", default_value = "300s", value_parser = parse_duration)]
+    pod_eviction_timeout: Duration,
+    /// The pod network; each node gets a /24 of it.
+    #[arg(long = "cluster-cidr", default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+}
+
+/// `50s`, `5m`, `300` (seconds), `500ms`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 50s"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let flags = Flags::parse();
+    let client = flags.cluster.client().await?;
+    controller::node_ipam::parse_cidr(&flags.cluster_cidr)
+        .with_context(|| format!("--cluster-cidr {}", flags.cluster_cidr))?;
+    let config = controller::manager::Config {
+        node_monitor_grace_period: flags.node_monitor_grace_period,
+        pod_eviction_timeout: flags.pod_eviction_timeout,
+        cluster_cidr: flags.cluster_cidr,
+    };
+    if flags.leader_elect {
+        let lc = LeaderConfig::new("minik8s-controller", &default_identity());
+        controller::manager::run_as_elected_leader(client, config, lc).await
+    } else {
+        controller::manager::run(client, config).await;
+        Ok(())
+    }
+}

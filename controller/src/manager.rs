@@ -1,0 +1,55 @@
+//! The controller manager: one process running every reconciler, each on its own watches.
+//!
+//! With leader election (the default) several managers may run; only the one holding the
+//! `kube-system/minik8s-controller` Lease runs the reconcilers (see `client::leader`).
+
+use std::time::Duration;
+
+use client::leader::{run_as_leader, LeaderConfig};
+
+/// Settings shared by the reconcilers (from the command line).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A node whose Lease is older than this is NotReady (Unknown).
+    pub node_monitor_grace_period: Duration,
+    /// How long pods stay on an unreachable node without a matching toleration.
+    pub pod_eviction_timeout: Duration,
+    /// The cluster's pod network, split into one /24 per node.
+    pub cluster_cidr: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            node_monitor_grace_period: Duration::from_secs(50),
+            pod_eviction_timeout: Duration::from_secs(300),
+            cluster_cidr: "10.244.0.0/16".into(),
+        }
+    }
+}
+
+/// Run every controller until the future is dropped (or one of them ends).
+pub async fn run(client: kube::Client, config: Config) {
+    tokio::select! {
+        _ = crate::replicaset::run(client.clone()) => {}
+        _ = crate::deployment::run(client.clone()) => {}
+        _ = crate::garbage_collector::run(client.clone()) => {}
+        _ = crate::namespace::run(client.clone()) => {}
+        _ = crate::node_lifecycle::run(client.clone(), config.clone()) => {}
+        _ = crate::node_ipam::run(client.clone(), config.clone()) => {}
+    }
+}
+
+/// Run every controller while holding the `kube-system/minik8s-controller` Lease described by
+/// `leader`. Returns an error if the lease is lost (the process should exit and start over).
+pub async fn run_as_elected_leader(
+    client: kube::Client,
+    config: Config,
+    leader: LeaderConfig,
+) -> anyhow::Result<()> {
+    run_as_leader(client.clone(), leader, || async move {
+        run(client, config).await;
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,217 @@
+//! `minik8s-kubelet`: the node agent. Registers the node, renews its lease, runs the pods bound
+//! to it and serves its own API (logs, exec, health, metrics). The same binary is the
+//! runtime's per-container shim and its single-threaded helper for exec and network probes
+//! (`minik8s-kubelet --root DIR shim|exec|netns-probe ...`, internal).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use client::connect::ClusterFlags;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::Api;
+use kubelet::agent::{self, Context};
+use kubelet::events::Recorder;
+use kubelet::node::{self, NodeConfig};
+use kubelet::runtime::{exec, shim, Runtime};
+
+#[derive(Parser, Debug)]
+#[command(name = "minik8s-kubelet", version, about = "minik8s node agent")]
+struct Cli {
+    #[command(flatten)]
+    cluster: ClusterFlags,
+    /// Name of the Node object (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// State directory: runtime state under runtime/, pod volumes under pods/.
+    #[arg(long, default_value = "/var/lib/minik8s")]
+    root_dir: PathBuf,
+    /// Pod IP range of this node (spec.podCIDR).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// InternalIP address reported for the node.
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// Address of the kubelet API (logs, exec, healthz, metrics), e.g. 127.0.0.1:10250.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// File holding the bearer token callers (the apiserver) must present to the kubelet API.
+    #[arg(long)]
+    auth_token_file: Option<PathBuf>,
+    /// How often the node Lease is renewed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    lease_interval: Duration,
+    /// First CrashLoopBackOff delay (doubles per crash, up to 5 minutes).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    backoff_base: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The hidden runtime entry points: `--root DIR shim ID [--status-fd N] [--attached]`,
+/// `--root DIR exec ID -- CMD...`, `--root DIR netns-probe SANDBOX tcp|http PORT [PATH]`.
+/// They run before any thread exists.
+fn runtime_helper(args: &[String]) -> Option<i32> {
+    if args.len() < 4 || args[1] != "--root" {
+        return None;
+    }
+    let root = PathBuf::from(&args[2]);
+    let rest = &args[3..];
+    match rest[0].as_str() {
+        "shim" => {
+            let rt = Runtime::open(&root).ok()?;
+            let id = rest.get(1)?;
+            let mut status_fd = None;
+            let mut attached = false;
+            let mut i = 2;
+            while i < rest.len() {
+                match rest[i].as_str() {
+                    "--status-fd" => {
+                        status_fd = rest.get(i + 1).and_then(|s| s.parse().ok());
+                        i += 1;
+                    }
+                    "--attached" => attached = true,
+                    _ => {}
+                }
+                i += 1;
+            }
+            Some(shim::main(&rt, id, status_fd, attached))
+        }
+        "exec" => {
+            let rt = Runtime::open(&root).ok()?;
+            let id = rest.get(1)?;
+            let cmd: Vec<String> = rest
+                .iter()
+                .skip(2)
+                .skip_while(|a| *a == "--")
+                .cloned()
+                .collect();
+            match exec::exec(&rt, id, &cmd) {
+                Ok(code) => Some(code),
+                Err(e) => {
+                    eprintln!("{e}");
+                    Some(126)
+                }
+            }
+        }
+        "netns-probe" => {
+            let port = rest.get(3)?.parse().ok()?;
+            Some(kubelet::probes::netns_probe_main(
+                &root,
+                rest.get(1)?,
+                rest.get(2)?,
+                port,
+                rest.get(4).map(String::as_str).unwrap_or("/"),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = runtime_helper(&args) {
+        std::process::exit(code);
+    }
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let node_name = match cli.node_name {
+        Some(n) => n,
+        None => nix::unistd::gethostname()?.to_string_lossy().to_lowercase(),
+    };
+    let runtime_root = cli.root_dir.join("runtime");
+    let mut runtime = Runtime::open(&runtime_root)
+        .with_context(|| format!("opening the runtime under {}", runtime_root.display()))?;
+    runtime.shim_exe = std::fs::read_link("/proc/self/exe").context("finding our own binary")?;
+    let client = cli.cluster.client().await?;
+
+    let node_cfg = NodeConfig {
+        name: node_name.clone(),
+        node_ip: cli.node_ip.clone(),
+        pod_cidr: cli.pod_cidr.clone(),
+        kubelet_port: cli.listen.map_or(0, |a| a.port() as i32),
+        root_dir: cli.root_dir.clone(),
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let status = loop {
+        match node::register(&nodes, &node_cfg).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(node = %node_name, "registering: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tokio::spawn(node::lease_loop(
+        client.clone(),
+        node_name.clone(),
+        cli.lease_interval,
+    ));
+    tokio::spawn(node::status_loop(
+        nodes,
+        node_cfg,
+        status,
+        cli.lease_interval,
+    ));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        runtime,
+        node_name: node_name.clone(),
+        node_ip: cli.node_ip.clone(),
+        root_dir: cli.root_dir.clone(),
+        backoff_base: cli.backoff_base,
+        backoff_max: Duration::from_secs(300),
+        recorder: Recorder {
+            client,
+            node: node_name.clone(),
+        },
+        metrics: Default::default(),
+    });
+    if let Some(addr) = cli.listen {
+        let token = match &cli.auth_token_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        tracing::info!(%addr, "kubelet API listening");
+        tokio::spawn(kubelet::server::serve(listener, ctx.clone(), token));
+    }
+    tracing::info!(node = %node_name, "kubelet started");
+    agent::run(ctx).await;
+    Ok(())
+}

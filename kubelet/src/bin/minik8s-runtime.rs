@@ -1,0 +1,515 @@
+//! `minik8s-runtime`: a docker-like command line over the node's runtime (`kubelet::runtime`),
+//! plus the hidden `shim` subcommand the runtime re-executes itself as, one per container.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use kubelet::runtime::container::{Attach, ContainerError, CreateOptions, Status};
+use kubelet::runtime::{exec, namespaces, shim, Runtime, DEFAULT_ROOT};
+
+#[derive(Parser)]
+#[command(
+    name = "minik8s-runtime",
+    version,
+    about = "minik8s node container runtime"
+)]
+struct Cli {
+    /// State directory (images, containers, sandboxes).
+    #[arg(long, global = true, default_value = DEFAULT_ROOT, env = "MINIK8S_RUNTIME_ROOT")]
+    root: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Run in the background and print the id.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    #[arg(long)]
+    name: Option<String>,
+    /// CPU limit in CPUs (0.2, 500m).
+    #[arg(long, allow_hyphen_values = true)]
+    cpus: Option<String>,
+    /// Relative CPU weight (v1 shares).
+    #[arg(long)]
+    cpu_shares: Option<u64>,
+    /// Memory limit (64Mi, 1G, bytes).
+    #[arg(short = 'm', long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Maximum number of processes.
+    #[arg(long = "pids", alias = "pids-limit", allow_hyphen_values = true)]
+    pids: Option<i64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// HOST:CONTAINER[:ro]
+    #[arg(short = 'v', long = "volume")]
+    volumes: Vec<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    /// KEY=VALUE
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    #[arg(short = 'w', long)]
+    workdir: Option<String>,
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Join this pod sandbox's net/ipc/uts namespaces.
+    #[arg(long)]
+    sandbox: Option<String>,
+    #[arg(long)]
+    read_only: bool,
+    #[arg(long)]
+    privileged: bool,
+    #[arg(long)]
+    cap_add: Vec<String>,
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    #[arg(long)]
+    no_new_privileges: bool,
+    /// Replace the image's entrypoint (space separated).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    image: String,
+    /// Command and arguments (after `--` if they start with '-').
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create and start a container.
+    Run(Box<RunArgs>),
+    /// List containers.
+    Ps {
+        /// Also stopped ones (default: all are shown).
+        #[arg(short, long)]
+        all: bool,
+        /// Only ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Run a command in a running container.
+    Exec {
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        #[arg(short = 't', long)]
+        tty: bool,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print a container's logs.
+    Logs {
+        #[arg(short, long)]
+        follow: bool,
+        id: String,
+    },
+    /// Stop containers: SIGTERM, then SIGKILL after the grace period.
+    Stop {
+        #[arg(short = 't', long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Show a container's configuration and live kernel state as JSON.
+    Inspect { id: String },
+    /// List images.
+    Images,
+    /// Import an OCI image layout (dir or tar) or a `docker save` tarball.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Save a container's changes as a new image.
+    Commit { id: String, name: String },
+    /// Pull an image from a registry (HTTP for localhost/127.0.0.1 or with --insecure).
+    Pull {
+        reference: String,
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Remove an image name.
+    Rmi { name: String },
+    /// Pod sandboxes (shared net/ipc/uts namespaces and pod cgroup).
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+    /// Send a signal to a container.
+    Kill {
+        id: String,
+        #[arg(default_value = "KILL")]
+        signal: String,
+    },
+    /// OCI: create a container from a bundle, its process waiting for `start`.
+    Create {
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        id: String,
+    },
+    /// OCI: start a created container.
+    Start { id: String },
+    /// OCI: print a container's state as JSON.
+    State { id: String },
+    /// OCI: delete a stopped (or, with --force, any) container.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Per-container monitor (internal).
+    #[command(hide = true)]
+    Shim {
+        id: String,
+        #[arg(long)]
+        status_fd: Option<i32>,
+        #[arg(long)]
+        attached: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCmd {
+    Create {
+        id: String,
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    Ls,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            let code = e.downcast_ref::<ContainerError>().map_or(125, |c| match c {
+                ContainerError::CommandNotFound { .. } => 127,
+                ContainerError::StartFailed { code, .. } => *code,
+                _ => 125,
+            });
+            eprintln!("minik8s-runtime: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(nix::sys::signal::Signal::try_from(n)?);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    nix::sys::signal::Signal::from_str(&name).with_context(|| format!("unknown signal {s:?}"))
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let rt =
+        Runtime::open(&cli.root).with_context(|| format!("open runtime root {:?}", cli.root))?;
+    match cli.command {
+        Cmd::Create {
+            bundle,
+            pid_file,
+            console_socket,
+            id,
+        } => {
+            if console_socket.is_some() {
+                bail!("--console-socket (terminal) is not supported");
+            }
+            let pid = rt.oci_create(&id, &bundle)?;
+            if let Some(f) = pid_file {
+                std::fs::write(&f, pid.to_string())
+                    .with_context(|| format!("write pid file {f:?}"))?;
+            }
+            Ok(0)
+        }
+        Cmd::Start { id } => {
+            rt.oci_start(&id)?;
+            Ok(0)
+        }
+        Cmd::State { id } => {
+            println!("{}", serde_json::to_string_pretty(&rt.oci_state(&id)?)?);
+            Ok(0)
+        }
+        Cmd::Delete { force, id } => {
+            rt.remove(&id, force)?;
+            Ok(0)
+        }
+        Cmd::Shim {
+            id,
+            status_fd,
+            attached,
+        } => Ok(shim::main(&rt, &id, status_fd, attached)),
+        Cmd::Run(a) => cmd_run(&rt, *a),
+        Cmd::Ps { quiet, .. } => {
+            if !quiet {
+                println!(
+                    "{:<14} {:<20} {:<18} {:<9} {:<8} COMMAND",
+                    "CONTAINER ID", "NAME", "IMAGE", "STATUS", "PID"
+                );
+            }
+            for id in rt.container_ids() {
+                let (Ok(spec), Ok(st)) = (rt.spec(&id), rt.state(&id)) else {
+                    continue;
+                };
+                if quiet {
+                    println!("{id}");
+                    continue;
+                }
+                let status = match st.status {
+                    Status::Stopped => format!("exited({})", st.exit_code.unwrap_or(-1)),
+                    s => format!("{s:?}").to_lowercase(),
+                };
+                println!(
+                    "{:<14} {:<20} {:<18} {:<9} {:<8} {}",
+                    &id[..12],
+                    spec.name,
+                    spec.image,
+                    status,
+                    st.pid.map(|p| p.to_string()).unwrap_or_default(),
+                    spec.args.join(" ")
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Exec { id, command, .. } => {
+            let id = rt.lookup(&id)?;
+            Ok(exec::exec(&rt, &id, &command)?)
+        }
+        Cmd::Logs { follow, id } => {
+            let id = rt.lookup(&id)?;
+            let mut offset = 0;
+            loop {
+                let (lines, next) = rt.read_logs(&id, offset)?;
+                offset = next;
+                let mut out = std::io::stdout().lock();
+                let mut err = std::io::stderr().lock();
+                for (stream, text) in lines {
+                    if stream == "stderr" {
+                        writeln!(err, "{text}")?;
+                    } else {
+                        writeln!(out, "{text}")?;
+                    }
+                }
+                drop((out, err));
+                if !follow {
+                    return Ok(0);
+                }
+                if rt.state(&id)?.status == Status::Stopped {
+                    let (lines, _) = rt.read_logs(&id, offset)?;
+                    for (_, text) in lines {
+                        println!("{text}");
+                    }
+                    return Ok(0);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Cmd::Stop { time, ids } => {
+            for id in ids {
+                let id = rt.lookup(&id)?;
+                rt.stop(&id, Duration::from_secs(time))?;
+                println!("{id}");
+            }
+            Ok(0)
+        }
+        Cmd::Rm { force, ids } => {
+            for id in ids {
+                let id = rt.lookup(&id)?;
+                rt.remove(&id, force)?;
+                println!("{id}");
+            }
+            Ok(0)
+        }
+        Cmd::Kill { id, signal } => {
+            let id = rt.lookup(&id)?;
+            rt.kill(&id, parse_signal(&signal)?)?;
+            Ok(0)
+        }
+        Cmd::Inspect { id } => {
+            let id = rt.lookup(&id)?;
+            println!("{}", serde_json::to_string_pretty(&rt.inspect(&id)?)?);
+            Ok(0)
+        }
+        Cmd::Images => {
+            println!("{:<40} {:<20} LAYERS", "NAME", "MANIFEST");
+            for r in rt.images.list()? {
+                let layers = rt
+                    .images
+                    .resolve(&r.name)
+                    .map(|i| i.layers.len())
+                    .unwrap_or(0);
+                println!("{:<40} {:<20} {}", r.name, &r.manifest[7..19], layers);
+            }
+            Ok(0)
+        }
+        Cmd::Import { file, name } => {
+            for n in rt.images.import(&file, name.as_deref())? {
+                println!("{n}");
+            }
+            Ok(0)
+        }
+        Cmd::Commit { id, name } => {
+            let id = rt.lookup(&id)?;
+            println!("{}", rt.commit(&id, &name)?);
+            Ok(0)
+        }
+        Cmd::Pull {
+            reference,
+            insecure,
+        } => {
+            println!(
+                "{}",
+                kubelet::runtime::registry::pull(&rt.images, &reference, insecure)?
+            );
+            Ok(0)
+        }
+        Cmd::Rmi { name } => {
+            rt.images.untag(&name)?;
+            Ok(0)
+        }
+        Cmd::Sandbox(SandboxCmd::Create { id, hostname }) => {
+            rt.create_sandbox(&id, hostname.as_deref())?;
+            println!("{id}");
+            Ok(0)
+        }
+        Cmd::Sandbox(SandboxCmd::Rm { force, id }) => {
+            rt.sandbox(&id)?;
+            rt.remove_sandbox(&id, force)?;
+            println!("{id}");
+            Ok(0)
+        }
+        Cmd::Sandbox(SandboxCmd::Ls) => {
+            for id in rt.sandbox_ids() {
+                let sdir = rt.sandbox_dir(&id);
+                let net = std::fs::metadata(sdir.join("net"))
+                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                    .unwrap_or(0);
+                println!("{id}\tnet:[{net}]");
+            }
+            let _ = namespaces::Kind::ALL;
+            Ok(0)
+        }
+    }
+}
+
+fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
+    if a.detach && a.interactive {
+        bail!("-d and -i cannot be combined");
+    }
+    let opts = CreateOptions {
+        name: a.name,
+        image: a.image,
+        command: a.command,
+        entrypoint: a
+            .entrypoint
+            .map(|e| e.split_whitespace().map(String::from).collect()),
+        env: a.env,
+        volumes: a.volumes,
+        hostname: a.hostname,
+        workdir: a.workdir,
+        user: a.user,
+        cpus: a.cpus,
+        cpu_shares: a.cpu_shares,
+        memory: a.memory,
+        pids: a.pids,
+        cpuset: a.cpuset_cpus,
+        tty: a.tty,
+        sandbox: a.sandbox,
+        readonly: a.read_only,
+        privileged: a.privileged,
+        cap_add: a.cap_add,
+        cap_drop: a.cap_drop,
+        no_new_privs: a.no_new_privileges,
+        auto_remove: a.rm,
+        wait_for_start: false,
+    };
+    let spec = rt.create(&opts)?;
+    let attach = if a.detach {
+        Attach::Detached
+    } else {
+        Attach::Foreground {
+            stdin: a.interactive,
+        }
+    };
+    let started = match rt.start(&spec.id, attach) {
+        Ok(s) => s,
+        Err(e) => {
+            // nothing left behind on a failed start
+            let _ = rt.cleanup_failed(&spec.id);
+            return Err(e.into());
+        }
+    };
+    if a.detach {
+        println!("{}", spec.id);
+        return Ok(0);
+    }
+    let raw = a.tty && a.interactive && nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+    let saved = if raw { set_raw() } else { None };
+    let result = started.wait();
+    if let Some(t) = saved {
+        let _ =
+            nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &t);
+    }
+    match result {
+        Some((code, oom)) => {
+            if oom {
+                eprintln!(
+                    "minik8s-runtime: container {} was OOM-killed",
+                    &spec.id[..12]
+                );
+            }
+            Ok(code)
+        }
+        None => bail!("lost contact with the container's shim"),
+    }
+}
+
+fn set_raw() -> Option<nix::sys::termios::Termios> {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let saved = tcgetattr(std::io::stdin()).ok()?;
+    let mut raw = saved.clone();
+    cfmakeraw(&mut raw);
+    tcsetattr(std::io::stdin(), SetArg::TCSANOW, &raw).ok()?;
+    Some(saved)
+}

@@ -1,0 +1,246 @@
+//! From a Kubernetes container to runtime options (the kubelet's `generateContainerConfig`):
+//! `command`/`args` against the image's Entrypoint/Cmd, env (values and downward-API field
+//! refs, `$(VAR)` expansion), resources → cgroup limits, securityContext → user,
+//! capabilities, privileged, read-only rootfs and `no_new_privs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use crate::runtime::CreateOptions;
+use crate::volumes::{self, VolumeError};
+
+/// Runtime container name: `<pod uid>_<container>_<attempt>` (container names are DNS labels,
+/// so `_` separates unambiguously); the attempt number is the restart count.
+pub fn runtime_name(pod_uid: &str, container: &str, attempt: u32) -> String {
+    format!("{pod_uid}_{container}_{attempt}")
+}
+
+/// Inverse of [`runtime_name`]: (pod uid, container, attempt).
+pub fn parse_runtime_name(name: &str) -> Option<(String, String, u32)> {
+    let mut it = name.rsplitn(3, '_');
+    let attempt = it.next()?.parse().ok()?;
+    let container = it.next()?.to_string();
+    let uid = it.next()?.to_string();
+    Some((uid, container, attempt))
+}
+
+/// Expand `$(VAR)` references from `vars`; `$$` escapes; unknown references stay as written.
+pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('(') {
+            match r.find(')') {
+                Some(j) if vars.contains_key(&r[..j]) => {
+                    out.push_str(&vars[&r[..j]]);
+                    rest = &r[j + 1..];
+                }
+                _ => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn pod_field(pod: &Pod, path: &str, host_ip: &str) -> String {
+    let m = &pod.metadata;
+    match path {
+        "metadata.name" => m.name.clone().unwrap_or_default(),
+        "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => m.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        "status.hostIP" | "status.podIP" => host_ip.to_string(),
+        p => p
+            .strip_prefix("metadata.labels['")
+            .and_then(|r| r.strip_suffix("']"))
+            .and_then(|k| m.labels.as_ref()?.get(k).cloned())
+            .or_else(|| {
+                p.strip_prefix("metadata.annotations['")
+                    .and_then(|r| r.strip_suffix("']"))
+                    .and_then(|k| m.annotations.as_ref()?.get(k).cloned())
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// CPU quantity (`500m`, `0.5`, `2`) in millicores.
+pub fn millicores(q: &str) -> Option<u64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
+    }
+}
+
+/// Everything the runtime needs to create this container of `pod`.
+pub fn create_options(
+    pod: &Pod,
+    c: &Container,
+    attempt: u32,
+    volumes: &BTreeMap<String, PathBuf>,
+    host_ip: &str,
+) -> Result<CreateOptions, VolumeError> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let spec = pod.spec.as_ref();
+    // environment, in order, each value expanded against the ones before it
+    let mut vars = BTreeMap::new();
+    let mut env = Vec::new();
+    for e in c.env.iter().flatten() {
+        let value = match (
+            &e.value,
+            e.value_from.as_ref().and_then(|v| v.field_ref.as_ref()),
+        ) {
+            (Some(v), _) => expand(v, &vars),
+            (None, Some(f)) => pod_field(pod, &f.field_path, host_ip),
+            (None, None) => String::new(),
+        };
+        vars.insert(e.name.clone(), value.clone());
+        env.push(format!("{}={value}", e.name));
+    }
+    let command: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .map(|s| expand(s, &vars))
+        .collect();
+    let args: Vec<String> = c.args.iter().flatten().map(|s| expand(s, &vars)).collect();
+    // Kubernetes: `command` replaces the Entrypoint (and drops the image's Cmd); `args` the Cmd
+    let (entrypoint, command) = if command.is_empty() {
+        (None, args)
+    } else {
+        (Some(Vec::new()), command.into_iter().chain(args).collect())
+    };
+
+    let pod_sc = spec.and_then(|s| s.security_context.as_ref());
+    let sc = c.security_context.as_ref();
+    let run_as_user = sc
+        .and_then(|s| s.run_as_user)
+        .or(pod_sc.and_then(|s| s.run_as_user));
+    let run_as_group = sc
+        .and_then(|s| s.run_as_group)
+        .or(pod_sc.and_then(|s| s.run_as_group));
+    let user = match (run_as_user, run_as_group) {
+        (Some(u), Some(g)) => Some(format!("{u}:{g}")),
+        (Some(u), None) => Some(u.to_string()),
+        (None, Some(g)) => Some(format!("0:{g}")),
+        (None, None) => None,
+    };
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    let cap_names = |l: Option<&Vec<String>>| {
+        l.into_iter()
+            .flatten()
+            .map(|n| n.trim_start_matches("CAP_").to_string())
+            .collect::<Vec<_>>()
+    };
+
+    let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+    let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+    let cpu_shares = requests
+        .and_then(|r| r.get("cpu"))
+        .and_then(|q| millicores(&q.0))
+        .map(|m| (m * 1024 / 1000).max(2));
+
+    let mut binds = volumes::binds(c, volumes)?;
+    binds.dedup();
+    let hostname = spec
+        .and_then(|s| s.hostname.clone())
+        .unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
+    Ok(CreateOptions {
+        name: Some(runtime_name(uid, &c.name, attempt)),
+        image: c.image.clone().unwrap_or_default(),
+        command,
+        entrypoint,
+        env,
+        volumes: binds,
+        hostname: Some(hostname.chars().take(63).collect()),
+        workdir: c.working_dir.clone().filter(|w| !w.is_empty()),
+        user,
+        cpus: limits.and_then(|l| l.get("cpu")).map(|q| q.0.clone()),
+        cpu_shares,
+        memory: limits.and_then(|l| l.get("memory")).map(|q| q.0.clone()),
+        pids: None,
+        cpuset: None,
+        tty: c.tty == Some(true),
+        sandbox: Some(uid.to_string()),
+        readonly: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
+        privileged: sc.and_then(|s| s.privileged) == Some(true),
+        cap_add: cap_names(caps.and_then(|c| c.add.as_ref())),
+        cap_drop: cap_names(caps.and_then(|c| c.drop.as_ref())),
+        no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+        auto_remove: false,
+        wait_for_start: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let n = runtime_name("3f2a-11", "web-1", 4);
+        assert_eq!(
+            parse_runtime_name(&n),
+            Some(("3f2a-11".into(), "web-1".into(), 4))
+        );
+        assert_eq!(parse_runtime_name("c-abc"), None);
+    }
+
+    #[test]
+    fn expansion() {
+        let vars = BTreeMap::from([("A".to_string(), "x".to_string())]);
+        assert_eq!(expand("$(A)-$(B)-$$(A)", &vars), "x-$(B)-$(A)");
+    }
+
+    #[test]
+    fn command_args_and_security() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+            "spec": {"securityContext": {"runAsUser": 1000},
+                     "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c"], "args": ["echo $(X)"],
+                        "env": [{"name": "X", "value": "hi"}, {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}, "requests": {"cpu": "250m"}},
+                        "securityContext": {"runAsGroup": 7, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["CAP_NET_ADMIN"]}}}]}
+        }))
+        .unwrap();
+        let o = create_options(
+            &pod,
+            &pod.spec.as_ref().unwrap().containers[0],
+            2,
+            &BTreeMap::new(),
+            "10.0.0.1",
+        )
+        .unwrap();
+        assert_eq!(o.entrypoint, Some(vec![]));
+        assert_eq!(o.command, vec!["sh", "-c", "echo hi"]);
+        assert_eq!(o.env, vec!["X=hi", "N=p"]);
+        assert_eq!(o.user.as_deref(), Some("1000:7"));
+        assert_eq!(o.cpus.as_deref(), Some("500m"));
+        assert_eq!(o.cpu_shares, Some(256));
+        assert!(o.no_new_privs);
+        assert_eq!(o.cap_add, vec!["NET_ADMIN"]);
+        assert_eq!(o.name.as_deref(), Some("u_c_2"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The kubelet: the agent on every node. It registers the Node and renews its Lease
+//! ([`node`]), watches the pods bound to the node ([`agent`]) and runs one level-triggered
+//! worker per pod ([`pod_worker`]) that turns the PodSpec into runtime calls
+//! ([`container_config`], [`volumes`]), runs [`probes`] and reports [`status`] and
+//! [`events`]. [`server`] is its own HTTP API (logs, exec, health, metrics).
+//!
+//! Underneath sits the node's own container runtime ([`runtime`]), which knows nothing of
+//! Kubernetes: the kubelet talks to it through a CRI-like boundary (`runtime/container.rs`).
+//! Read `agent.rs`, then `pod_worker.rs`.
+
+pub mod agent;
+pub mod container_config;
+pub mod events;
+pub mod metrics;
+pub mod node;
+pub mod pod_worker;
+pub mod probes;
+pub mod runtime;
+pub mod server;
+pub mod status;
+pub mod volumes;

@@ -1,0 +1,250 @@
+//! Probes: liveness (restart when it fails), readiness (gates Ready) and startup (holds the
+//! other two until it succeeds). Each runs every `periodSeconds` after
+//! `initialDelaySeconds`, flips after `failureThreshold`/`successThreshold` results. `exec`
+//! runs the command in the container; `tcpSocket`/`httpGet` connect from inside the pod's
+//! network namespace. Both go through a single-threaded helper process (our own binary),
+//! because entering namespaces from the threaded kubelet is not possible.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Probe;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Counters of one probe of one container.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeState {
+    pub successes: i32,
+    pub failures: i32,
+    pub last_run: Option<Instant>,
+    /// Current verdict (None until the first threshold is reached).
+    pub result: Option<bool>,
+}
+
+/// Probe states of one running container (keyed by runtime id in the worker).
+#[derive(Debug, Clone)]
+pub struct ContainerProbes {
+    pub started_at: Instant,
+    pub liveness: ProbeState,
+    pub readiness: ProbeState,
+    pub startup: ProbeState,
+}
+
+impl ContainerProbes {
+    pub fn new() -> Self {
+        Self {
+            started_at: Instant::now(),
+            liveness: Default::default(),
+            readiness: Default::default(),
+            startup: Default::default(),
+        }
+    }
+}
+
+impl Default for ContainerProbes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn secs(v: Option<i32>, default: i32) -> Duration {
+    Duration::from_secs(v.unwrap_or(default).max(0) as u64)
+}
+
+/// When the probe is next due (None: due now).
+pub fn next_due(p: &Probe, st: &ProbeState, started_at: Instant) -> Instant {
+    match st.last_run {
+        None => started_at + secs(p.initial_delay_seconds, 0),
+        Some(t) => t + secs(p.period_seconds, 10).max(Duration::from_secs(1)),
+    }
+}
+
+/// Record one result; returns the verdict when it changed.
+pub fn record(p: &Probe, st: &mut ProbeState, ok: bool) -> Option<bool> {
+    st.last_run = Some(Instant::now());
+    if ok {
+        st.successes += 1;
+        st.failures = 0;
+    } else {
+        st.failures += 1;
+        st.successes = 0;
+    }
+    let verdict = if ok && st.successes >= p.success_threshold.unwrap_or(1) {
+        Some(true)
+    } else if !ok && st.failures >= p.failure_threshold.unwrap_or(3) {
+        Some(false)
+    } else {
+        None
+    };
+    match verdict {
+        Some(v) if st.result != Some(v) => {
+            st.result = Some(v);
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+fn port(p: &IntOrString) -> Option<u16> {
+    match p {
+        IntOrString::Int(i) => u16::try_from(*i).ok(),
+        IntOrString::String(s) => s.parse().ok(),
+    }
+}
+
+/// Run a helper with a timeout; (exit success, output).
+fn run_helper(mut cmd: Command, timeout: Duration) -> (bool, String) {
+    let mut child = match cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return (false, format!("starting probe: {e}")),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut out = String::new();
+                if let Some(mut o) = child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut out);
+                }
+                return (status.success(), out.trim().to_string());
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (
+                    false,
+                    format!("probe timed out after {}s", timeout.as_secs()),
+                );
+            }
+        }
+    }
+}
+
+/// Run `probe` against container `id` of the pod whose sandbox is `sandbox`; (ok, message).
+pub fn run(
+    exe: &Path,
+    runtime_root: &Path,
+    id: &str,
+    sandbox: &str,
+    probe: &Probe,
+) -> (bool, String) {
+    let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root").arg(runtime_root);
+    if let Some(e) = &probe.exec {
+        cmd.arg("exec")
+            .arg(id)
+            .arg("--")
+            .args(e.command.iter().flatten());
+    } else if let Some(t) = &probe.tcp_socket {
+        let Some(p) = port(&t.port) else {
+            return (false, "named ports are not supported".into());
+        };
+        cmd.arg("netns-probe")
+            .arg(sandbox)
+            .arg("tcp")
+            .arg(p.to_string());
+    } else if let Some(h) = &probe.http_get {
+        let Some(p) = port(&h.port) else {
+            return (false, "named ports are not supported".into());
+        };
+        cmd.arg("netns-probe")
+            .arg(sandbox)
+            .arg("http")
+            .arg(p.to_string())
+            .arg(h.path.as_deref().unwrap_or("/"));
+    } else {
+        return (
+            false,
+            "probe has no handler (exec, httpGet or tcpSocket)".into(),
+        );
+    }
+    run_helper(cmd, timeout)
+}
+
+/// The helper's side of tcp/http probes: enter the sandbox's network namespace (we are
+/// single-threaded here) and connect to 127.0.0.1:port; http wants a 2xx/3xx answer.
+pub fn netns_probe_main(
+    runtime_root: &Path,
+    sandbox: &str,
+    kind: &str,
+    port: u16,
+    path: &str,
+) -> i32 {
+    let ns = runtime_root.join("sandboxes").join(sandbox).join("net");
+    let f = match std::fs::File::open(&ns) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("open {}: {e}", ns.display());
+            return 2;
+        }
+    };
+    if let Err(e) = nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET) {
+        eprintln!("setns: {e}");
+        return 2;
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dial tcp {addr}: {e}");
+            return 1;
+        }
+    };
+    if kind != "http" {
+        return 0;
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!(
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/1.32\r\n\r\n"
+    );
+    if let Err(e) = s.write_all(req.as_bytes()) {
+        eprintln!("{e}");
+        return 1;
+    }
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let line = String::from_utf8_lossy(&buf[..n]);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    if (200..400).contains(&code) {
+        0
+    } else {
+        eprintln!("HTTP probe failed with statuscode: {code}");
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds() {
+        let p = Probe {
+            failure_threshold: Some(2),
+            success_threshold: Some(1),
+            ..Default::default()
+        };
+        let mut st = ProbeState::default();
+        assert_eq!(record(&p, &mut st, true), Some(true));
+        assert_eq!(record(&p, &mut st, false), None);
+        assert_eq!(record(&p, &mut st, false), Some(false));
+        assert_eq!(record(&p, &mut st, false), None);
+        assert_eq!(record(&p, &mut st, true), Some(true));
+    }
+}

@@ -1,0 +1,605 @@
+//! cgroups: the kernel's resource accounting and limits. A container's processes live in a
+//! cgroup directory whose files set limits (`cpu.max`/`cpu.cfs_quota_us`: how many µs of CPU
+//! per period; `memory.max`/`memory.limit_in_bytes`; `pids.max`) and report usage. cgroup v1
+//! has one tree per controller (`/sys/fs/cgroup/cpu/...`), v2 a single tree
+//! (`/sys/fs/cgroup/...`) with controllers switched on per level via `cgroup.subtree_control`.
+//! We keep `<parent>/<pod>/<container>` (parent `minik8s`) in either layout. The root of the
+//! hierarchy is a field, so the logic is unit-tested on a tempdir. Read next: `process.rs`,
+//! where the container's init joins its cgroup before running user code.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The v1 controllers we create directories in.
+pub const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "cpuset"];
+/// Default CFS period (µs), as Kubernetes uses.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// Why a cgroup operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupsError {
+    /// Creating a cgroup directory failed.
+    #[error("create cgroup {path:?}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Writing a control file failed.
+    #[error("write {value:?} to {path:?}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a control file failed.
+    #[error("read {path:?}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Removing a cgroup directory failed (processes still inside).
+    #[error("remove cgroup {path:?}: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Which cgroup layout the host uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Version {
+    /// One hierarchy per controller (also "hybrid" hosts whose controllers are on v1).
+    V1,
+    /// The unified hierarchy.
+    V2,
+}
+
+/// Limits for a container cgroup; `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CFS quota in µs per [`CPU_PERIOD_US`].
+    pub cpu_quota_us: Option<u64>,
+    /// Relative weight as v1 shares (2..262144, default 1024).
+    pub cpu_shares: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+}
+
+/// Usage figures read from a cgroup.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub cpu_usage_ns: u64,
+    pub memory_usage_bytes: u64,
+    pub pids_current: u64,
+    pub oom_kills: u64,
+}
+
+/// A cgroup hierarchy rooted at `root` (normally `/sys/fs/cgroup`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hierarchy {
+    pub root: PathBuf,
+    pub version: Version,
+}
+
+/// v1 shares → v2 weight, the formula runc and Kubernetes use.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let s = shares.clamp(2, 262_144);
+    1 + ((s - 2) * 9999) / 262_142
+}
+
+/// Parse a CPU count like `0.2` or `500m` into a CFS quota for [`CPU_PERIOD_US`].
+pub fn cpus_to_quota(cpus: &str) -> Option<u64> {
+    let millis = if let Some(m) = cpus.strip_suffix('m') {
+        m.parse::<f64>().ok()?
+    } else {
+        cpus.parse::<f64>().ok()? * 1000.0
+    };
+    if !(millis.is_finite() && millis >= 1.0) {
+        return None;
+    }
+    Some(((millis * CPU_PERIOD_US as f64 / 1000.0).round() as u64).max(1000))
+}
+
+/// Parse a Kubernetes quantity of bytes: plain, `Ki/Mi/Gi/Ti` (binary) or `k/K/M/G/T` (decimal).
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1000),
+        ("K", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ]
+    .iter()
+    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
+    .unwrap_or((s, 1));
+    let v: u64 = num.parse().ok()?;
+    v.checked_mul(mult).filter(|b| *b > 0)
+}
+
+impl Hierarchy {
+    /// Detect the layout under `root`: the unified hierarchy has `cgroup.controllers` at its root.
+    pub fn detect(root: &Path) -> Self {
+        let version = if root.join("cgroup.controllers").exists() {
+            Version::V2
+        } else {
+            Version::V1
+        };
+        Self {
+            root: root.to_owned(),
+            version,
+        }
+    }
+
+    /// The host's hierarchy.
+    pub fn host() -> Self {
+        Self::detect(Path::new("/sys/fs/cgroup"))
+    }
+
+    /// Directories of the cgroup `rel` (e.g. `minik8s/pod/ctr`): one per v1 controller, one on v2.
+    pub fn dirs(&self, rel: &Path) -> Vec<PathBuf> {
+        match self.version {
+            Version::V2 => vec![self.root.join(rel)],
+            Version::V1 => {
+                let mut out: Vec<PathBuf> = Vec::new();
+                for c in V1_CONTROLLERS {
+                    let base = self.root.join(c);
+                    if !base.exists() {
+                        continue;
+                    }
+                    // comounted controllers (cpu,cpuacct) appear under two names: keep one
+                    let canon = fs::canonicalize(&base).unwrap_or(base);
+                    let d = canon.join(rel);
+                    if !out.contains(&d) {
+                        out.push(d);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn controller_dir(&self, controller: &str, rel: &Path) -> PathBuf {
+        match self.version {
+            Version::V2 => self.root.join(rel),
+            Version::V1 => fs::canonicalize(self.root.join(controller))
+                .unwrap_or_else(|_| self.root.join(controller))
+                .join(rel),
+        }
+    }
+
+    /// Create every level of `rel`, preparing each level (cpuset inheritance on v1,
+    /// controller delegation on v2).
+    pub fn create(&self, rel: &Path) -> Result<(), CgroupsError> {
+        let mut prefix = PathBuf::new();
+        for comp in rel.components() {
+            let parent = prefix.clone();
+            prefix.push(comp);
+            for attempt in 0..3 {
+                match self.create_level(&parent, &prefix) {
+                    Ok(()) => break,
+                    // a concurrent cleanup removed an empty parent between our steps: redo it
+                    Err(
+                        CgroupsError::Create { source, .. } | CgroupsError::Write { source, .. },
+                    ) if source.kind() == io::ErrorKind::NotFound && attempt < 2 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create_level(&self, parent: &Path, rel: &Path) -> Result<(), CgroupsError> {
+        if self.version == Version::V2 {
+            let pdir = self.root.join(parent);
+            let ctl = pdir.join("cgroup.subtree_control");
+            let wanted = fs::read_to_string(pdir.join("cgroup.controllers")).unwrap_or_default();
+            let enabled = fs::read_to_string(&ctl).unwrap_or_default();
+            let missing: Vec<String> = ["cpu", "memory", "pids", "cpuset"]
+                .iter()
+                .filter(|c| {
+                    wanted.split_whitespace().any(|w| w == **c)
+                        && !enabled.split_whitespace().any(|w| w == **c)
+                })
+                .map(|c| format!("+{c}"))
+                .collect();
+            if !missing.is_empty() {
+                write_file(&ctl, &missing.join(" "))?;
+            }
+        }
+        for dir in self.dirs(rel) {
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(CgroupsError::Create { path: dir, source }),
+            }
+            if self.version == Version::V1 && dir.join("cpuset.cpus").exists() {
+                // a new v1 cpuset is empty and refuses tasks until it inherits its parent's sets
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let cur = read_trim(&dir.join(f)).unwrap_or_default();
+                    if cur.is_empty() {
+                        let from = read_trim(&dir.parent().expect("cgroup has a parent").join(f))?;
+                        write_file(&dir.join(f), &from)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the limits of `res` into the cgroup `rel`.
+    pub fn apply(&self, rel: &Path, res: &Resources) -> Result<(), CgroupsError> {
+        match self.version {
+            Version::V1 => {
+                let cpu = self.controller_dir("cpu", rel);
+                if let Some(q) = res.cpu_quota_us {
+                    write_file(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                    write_file(&cpu.join("cpu.cfs_quota_us"), &q.to_string())?;
+                }
+                if let Some(s) = res.cpu_shares {
+                    write_file(&cpu.join("cpu.shares"), &s.to_string())?;
+                }
+                if let Some(m) = res.memory_bytes {
+                    write_file(
+                        &self
+                            .controller_dir("memory", rel)
+                            .join("memory.limit_in_bytes"),
+                        &m.to_string(),
+                    )?;
+                }
+                if let Some(p) = res.pids {
+                    write_file(
+                        &self.controller_dir("pids", rel).join("pids.max"),
+                        &p.to_string(),
+                    )?;
+                }
+                if let Some(c) = &res.cpuset_cpus {
+                    write_file(&self.controller_dir("cpuset", rel).join("cpuset.cpus"), c)?;
+                }
+            }
+            Version::V2 => {
+                let dir = self.root.join(rel);
+                if let Some(q) = res.cpu_quota_us {
+                    write_file(&dir.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"))?;
+                }
+                if let Some(s) = res.cpu_shares {
+                    write_file(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+                }
+                if let Some(m) = res.memory_bytes {
+                    write_file(&dir.join("memory.max"), &m.to_string())?;
+                    // keep the limit a hard one: no swapping instead of being OOM-killed
+                    let _ = write_file(&dir.join("memory.swap.max"), "0");
+                }
+                if let Some(p) = res.pids {
+                    write_file(&dir.join("pids.max"), &p.to_string())?;
+                }
+                if let Some(c) = &res.cpuset_cpus {
+                    write_file(&dir.join("cpuset.cpus"), c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `cgroup.procs` files a process writes "0" into to join `rel`.
+    pub fn procs_files(&self, rel: &Path) -> Vec<PathBuf> {
+        self.dirs(rel)
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// Move the calling process (`pid` 0) or `pid` into `rel`.
+    pub fn join(&self, rel: &Path, pid: u32) -> Result<(), CgroupsError> {
+        for f in self.procs_files(rel) {
+            write_file(&f, &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Current usage and OOM kill count of `rel`.
+    pub fn stats(&self, rel: &Path) -> Stats {
+        let num = |p: PathBuf| {
+            read_trim(&p)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let field = |p: PathBuf, key: &str| {
+            fs::read_to_string(p)
+                .ok()
+                .and_then(|s| {
+                    s.lines().find_map(|l| {
+                        l.strip_prefix(key)
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    })
+                })
+                .unwrap_or(0)
+        };
+        match self.version {
+            Version::V1 => Stats {
+                cpu_usage_ns: num(self.controller_dir("cpuacct", rel).join("cpuacct.usage")),
+                memory_usage_bytes: num(self
+                    .controller_dir("memory", rel)
+                    .join("memory.usage_in_bytes")),
+                pids_current: num(self.controller_dir("pids", rel).join("pids.current")),
+                oom_kills: field(
+                    self.controller_dir("memory", rel)
+                        .join("memory.oom_control"),
+                    "oom_kill ",
+                ),
+            },
+            Version::V2 => {
+                let dir = self.root.join(rel);
+                Stats {
+                    cpu_usage_ns: field(dir.join("cpu.stat"), "usage_usec ") * 1000,
+                    memory_usage_bytes: num(dir.join("memory.current")),
+                    pids_current: num(dir.join("pids.current")),
+                    oom_kills: field(dir.join("memory.events"), "oom_kill "),
+                }
+            }
+        }
+    }
+
+    /// Limit files and their values, for `inspect`.
+    pub fn limit_files(&self, rel: &Path) -> Vec<(PathBuf, String)> {
+        let files: &[(&str, &str)] = match self.version {
+            Version::V1 => &[
+                ("cpu", "cpu.cfs_quota_us"),
+                ("cpu", "cpu.cfs_period_us"),
+                ("cpu", "cpu.shares"),
+                ("memory", "memory.limit_in_bytes"),
+                ("pids", "pids.max"),
+                ("cpuset", "cpuset.cpus"),
+            ],
+            Version::V2 => &[
+                ("", "cpu.max"),
+                ("", "cpu.weight"),
+                ("", "memory.max"),
+                ("", "pids.max"),
+                ("", "cpuset.cpus"),
+            ],
+        };
+        files
+            .iter()
+            .map(|(c, f)| self.controller_dir(c, rel).join(f))
+            .filter_map(|p| read_trim(&p).ok().map(|v| (p, v)))
+            .collect()
+    }
+
+    /// Remove `rel` (leaf first), retrying while exiting processes still count as members.
+    /// Missing directories are fine: removal is idempotent.
+    pub fn remove(&self, rel: &Path) -> Result<(), CgroupsError> {
+        for dir in self.dirs(rel) {
+            let mut tries = 0;
+            loop {
+                match fs::remove_dir(&dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if tries < 100 && e.raw_os_error() == Some(libc::EBUSY) => {
+                        if tries == 50 {
+                            // stragglers (e.g. exec'd processes): kill them, then retry
+                            self.kill_all(&dir);
+                        }
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(source) => return Err(CgroupsError::Remove { path: dir, source }),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn kill_all(&self, dir: &Path) {
+        if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+            for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+
+    /// Remove `rel`'s parent levels up to the root if they are empty (best effort).
+    pub fn remove_empty_parents(&self, rel: &Path) {
+        let mut cur = rel.parent();
+        while let Some(p) = cur {
+            if p.as_os_str().is_empty() {
+                break;
+            }
+            for dir in self.dirs(p) {
+                let _ = fs::remove_dir(&dir);
+            }
+            cur = p.parent();
+        }
+    }
+}
+
+fn write_file(path: &Path, value: &str) -> Result<(), CgroupsError> {
+    fs::write(path, value).map_err(|source| {
+        tracing::debug!(?path, value, %source, "cgroup write failed");
+        CgroupsError::Write {
+            path: path.to_owned(),
+            value: value.to_string(),
+            source,
+        }
+    })
+}
+
+fn read_trim(path: &Path) -> Result<String, CgroupsError> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|source| CgroupsError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_root(v2: bool) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "minik8s-cgfs-{}-{}",
+            std::process::id(),
+            super::super::random_hex(6)
+        ));
+        if v2 {
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+            fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+        } else {
+            for c in V1_CONTROLLERS {
+                fs::create_dir_all(d.join(c)).unwrap();
+            }
+            fs::write(d.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
+            fs::write(d.join("cpuset/cpuset.mems"), "0\n").unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn detects_versions() {
+        let a = fake_root(false);
+        let b = fake_root(true);
+        assert_eq!(Hierarchy::detect(&a).version, Version::V1);
+        assert_eq!(Hierarchy::detect(&b).version, Version::V2);
+        fs::remove_dir_all(a).unwrap();
+        fs::remove_dir_all(b).unwrap();
+    }
+
+    #[test]
+    fn v1_creates_per_controller_dirs_and_writes_limits() {
+        let root = fake_root(false);
+        let h = Hierarchy::detect(&root);
+        // on a plain tempdir a new cpuset dir has no files; create the parent's ones by hand
+        let rel = Path::new("minik8s/pod1/ctr1");
+        h.create(rel).unwrap();
+        for c in V1_CONTROLLERS {
+            assert!(root.join(c).join(rel).is_dir(), "{c}");
+        }
+        let res = Resources {
+            cpu_quota_us: cpus_to_quota("0.2"),
+            cpu_shares: Some(512),
+            memory_bytes: parse_bytes("64Mi"),
+            pids: Some(100),
+            cpuset_cpus: None,
+        };
+        h.apply(rel, &res).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("cpu").join(rel).join("cpu.cfs_quota_us")).unwrap(),
+            "20000"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("cpu").join(rel).join("cpu.cfs_period_us")).unwrap(),
+            "100000"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("memory").join(rel).join("memory.limit_in_bytes"))
+                .unwrap(),
+            "67108864"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("pids").join(rel).join("pids.max")).unwrap(),
+            "100"
+        );
+        fs::write(
+            root.join("memory").join(rel).join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("cpuacct").join(rel).join("cpuacct.usage"),
+            "12345\n",
+        )
+        .unwrap();
+        let s = h.stats(rel);
+        assert_eq!((s.oom_kills, s.cpu_usage_ns), (2, 12345));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn v2_enables_controllers_and_writes_limits() {
+        let root = fake_root(true);
+        let h = Hierarchy::detect(&root);
+        let rel = Path::new("minik8s/pod1/ctr1");
+        // a real cgroupfs fills new dirs with control files; the fake gets them by hand
+        fs::create_dir_all(root.join("minik8s/pod1")).unwrap();
+        for d in ["minik8s", "minik8s/pod1"] {
+            fs::write(
+                root.join(d).join("cgroup.controllers"),
+                "cpuset cpu memory pids",
+            )
+            .unwrap();
+            fs::write(root.join(d).join("cgroup.subtree_control"), "").unwrap();
+        }
+        h.create(rel).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+            "+cpu +memory +pids +cpuset"
+        );
+        let res = Resources {
+            cpu_quota_us: Some(50_000),
+            cpu_shares: Some(1024),
+            memory_bytes: Some(1 << 20),
+            pids: Some(10),
+            cpuset_cpus: Some("0".into()),
+        };
+        h.apply(rel, &res).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join(rel).join("cpu.max")).unwrap(),
+            "50000 100000"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join(rel).join("cpu.weight")).unwrap(),
+            "39"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join(rel).join("memory.max")).unwrap(),
+            "1048576"
+        );
+        fs::write(
+            root.join(rel).join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join(rel).join("cpu.stat"),
+            "usage_usec 7\nuser_usec 5\n",
+        )
+        .unwrap();
+        let s = h.stats(rel);
+        assert_eq!((s.oom_kills, s.cpu_usage_ns), (1, 7000));
+        assert_eq!(h.dirs(rel), vec![root.join(rel)]);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn parses_quantities() {
+        assert_eq!(cpus_to_quota("0.2"), Some(20_000));
+        assert_eq!(cpus_to_quota("250m"), Some(25_000));
+        assert_eq!(cpus_to_quota("2"), Some(200_000));
+        assert_eq!(cpus_to_quota("abc"), None);
+        assert_eq!(cpus_to_quota("-1"), None);
+        assert_eq!(parse_bytes("64Mi"), Some(64 << 20));
+        assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("12Q"), None);
+        assert_eq!(parse_bytes("0"), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! `exec`: run another process inside a running container. We open the container init's
+//! namespace files (`/proc/<pid>/ns/*`) and its cgroup, setns(2) into each, then fork: a
+//! process never changes its own pid namespace, only its children are born into the joined
+//! one. The child takes the container's user, capabilities and environment and execs the
+//! command. We mark ourselves non-dumpable first, so nothing inside the container can open our
+//! memory or `/proc/self/exe` while we are in its namespaces (CVE-2019-5736).
+
+use std::fs;
+use std::os::fd::AsRawFd;
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+
+use super::container::{alive, ContainerError, Status};
+use super::namespaces::{Kind, NamespacesError};
+use super::process::{find_executable, ProcessError};
+use super::{capabilities, Runtime};
+
+/// Why an exec failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Container(#[from] ContainerError),
+    #[error("{0}")]
+    Namespaces(#[from] NamespacesError),
+    /// The container does not run.
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
+    /// Opening the container's cgroup for joining failed.
+    #[error("open cgroup {path:?}: {source}")]
+    OpenCgroup {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// fork(2) failed.
+    #[error("fork: {errno}")]
+    Fork { errno: nix::Error },
+}
+
+/// Run `args` in container `id` with our stdio; returns its exit code.
+pub fn exec(rt: &Runtime, id: &str, args: &[String]) -> Result<i32, ExecError> {
+    let spec = rt.spec(id)?;
+    let st = rt.state(id)?;
+    let pid = match (st.status, st.pid) {
+        (Status::Running, Some(pid)) if alive(pid) => pid,
+        _ => return Err(ExecError::NotRunning { id: id.to_string() }),
+    };
+    // open everything we need from the host before entering any namespace
+    let mut procs = Vec::new();
+    for p in spec.cgroup_hierarchy.procs_files(&spec.cgroup) {
+        procs.push(
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|source| ExecError::OpenCgroup { path: p, source })?,
+        );
+    }
+    let order = [
+        Kind::Cgroup,
+        Kind::Ipc,
+        Kind::Uts,
+        Kind::Net,
+        Kind::Pid,
+        Kind::Mnt,
+    ];
+    let mut ns = Vec::new();
+    for kind in order {
+        let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{}", kind.proc_name()));
+        let file = fs::File::open(&path).map_err(|source| NamespacesError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        ns.push((kind, path, file));
+    }
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    for (kind, path, file) in &ns {
+        nix::sched::setns(file, kind.flag()).map_err(|errno| NamespacesError::Setns {
+            path: path.clone(),
+            errno,
+        })?;
+    }
+    // SAFETY: the CLI is single-threaded when it execs, so the child may run arbitrary code.
+    match unsafe { fork() }.map_err(|errno| ExecError::Fork { errno })? {
+        ForkResult::Child => {
+            let err = child(&spec, &procs, args);
+            eprintln!("minik8s-runtime: exec: {err}");
+            // SAFETY: _exit(2) ends the child immediately.
+            unsafe { libc::_exit(err.exit_code()) }
+        }
+        ForkResult::Parent { child } => loop {
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+                Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+                Ok(_) | Err(nix::Error::EINTR) => continue,
+                Err(errno) => return Err(ExecError::Fork { errno }),
+            }
+        },
+    }
+}
+
+fn child(spec: &super::ContainerSpec, procs: &[fs::File], args: &[String]) -> ProcessError {
+    use std::io::Write;
+    for mut f in procs {
+        if let Err(e) = f.write_all(b"0") {
+            return ProcessError::Stdio {
+                errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            };
+        }
+    }
+    let run = || -> Result<std::convert::Infallible, ProcessError> {
+        // SAFETY: restoring the default disposition installs no handler code.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+        nix::unistd::chdir(spec.cwd.as_str()).map_err(|errno| ProcessError::Chdir {
+            path: spec.cwd.clone().into(),
+            errno,
+        })?;
+        capabilities::drop_bounding(spec.capabilities)?;
+        let set_user = |errno| ProcessError::SetUser {
+            uid: spec.uid,
+            gid: spec.gid,
+            errno,
+        };
+        nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(spec.gid)]).map_err(set_user)?;
+        nix::unistd::setgid(nix::unistd::Gid::from_raw(spec.gid)).map_err(set_user)?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(spec.uid)).map_err(set_user)?;
+        if spec.uid == 0 {
+            capabilities::set(spec.capabilities)?;
+        }
+        if spec.no_new_privs {
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        }
+        let command = args.first().cloned().unwrap_or_default();
+        let exe = find_executable(&command, &spec.env)?;
+        let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+        let argv: Vec<_> = args.iter().map(|a| c(a)).collect();
+        let envp: Vec<_> = spec.env.iter().map(|e| c(e)).collect();
+        let errno = nix::unistd::execve(&c(&exe.to_string_lossy()), &argv, &envp).unwrap_err();
+        Err(ProcessError::Exec { command, errno })
+    };
+    let _ = procs.iter().map(|f| f.as_raw_fd()).count();
+    match run() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}

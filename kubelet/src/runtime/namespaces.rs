@@ -1,0 +1,185 @@
+//! Namespaces give a process its own view of one kernel resource: `pid` (its own process
+//! numbers, the command is PID 1), `mnt` (its own mount table), `uts` (hostname), `ipc`,
+//! `net` (its own interfaces, ports, routes) and `cgroup` (its cgroup appears as the root).
+//! A pod (*sandbox*) owns net/ipc/uts namespaces that outlive any one container: we *pin* them
+//! by bind-mounting `/proc/<tid>/ns/<kind>` onto files, as `ip netns add` does, and containers
+//! join them with setns(2). Read next: `process.rs`, which creates or joins them for a container.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use serde::{Deserialize, Serialize};
+
+/// Why a namespace operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespacesError {
+    /// unshare(2) failed.
+    #[error("unshare {kinds}: {errno}")]
+    Unshare { kinds: String, errno: nix::Error },
+    /// Opening a namespace file failed.
+    #[error("open namespace {path:?}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// setns(2) failed.
+    #[error("join namespace {path:?}: {errno}")]
+    Setns { path: PathBuf, errno: nix::Error },
+    /// Bind-mounting a namespace file to pin it failed.
+    #[error("pin namespace {path:?}: {errno}")]
+    Pin { path: PathBuf, errno: nix::Error },
+    /// Creating the pin file failed.
+    #[error("create pin file {path:?}: {source}")]
+    PinFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// sethostname(2) failed.
+    #[error("set hostname {hostname:?}: {errno}")]
+    Hostname { hostname: String, errno: nix::Error },
+    /// Bringing loopback up failed.
+    #[error("{0}")]
+    Network(#[from] super::network::NetworkError),
+    /// The helper thread panicked.
+    #[error("namespace helper thread died")]
+    Thread,
+}
+
+/// A kind of namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Pid,
+    Mnt,
+    Uts,
+    Ipc,
+    Net,
+    Cgroup,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Pid,
+        Kind::Mnt,
+        Kind::Uts,
+        Kind::Ipc,
+        Kind::Net,
+        Kind::Cgroup,
+    ];
+
+    /// Name under `/proc/<pid>/ns/`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Kind::Pid => "pid",
+            Kind::Mnt => "mnt",
+            Kind::Uts => "uts",
+            Kind::Ipc => "ipc",
+            Kind::Net => "net",
+            Kind::Cgroup => "cgroup",
+        }
+    }
+
+    pub fn flag(self) -> CloneFlags {
+        match self {
+            Kind::Pid => CloneFlags::CLONE_NEWPID,
+            Kind::Mnt => CloneFlags::CLONE_NEWNS,
+            Kind::Uts => CloneFlags::CLONE_NEWUTS,
+            Kind::Ipc => CloneFlags::CLONE_NEWIPC,
+            Kind::Net => CloneFlags::CLONE_NEWNET,
+            Kind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        }
+    }
+}
+
+/// The inode number identifying the namespace of `kind` that `pid` is in.
+pub fn inode(pid: i32, kind: Kind) -> Option<u64> {
+    fs::metadata(format!("/proc/{pid}/ns/{}", kind.proc_name()))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Join the namespace pinned or exposed at `path` (setns(2)).
+pub fn join(path: &Path, kind: Kind) -> Result<(), NamespacesError> {
+    let file = fs::File::open(path).map_err(|source| NamespacesError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    setns(&file, kind.flag()).map_err(|errno| {
+        tracing::debug!(?path, ?errno, "setns failed");
+        NamespacesError::Setns {
+            path: path.to_owned(),
+            errno,
+        }
+    })
+}
+
+/// unshare(2) the given kinds for the calling thread/process.
+pub fn create(kinds: &[Kind]) -> Result<(), NamespacesError> {
+    let flags = kinds.iter().fold(CloneFlags::empty(), |f, k| f | k.flag());
+    unshare(flags).map_err(|errno| NamespacesError::Unshare {
+        kinds: kinds
+            .iter()
+            .map(|k| k.proc_name())
+            .collect::<Vec<_>>()
+            .join(","),
+        errno,
+    })
+}
+
+/// Create new net, ipc and uts namespaces and pin them as files `dir/{net,ipc,uts}`.
+/// Runs on a short-lived thread: unshare of these kinds affects only the calling thread, so the
+/// caller's own namespaces never change (safe even in a multi-threaded program).
+pub fn create_pinned(dir: &Path, hostname: &str) -> Result<(), NamespacesError> {
+    let dir = dir.to_owned();
+    let hostname = hostname.to_string();
+    std::thread::spawn(move || -> Result<(), NamespacesError> {
+        let kinds = [Kind::Net, Kind::Ipc, Kind::Uts];
+        create(&kinds)?;
+        nix::unistd::sethostname(&hostname).map_err(|errno| NamespacesError::Hostname {
+            hostname: hostname.clone(),
+            errno,
+        })?;
+        super::network::loopback_up()?;
+        let tid = nix::unistd::gettid();
+        for kind in kinds {
+            let target = dir.join(kind.proc_name());
+            fs::File::create(&target).map_err(|source| NamespacesError::PinFile {
+                path: target.clone(),
+                source,
+            })?;
+            let source = format!("/proc/self/task/{tid}/ns/{}", kind.proc_name());
+            mount(
+                Some(source.as_str()),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|errno| NamespacesError::Pin {
+                path: target.clone(),
+                errno,
+            })?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| NamespacesError::Thread)?
+}
+
+/// Unpin namespaces pinned in `dir`; the kernel frees each once nothing else uses it.
+pub fn remove_pinned(dir: &Path) {
+    for kind in [Kind::Net, Kind::Ipc, Kind::Uts] {
+        let target = dir.join(kind.proc_name());
+        if target.exists() {
+            if let Err(errno) = umount2(&target, MntFlags::MNT_DETACH) {
+                tracing::debug!(path = ?target, ?errno, "unpin namespace");
+            }
+            let _ = fs::remove_file(&target);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The container's init process, stage by stage. The shim forks it *after* unsharing the pid
+//! namespace, so it is PID 1 of a new one, and it is single-threaded, so it may call setns(2)
+//! and unshare(CLONE_NEWNS) freely. It joins the pod's namespaces, moves itself into its cgroup
+//! (so every byte and cycle of user code is accounted and limited), unshares a mount and a
+//! cgroup namespace, builds the rootfs, drops privileges and finally execve(2)s the command.
+//! Any failure is written to an error pipe the shim reads; a successful exec closes the pipe
+//! (it is CLOEXEC), which is how the shim knows the command started. Read next: `shim.rs`.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{signal, SigHandler, Signal};
+
+use super::capabilities::{self, CapabilitiesError};
+use super::cgroups::CgroupsError;
+use super::container::ContainerSpec;
+use super::namespaces::{self, Kind, NamespacesError};
+use super::rootfs::{self, RootfsError};
+
+/// Why the container's init failed before exec.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{0}")]
+    Namespaces(#[from] NamespacesError),
+    #[error("{0}")]
+    Cgroups(#[from] CgroupsError),
+    #[error("{0}")]
+    Rootfs(#[from] RootfsError),
+    #[error("{0}")]
+    Capabilities(#[from] CapabilitiesError),
+    /// Redirecting stdio failed.
+    #[error("set up stdio: {errno}")]
+    Stdio { errno: nix::Error },
+    /// Making the tty the controlling terminal failed.
+    #[error("set controlling terminal: {errno}")]
+    ControllingTerminal { errno: nix::Error },
+    /// The working directory does not exist.
+    #[error("chdir to working directory {path:?}: {errno}")]
+    Chdir { path: PathBuf, errno: nix::Error },
+    /// Switching to the container's user failed.
+    #[error("switch to user {uid}:{gid}: {errno}")]
+    SetUser {
+        uid: u32,
+        gid: u32,
+        errno: nix::Error,
+    },
+    /// prctl(PR_SET_NO_NEW_PRIVS) failed.
+    #[error("set no_new_privs: {errno}")]
+    NoNewPrivs { errno: nix::Error },
+    /// Waiting for `start` on the exec fifo failed.
+    #[error("wait for start on {path:?}: {errno}")]
+    WaitStart { path: PathBuf, errno: nix::Error },
+    /// The command is not in the image.
+    #[error("executable file not found in $PATH: {command:?}")]
+    NotFound { command: String },
+    /// execve(2) failed.
+    #[error("exec {command:?}: {errno}")]
+    Exec { command: String, errno: nix::Error },
+}
+
+impl ProcessError {
+    /// Exit status the way shells and Docker report it: 127 not found, 126 not executable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ProcessError::NotFound { .. } => 127,
+            ProcessError::Exec {
+                errno: nix::Error::ENOENT,
+                ..
+            } => 127,
+            ProcessError::Exec { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// File descriptors the init puts on 0/1/2.
+pub struct InitStdio {
+    /// Keep the inherited fd 0 (interactive) or replace it with /dev/null.
+    pub keep_stdin: bool,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    /// With a tty, its slave end goes on 0, 1 and 2 and becomes the controlling terminal.
+    pub tty_slave: Option<RawFd>,
+}
+
+fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), ProcessError> {
+    // SAFETY: dup2(2) on descriptors we own; the target is one of 0/1/2.
+    if unsafe { libc::dup2(fd, target) } < 0 {
+        return Err(ProcessError::Stdio {
+            errno: nix::Error::last(),
+        });
+    }
+    Ok(())
+}
+
+/// Look up `command` in `$PATH` of the container's environment (we are already inside its root).
+pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
+    if command.contains('/') {
+        return Ok(PathBuf::from(command));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(command);
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            if m.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(ProcessError::NotFound {
+        command: command.to_string(),
+    })
+}
+
+/// Become the container: runs in the freshly forked child and only returns on error.
+pub fn init(
+    spec: &ContainerSpec,
+    stdio: &InitStdio,
+    start_fifo: Option<&Path>,
+) -> Result<Infallible, ProcessError> {
+    // the shim ignores SIGPIPE (Rust does); ignored signals survive exec, so restore the default
+    // SAFETY: installing SIG_DFL has no handler code that could run unsafely.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+
+    // 1. the pod's namespaces (pinned files), then our cgroup, then our own namespaces
+    for (kind, path) in &spec.join_namespaces {
+        namespaces::join(path, *kind)?;
+    }
+    spec.cgroup_hierarchy.join(&spec.cgroup, 0)?;
+    let joined = |k: Kind| spec.join_namespaces.iter().any(|(j, _)| *j == k);
+    let mut kinds = vec![Kind::Mnt, Kind::Cgroup];
+    for k in [Kind::Net, Kind::Ipc, Kind::Uts] {
+        if !joined(k) {
+            kinds.push(k);
+        }
+    }
+    namespaces::create(&kinds)?;
+    if !joined(Kind::Net) {
+        super::network::loopback_up().map_err(NamespacesError::from)?;
+    }
+    if !joined(Kind::Uts) {
+        nix::unistd::sethostname(&spec.hostname).map_err(|errno| NamespacesError::Hostname {
+            hostname: spec.hostname.clone(),
+            errno,
+        })?;
+    }
+
+    // 2. the exec fifo lives on the host: hold it by O_PATH before the host disappears
+    let fifo_fd = match start_fifo {
+        Some(p) => Some(
+            nix::fcntl::open(
+                p,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|errno| ProcessError::WaitStart {
+                path: p.to_owned(),
+                errno,
+            })?,
+        ),
+        None => None,
+    };
+
+    // 3. the filesystem
+    rootfs::prepare(&spec.rootfs)?;
+
+    // 4. session, terminal, stdio
+    nix::unistd::setsid().map_err(|errno| ProcessError::Stdio { errno })?;
+    if let Some(slave) = stdio.tty_slave {
+        for t in 0..3 {
+            dup_onto(slave, t)?;
+        }
+        // SAFETY: TIOCSCTTY takes an int argument; fd 0 is the tty slave.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            return Err(ProcessError::ControllingTerminal {
+                errno: nix::Error::last(),
+            });
+        }
+    } else {
+        if !stdio.keep_stdin {
+            let null = nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDONLY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|errno| ProcessError::Stdio { errno })?;
+            use std::os::fd::AsRawFd;
+            dup_onto(null.as_raw_fd(), 0)?;
+        }
+        dup_onto(stdio.stdout, 1)?;
+        dup_onto(stdio.stderr, 2)?;
+    }
+    let cwd = Path::new(&spec.cwd);
+    nix::unistd::chdir(cwd).map_err(|errno| ProcessError::Chdir {
+        path: cwd.to_owned(),
+        errno,
+    })?;
+
+    // 5. privileges: bounding set while still root, then the user, then the remaining sets
+    let (uid, gid) = (spec.uid, spec.gid);
+    capabilities::drop_bounding(spec.capabilities)?;
+    let set_user = |errno| ProcessError::SetUser { uid, gid, errno };
+    nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(gid)]).map_err(set_user)?;
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(set_user)?;
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(set_user)?;
+    if uid == 0 {
+        capabilities::set(spec.capabilities)?;
+    }
+    if spec.no_new_privs {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(ProcessError::NoNewPrivs {
+                errno: nix::Error::last(),
+            });
+        }
+    }
+
+    // 6. OCI `create` stops here until `start` opens the fifo for reading
+    if let Some(fd) = fifo_fd {
+        use std::os::fd::AsRawFd;
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let w = nix::fcntl::open(
+            path.as_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|errno| ProcessError::WaitStart {
+            path: path.clone().into(),
+            errno,
+        })?;
+        let _ = nix::unistd::write(&w, b"0");
+    }
+
+    // 7. exec the command
+    let command = spec.args.first().cloned().unwrap_or_default();
+    let exe = find_executable(&command, &spec.env)?;
+    let c = |s: &[u8]| CString::new(s).unwrap_or_default();
+    let argv: Vec<CString> = spec.args.iter().map(|a| c(a.as_bytes())).collect();
+    let envp: Vec<CString> = spec.env.iter().map(|e| c(e.as_bytes())).collect();
+    let errno = nix::unistd::execve(&c(exe.as_os_str().as_bytes()), &argv, &envp).unwrap_err();
+    Err(ProcessError::Exec { command, errno })
+}

@@ -1,0 +1,381 @@
+//! The container's root filesystem, built inside its own mount namespace: make every mount
+//! private (so nothing propagates back to the host), mount the overlay, then `/proc`, a tiny
+//! `/dev`, a read-only `/sys`, the pod's `/etc/hosts`-family files, volumes and masks, and finally
+//! `pivot_root(2)` into it. pivot_root really swaps the root of the mount namespace so the old
+//! root can be detached; chroot only changes the path lookup start and is escapable, so it is
+//! just the fallback. Read next: `process.rs`, which calls [`prepare`] in the container's init.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use serde::{Deserialize, Serialize};
+
+use super::layer::{self, LayerError};
+
+/// Paths hidden from containers (Docker's defaults).
+pub const MASKED_PATHS: [&str; 12] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/interrupts",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+/// Paths made read-only in containers (Docker's defaults).
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Why building the root filesystem failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    /// Making the mount tree private failed.
+    #[error("make mounts private: {errno}")]
+    MakePrivate { errno: nix::Error },
+    /// A mount(2) failed.
+    #[error("mount {fstype} on {path:?}: {errno}")]
+    Mount {
+        fstype: &'static str,
+        path: PathBuf,
+        errno: nix::Error,
+    },
+    /// A bind mount failed.
+    #[error("bind {source_path:?} on {path:?}: {errno}")]
+    MountBind {
+        source_path: PathBuf,
+        path: PathBuf,
+        errno: nix::Error,
+    },
+    /// Creating a mount point or device node failed.
+    #[error("create {path:?}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// mknod(2) for a device failed.
+    #[error("mknod {path:?}: {errno}")]
+    Mknod { path: PathBuf, errno: nix::Error },
+    /// A mount destination resolves outside the rootfs.
+    #[error("mount destination {path:?}: {source}")]
+    Resolve {
+        path: PathBuf,
+        #[source]
+        source: LayerError,
+    },
+    /// pivot_root(2) and the chroot fallback both failed.
+    #[error("pivot_root into {path:?}: {errno}")]
+    PivotRoot { path: PathBuf, errno: nix::Error },
+    /// Detaching the old root failed.
+    #[error("detach old root: {errno}")]
+    UmountOldRoot { errno: nix::Error },
+    /// chdir(2) failed.
+    #[error("chdir {path:?}: {errno}")]
+    Chdir { path: PathBuf, errno: nix::Error },
+    /// Remounting the root read-only failed.
+    #[error("remount rootfs read-only: {errno}")]
+    RemountReadonly { errno: nix::Error },
+}
+
+/// A bind mount from the host into the container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub readonly: bool,
+}
+
+/// Everything [`prepare`] needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RootfsSpec {
+    /// Image layer directories, top layer first (overlayfs' lowerdir order).
+    pub lowerdirs: Vec<PathBuf>,
+    pub upperdir: PathBuf,
+    pub workdir: PathBuf,
+    /// Where the overlay is mounted (and pivoted into).
+    pub merged: PathBuf,
+    /// Files bound over `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and runtime-made
+    /// `/proc/meminfo`, `/proc/cpuinfo`; all read-only except the etc files.
+    pub files: Vec<BindMount>,
+    pub volumes: Vec<BindMount>,
+    pub readonly: bool,
+    /// Skip masked and read-only paths.
+    pub privileged: bool,
+    /// An OCI bundle's ready-made rootfs, bind-mounted instead of the overlay.
+    #[serde(default)]
+    pub bind_rootfs: Option<PathBuf>,
+}
+
+/// The overlay mount options for these layers.
+pub fn overlay_options(spec: &RootfsSpec) -> String {
+    let lower: Vec<String> = spec
+        .lowerdirs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        spec.upperdir.display(),
+        spec.workdir.display()
+    )
+}
+
+fn mnt(
+    source: Option<&str>,
+    target: &Path,
+    fstype: &'static str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), RootfsError> {
+    mount(source, target, Some(fstype), flags, data).map_err(|errno| {
+        tracing::debug!(path = ?target, fstype, ?errno, "mount failed");
+        RootfsError::Mount {
+            fstype,
+            path: target.to_owned(),
+            errno,
+        }
+    })
+}
+
+fn bind(source: &Path, target: &Path, readonly: bool) -> Result<(), RootfsError> {
+    let err = |errno| RootfsError::MountBind {
+        source_path: source.to_owned(),
+        path: target.to_owned(),
+        errno,
+    };
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(err)?;
+    if readonly {
+        // MS_RDONLY is ignored on the first bind; it takes a remount of the new mount
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Resolve `dest` inside `root` (symlinks stay inside) and create it as a dir or an empty file.
+pub fn ensure_target(root: &Path, dest: &Path, dir: bool) -> Result<PathBuf, RootfsError> {
+    let rel = dest.strip_prefix("/").unwrap_or(dest);
+    let path =
+        layer::resolve_in_root(root, rel, dest, true).map_err(|source| RootfsError::Resolve {
+            path: dest.to_owned(),
+            source,
+        })?;
+    let create = |source| RootfsError::Create {
+        path: path.clone(),
+        source,
+    };
+    if dir {
+        fs::create_dir_all(&path).map_err(create)?;
+    } else if !path.exists() {
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p).map_err(|source| RootfsError::Create {
+                path: p.to_owned(),
+                source,
+            })?;
+        }
+        fs::File::create(&path).map_err(create)?;
+    }
+    Ok(path)
+}
+
+/// Build the container's filesystem and enter it. Must run in a fresh mount namespace.
+pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
+    let root = &spec.merged;
+    // 1. nothing we mount may propagate to the host, and host mounts must not follow us
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|errno| RootfsError::MakePrivate { errno })?;
+    // 2. the overlay: image layers read-only below, the container's own upper dir on top
+    match &spec.bind_rootfs {
+        Some(dir) => bind(dir, root, false)?,
+        None => mnt(
+            Some("overlay"),
+            root,
+            "overlay",
+            MsFlags::empty(),
+            Some(&overlay_options(spec)),
+        )?,
+    }
+    // 3. /proc for the new pid namespace
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    let proc = ensure_target(root, Path::new("/proc"), true)?;
+    mnt(Some("proc"), &proc, "proc", nodev, None)?;
+    // 4. a minimal /dev: a tmpfs with only harmless devices
+    let dev = ensure_target(root, Path::new("/dev"), true)?;
+    mnt(
+        Some("tmpfs"),
+        &dev,
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let p = dev.join(name);
+        mknod(
+            &p,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .map_err(|errno| RootfsError::Mknod {
+            path: p.clone(),
+            errno,
+        })?;
+        // mknod honours the umask; set the mode explicitly
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &p,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|errno| RootfsError::Mknod {
+            path: p.clone(),
+            errno,
+        })?;
+    }
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, dev.join(link)).map_err(|source| RootfsError::Create {
+            path: dev.join(link),
+            source,
+        })?;
+    }
+    for (d, fstype, flags, data) in [
+        (
+            "pts",
+            "devpts",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
+        ("shm", "tmpfs", nodev, "mode=1777,size=65536k"),
+        ("mqueue", "mqueue", nodev, ""),
+    ] {
+        let p = dev.join(d);
+        fs::create_dir(&p).map_err(|source| RootfsError::Create {
+            path: p.clone(),
+            source,
+        })?;
+        mnt(
+            Some(fstype),
+            &p,
+            fstype,
+            flags,
+            if data.is_empty() { None } else { Some(data) },
+        )?;
+    }
+    // 5. /sys read-only
+    let sys = ensure_target(root, Path::new("/sys"), true)?;
+    mnt(
+        Some("sysfs"),
+        &sys,
+        "sysfs",
+        nodev | MsFlags::MS_RDONLY,
+        None,
+    )?;
+    // 6. per-pod files (/etc/hosts...), generated /proc files, then volumes
+    for f in &spec.files {
+        let target = ensure_target(root, &f.destination, false)?;
+        bind(&f.source, &target, f.readonly)?;
+    }
+    for v in &spec.volumes {
+        let target = ensure_target(root, &v.destination, v.source.is_dir())?;
+        bind(&v.source, &target, v.readonly)?;
+    }
+    // 7. hide what leaks host information or allows reconfiguring the host
+    if !spec.privileged {
+        for p in MASKED_PATHS {
+            let target = root.join(&p[1..]);
+            match fs::metadata(&target) {
+                Ok(m) if m.is_dir() => {
+                    mnt(Some("tmpfs"), &target, "tmpfs", MsFlags::MS_RDONLY, None)?
+                }
+                Ok(_) => bind(&dev.join("null"), &target, false)?,
+                Err(_) => {}
+            }
+        }
+        for p in READONLY_PATHS {
+            let target = root.join(&p[1..]);
+            if target.exists() {
+                bind(&target, &target, true)?;
+            }
+        }
+    }
+    // 8. enter the new root
+    enter(root)?;
+    if spec.readonly {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(|errno| RootfsError::RemountReadonly { errno })?;
+    }
+    Ok(())
+}
+
+/// pivot_root(".", ".") stacks the old root on top of the new one at "/", and umount2 detaches it:
+/// the runc recipe that needs no temporary directory. Falls back to MS_MOVE + chroot.
+fn enter(root: &Path) -> Result<(), RootfsError> {
+    nix::unistd::chdir(root).map_err(|errno| RootfsError::Chdir {
+        path: root.to_owned(),
+        errno,
+    })?;
+    match nix::unistd::pivot_root(".", ".") {
+        Ok(()) => {
+            umount2(".", MntFlags::MNT_DETACH)
+                .map_err(|errno| RootfsError::UmountOldRoot { errno })?;
+        }
+        Err(errno) => {
+            tracing::warn!(?errno, "pivot_root failed, falling back to chroot");
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(
+                |errno| RootfsError::PivotRoot {
+                    path: root.to_owned(),
+                    errno,
+                },
+            )?;
+            nix::unistd::chroot(".").map_err(|errno| RootfsError::PivotRoot {
+                path: root.to_owned(),
+                errno,
+            })?;
+        }
+    }
+    nix::unistd::chdir("/").map_err(|errno| RootfsError::Chdir {
+        path: "/".into(),
+        errno,
+    })
+}

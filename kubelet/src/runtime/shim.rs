@@ -1,0 +1,374 @@
+//! The shim: one small monitor process per container, like containerd-shim or conmon. It is
+//! started by `start`, detaches into its own session and outlives its caller. It creates the
+//! cgroup, unshares the pid namespace and forks the container's init (`process.rs`); then it owns
+//! the container's stdio, writing every line to the CRI log (and to an attached terminal), reaps
+//! the init, reads the OOM counter and records exit code and `OOMKilled` in `state.json`.
+//! It is single-threaded: no threads exist when it forks.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use super::container::{ContainerSpec, State, Status};
+use super::logs::{self, LineSplitter};
+use super::namespaces::{self, Kind};
+use super::process::{self, InitStdio};
+use super::Runtime;
+
+/// The pipe back to whoever started us: one line per event.
+struct StatusPipe(Option<fs::File>);
+
+impl StatusPipe {
+    fn send(&mut self, line: &str) {
+        if let Some(f) = self.0.as_mut() {
+            if writeln!(f, "{line}").is_err() {
+                self.0 = None;
+            }
+        }
+    }
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// Run the shim for container `id`; returns the shim's exit code.
+pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i32 {
+    // SAFETY: the fd number was handed to us by `start` (dup2'd onto it before exec) and is
+    // owned by nothing else in this process.
+    let mut status = StatusPipe(status_fd.map(|fd| unsafe { fs::File::from_raw_fd(fd) }));
+    if let Some(f) = &status.0 {
+        let _ = nix::fcntl::fcntl(
+            f,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    let spec = match rt.spec(id) {
+        Ok(s) => s,
+        Err(e) => {
+            status.send(&format!("error 125 {e}"));
+            return 1;
+        }
+    };
+    match run(rt, &spec, &mut status, attached) {
+        Ok(()) => 0,
+        Err((code, msg)) => {
+            let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
+            let st = State {
+                status: Status::Stopped,
+                exit_code: Some(code),
+                error: Some(msg.clone()),
+                finished_at: Some(logs::now()),
+                ..State::default()
+            };
+            let _ = rt.write_state(id, &st);
+            status.send(&format!("error {code} {msg}"));
+            1
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), (i32, String)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| (125, format!("pipe: {e}")))
+}
+
+fn run(
+    rt: &Runtime,
+    spec: &ContainerSpec,
+    status: &mut StatusPipe,
+    attached: bool,
+) -> Result<(), (i32, String)> {
+    let fail = |e: &dyn std::fmt::Display| (125, e.to_string());
+    // 1. cgroups: pod level, then the container with its limits
+    spec.cgroup_hierarchy
+        .create(&spec.cgroup)
+        .map_err(|e| fail(&e))?;
+    spec.cgroup_hierarchy
+        .apply(&spec.cgroup, &spec.resources)
+        .map_err(|e| fail(&e))?;
+
+    // 2. stdio: a pty, or one pipe per stream
+    let (out_r, out_w, err_pipe, tty) = if spec.tty {
+        let pty = nix::pty::openpty(None, None).map_err(|e| (125, format!("openpty: {e}")))?;
+        if attached {
+            // SAFETY: TIOCGWINSZ/TIOCSWINSZ read/write a winsize struct that lives for the calls.
+            unsafe {
+                let mut ws: libc::winsize = std::mem::zeroed();
+                if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+                    libc::ioctl(pty.master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+                }
+            }
+        }
+        let _ = nix::fcntl::fcntl(
+            &pty.master,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        let _ = nix::fcntl::fcntl(
+            &pty.slave,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        (pty.master, pty.slave, None, true)
+    } else {
+        let (r, w) = pipe()?;
+        (r, w, Some(pipe()?), false)
+    };
+    let (errpipe_r, errpipe_w) = pipe()?;
+    let start_fifo = spec
+        .wait_for_start
+        .then(|| rt.container_dir(&spec.id).join("exec.fifo"));
+
+    // 3. the pid namespace: our next child becomes its PID 1
+    namespaces::create(&[Kind::Pid]).map_err(|e| fail(&e))?;
+
+    // SAFETY: the shim is single-threaded, so the child may run arbitrary code after fork.
+    let child = match unsafe { fork() } {
+        Err(e) => return Err((125, format!("fork: {e}"))),
+        Ok(ForkResult::Child) => {
+            drop(errpipe_r);
+            let stdio = InitStdio {
+                keep_stdin: attached,
+                stdout: out_w.as_raw_fd(),
+                stderr: err_pipe
+                    .as_ref()
+                    .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
+                tty_slave: tty.then(|| out_w.as_raw_fd()),
+            };
+            let err = match process::init(spec, &stdio, start_fifo.as_deref()) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let msg = format!("{} {err}", err.exit_code());
+            let _ = nix::unistd::write(&errpipe_w, msg.as_bytes());
+            // SAFETY: _exit(2) ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(err.exit_code()) };
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop(errpipe_w);
+    drop(out_w);
+    let err_r = err_pipe.map(|(r, w)| {
+        drop(w);
+        r
+    });
+
+    // 4. wait for exec (EOF on the CLOEXEC error pipe) or an error message
+    let mut st = State {
+        status: Status::Running,
+        shim_pid: Some(std::process::id() as i32),
+        pid: Some(child.as_raw()),
+        started_at: Some(logs::now()),
+        ..State::default()
+    };
+    if spec.wait_for_start {
+        st.status = Status::Created;
+        rt.write_state(&spec.id, &st).map_err(|e| fail(&e))?;
+        status.send(&format!("started {}", child.as_raw()));
+    }
+    let mut msg = Vec::new();
+    let _ = io::Read::read_to_end(&mut fs::File::from(errpipe_r), &mut msg);
+    if !msg.is_empty() {
+        let _ = waitpid(child, None);
+        let text = String::from_utf8_lossy(&msg).to_string();
+        let (code, text) = text
+            .split_once(' ')
+            .map(|(c, t)| (c.parse().unwrap_or(125), t.to_string()))
+            .unwrap_or((125, text));
+        return Err((code, text));
+    }
+    st.status = Status::Running;
+    rt.write_state(&spec.id, &st).map_err(|e| fail(&e))?;
+    if !spec.wait_for_start {
+        status.send(&format!("started {}", child.as_raw()));
+    }
+    if !attached {
+        status.close();
+    }
+
+    // 5. relay output until the init exits
+    let code = relay(spec, child, &out_r, err_r.as_ref(), tty, attached);
+    drop(out_r);
+    drop(err_r);
+
+    // 6. record the exit
+    let stats = spec.cgroup_hierarchy.stats(&spec.cgroup);
+    st.status = Status::Stopped;
+    st.exit_code = Some(code);
+    st.oom_killed = stats.oom_kills > 0;
+    st.finished_at = Some(logs::now());
+    if !spec.auto_remove {
+        let _ = rt.write_state(&spec.id, &st);
+    }
+    // report first, clean up after: removing the dead mount namespace's mount points and the
+    // cgroups waits for RCU grace periods the caller need not sit through
+    status.send(&format!("exited {code} {}", st.oom_killed as u8));
+    status.close();
+    if spec.auto_remove {
+        let _ = rt.cleanup(spec);
+    } else {
+        // the cgroup goes with the process; the recorded state keeps what matters
+        let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
+        if spec.sandbox.is_none() {
+            let _ = spec.cgroup_hierarchy.remove(&spec.pod_cgroup);
+        }
+        spec.cgroup_hierarchy.remove_empty_parents(&spec.cgroup);
+    }
+    Ok(())
+}
+
+fn exit_code(ws: WaitStatus) -> Option<i32> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+/// Copy container output to the log (and our stdout/stderr when attached) until the init exits.
+fn relay(
+    spec: &ContainerSpec,
+    child: Pid,
+    out: &OwnedFd,
+    err: Option<&OwnedFd>,
+    tty: bool,
+    attached: bool,
+) -> i32 {
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_path)
+        .ok();
+    let mut splitters = [LineSplitter::default(), LineSplitter::default()];
+    let mut open = [true, err.is_some()];
+    let mut stdin_open = tty && attached;
+    let mut forward = attached;
+    let mut buf = vec![0u8; 32 * 1024];
+    // SAFETY: fd 0 stays open for the life of the shim.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    let mut exit: Option<i32> = None;
+    loop {
+        if !open[0] && !open[1] {
+            break;
+        }
+        if exit.is_some() {
+            // the init is gone but a stray holder keeps the pipes open: drain what is there
+            let mut fds = vec![PollFd::new(out.as_fd(), PollFlags::POLLIN)];
+            if let Some(e) = err {
+                fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            }
+            if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let mut fds = Vec::new();
+        let mut which = Vec::new();
+        if open[0] {
+            fds.push(PollFd::new(out.as_fd(), PollFlags::POLLIN));
+            which.push(0);
+        }
+        if let (true, Some(e)) = (open[1], err) {
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            which.push(1);
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+            which.push(2);
+        }
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(0) => {
+                // the init may be gone while a stray descendant holds the pipe
+                if let Ok(ws) = waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                    if let Some(c) = exit_code(ws) {
+                        exit = Some(c);
+                    }
+                }
+                continue;
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        let ready: Vec<(usize, bool)> = fds
+            .iter()
+            .zip(&which)
+            .map(|(f, w)| (*w, f.revents().is_some_and(|r| !r.is_empty())))
+            .collect();
+        for (w, is_ready) in ready {
+            if !is_ready {
+                continue;
+            }
+            if w == 2 {
+                match nix::unistd::read(stdin, &mut buf) {
+                    Ok(n) if n > 0 => {
+                        let _ = nix::unistd::write(out, &buf[..n]);
+                    }
+                    _ => stdin_open = false,
+                }
+                continue;
+            }
+            let fd = if w == 0 {
+                out.as_fd()
+            } else {
+                err.expect("polled").as_fd()
+            };
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let stream = if w == 0 { "stdout" } else { "stderr" };
+                    if let Some(l) = log.as_mut() {
+                        let _ = splitters[w].feed(stream, &buf[..n], l);
+                    }
+                    if forward {
+                        let target = if w == 0 || tty { 1 } else { 2 };
+                        // SAFETY: fds 1 and 2 stay open for the life of the shim.
+                        let t = unsafe { BorrowedFd::borrow_raw(target) };
+                        if write_all(t, &buf[..n]).is_err() {
+                            forward = false;
+                        }
+                    }
+                }
+                // EIO on a pty master means the last slave holder is gone
+                _ => open[w] = false,
+            }
+        }
+    }
+    for (i, s) in splitters.iter_mut().enumerate() {
+        if let Some(l) = log.as_mut() {
+            let _ = s.finish(if i == 0 { "stdout" } else { "stderr" }, l);
+        }
+    }
+    if let Some(c) = exit {
+        return c;
+    }
+    loop {
+        match waitpid(child, None) {
+            Ok(ws) => {
+                if let Some(c) = exit_code(ws) {
+                    return c;
+                }
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return 255,
+        }
+    }
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Unused helper kept for symmetry with `Path`-based APIs.
+#[allow(dead_code)]
+fn exists(p: &Path) -> bool {
+    p.exists()
+}

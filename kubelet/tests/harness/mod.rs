@@ -1,0 +1,296 @@
+//! Harness for the kubelet tests: a private etcd + apiserver (in-process) and the real
+//! `minik8s-kubelet` binary as a process with its own node name and root dir. Dropping a
+//! `Kubelet` kills the process (by pid) and force-removes every container and sandbox under
+//! its root, then the root itself.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use apiserver::server::ServerConfig;
+pub use apiserver::testing::{EtcdProcess, TestServer};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use kubelet::runtime::Runtime;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_minik8s-kubelet");
+
+pub fn rand_hex() -> String {
+    kubelet::runtime::random_hex(4)
+}
+
+/// etcd + apiserver.
+pub struct Cluster {
+    pub server: TestServer,
+    pub etcd: EtcdProcess,
+    pub cache: PathBuf,
+    /// What the apiserver presents to kubelets.
+    pub kubelet_token: String,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let etcd = EtcdProcess::start();
+        let kubelet_token = format!("token-{}", rand_hex());
+        let server = TestServer::start(
+            &etcd,
+            ServerConfig {
+                kubelet_token: Some(kubelet_token.clone()),
+                ..Default::default()
+            },
+        )
+        .await;
+        let cache = std::env::temp_dir().join(format!("minik8s-kubectl-cache-{}", rand_hex()));
+        Cluster {
+            server,
+            etcd,
+            cache,
+            kubelet_token,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    pub fn client(&self) -> kube::Client {
+        kube::Client::try_from(kube::Config::new(self.server.url.parse().unwrap())).unwrap()
+    }
+
+    pub fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client(), "default")
+    }
+
+    /// Run the real kubectl against this server.
+    pub async fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new("/usr/bin/kubectl")
+            .arg("--server")
+            .arg(self.url())
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .env("KUBECONFIG", "/dev/null")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run kubectl")
+    }
+
+    /// Create a pod bound to `node` from a JSON spec fragment.
+    pub async fn create_pod(&self, name: &str, node: &str, spec: serde_json::Value) -> Pod {
+        let mut spec = spec;
+        spec["nodeName"] = serde_json::json!(node);
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod")
+    }
+
+    /// Poll the pod until `f` holds; returns it. Panics after `secs`.
+    pub async fn wait_pod(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        mut f: impl FnMut(&Pod) -> bool,
+    ) -> Pod {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Ok(Some(p)) = self.pods().get_opt(name).await {
+                if f(&p) {
+                    return p;
+                }
+                last = Some(p);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "pod {name}: timed out waiting for {what}; last: {}",
+            serde_json::to_string_pretty(&last.map(|p| p.status)).unwrap()
+        );
+    }
+
+    pub async fn wait_gone(&self, name: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.pods().get_opt(name).await.unwrap().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("pod {name} still exists after {secs}s");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.cache);
+    }
+}
+
+pub fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+pub fn container_status(p: &Pod, i: usize) -> Option<&k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status.as_ref()?.container_statuses.as_ref()?.get(i)
+}
+
+pub fn condition(p: &Pod, t: &str) -> Option<String> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| c.status.clone())
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running kubelet process.
+pub struct Kubelet {
+    pub node: String,
+    pub root: PathBuf,
+    pub port: u16,
+    pub token: String,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Kubelet {
+    /// Start a kubelet for a fresh node against `cluster`.
+    pub fn start(cluster: &Cluster, extra: &[&str]) -> Kubelet {
+        let id = rand_hex();
+        let node = format!("node-{id}");
+        let root = std::env::temp_dir().join(format!("minik8s-kubelet-{id}"));
+        fs::create_dir_all(&root).unwrap();
+        let port = free_port();
+        let token = cluster.kubelet_token.clone();
+        fs::write(root.join("token"), &token).unwrap();
+        let mut args: Vec<String> = vec![
+            "--server".into(),
+            cluster.url().into(),
+            "--node-name".into(),
+            node.clone(),
+            "--root-dir".into(),
+            root.display().to_string(),
+            "--node-ip".into(),
+            "127.0.0.1".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--auth-token-file".into(),
+            root.join("token").display().to_string(),
+            "--lease-interval".into(),
+            "1s".into(),
+            "--backoff-base".into(),
+            "1s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut k = Kubelet {
+            node,
+            root,
+            port,
+            token,
+            args,
+            child: None,
+        };
+        k.spawn();
+        k
+    }
+
+    /// (Re)start the process with the same flags.
+    pub fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("kubelet.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(&self.args)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kubelet");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL the process (containers keep running: they belong to their shims).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn runtime(&self) -> Runtime {
+        Runtime::open(&self.root.join("runtime")).unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.root.join("kubelet.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!(
+                "---- kubelet {} log (tail) ----\n{}",
+                self.node,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        if let Ok(rt) = Runtime::open(&self.root.join("runtime")) {
+            for id in rt.container_ids() {
+                let _ = rt.remove(&id, true);
+            }
+            for sb in rt.sandbox_ids() {
+                let _ = rt.remove_sandbox(&sb, true);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Host pid of the pod's container `name` (latest attempt), from the runtime.
+pub fn container_pid(rt: &Runtime, uid: &str, name: &str) -> Option<i32> {
+    let mut best: Option<(u32, String)> = None;
+    for id in rt.container_ids() {
+        let spec = rt.spec(&id).ok()?;
+        if let Some((u, c, a)) = kubelet::container_config::parse_runtime_name(&spec.name) {
+            if u == uid && c == name && best.as_ref().is_none_or(|(b, _)| a > *b) {
+                best = Some((a, id));
+            }
+        }
+    }
+    rt.state(&best?.1).ok()?.pid
+}

@@ -1,0 +1,738 @@
+//! The kubelet end to end, as root: real etcd + apiserver, the real `minik8s-kubelet` binary,
+//! real containers. Pods are bound by setting `spec.nodeName` (no scheduler).
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Node};
+use kube::api::{Api, ListParams};
+use serde_json::json;
+
+async fn lease_renew_time(c: &Cluster, node: &str) -> Option<jiff::Timestamp> {
+    let leases: Api<Lease> = Api::namespaced(c.client(), "kube-node-lease");
+    leases
+        .get_opt(node)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .renew_time
+        .map(|t| t.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_registers_and_lease_renews_until_the_kubelet_stops() {
+    let c = Cluster::start().await;
+    let mut k = Kubelet::start(&c, &[]);
+    let nodes: Api<Node> = Api::all(c.client());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let node = loop {
+        if let Some(n) = nodes.get_opt(&k.node).await.unwrap() {
+            if n.status
+                .as_ref()
+                .and_then(|s| s.node_info.as_ref())
+                .is_some()
+            {
+                break n;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node never registered:\n{}",
+            k.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let labels = node.metadata.labels.clone().unwrap();
+    assert_eq!(labels["kubernetes.io/hostname"], k.node);
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert!(labels.contains_key("kubernetes.io/arch"));
+    let st = node.status.clone().unwrap();
+    let info = st.node_info.unwrap();
+    assert_eq!(info.container_runtime_version, "minik8s://0.1.0");
+    assert_eq!(info.kubelet_version, "v1.32.0-minik8s");
+    assert_eq!(info.operating_system, "linux");
+    for v in [
+        &info.machine_id,
+        &info.boot_id,
+        &info.kernel_version,
+        &info.os_image,
+        &info.architecture,
+        &info.system_uuid,
+    ] {
+        assert!(!v.is_empty(), "{info:?}");
+    }
+    let cap = st.capacity.unwrap();
+    assert_eq!(cap["pods"].0, "110");
+    assert!(cap.contains_key("cpu") && cap.contains_key("memory"));
+    assert!(st.allocatable.unwrap().contains_key("memory"));
+    let addrs = st.addresses.unwrap();
+    assert!(addrs
+        .iter()
+        .any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1"));
+    assert!(addrs.iter().any(|a| a.type_ == "Hostname"));
+    let conds = st.conditions.unwrap();
+    for t in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
+        assert!(conds.iter().any(|c| c.type_ == t), "{t} missing");
+    }
+    assert_eq!(
+        conds.iter().find(|c| c.type_ == "Ready").unwrap().status,
+        "True"
+    );
+    assert_eq!(
+        st.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port,
+        k.port as i32
+    );
+
+    // the lease is renewed every --lease-interval (1 s here)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        if let Some(t) = lease_renew_time(&c, &k.node).await {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no lease:\n{}", k.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let leases: Api<Lease> = Api::namespaced(c.client(), "kube-node-lease");
+    let lease = leases.get(&k.node).await.unwrap();
+    assert_eq!(
+        lease.spec.as_ref().unwrap().lease_duration_seconds,
+        Some(40)
+    );
+    assert_eq!(
+        lease.spec.as_ref().unwrap().holder_identity.as_deref(),
+        Some(k.node.as_str())
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lease_renew_time(&c, &k.node).await.unwrap() <= first {
+        assert!(Instant::now() < deadline, "lease never renewed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // stopped kubelet: no more renewals
+    k.kill();
+    let stopped = lease_renew_time(&c, &k.node).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        lease_renew_time(&c, &k.node).await.unwrap(),
+        stopped,
+        "lease renewed by a dead kubelet"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_runs_with_init_container_env_volumes_and_events() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    let pod = c
+        .create_pod(
+            "web",
+            &k.node,
+            json!({
+                "initContainers": [{"name": "init", "image": "busybox", "command": ["sh", "-c", "echo prepared > /work/ready"],
+                                    "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+                "containers": [{"name": "main", "image": "busybox",
+                    "command": ["sh", "-c", "cat /work/ready; echo $GREETING $POD; cat /etc/podinfo/name; echo; id -u; exec sleep 1000"],
+                    "env": [{"name": "GREETING", "value": "hello"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                    "securityContext": {"runAsUser": 1234, "allowPrivilegeEscalation": false},
+                    "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+                    "volumeMounts": [{"name": "work", "mountPath": "/work"}, {"name": "info", "mountPath": "/etc/podinfo", "readOnly": true}]}],
+                "volumes": [{"name": "work", "emptyDir": {}},
+                            {"name": "info", "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}}],
+                "terminationGracePeriodSeconds": 1,
+            }),
+        )
+        .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    let p = c
+        .wait_pod("web", 60, "Running and Ready", |p| {
+            phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    let st = p.status.as_ref().unwrap();
+    assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+    assert!(st.start_time.is_some());
+    for t in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+        assert_eq!(condition(&p, t).as_deref(), Some("True"), "{t}");
+    }
+    let cs = container_status(&p, 0).unwrap();
+    assert!(cs.ready && cs.started == Some(true));
+    assert_eq!(cs.restart_count, 0);
+    assert!(cs
+        .container_id
+        .as_deref()
+        .unwrap()
+        .starts_with("minik8s://"));
+    assert!(cs.image_id.contains("sha256:"), "{}", cs.image_id);
+    assert!(cs.state.as_ref().unwrap().running.is_some());
+    let init = &st.init_container_statuses.as_ref().unwrap()[0];
+    assert_eq!(
+        init.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("Completed")
+    );
+
+    // the container saw the init container's file, env, downward API and its user
+    let rt = k.runtime();
+    let id = cs
+        .container_id
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("minik8s://")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text: Vec<String> = rt
+            .read_logs(&id, 0)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        if text.len() >= 4 || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(text, vec!["prepared", "hello web", "web", "1234"]);
+    // resources became cgroup limits
+    let inspect = rt.inspect(&id).unwrap();
+    assert_eq!(
+        inspect["Resources"]["memory_bytes"],
+        json!(64 << 20),
+        "{inspect}"
+    );
+    assert_eq!(
+        harness::container_pid(&rt, &uid, "main"),
+        inspect["HostPid"].as_i64().map(|p| p as i32)
+    );
+
+    // events were posted
+    let events: Api<Event> = Api::namespaced(c.client(), "default");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        let reasons: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.involved_object.uid.as_deref() == Some(&uid))
+            .filter_map(|e| e.reason.clone())
+            .collect();
+        if ["Pulled", "Created", "Started"]
+            .iter()
+            .all(|r| reasons.iter().any(|x| x == r))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events: {reasons:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashing_container_backs_off_and_restart_count_grows() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    c.create_pod("crash", &k.node, json!({"containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo boom; exit 3"]}]})).await;
+    let p = c
+        .wait_pod("crash", 60, "two restarts", |p| {
+            container_status(p, 0).is_some_and(|s| s.restart_count >= 2)
+        })
+        .await;
+    let cs = container_status(&p, 0).unwrap();
+    let last = cs
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .expect("lastState.terminated");
+    assert_eq!(last.exit_code, 3);
+    assert_eq!(last.reason.as_deref(), Some("Error"));
+    assert_eq!(phase(&p), "Running");
+    c.wait_pod("crash", 60, "CrashLoopBackOff", |p| {
+        container_status(p, 0)
+            .and_then(|s| s.state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .as_deref()
+            == Some("CrashLoopBackOff")
+    })
+    .await;
+    // only the current and the previous attempt are kept in the runtime
+    let rt = k.runtime();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rt.container_ids().len() > 2 {
+        assert!(
+            Instant::now() < deadline,
+            "old attempts not removed: {:?}",
+            rt.container_ids()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_policy_never_ends_in_succeeded_or_failed() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    c.create_pod("ok", &k.node, json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]})).await;
+    c.create_pod("bad", &k.node, json!({"restartPolicy": "OnFailure", "initContainers": [{"name": "i", "image": "busybox", "command": ["true"]}],
+        "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "test -e /marker || { touch /marker; exit 1; }"]}]})).await;
+    c.create_pod("never", &k.node, json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "exit 7"]}]})).await;
+    let p = c
+        .wait_pod("ok", 60, "Succeeded", |p| phase(p) == "Succeeded")
+        .await;
+    assert_eq!(
+        container_status(&p, 0)
+            .unwrap()
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("Completed")
+    );
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    let p = c
+        .wait_pod("never", 60, "Failed", |p| phase(p) == "Failed")
+        .await;
+    let t = container_status(&p, 0)
+        .unwrap()
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (7, Some("Error")));
+    assert_eq!(container_status(&p, 0).unwrap().restart_count, 0);
+    // OnFailure: the writable layer is per attempt, so the retry fails again... until back-off lets it run
+    let p = c
+        .wait_pod("bad", 60, "restarted", |p| {
+            container_status(p, 0).is_some_and(|s| s.restart_count >= 1)
+        })
+        .await;
+    assert_eq!(
+        container_status(&p, 0)
+            .unwrap()
+            .last_state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_delete_stops_within_grace_and_removes_everything() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    let pod = c
+        .create_pod("term", &k.node, json!({"terminationGracePeriodSeconds": 20,
+            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done"]}]}))
+        .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    c.wait_pod("term", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let rt = k.runtime();
+    let pid = container_pid(&rt, &uid, "c").expect("container pid");
+    assert!(kubelet::runtime::container::alive(pid));
+    let started = Instant::now();
+    let out = c
+        .kubectl(&["delete", "pod", "term", "--wait=true", "--timeout=60s"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.wait_gone("term", 30).await;
+    // the trap exits on SIGTERM: well within the 20 s grace period
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!kubelet::runtime::container::alive(pid));
+    assert!(rt.container_ids().is_empty(), "{:?}", rt.container_ids());
+    assert!(rt.sandbox_ids().is_empty(), "{:?}", rt.sandbox_ids());
+    assert!(!k.root.join("pods").join(&uid).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubelet_restart_readopts_running_containers_and_removes_orphans() {
+    let c = Cluster::start().await;
+    let mut k = Kubelet::start(&c, &[]);
+    let keep = c.create_pod("keep", &k.node, json!({"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}], "terminationGracePeriodSeconds": 0})).await;
+    let gone = c.create_pod("gone", &k.node, json!({"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}], "terminationGracePeriodSeconds": 0})).await;
+    let before = c
+        .wait_pod("keep", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    c.wait_pod("gone", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let rt = k.runtime();
+    let pid = container_pid(&rt, keep.metadata.uid.as_deref().unwrap(), "c").unwrap();
+    let gone_pid = container_pid(&rt, gone.metadata.uid.as_deref().unwrap(), "c").unwrap();
+
+    k.kill();
+    // while the kubelet is down, "gone" is force-deleted from the API
+    let out = c
+        .kubectl(&["delete", "pod", "gone", "--grace-period=0", "--force"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        kubelet::runtime::container::alive(pid),
+        "container died with the kubelet"
+    );
+    k.spawn();
+
+    // the orphan goes; the survivor is untouched
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kubelet::runtime::container::alive(gone_pid)
+        || rt
+            .sandbox_ids()
+            .contains(gone.metadata.uid.as_ref().unwrap())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "orphan not removed:\n{}",
+            k.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = c
+        .wait_pod("keep", 30, "Running", |p| phase(p) == "Running")
+        .await;
+    let (b, a) = (
+        container_status(&before, 0).unwrap(),
+        container_status(&after, 0).unwrap(),
+    );
+    assert_eq!(a.container_id, b.container_id);
+    assert_eq!(a.restart_count, 0);
+    assert_eq!(
+        container_pid(&rt, keep.metadata.uid.as_deref().unwrap(), "c"),
+        Some(pid)
+    );
+    assert!(kubelet::runtime::container::alive(pid));
+    assert_eq!(rt.container_ids().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_liveness_probe_restarts_the_container() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    c.create_pod("live", &k.node, json!({"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "busybox",
+        "command": ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 1000"],
+        "livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1, "failureThreshold": 2}}]})).await;
+    let p = c
+        .wait_pod("live", 90, "a restart", |p| {
+            container_status(p, 0).is_some_and(|s| s.restart_count >= 1)
+        })
+        .await;
+    let uid = p.metadata.uid.clone().unwrap();
+    let events: Api<Event> = Api::namespaced(c.client(), "default");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reasons: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.uid.as_deref() == Some(&uid))
+            .filter_map(|e| e.reason)
+            .collect();
+        if reasons.iter().any(|r| r == "Unhealthy") && reasons.iter().any(|r| r == "Killing") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events: {reasons:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_probe_gates_ready() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    c.create_pod("ready", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+        "command": ["sh", "-c", "sleep 4; touch /tmp/ready; sleep 1000"],
+        "readinessProbe": {"exec": {"command": ["test", "-e", "/tmp/ready"]}, "periodSeconds": 1}}]})).await;
+    let p = c
+        .wait_pod("ready", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let cs = container_status(&p, 0).unwrap();
+    assert!(cs.state.as_ref().unwrap().running.is_some());
+    assert!(!cs.ready, "ready before the probe passed");
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    c.wait_pod("ready", 60, "Ready", |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+            && container_status(p, 0).is_some_and(|s| s.ready)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubelet_api_requires_the_token() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    let base = format!("http://127.0.0.1:{}", k.port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest_get(&format!("{base}/healthz"), None).await {
+            assert_eq!(r.0, 200);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubelet API never came up:\n{}",
+            k.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        reqwest_get(&format!("{base}/metrics"), None)
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        reqwest_get(&format!("{base}/metrics"), Some("wrong"))
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        reqwest_get(&format!("{base}/containerLogs/default/x/y"), None)
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+    let (code, body) = reqwest_get(&format!("{base}/metrics"), Some(&k.token))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("kubelet_pod_start_duration_seconds_bucket"),
+        "{body}"
+    );
+}
+
+/// A minimal HTTP/1.0 GET over a TcpStream: (status code, body).
+async fn reqwest_get(url: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = tokio::net::TcpStream::connect(host).await?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{auth}\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_logs_and_exec_through_the_apiserver() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    c.create_pod("talk", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+        "command": ["sh", "-c", "echo one; echo two; echo err >&2; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done"]}]})).await;
+    c.wait_pod("talk", 60, "Running", |p| phase(p) == "Running")
+        .await;
+
+    // plain logs, tail, timestamps
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.kubectl(&["logs", "talk"]).await;
+        let s = String::from_utf8_lossy(&out.stdout).to_string();
+        // stdout and stderr are separate pipes: their relative order is not fixed
+        let l: Vec<&str> = s.lines().collect();
+        if out.status.success()
+            && l.len() >= 4
+            && l[..2] == ["one", "two"]
+            && l.contains(&"err")
+            && l.contains(&"tick 1")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "kubectl logs: {}", text(&out));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = c
+        .kubectl(&["logs", "talk", "--tail=1", "--timestamps"])
+        .await;
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(s.lines().count(), 1, "{}", text(&out));
+    let (ts, rest) = s.trim().split_once(' ').unwrap();
+    assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{s}");
+    assert!(rest.starts_with("tick ") || rest == "err", "{s}");
+
+    // logs -f keeps streaming new lines
+    let mut follow = tokio::process::Command::new("/usr/bin/kubectl")
+        .args(["--server", c.url(), "--cache-dir"])
+        .arg(&c.cache)
+        .args(["logs", "-f", "talk", "--tail=1"])
+        .env("KUBECONFIG", "/dev/null")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(follow.stdout.take().unwrap()));
+    let mut ticks = Vec::new();
+    while ticks.len() < 4 {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("logs -f stalled")
+            .unwrap()
+            .expect("logs -f ended");
+        if let Some(n) = line.strip_prefix("tick ") {
+            ticks.push(n.parse::<u64>().unwrap());
+        }
+    }
+    assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "{ticks:?}");
+    let _ = follow.kill().await;
+
+    // exec: output, exit code, stdin
+    let out = c
+        .kubectl(&[
+            "exec",
+            "talk",
+            "--",
+            "sh",
+            "-c",
+            "echo hi from $(hostname); echo oops >&2; exit 3",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi from talk\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+    let out = c.kubectl(&["exec", "talk", "--", "true"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let mut child = tokio::process::Command::new("/usr/bin/kubectl")
+        .args(["--server", c.url(), "--cache-dir"])
+        .arg(&c.cache)
+        .args(["exec", "-i", "talk", "--", "sh", "-c", "tr a-z A-Z"])
+        .env("KUBECONFIG", "/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut i = child.stdin.take().unwrap();
+        i.write_all(b"shout\n").await.unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exec -i hung")
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "SHOUT\n");
+
+    // a wrong container is a clear error
+    let out = c.kubectl(&["logs", "talk", "-c", "nope"]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not valid"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_and_tcp_probes_reach_the_pod_network_namespace() {
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    c.create_pod("web", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+        "command": ["sh", "-c", "mkdir /www; echo ok > /www/index.html; sleep 2; exec httpd -f -p 8080 -h /www"],
+        "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1},
+        "livenessProbe": {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 5, "periodSeconds": 1, "failureThreshold": 3}}]})).await;
+    c.wait_pod("web", 60, "Ready", |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    // the liveness probe keeps passing: no restart
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let p = c
+        .wait_pod("web", 10, "Ready", |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    assert_eq!(container_status(&p, 0).unwrap().restart_count, 0);
+    // a probe on a closed port fails: readiness on 9090 never passes
+    c.create_pod("closed", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"],
+        "readinessProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1, "failureThreshold": 1}}]})).await;
+    c.wait_pod("closed", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = c
+        .wait_pod("closed", 10, "Running", |p| phase(p) == "Running")
+        .await;
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_exec_with_a_terminal() {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("skipping: util-linux `script` (gives kubectl a terminal) is not installed");
+        return;
+    }
+    let c = Cluster::start().await;
+    let k = Kubelet::start(&c, &[]);
+    c.create_pod("tty", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]})).await;
+    c.wait_pod("tty", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let kubectl = format!("/usr/bin/kubectl --server {} --cache-dir {} exec -it tty -- sh -c 'test -t 0 && test -t 1 && echo on-a-terminal; exit 4'", c.url(), c.cache.display());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("/usr/bin/script")
+            .args(["-qec", &kubectl, "/dev/null"])
+            .env("KUBECONFIG", "/dev/null")
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("exec -it hung")
+    .unwrap();
+    let s = text(&out);
+    // stdin and stdout are a terminal (the host pty; `tty` cannot name it: the container has its own devpts)
+    assert!(s.contains("on-a-terminal"), "{s}");
+    assert_eq!(out.status.code(), Some(4), "{s}");
+}

@@ -1,0 +1,620 @@
+//! The runtime on the real kernel, through its command line. Run as root.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use kubelet::runtime::cgroups::Hierarchy;
+
+#[test]
+fn command_is_pid_1_and_hostname_is_isolated() {
+    let rt = Rt::new("pid1");
+    let host_hostname = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = rt.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "inside",
+        "busybox",
+        "--",
+        "sh",
+        "-c",
+        "echo $$; hostname; ls /proc | grep -c '^[0-9]'",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "{out}");
+    assert_eq!(lines[1], "inside");
+    // only sh and its ls/grep children are visible: a fresh pid namespace
+    assert!(lines[2].parse::<u32>().unwrap() <= 4, "{out}");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_hostname
+    );
+    // the shim removes the container right after reporting the exit
+    assert!(
+        rt.wait_for(20, || fs::read_dir(rt.containers_dir())
+            .unwrap()
+            .next()
+            .is_none()),
+        "--rm left the container"
+    );
+}
+
+#[test]
+fn exit_code_and_cri_logs() {
+    let rt = Rt::new("logs");
+    let out = rt.run(&[
+        "run",
+        "--name",
+        "logger",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let logs = rt.run(&["logs", "logger"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "err\n");
+    let log_path = rt.inspect("logger")["LogPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raw = fs::read_to_string(log_path).unwrap();
+    for line in raw.lines() {
+        let parts: Vec<&str> = line.splitn(4, ' ').collect();
+        assert_eq!(parts.len(), 4, "{line}");
+        assert!(
+            parts[0].len() == 30 && parts[0].ends_with('Z') && parts[0].as_bytes()[10] == b'T',
+            "{line}"
+        );
+        assert!(parts[1] == "stdout" || parts[1] == "stderr");
+        assert_eq!(parts[2], "F");
+    }
+    assert_eq!(
+        rt.inspect("logger")["State"]["ExitCode"]
+            .as_i64()
+            .or(rt.inspect("logger")["State"]["exit_code"].as_i64()),
+        Some(3)
+    );
+}
+
+#[test]
+fn containers_of_a_sandbox_share_localhost() {
+    let rt = Rt::new("sandbox");
+    rt.ok(&["sandbox", "create", "pod1"]);
+    // The server listens again after each connection, so a client attempt that races its
+    // start-up cannot use up the only listen.
+    let server = rt.ok(&[
+        "run",
+        "-d",
+        "--sandbox",
+        "pod1",
+        "--name",
+        "server",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do nc -l -p 8080; done",
+    ]);
+    let server = server.trim().to_string();
+    let info = rt.inspect(&server);
+    // A client in another container of the same sandbox reaches it on 127.0.0.1.
+    let got = rt.wait_for(30, || {
+        let _ = rt.run(&[
+            "run",
+            "--rm",
+            "--sandbox",
+            "pod1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello-from-client | nc 127.0.0.1 8080",
+        ]);
+        String::from_utf8_lossy(&rt.run(&["logs", &server]).stdout).contains("hello-from-client")
+    });
+    assert!(
+        got,
+        "server logs: {:?}, state: {}",
+        rt.run(&["logs", &server]),
+        rt.inspect(&server)["State"]
+    );
+    // both containers saw the sandbox's hostname
+    let out = rt.ok(&["run", "--rm", "--sandbox", "pod1", "busybox", "hostname"]);
+    assert_eq!(out.trim(), "pod1");
+    let net = info["Namespaces"]["net"].as_u64();
+    rt.ok(&["rm", "-f", &server]);
+    rt.ok(&["sandbox", "rm", "-f", "pod1"]);
+    let mounts = fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(rt.root.to_str().unwrap()),
+        "pinned namespaces still mounted"
+    );
+    assert!(net.is_some());
+    assert_eq!(leftovers(&rt.root, &info), Vec::<String>::new());
+}
+
+#[test]
+fn cpu_quota_limits_a_burner_to_its_share() {
+    let rt = Rt::new("cpu");
+    let id = rt
+        .ok(&[
+            "run",
+            "-d",
+            "--cpus",
+            "0.2",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ])
+        .trim()
+        .to_string();
+    let info = rt.inspect(&id);
+    let rel = info["Cgroup"].as_str().unwrap().to_string();
+    let h = Hierarchy::host();
+    std::thread::sleep(Duration::from_millis(500));
+    let (u0, t0) = (h.stats(Path::new(&rel)).cpu_usage_ns, Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let (u1, t1) = (h.stats(Path::new(&rel)).cpu_usage_ns, Instant::now());
+    let share = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;
+    assert!((0.15..=0.25).contains(&share), "cpu share {share:.3}");
+    let limits = info["CgroupLimits"].as_object().unwrap();
+    assert!(
+        limits
+            .iter()
+            .any(|(k, v)| (k.ends_with("cpu.cfs_quota_us") && v == "20000")
+                || (k.ends_with("cpu.max") && v == "20000 100000")),
+        "{limits:?}"
+    );
+    // /proc/cpuinfo shows one processor
+    let out = rt.ok(&["exec", &id, "sh", "-c", "grep -c ^processor /proc/cpuinfo"]);
+    assert_eq!(out.trim(), "1");
+    rt.ok(&["rm", "-f", &id]);
+    assert_eq!(leftovers(&rt.root, &info), Vec::<String>::new());
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_reported() {
+    let rt = Rt::new("oom");
+    let out = rt.run(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "32Mi",
+        "busybox",
+        "sh",
+        "-c",
+        "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = rt.inspect("hog");
+    assert_eq!(info["State"]["OOMKilled"], true, "{info}");
+    assert_eq!(info["State"]["status"], "stopped");
+}
+
+#[test]
+fn meminfo_shows_the_memory_limit() {
+    let rt = Rt::new("meminfo");
+    let out = rt.ok(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64Mi",
+        "busybox",
+        "head",
+        "-1",
+        "/proc/meminfo",
+    ]);
+    assert!(
+        out.starts_with("MemTotal:") && out.contains(" 65536 kB"),
+        "{out}"
+    );
+}
+
+#[test]
+fn fork_bomb_is_stopped_by_the_pids_limit() {
+    let rt = Rt::new("pids");
+    let id = rt
+        .ok(&[
+            "run",
+            "-d",
+            "--pids",
+            "40",
+            "busybox",
+            "sh",
+            "-c",
+            "f(){ f | f & }; f 2>/dev/null; sleep 60",
+        ])
+        .trim()
+        .to_string();
+    let info = rt.inspect(&id);
+    let rel = info["Cgroup"].as_str().unwrap().to_string();
+    let h = Hierarchy::host();
+    // the bomb saturates the limit and stays there
+    assert!(rt.wait_for(20, || h.stats(Path::new(&rel)).pids_current >= 35));
+    std::thread::sleep(Duration::from_millis(500));
+    let cur = h.stats(Path::new(&rel)).pids_current;
+    assert!(cur <= 40, "pids.current {cur}");
+    // the host can still fork, and the container can be removed
+    assert!(std::process::Command::new("true")
+        .status()
+        .unwrap()
+        .success());
+    rt.ok(&["rm", "-f", &id]);
+    assert_eq!(leftovers(&rt.root, &info), Vec::<String>::new());
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_hide_lower_files() {
+    let rt = Rt::new("whiteout");
+    let dir = TempDir::new("oci");
+    let lower = tar_layer(&[
+        ("a/", None),
+        ("a/file1", Some("1")),
+        ("a/file2", Some("2")),
+        ("d/", None),
+        ("d/x", Some("x")),
+        ("d/y", Some("y")),
+    ]);
+    // the opaque marker after the layer's own entry: order must not matter
+    let upper = tar_layer(&[
+        ("a/.wh.file1", Some("")),
+        ("d/", None),
+        ("d/z", Some("z")),
+        ("d/.wh..wh..opq", Some("")),
+    ]);
+    oci_layout(dir.path(), "latest", &[busybox_layer(), lower, upper]);
+    let names = rt.ok(&["import", "--name", "wh:1", dir.path().to_str().unwrap()]);
+    assert_eq!(names.trim(), "wh:1");
+    let out = rt.ok(&["run", "--rm", "wh:1", "sh", "-c", "ls a; echo --; ls d"]);
+    assert_eq!(out, "file2\n--\nz\n");
+}
+
+#[test]
+fn layer_escaping_with_dotdot_is_rejected() {
+    let rt = Rt::new("dotdot");
+    let dir = TempDir::new("oci-evil");
+    let marker = format!("minik8s-evil-{}", rand_hex());
+    let evil = tar_layer(&[(&format!("../../../../../../tmp/{marker}"), Some("pwned"))]);
+    oci_layout(dir.path(), "latest", &[busybox_layer(), evil]);
+    let out = rt.run(&["import", "--name", "evil:1", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("escapes the layer root") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!Path::new("/tmp").join(&marker).exists());
+    assert!(!rt.run(&["run", "evil:1", "true"]).status.success());
+}
+
+#[test]
+fn import_verifies_digests() {
+    let rt = Rt::new("digest");
+    let dir = TempDir::new("oci-bad");
+    oci_layout(dir.path(), "latest", &[busybox_layer()]);
+    // corrupt the layer blob (keep its name)
+    for e in fs::read_dir(dir.path().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        if fs::metadata(e.path()).unwrap().len() > 100_000 {
+            let mut b = fs::read(e.path()).unwrap();
+            let n = b.len();
+            b[n - 2000] ^= 0xff;
+            fs::write(e.path(), b).unwrap();
+        }
+    }
+    let out = rt.run(&["import", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("digest mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn volume_writes_reach_the_host_but_not_commit() {
+    let rt = Rt::new("volume");
+    let vol = TempDir::new("vol");
+    let v = format!("{}:/data", vol.path().display());
+    rt.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        &v,
+        "busybox",
+        "sh",
+        "-c",
+        "echo vol > /data/f; echo own > /made-here; rm /bin/vi",
+    ]);
+    assert_eq!(fs::read_to_string(vol.path().join("f")).unwrap(), "vol\n");
+    rt.ok(&["commit", "writer", "committed:1"]);
+    let out = rt.ok(&[
+        "run",
+        "--rm",
+        "committed:1",
+        "sh",
+        "-c",
+        "cat /made-here; ls -A /data | wc -l; test -e /bin/vi && echo vi-present || echo vi-gone",
+    ]);
+    assert_eq!(out, "own\n0\nvi-gone\n");
+    // a read-only volume refuses writes
+    let ro = format!("{}:/data:ro", vol.path().display());
+    let out = rt.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /data/g",
+    ]);
+    assert!(!out.status.success());
+    assert!(!vol.path().join("g").exists());
+}
+
+#[test]
+fn exec_sees_the_containers_processes() {
+    let rt = Rt::new("exec");
+    let id = rt
+        .ok(&["run", "-d", "busybox", "sleep", "60"])
+        .trim()
+        .to_string();
+    let out = rt.ok(&["exec", &id, "ps", "-o", "pid,args"]);
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("1 ") && l.contains("sleep 60")),
+        "{out}"
+    );
+    let out = rt.ok(&["exec", &id, "sh", "-c", "hostname; echo $$"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], &id[..12]);
+    assert_ne!(lines[1], "1");
+    let code = rt.run(&["exec", &id, "sh", "-c", "exit 7"]).status.code();
+    assert_eq!(code, Some(7));
+    let out = rt.run(&["exec", &id, "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+}
+
+#[test]
+fn stop_is_graceful_then_forceful_and_rm_leaves_nothing() {
+    let rt = Rt::new("stop");
+    let graceful = rt
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    let stubborn = rt
+        .ok(&["run", "-d", "busybox", "sleep", "600"])
+        .trim()
+        .to_string();
+    let gi = rt.inspect(&graceful);
+    let si = rt.inspect(&stubborn);
+    assert!(si["Mounts"].as_array().unwrap().iter().any(|m| m == "/"));
+    assert!(si["Overlay"]["LowerDirs"].as_array().unwrap().len() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    rt.ok(&["stop", "-t", "10", &graceful]);
+    assert_eq!(rt.inspect(&graceful)["State"]["exit_code"], 3);
+    rt.ok(&["stop", "-t", "1", &stubborn]);
+    assert_eq!(rt.inspect(&stubborn)["State"]["exit_code"], 137);
+    rt.ok(&["rm", &graceful, &stubborn]);
+    assert_eq!(leftovers(&rt.root, &gi), Vec::<String>::new());
+    assert_eq!(leftovers(&rt.root, &si), Vec::<String>::new());
+    assert!(fs::read_dir(rt.containers_dir()).unwrap().next().is_none());
+}
+
+#[test]
+fn bad_input_gives_one_error_line_and_leaves_nothing() {
+    let rt = Rt::new("badinput");
+    let cases: &[&[&str]] = &[
+        &["run", "no-such-image:1", "true"],
+        &["run", "--memory", "lots", "busybox", "true"],
+        &["run", "--cpus", "-1", "busybox", "true"],
+        &["run", "--pids", "0", "busybox", "true"],
+        &["run", "-v", "/no/such/host/path:/x", "busybox", "true"],
+        &["run", "-v", "relative:/x", "busybox", "true"],
+        &["run", "busybox", "no-such-command"],
+        &["stop", "nosuchid"],
+        &["rm", "nosuchid"],
+        &["exec", "nosuchid", "true"],
+        &["logs", "nosuchid"],
+    ];
+    for args in cases {
+        let out = rt.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("minik8s-runtime: "), "{args:?}: {err}");
+    }
+    assert_eq!(
+        rt.run(&["run", "busybox", "no-such-command"]).status.code(),
+        Some(127)
+    );
+    assert!(fs::read_dir(rt.containers_dir()).unwrap().next().is_none());
+}
+
+#[test]
+fn readonly_rootfs_masks_and_capabilities() {
+    let rt = Rt::new("harden");
+    let out = rt.run(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
+    assert!(!out.status.success());
+    let out = rt.ok(&["run", "--rm", "busybox", "sh", "-c", "cat /proc/kcore | wc -c; grep CapBnd /proc/self/status; ls /dev | tr '\\n' ' '; touch /proc/sys/x 2>&1 || echo ro"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].trim(), "0", "{out}");
+    assert_eq!(lines[1], "CapBnd:\t00000000a80425fb", "{out}");
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm",
+    ] {
+        assert!(
+            lines[2].split(' ').any(|x| x == d),
+            "{d} missing in /dev: {out}"
+        );
+    }
+    assert!(out.contains("ro"));
+    let out = rt.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    ]);
+    assert_ne!(out.trim(), "CapBnd:\t00000000a80425fb");
+}
+
+#[test]
+fn oci_create_start_state_kill_delete() {
+    let rt = Rt::new("oci");
+    let bundle = TempDir::new("bundle");
+    let out = TempDir::new("oci-out");
+    let rootfs = bundle.path().join("rootfs");
+    for d in ["bin", "proc", "dev", "sys", "etc", "tmp", "data"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "sleep", "cat", "grep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", "echo $$ > /data/pid; hostname > /data/host; grep CapBnd /proc/self/status > /data/caps; sleep 60"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL", "CAP_CHOWN"]},
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs"},
+        "hostname": "oci-box",
+        "mounts": [{"destination": "/data", "type": "bind", "source": out.path(), "options": ["rbind", "rw"]}],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
+            "resources": {"pids": {"limit": 50}, "memory": {"limit": 67108864}}
+        }
+    });
+    fs::write(
+        bundle.path().join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let id = format!("oci-{}", rand_hex());
+    let pid_file = bundle.path().join("pid");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+    assert_eq!(state["status"], "created");
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !out.path().join("pid").exists(),
+        "user process ran before start"
+    );
+    rt.ok(&["start", &id]);
+    assert!(
+        rt.wait_for(20, || fs::read_to_string(out.path().join("caps"))
+            .is_ok_and(|s| s.ends_with('\n')))
+    );
+    assert_eq!(fs::read_to_string(out.path().join("pid")).unwrap(), "1\n");
+    assert_eq!(
+        fs::read_to_string(out.path().join("host")).unwrap(),
+        "oci-box\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.path().join("caps")).unwrap(),
+        "CapBnd:\t0000000000000021\n"
+    );
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+    assert_eq!(state["status"], "running");
+    rt.ok(&["kill", &id, "SIGKILL"]);
+    assert!(rt.wait_for(20, || rt.ok(&["state", &id]).contains("\"stopped\"")));
+    let info = rt.inspect(&id);
+    rt.ok(&["delete", &id]);
+    assert!(!rt.run(&["state", &id]).status.success());
+    assert_eq!(leftovers(&rt.root, &info), Vec::<String>::new());
+}
+
+/// Kills the registry it started, on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pull_from_a_local_registry() {
+    let rt = Rt::new("pull");
+    let work = TempDir::new("registry");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  addr: 127.0.0.1:{port}\n", work.path().display());
+    fs::write(work.path().join("config.yml"), config).unwrap();
+    let _registry = Child(
+        std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(work.path().join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry installed"),
+    );
+    assert!(
+        rt.wait_for(30, || std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok())
+    );
+    let layout = work.path().join("layout");
+    let extra = tar_layer(&[("etc/", None), ("etc/pulled", Some("from-registry\n"))]);
+    oci_layout(&layout, "latest", &[busybox_layer(), extra]);
+    let dest = format!("docker://127.0.0.1:{port}/minik8s/test:v1");
+    let st = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let name = rt.ok(&["pull", &format!("127.0.0.1:{port}/minik8s/test:v1")]);
+    assert_eq!(name.trim(), format!("127.0.0.1:{port}/minik8s/test:v1"));
+    let out = rt.ok(&["run", "--rm", name.trim(), "cat", "/etc/pulled"]);
+    assert_eq!(out, "from-registry\n");
+    let out = rt.run(&["pull", &format!("127.0.0.1:{port}/minik8s/missing:v1")]);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
