@@ -235,15 +235,21 @@ fn fork_bomb_is_stopped_by_the_pids_limit() {
             "busybox",
             "sh",
             "-c",
-            "f(){ f | f & }; f 2>/dev/null; sleep 60",
+            // forks until fork(2) fails and keeps every child: unlike the classic `f|f&`
+            // bomb, whose processes come and go, this one holds the limit steadily
+            "(while :; do sleep 1000 & done) 2>/dev/null; sleep 60",
         ])
         .trim()
         .to_string();
     let info = rt.inspect(&id);
     let rel = info["Cgroup"].as_str().unwrap().to_string();
     let h = Hierarchy::host();
-    // the bomb saturates the limit and stays there
-    assert!(rt.wait_for(20, || h.stats(Path::new(&rel)).pids_current >= 35));
+    // the forker saturates the limit and stays there
+    assert!(
+        rt.wait_for(20, || h.stats(Path::new(&rel)).pids_current >= 35),
+        "pids.current {}",
+        h.stats(Path::new(&rel)).pids_current
+    );
     std::thread::sleep(Duration::from_millis(500));
     let cur = h.stats(Path::new(&rel)).pids_current;
     assert!(cur <= 40, "pids.current {cur}");
