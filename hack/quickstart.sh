@@ -21,6 +21,7 @@ stop_all() {
 
 # Containers outlive the kubelet on purpose (a restarted kubelet re-adopts them), so `down`
 # removes them and their pod sandboxes explicitly: no process, mount or cgroup is left.
+# The kubelet takes its pod range from the Node's spec.podCIDR (the controller's node IPAM).
 remove_containers() {
   local rt=target/release/minik8s-runtime root="$STATE/node/runtime"
   [ -x "$rt" ] && [ -d "$root" ] || return 0
@@ -33,6 +34,8 @@ remove_containers() {
 if [ "${1:-}" = down ]; then
   stop_all
   remove_containers
+  # the pod network: veths, the bridge (minik8s0, kept while pods ran) and our iptables chains
+  [ -x target/release/minik8s-kubelet ] && target/release/minik8s-kubelet --root-dir "$STATE/node" --cleanup-network || true
   echo "minik8s: stopped"
   exit 0
 fi

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -21,6 +21,7 @@ use crate::container_config::parse_runtime_name;
 use crate::events::Recorder;
 use crate::metrics::Metrics;
 use crate::pod_worker::{PodWorker, Record};
+use crate::runtime::network::Network;
 use crate::runtime::{Runtime, Status};
 use crate::volumes;
 
@@ -37,6 +38,9 @@ pub struct Context {
     pub backoff_max: Duration,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    /// The pod network, once the node's pod range is known (`--pod-cidr` or the Node's
+    /// spec.podCIDR); until then sandboxes get loopback only.
+    pub network: OnceLock<Network>,
 }
 
 /// The runtime's containers grouped by pod UID (from their names).
@@ -67,8 +71,21 @@ fn remove_orphans(ctx: &Context, orphans: HashMap<String, Vec<Record>>, live: &H
     for sb in ctx.runtime.sandbox_ids() {
         if !live.contains(&sb) {
             tracing::info!(uid = %sb, "removing sandbox of a pod that no longer exists");
+            if let Some(net) = ctx.network.get() {
+                let _ = net.detach(&sb);
+            }
             let _ = ctx.runtime.remove_sandbox(&sb, true);
             volumes::teardown(&ctx.root_dir, &sb);
+        }
+    }
+    // addresses whose sandbox is gone (removed behind our back, e.g. by `sandbox rm`)
+    if let Some(net) = ctx.network.get() {
+        let sandboxes = ctx.runtime.sandbox_ids();
+        for (ip, owner) in net.allocations() {
+            if !sandboxes.contains(&owner) {
+                tracing::info!(%ip, sandbox = %owner, "releasing the address of a sandbox that no longer exists");
+                let _ = net.detach(&owner);
+            }
         }
     }
     if let Ok(rd) = std::fs::read_dir(ctx.root_dir.join("pods")) {

@@ -56,7 +56,7 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-fn pod_field(pod: &Pod, path: &str, host_ip: &str) -> String {
+fn pod_field(pod: &Pod, path: &str, host_ip: &str, pod_ip: Option<&str>) -> String {
     let m = &pod.metadata;
     match path {
         "metadata.name" => m.name.clone().unwrap_or_default(),
@@ -72,7 +72,9 @@ fn pod_field(pod: &Pod, path: &str, host_ip: &str) -> String {
             .as_ref()
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_default(),
-        "status.hostIP" | "status.podIP" => host_ip.to_string(),
+        "status.hostIP" => host_ip.to_string(),
+        // without a pod network the pod has only loopback; the node's address is the best answer
+        "status.podIP" | "status.podIPs" => pod_ip.unwrap_or(host_ip).to_string(),
         p => p
             .strip_prefix("metadata.labels['")
             .and_then(|r| r.strip_suffix("']"))
@@ -101,6 +103,7 @@ pub fn create_options(
     attempt: u32,
     volumes: &BTreeMap<String, PathBuf>,
     host_ip: &str,
+    pod_ip: Option<&str>,
 ) -> Result<CreateOptions, VolumeError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let spec = pod.spec.as_ref();
@@ -113,7 +116,7 @@ pub fn create_options(
             e.value_from.as_ref().and_then(|v| v.field_ref.as_ref()),
         ) {
             (Some(v), _) => expand(v, &vars),
-            (None, Some(f)) => pod_field(pod, &f.field_path, host_ip),
+            (None, Some(f)) => pod_field(pod, &f.field_path, host_ip, pod_ip),
             (None, None) => String::new(),
         };
         vars.insert(e.name.clone(), value.clone());
@@ -220,7 +223,8 @@ mod tests {
             "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
             "spec": {"securityContext": {"runAsUser": 1000},
                      "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c"], "args": ["echo $(X)"],
-                        "env": [{"name": "X", "value": "hi"}, {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "env": [{"name": "X", "value": "hi"}, {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}, {"name": "H", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}],
                         "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}, "requests": {"cpu": "250m"}},
                         "securityContext": {"runAsGroup": 7, "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["CAP_NET_ADMIN"]}}}]}
         }))
@@ -231,11 +235,12 @@ mod tests {
             2,
             &BTreeMap::new(),
             "10.0.0.1",
+            Some("10.244.0.7"),
         )
         .unwrap();
         assert_eq!(o.entrypoint, Some(vec![]));
         assert_eq!(o.command, vec!["sh", "-c", "echo hi"]);
-        assert_eq!(o.env, vec!["X=hi", "N=p"]);
+        assert_eq!(o.env, vec!["X=hi", "N=p", "IP=10.244.0.7", "H=10.0.0.1"]);
         assert_eq!(o.user.as_deref(), Some("1000:7"));
         assert_eq!(o.cpus.as_deref(), Some("500m"));
         assert_eq!(o.cpu_shares, Some(256));

@@ -50,6 +50,8 @@ pub struct PodWorker {
     volumes: Option<BTreeMap<String, PathBuf>>,
     mount_error: Option<String>,
     sandbox_ready: bool,
+    /// The pod's address on the pod network (None: not attached, or no pod network).
+    pod_ip: Option<std::net::Ipv4Addr>,
     last_status: Option<PodStatus>,
     first_seen: Instant,
     reported_running: bool,
@@ -81,6 +83,7 @@ impl PodWorker {
             volumes: None,
             mount_error: None,
             sandbox_ready: false,
+            pod_ip: None,
             last_status: None,
             first_seen: Instant::now(),
             reported_running: false,
@@ -247,7 +250,18 @@ impl PodWorker {
                 }
             }
         }
-        let can_run = self.sandbox_ready && self.volumes.is_some() && !terminal;
+        if self.sandbox_ready && self.pod_ip.is_none() && !terminal {
+            if let Err(e) = self.attach_network() {
+                events.push(PodEvent::warning(
+                    "FailedCreatePodSandBox",
+                    None,
+                    format!("Failed to set up the pod network: {e}"),
+                ));
+                next = Duration::from_secs(5);
+            }
+        }
+        let network_ready = self.ctx.network.get().is_none() || self.pod_ip.is_some();
+        let can_run = self.sandbox_ready && network_ready && self.volumes.is_some() && !terminal;
 
         // init containers, in order; each must exit 0 before the next
         let mut init_done = true;
@@ -363,7 +377,7 @@ impl PodWorker {
             init_done,
             self.sandbox_ready,
             self.ctx.node_ip.as_deref(),
-            None,
+            self.pod_ip.map(|ip| ip.to_string()).as_deref(),
         );
         if matches!(phase, "Succeeded" | "Failed") {
             next = Duration::from_secs(30);
@@ -373,6 +387,24 @@ impl PodWorker {
             status: Some(st),
             next,
         }
+    }
+
+    /// Give the sandbox its address on the pod network, or find the one it has (a restarted
+    /// kubelet). Nothing to do while the node has no pod network.
+    fn attach_network(&mut self) -> Result<(), crate::runtime::network::NetworkError> {
+        let Some(net) = self.ctx.network.get() else {
+            return Ok(());
+        };
+        let ip = match net.attached(&self.uid) {
+            Some(ip) => ip,
+            None => {
+                let netns = self.ctx.runtime.sandbox_dir(&self.uid).join("net");
+                net.attach(&self.uid, &netns)?
+            }
+        };
+        tracing::debug!(uid = %self.uid, %ip, "pod network attached");
+        self.pod_ip = Some(ip);
+        Ok(())
     }
 
     /// Create and start attempt `attempt` of `c`, keeping only the attempt before it.
@@ -450,6 +482,7 @@ impl PodWorker {
             attempt,
             self.volumes.as_ref().unwrap_or(&BTreeMap::new()),
             &host_ip,
+            self.pod_ip.map(|ip| ip.to_string()).as_deref(),
         ) {
             Ok(o) => o,
             Err(e) => {
@@ -592,7 +625,7 @@ impl PodWorker {
                 *next = (*next).min(due - now);
                 continue;
             }
-            let (ok, out) = probes::run(&exe, &root, id, &self.uid, probe);
+            let (ok, out) = probes::run(&exe, &root, id, &self.uid, self.pod_ip, probe);
             if !ok {
                 events.push(PodEvent::warning(
                     "Unhealthy",
@@ -649,6 +682,12 @@ impl PodWorker {
             let _ = rt.remove(&r.id, true);
         }
         self.records.clear();
+        if let Some(net) = self.ctx.network.get() {
+            if let Err(e) = net.detach(&self.uid) {
+                tracing::warn!(uid = %self.uid, "detaching from the pod network: {e}");
+            }
+        }
+        self.pod_ip = None;
         if let Err(e) = rt.remove_sandbox(&self.uid, true) {
             if !matches!(e, crate::runtime::ContainerError::SandboxNotFound { .. }) {
                 tracing::warn!(uid = %self.uid, "removing sandbox: {e}");

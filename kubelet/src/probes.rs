@@ -1,9 +1,11 @@
 //! Probes: liveness (restart when it fails), readiness (gates Ready) and startup (holds the
 //! other two until it succeeds). Each runs every `periodSeconds` after
 //! `initialDelaySeconds`, flips after `failureThreshold`/`successThreshold` results. `exec`
-//! runs the command in the container; `tcpSocket`/`httpGet` connect from inside the pod's
-//! network namespace. Both go through a single-threaded helper process (our own binary),
-//! because entering namespaces from the threaded kubelet is not possible.
+//! runs the command in the container. `tcpSocket`/`httpGet` connect, like the real kubelet's,
+//! from the node to the pod's IP when the pod is on the pod network; a pod with loopback only
+//! is probed from inside its network namespace (127.0.0.1). Exec and namespace probes go
+//! through a single-threaded helper process (our own binary), because entering namespaces
+//! from the threaded kubelet is not possible.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -131,15 +133,37 @@ fn run_helper(mut cmd: Command, timeout: Duration) -> (bool, String) {
     }
 }
 
-/// Run `probe` against container `id` of the pod whose sandbox is `sandbox`; (ok, message).
+/// Run `probe` against container `id` of the pod whose sandbox is `sandbox` and whose address
+/// on the pod network is `pod_ip`; (ok, message).
 pub fn run(
     exe: &Path,
     runtime_root: &Path,
     id: &str,
     sandbox: &str,
+    pod_ip: Option<std::net::Ipv4Addr>,
     probe: &Probe,
 ) -> (bool, String) {
     let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_secs(1));
+    if let Some(ip) = pod_ip.filter(|_| probe.exec.is_none()) {
+        let (kind, port, path) = match (&probe.tcp_socket, &probe.http_get) {
+            (Some(t), _) => ("tcp", port(&t.port), "/"),
+            (None, Some(h)) => ("http", port(&h.port), h.path.as_deref().unwrap_or("/")),
+            (None, None) => {
+                return (
+                    false,
+                    "probe has no handler (exec, httpGet or tcpSocket)".into(),
+                )
+            }
+        };
+        let Some(port) = port else {
+            return (false, "named ports are not supported".into());
+        };
+        let addr = std::net::SocketAddr::from((ip, port));
+        return match check(addr, kind, path, timeout) {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, e),
+        };
+    }
     let mut cmd = Command::new(exe);
     cmd.arg("--root").arg(runtime_root);
     if let Some(e) = &probe.exec {
@@ -194,25 +218,35 @@ pub fn netns_probe_main(
         eprintln!("setns: {e}");
         return 2;
     }
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-        Ok(s) => s,
+    match check(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        kind,
+        path,
+        Duration::from_secs(5),
+    ) {
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("dial tcp {addr}: {e}");
-            return 1;
+            eprintln!("{e}");
+            1
         }
-    };
+    }
+}
+
+/// Connect to `addr`; for `http`, GET `path` and want a 2xx/3xx answer.
+fn check(
+    addr: std::net::SocketAddr,
+    kind: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("dial tcp {addr}: {e}"))?;
     if kind != "http" {
-        return 0;
+        return Ok(());
     }
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!(
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/1.32\r\n\r\n"
-    );
-    if let Err(e) = s.write_all(req.as_bytes()) {
-        eprintln!("{e}");
-        return 1;
-    }
+    let _ = s.set_read_timeout(Some(timeout));
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: kube-probe/1.32\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).unwrap_or(0);
     let line = String::from_utf8_lossy(&buf[..n]);
@@ -222,10 +256,9 @@ pub fn netns_probe_main(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     if (200..400).contains(&code) {
-        0
+        Ok(())
     } else {
-        eprintln!("HTTP probe failed with statuscode: {code}");
-        1
+        Err(format!("HTTP probe failed with statuscode: {code}"))
     }
 }
 

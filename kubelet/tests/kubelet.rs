@@ -736,3 +736,276 @@ async fn kubectl_exec_with_a_terminal() {
     assert!(s.contains("on-a-terminal"), "{s}");
     assert_eq!(out.status.code(), Some(4), "{s}");
 }
+
+/// `ip -4 -o addr` of the network namespace pinned at `ns`.
+fn addrs_in(ns: &std::path::Path) -> String {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-4", "-o", "addr"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn iptables_rules(table: &str) -> String {
+    let out = std::process::Command::new("iptables")
+        .args(["-w", "5", "-t", table, "-S"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// GET / from the test process (the node's own namespace) to a pod.
+fn http_get(ip: &str, port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::new(ip.parse().unwrap(), port);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn pod_ip(p: &k8s_openapi::api::core::v1::Pod) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pod_network_attach_detach_and_cleanup_without_a_cluster() {
+    use kubelet::runtime::network::{self, iptables, Network, NetworkConfig};
+    let net = TestNet::new();
+    let dir = std::env::temp_dir().join(format!("minik8s-net-{}", rand_hex()));
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = network::cleanup(&self.0.join("network"));
+            kubelet::runtime::namespaces::remove_pinned(&self.0.join("sb"));
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let sb = dir.join("sb");
+    std::fs::create_dir_all(&sb).unwrap();
+    kubelet::runtime::namespaces::create_pinned(&sb, "netpod").unwrap();
+
+    let n = Network::setup(
+        &dir.join("network"),
+        NetworkConfig {
+            bridge: net.bridge.clone(),
+            cidr: net.cidr.clone(),
+            mtu: 1500,
+            masquerade: true,
+        },
+    )
+    .unwrap();
+    assert!(link_exists(&net.bridge));
+    let gateway = format!("10.244.{}.1", net.octet);
+    let filter = iptables_rules("filter");
+    assert!(
+        filter.contains(&format!("-A FORWARD -j MINIK8S-{}", net.bridge)),
+        "{filter}"
+    );
+    assert!(
+        filter.contains(&format!("-i {b} -o {b} -j ACCEPT", b = net.bridge)),
+        "{filter}"
+    );
+    let nat = iptables_rules("nat");
+    assert!(
+        nat.contains(&format!(
+            "-s {} ! -o {} -j MASQUERADE",
+            net.cidr, net.bridge
+        )),
+        "{nat}"
+    );
+    // setting up again (a restarted kubelet) adds nothing twice
+    let again = Network::setup(&dir.join("network"), n.config.clone()).unwrap();
+    let jumps = iptables_rules("filter")
+        .matches(&format!("-j MINIK8S-{}\n", net.bridge))
+        .count();
+    assert_eq!(jumps, 1);
+    drop(again);
+
+    let id = "0badcafe-1111-2222-3333-444455556666";
+    let ip = n.attach(id, &sb.join("net")).unwrap();
+    assert_eq!(ip.to_string(), format!("10.244.{}.2", net.octet));
+    assert_eq!(n.attached(id), Some(ip));
+    assert!(link_exists("vm0badcafe"));
+    let inside = addrs_in(&sb.join("net"));
+    assert!(
+        inside.contains(&format!("eth0    inet {ip}/24")),
+        "{inside}"
+    );
+    // the node reaches the pod over TCP: a busybox httpd in the pod's namespace
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/index.html"), "in the pod\n").unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _httpd = Kill(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net={}", sb.join("net").display()))
+            .args(["/bin/busybox", "httpd", "-f", "-p", "8080", "-h"])
+            .arg(dir.join("www"))
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        match http_get(&ip.to_string(), 8080) {
+            Ok(b) => break b,
+            Err(e) if Instant::now() > deadline => panic!("node to pod: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    assert!(body.contains("in the pod"), "{body}");
+    // the pod's default route goes via the gateway
+    let routes = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", sb.join("net").display()))
+        .args(["ip", "-4", "route"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes.contains(&format!("default via {gateway} dev eth0")),
+        "{routes}"
+    );
+
+    // shutdown with a pod attached keeps the bridge, drops the rules
+    n.shutdown().unwrap();
+    assert!(!iptables::installed(&net.bridge));
+    assert!(link_exists(&net.bridge));
+    n.detach(id).unwrap();
+    assert!(!link_exists("vm0badcafe"));
+    assert!(n.allocations().is_empty());
+    assert_eq!(n.attached(id), None);
+    n.shutdown().unwrap();
+    assert!(!link_exists(&net.bridge));
+    assert!(!iptables_rules("nat").contains(&net.bridge));
+    assert!(!iptables_rules("filter").contains(&net.bridge));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
+    let net = TestNet::new();
+    let c = Cluster::start().await;
+    let flags = net.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut k = Kubelet::start(&c, &flags);
+    let server = c
+        .create_pod("server", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+            "command": ["sh", "-c", "mkdir /www; echo hello from $MY_IP > /www/index.html; exec httpd -f -p 8080 -h /www"],
+            "env": [{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}}]}))
+        .await;
+    let p = c
+        .wait_pod("server", 60, "Running and Ready", |p| {
+            phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    let server_ip = pod_ip(&p);
+    let st = p.status.as_ref().unwrap();
+    let cidr: kubelet::runtime::network::Cidr = net.cidr.parse().unwrap();
+    let ip: std::net::Ipv4Addr = server_ip.parse().expect("podIP set");
+    assert!(
+        cidr.contains(ip) && ip != cidr.gateway(),
+        "{ip} not a pod address of {cidr}"
+    );
+    assert_eq!(st.pod_ips.as_ref().unwrap()[0].ip, server_ip);
+    assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+
+    // the node reaches the pod over TCP, and the downward API saw the pod's IP
+    let body = http_get(&server_ip, 8080).unwrap();
+    assert!(body.contains(&format!("hello from {server_ip}")), "{body}");
+
+    // another pod reaches it by IP
+    c.create_pod("client", &k.node, json!({"restartPolicy": "Never", "terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+        "command": ["sh", "-c", format!("for i in 1 2 3 4 5; do timeout 5 wget -q -O - http://{server_ip}:8080/ && exit 0; sleep 1; done; exit 1")]}]}))
+        .await;
+    let p = c
+        .wait_pod("client", 60, "Succeeded", |p| {
+            matches!(phase(p), "Succeeded" | "Failed")
+        })
+        .await;
+    let client_ip = pod_ip(&p);
+    let out = c.kubectl(&["logs", "client"]).await;
+    assert_eq!(phase(&p), "Succeeded", "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("hello from {server_ip}")),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(client_ip, server_ip);
+
+    // a restarted kubelet keeps the pod's address and hands out a new one
+    let server_veth = kubelet::runtime::network::veth_name(server.metadata.uid.as_deref().unwrap());
+    assert!(link_exists(&server_veth));
+    k.kill();
+    k.spawn();
+    c.create_pod("late", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}))
+        .await;
+    let late = c
+        .wait_pod("late", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let late_ip = pod_ip(&late);
+    assert!(!late_ip.is_empty());
+    assert_ne!(late_ip, server_ip);
+    let p = c
+        .wait_pod("server", 10, "Running", |p| phase(p) == "Running")
+        .await;
+    assert_eq!(pod_ip(&p), server_ip);
+    assert!(http_get(&server_ip, 8080).unwrap().contains("hello from"));
+    assert!(link_exists(&net.bridge));
+    assert!(kubelet::runtime::network::iptables::installed(&net.bridge));
+
+    // deleting the pods removes their veths and addresses
+    let veths: Vec<String> = [&server, &late]
+        .iter()
+        .map(|p| kubelet::runtime::network::veth_name(p.metadata.uid.as_deref().unwrap()))
+        .collect();
+    for name in ["server", "client", "late"] {
+        let out = c.kubectl(&["delete", "pod", name, "--wait=false"]).await;
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    for name in ["server", "client", "late"] {
+        c.wait_gone(name, 30).await;
+    }
+    // (grace 0: the API object goes at once, the kubelet tears the pod down right after)
+    let ips = k.root.join("runtime/network/ips");
+    let allocated = || -> Vec<String> {
+        std::fs::read_dir(&ips)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("10."))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while veths.iter().any(|v| link_exists(v)) || !allocated().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: veths {:?}, addresses {:?}\n{}",
+            veths.iter().filter(|v| link_exists(v)).collect::<Vec<_>>(),
+            allocated(),
+            k.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(k.runtime().sandbox_ids().is_empty());
+
+    // stopping the kubelet removes the bridge and every rule of ours
+    k.terminate();
+    assert!(!link_exists(&net.bridge), "bridge left behind");
+    assert!(
+        !kubelet::runtime::network::iptables::installed(&net.bridge),
+        "iptables rules left behind"
+    );
+    assert!(!iptables_rules("filter").contains(&net.bridge));
+}

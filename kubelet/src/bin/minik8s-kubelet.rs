@@ -15,6 +15,7 @@ use kube::api::Api;
 use kubelet::agent::{self, Context};
 use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
+use kubelet::runtime::network::{self, Network, NetworkConfig};
 use kubelet::runtime::{exec, shim, Runtime};
 
 #[derive(Parser, Debug)]
@@ -28,9 +29,23 @@ struct Cli {
     /// State directory: runtime state under runtime/, pod volumes under pods/.
     #[arg(long, default_value = "/var/lib/minik8s")]
     root_dir: PathBuf,
-    /// Pod IP range of this node (spec.podCIDR).
+    /// Pod IP range of this node, e.g. 10.244.1.0/24. Without it the kubelet waits for the
+    /// Node's spec.podCIDR (the controller's node IPAM assigns one); until then pods get
+    /// loopback only.
     #[arg(long)]
     pod_cidr: Option<String>,
+    /// The pod network's bridge in the host namespace (holds the pod range's first address).
+    #[arg(long, default_value = "minik8s0")]
+    bridge_name: String,
+    /// MTU of the bridge and of the pods' interfaces.
+    #[arg(long, default_value_t = 1500)]
+    pod_mtu: u32,
+    /// Let pods reach the outside: a MASQUERADE rule for the pod range (removed on SIGTERM).
+    #[arg(long)]
+    masquerade: bool,
+    /// Remove the pod network recorded under --root-dir (veths, bridge, iptables rules), then exit.
+    #[arg(long)]
+    cleanup_network: bool,
     /// InternalIP address reported for the node.
     #[arg(long)]
     node_ip: Option<String>,
@@ -147,6 +162,11 @@ async fn run(cli: Cli) -> Result<()> {
         None => nix::unistd::gethostname()?.to_string_lossy().to_lowercase(),
     };
     let runtime_root = cli.root_dir.join("runtime");
+    let network_dir = runtime_root.join("network");
+    if cli.cleanup_network {
+        network::cleanup(&network_dir).context("removing the pod network")?;
+        return Ok(());
+    }
     let mut runtime = Runtime::open(&runtime_root)
         .with_context(|| format!("opening the runtime under {}", runtime_root.display()))?;
     runtime.shim_exe = std::fs::read_link("/proc/self/exe").context("finding our own binary")?;
@@ -194,7 +214,31 @@ async fn run(cli: Cli) -> Result<()> {
             node: node_name.clone(),
         },
         metrics: Default::default(),
+        network: Default::default(),
     });
+    let net_config = |cidr: String| NetworkConfig {
+        bridge: cli.bridge_name.clone(),
+        cidr,
+        mtu: cli.pod_mtu,
+        masquerade: cli.masquerade,
+    };
+    match cli.pod_cidr.clone() {
+        Some(cidr) => {
+            let (dir, cfg) = (network_dir.clone(), net_config(cidr));
+            let net = tokio::task::spawn_blocking(move || Network::setup(&dir, cfg))
+                .await?
+                .context("setting up the pod network")?;
+            let _ = ctx.network.set(net);
+        }
+        None => {
+            tokio::spawn(network_from_node(
+                ctx.clone(),
+                network_dir.clone(),
+                net_config(String::new()),
+            ));
+        }
+    }
+
     if let Some(addr) = cli.listen {
         let token = match &cli.auth_token_file {
             Some(f) => Some(
@@ -212,6 +256,49 @@ async fn run(cli: Cli) -> Result<()> {
         tokio::spawn(kubelet::server::serve(listener, ctx.clone(), token));
     }
     tracing::info!(node = %node_name, "kubelet started");
-    agent::run(ctx).await;
-    Ok(())
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = agent::run(ctx.clone()) => {}
+        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    // pods keep running (a restarted kubelet re-adopts them); our firewall rules go, and the
+    // bridge too once no pod uses it
+    let c = ctx.clone();
+    let result =
+        tokio::task::spawn_blocking(move || c.network.get().map(Network::shutdown)).await?;
+    if let Some(Err(e)) = result {
+        tracing::warn!("shutting the pod network down: {e}");
+    }
+    std::process::exit(0)
+}
+
+/// Without `--pod-cidr`: wait for the Node's spec.podCIDR (set by the controller's node IPAM),
+/// then set the pod network up.
+async fn network_from_node(ctx: Arc<Context>, dir: PathBuf, mut config: NetworkConfig) {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    loop {
+        let cidr = match nodes.get(&ctx.node_name).await {
+            Ok(n) => n.spec.and_then(|s| s.pod_cidr),
+            Err(e) => {
+                tracing::debug!("reading the node for its podCIDR: {e}");
+                None
+            }
+        };
+        if let Some(cidr) = cidr {
+            config.cidr = cidr;
+            let (d, cfg) = (dir.clone(), config.clone());
+            match tokio::task::spawn_blocking(move || Network::setup(&d, cfg)).await {
+                Ok(Ok(net)) => {
+                    let _ = ctx.network.set(net);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(cidr = %config.cidr, "setting up the pod network: {e}")
+                }
+                Err(e) => tracing::warn!("setting up the pod network: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

@@ -1,7 +1,8 @@
 //! Harness for the kubelet tests: a private etcd + apiserver (in-process) and the real
 //! `minik8s-kubelet` binary as a process with its own node name and root dir. Dropping a
 //! `Kubelet` kills the process (by pid) and force-removes every container and sandbox under
-//! its root, then the root itself.
+//! its root, its pod network (veths, bridge, iptables rules), then the root itself.
+//! `TestNet` picks a bridge name and a /24 of its own for a test that runs a pod network.
 #![allow(dead_code)]
 
 use std::fs;
@@ -236,6 +237,25 @@ impl Kubelet {
         self.child = Some(child);
     }
 
+    /// SIGTERM the process and wait for it to exit (at most 20 s, then SIGKILL).
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("kubelet did not exit within 20 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     /// SIGKILL the process (containers keep running: they belong to their shims).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -273,6 +293,7 @@ impl Drop for Kubelet {
             for id in rt.container_ids() {
                 let _ = rt.remove(&id, true);
             }
+            let _ = kubelet::runtime::network::cleanup(&rt.root.join("network"));
             for sb in rt.sandbox_ids() {
                 let _ = rt.remove_sandbox(&sb, true);
             }
@@ -293,4 +314,71 @@ pub fn container_pid(rt: &Runtime, uid: &str, name: &str) -> Option<i32> {
         }
     }
     rt.state(&best?.1).ok()?.pid
+}
+
+/// A bridge name and a /24 of the test's own (`10.244.200.0/24` and up, not used on this host),
+/// so parallel tests never share either. Dropping it removes the bridge and our iptables
+/// chains for it, even if the test failed half-way.
+pub struct TestNet {
+    pub bridge: String,
+    pub cidr: String,
+    /// The third octet: the range is 10.244.<n>.0/24.
+    pub octet: u8,
+}
+
+static NEXT_NET: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl TestNet {
+    pub fn new() -> TestNet {
+        let used = String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["-4", "-o", "addr"])
+                .output()
+                .expect("ip addr")
+                .stdout,
+        )
+        .into_owned();
+        for _ in 0..50 {
+            let n = NEXT_NET.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let octet = 200 + ((std::process::id() + n * 7) % 50) as u8;
+            if used.contains(&format!("10.244.{octet}.")) {
+                continue;
+            }
+            return TestNet {
+                bridge: format!("mkt{}", rand_hex()),
+                cidr: format!("10.244.{octet}.0/24"),
+                octet,
+            };
+        }
+        panic!("no free 10.244.200-249.0/24 range on this host");
+    }
+
+    /// Kubelet flags for this network.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--pod-cidr".into(),
+            self.cidr.clone(),
+            "--bridge-name".into(),
+            self.bridge.clone(),
+        ]
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        use kubelet::runtime::network::{iptables, link};
+        iptables::teardown(&self.bridge);
+        let b = self.bridge.clone();
+        let _ = link::on_thread(None, move |h| async move { link::delete(&h, &b).await });
+    }
+}
+
+/// Whether a network interface of that name exists in the host namespace.
+pub fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

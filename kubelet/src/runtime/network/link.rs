@@ -1,0 +1,251 @@
+//! Links, addresses and routes over rtnetlink (what `ip link|addr|route` do, without running
+//! `ip`). The node side is a Linux *bridge*, a virtual switch holding the gateway address of
+//! the pod range; each pod gets a *veth pair*, two interfaces joined by a virtual cable: one
+//! end stays on the host and is plugged into the bridge, the other is moved into the pod's
+//! network namespace and renamed `eth0`.
+//!
+//! A netlink socket talks to the network namespace it was *created* in. So every call runs on
+//! a short-lived OS thread of its own with a one-thread tokio runtime (the kubelet's runtime
+//! and threads are never touched); for the pod side that thread first joins the pod's network
+//! namespace with setns(2), which affects only the calling thread, then opens its socket.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// Why a netlink step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Opening the netlink socket or its runtime failed.
+    #[error("open netlink socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// The kernel refused a request.
+    #[error("{step} {name}: {source}")]
+    Netlink {
+        step: &'static str,
+        name: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// There is no interface of that name.
+    #[error("no interface {name}")]
+    NotFound { name: String },
+    /// Opening or joining the pod's network namespace failed.
+    #[error("join network namespace {path:?}: {source}")]
+    Netns {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The netlink thread panicked.
+    #[error("netlink thread died")]
+    Thread,
+}
+
+/// The errno of a netlink refusal (positive), if it is one.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}
+
+fn nl<'a>(step: &'static str, name: &'a str) -> impl FnOnce(rtnetlink::Error) -> LinkError + 'a {
+    move |source| LinkError::Netlink {
+        step,
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// Run `f` with a netlink handle on a new thread, in the network namespace pinned at `netns`
+/// (the host's when None).
+pub fn on_thread<T, F, Fut>(netns: Option<&Path>, f: F) -> Result<T, LinkError>
+where
+    T: Send + 'static,
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, LinkError>>,
+{
+    let netns = netns.map(Path::to_owned);
+    std::thread::spawn(move || {
+        if let Some(path) = &netns {
+            let file = std::fs::File::open(path).map_err(|source| LinkError::Netns {
+                path: path.clone(),
+                source,
+            })?;
+            // setns(2) of a network namespace changes only this thread, which ends below
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
+                tracing::debug!(?path, ?errno, "setns failed");
+                LinkError::Netns {
+                    path: path.clone(),
+                    source: errno.into(),
+                }
+            })?;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(LinkError::Socket)?;
+        rt.block_on(async move {
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(LinkError::Socket)?;
+            tokio::spawn(conn);
+            f(handle).await
+        })
+    })
+    .join()
+    .map_err(|_| LinkError::Thread)?
+}
+
+/// The index of interface `name`, None if there is none.
+pub async fn index(h: &Handle, name: &str) -> Result<Option<u32>, LinkError> {
+    match h.link().get().match_name(name).execute().try_next().await {
+        Ok(link) => Ok(link.map(|l| l.header.index)),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl("get link", name)(e)),
+    }
+}
+
+async fn must_index(h: &Handle, name: &str) -> Result<u32, LinkError> {
+    index(h, name).await?.ok_or_else(|| LinkError::NotFound {
+        name: name.to_string(),
+    })
+}
+
+/// Create the bridge if missing (`ip link add NAME type bridge`), set its MTU, put `gateway/prefix`
+/// on it and bring it up. Idempotent.
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    mtu: u32,
+) -> Result<(), LinkError> {
+    if index(h, name).await?.is_none() {
+        match h
+            .link()
+            .add(LinkBridge::new(name).mtu(mtu).build())
+            .execute()
+            .await
+        {
+            Err(e) if errno(&e) != Some(libc::EEXIST) => return Err(nl("add bridge", name)(e)),
+            _ => {}
+        }
+    }
+    let idx = must_index(h, name).await?;
+    match h
+        .address()
+        .add(idx, IpAddr::V4(gateway), prefix)
+        .execute()
+        .await
+    {
+        Err(e) if errno(&e) != Some(libc::EEXIST) => return Err(nl("add address", name)(e)),
+        _ => {}
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(nl("set up", name))
+}
+
+/// Delete interface `name` if it exists (`ip link del`); deleting one end of a veth pair
+/// deletes both.
+pub async fn delete(h: &Handle, name: &str) -> Result<(), LinkError> {
+    let Some(idx) = index(h, name).await? else {
+        return Ok(());
+    };
+    match h.link().del(idx).execute().await {
+        Err(e) if errno(&e) != Some(libc::ENODEV) => Err(nl("delete link", name)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Host side of attaching a pod: a veth pair `host`/`peer`, `peer` moved into the namespace
+/// pinned at `netns`, `host` plugged into `bridge` and up.
+pub async fn add_veth(
+    h: &Handle,
+    bridge: &str,
+    host: &str,
+    peer: &str,
+    netns: &Path,
+    mtu: u32,
+) -> Result<(), LinkError> {
+    let bridge_idx = must_index(h, bridge).await?;
+    // a leftover of an attach that died half-way goes first
+    delete(h, host).await?;
+    h.link()
+        .add(LinkVeth::new(host, peer).mtu(mtu).build())
+        .execute()
+        .await
+        .map_err(nl("add veth", host))?;
+    let ns = std::fs::File::open(netns).map_err(|source| LinkError::Netns {
+        path: netns.to_owned(),
+        source,
+    })?;
+    let peer_idx = must_index(h, peer).await?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(peer_idx)
+                .setns_by_fd(ns.as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("move into pod namespace", peer))?;
+    let host_idx = must_index(h, host).await?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(host_idx)
+                .controller(bridge_idx)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("attach to bridge", host))
+}
+
+/// Pod side (run inside the pod's namespace): rename `peer` to `eth0`, set MTU, address
+/// `ip/prefix`, bring it up and route everything via `gateway`.
+pub async fn configure_pod_side(
+    h: &Handle,
+    peer: &str,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Ipv4Addr,
+    mtu: u32,
+) -> Result<(), LinkError> {
+    let idx = must_index(h, peer).await?;
+    // renaming needs the link down, which a new veth end is
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .name("eth0".to_string())
+                .mtu(mtu)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("rename to eth0", peer))?;
+    match h.address().add(idx, IpAddr::V4(ip), prefix).execute().await {
+        Err(e) if errno(&e) != Some(libc::EEXIST) => return Err(nl("add address", "eth0")(e)),
+        _ => {}
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(nl("set up", "eth0"))?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gateway)
+        .output_interface(idx)
+        .build();
+    match h.route().add(route).execute().await {
+        Err(e) if errno(&e) != Some(libc::EEXIST) => Err(nl("add default route", "eth0")(e)),
+        _ => Ok(()),
+    }
+}
