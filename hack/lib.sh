@@ -2,7 +2,7 @@
 # Sourced, not run.
 
 # Debian/Ubuntu packages the project needs on a node (and in CI).
-MINIK8S_PACKAGES=(etcd-server protobuf-compiler busybox-static iproute2 iptables skopeo docker-registry runc curl ca-certificates python3-venv)
+MINIK8S_PACKAGES=(etcd-server protobuf-compiler libprotobuf-dev busybox-static iproute2 iptables skopeo docker-registry runc curl ca-certificates python3-venv)
 
 die() { echo "minik8s: $*" >&2; exit 1; }
 

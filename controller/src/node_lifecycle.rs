@@ -99,11 +99,20 @@ pub fn error_policy(node: Arc<Node>, err: &Error, _ctx: Arc<Context>) -> Action 
     Action::requeue(Duration::from_secs(1))
 }
 
-/// When the node was last heard of: its Lease's renewTime (else its creation).
+/// When the node was last heard of: the later of its Lease's renewTime and its Ready
+/// condition's lastHeartbeatTime (a kubelet that just started posts its status before it
+/// first renews the Lease), else its creation.
 fn last_heard(node: &Node, leases: &Store<Lease>) -> jiff::Timestamp {
     let lease = leases.get(&ObjectRef::new(&node.name_any()).within(LEASE_NAMESPACE));
-    lease
-        .and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0))
+    let renewed = lease.and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0));
+    let heartbeat = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.last_heartbeat_time.as_ref().map(|t| t.0));
+    renewed
+        .max(heartbeat)
         .or_else(|| node.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .unwrap_or_else(jiff::Timestamp::now)
 }
@@ -201,10 +210,15 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
             c.message = Some("Kubelet stopped posting node status.".into());
             c.last_transition_time = Some(Time(now));
         }
+        // Guarded by the resourceVersion we read: if the kubelet has posted a fresh status
+        // since, this is a 409 and the next sync sees it.
         api.patch_status(
             &name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"conditions": conditions}})),
+            &Patch::Merge(json!({
+                "metadata": {"resourceVersion": node.resource_version()},
+                "status": {"conditions": conditions},
+            })),
         )
         .await
         .map_err(fail)?;
@@ -343,6 +357,58 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    fn node(created: i64, heartbeat: Option<i64>) -> Node {
+        let at = |s| Time(jiff::Timestamp::from_second(s).unwrap());
+        Node {
+            metadata: kube::api::ObjectMeta {
+                name: Some("n".into()),
+                creation_timestamp: Some(at(created)),
+                ..Default::default()
+            },
+            status: Some(k8s_openapi::api::core::v1::NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    last_heartbeat_time: heartbeat.map(at),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn leases(renewed: Option<i64>) -> Store<Lease> {
+        let (store, mut writer) = reflector::store::<Lease>();
+        if let Some(s) = renewed {
+            let lease = Lease {
+                metadata: kube::api::ObjectMeta {
+                    name: Some("n".into()),
+                    namespace: Some(LEASE_NAMESPACE.into()),
+                    ..Default::default()
+                },
+                spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+                    renew_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                        jiff::Timestamp::from_second(s).unwrap(),
+                    )),
+                    ..Default::default()
+                }),
+            };
+            writer.apply_watcher_event(&watcher::Event::Apply(lease));
+        }
+        store
+    }
+
+    #[test]
+    fn a_node_is_heard_of_by_its_lease_or_its_status_heartbeat() {
+        let heard = |n: &Node, l: &Store<Lease>| last_heard(n, l).as_second();
+        assert_eq!(heard(&node(100, None), &leases(None)), 100);
+        assert_eq!(heard(&node(100, None), &leases(Some(200))), 200);
+        // a restarted kubelet posts its status before it renews the Lease
+        assert_eq!(heard(&node(100, Some(300)), &leases(Some(200))), 300);
+        assert_eq!(heard(&node(100, Some(150)), &leases(Some(200))), 200);
     }
 
     #[test]
