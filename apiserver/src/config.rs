@@ -43,6 +43,10 @@ pub struct Flags {
     /// File holding the bearer token presented to kubelets (logs, exec).
     #[arg(long = "kubelet-token-file")]
     pub kubelet_token_file: Option<PathBuf>,
+    /// PEM CA bundle that kubelet serving certificates must chain to (default: not verified,
+    /// like kube-apiserver without --kubelet-certificate-authority).
+    #[arg(long = "kubelet-certificate-authority")]
+    pub kubelet_certificate_authority: Option<PathBuf>,
 }
 
 impl Flags {
@@ -69,6 +73,7 @@ impl Flags {
             bookmark_interval: Duration::from_secs(self.bookmark_interval.max(1)),
             tokens,
             kubelet_token: None,
+            kubelet_ca_pem: None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod error;
 pub mod event_views;
 pub mod handlers;
+pub mod kubelet_client;
 pub mod metrics;
 pub mod object;
 pub mod openapi;

@@ -51,6 +51,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             .with_context(|| format!("reading --kubelet-token-file {}", f.display()))?;
         config.kubelet_token = Some(token.trim().to_string());
     }
+    if let Some(f) = &flags.kubelet_certificate_authority {
+        let pem = std::fs::read(f).with_context(|| {
+            format!("reading --kubelet-certificate-authority {}", f.display())
+        })?;
+        config.kubelet_ca_pem = Some(pem);
+        config.kubelet_tls().context("--kubelet-certificate-authority")?;
+    }
     let state = App::new(storage, config);
     state.bootstrap().await;
     let router = app(state);

@@ -41,6 +41,15 @@ pub struct ServerConfig {
     pub tokens: Option<TokenAuth>,
     /// Bearer token presented to kubelets when proxying `pods/{p}/log` and `exec`.
     pub kubelet_token: Option<String>,
+    /// PEM CA that kubelet serving certificates must chain to; `None` = not verified.
+    pub kubelet_ca_pem: Option<Vec<u8>>,
+}
+
+impl ServerConfig {
+    /// TLS client settings for dialing kubelets (see [`crate::kubelet_client`]).
+    pub fn kubelet_tls(&self) -> std::io::Result<std::sync::Arc<rustls::ClientConfig>> {
+        crate::kubelet_client::tls_config(self.kubelet_ca_pem.as_deref())
+    }
 }
 
 impl Default for ServerConfig {
@@ -51,6 +60,7 @@ impl Default for ServerConfig {
             bookmark_interval: Duration::from_secs(60),
             tokens: None,
             kubelet_token: None,
+            kubelet_ca_pem: None,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! ([`node`]), watches the pods bound to the node ([`agent`]) and runs one level-triggered
 //! worker per pod ([`pod_worker`]) that turns the PodSpec into runtime calls
 //! ([`container_config`], [`volumes`]), runs [`probes`] and reports [`status`] and
-//! [`events`]. [`server`] is its own HTTP API (logs, exec, health, metrics).
+//! [`events`]. [`server`] is its own HTTPS API (logs, exec, health, metrics), with the certificate of
+//! [`serving_cert`].
 //!
 //! Underneath sits the node's own container runtime ([`runtime`]), which knows nothing of
 //! Kubernetes: the kubelet talks to it through a CRI-like boundary (`runtime/container.rs`).
@@ -17,5 +18,6 @@ pub mod pod_worker;
 pub mod probes;
 pub mod runtime;
 pub mod server;
+pub mod serving_cert;
 pub mod status;
 pub mod volumes;

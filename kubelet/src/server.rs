@@ -1,9 +1,10 @@
-//! The kubelet's own HTTP API (what the apiserver proxies `kubectl logs`/`exec` to):
+//! The kubelet's own HTTPS API (what the apiserver proxies `kubectl logs`/`exec` to):
 //! `/containerLogs/{ns}/{pod}/{container}` (follow, tailLines, sinceSeconds, timestamps,
 //! previous), `/exec/{ns}/{pod}/{container}` (WebSocket, `v5`/`v4.channel.k8s.io`: channel 0
 //! stdin, 1 stdout, 2 stderr, 3 error/exit status, 4 resize, 255 close), `/metrics`,
 //! `/stats/summary` and an unauthenticated `/healthz`. Every other request must carry
-//! `Authorization: Bearer <token>` (the token the apiserver holds) or gets 401.
+//! `Authorization: Bearer <token>` (the token the apiserver holds) or gets 401. TLS only,
+//! with the certificate of [`crate::serving_cert`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -462,9 +463,18 @@ pub fn router(ctx: Arc<Context>, token: Option<String>) -> Router {
         .merge(protected)
 }
 
-/// Serve the kubelet API on `listener`.
-pub async fn serve(listener: tokio::net::TcpListener, ctx: Arc<Context>, token: Option<String>) {
-    if let Err(e) = axum::serve(listener, router(ctx, token)).await {
-        tracing::error!("kubelet API: {e}");
-    }
+/// Serve the kubelet API over HTTPS on `listener` with `cert`.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    cert: crate::serving_cert::ServingCert,
+    ctx: Arc<Context>,
+    token: Option<String>,
+) -> std::io::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls =
+        axum_server::tls_rustls::RustlsConfig::from_pem(cert.cert_pem, cert.key_pem).await?;
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, tls)?
+        .serve(router(ctx, token).into_make_service())
+        .await
 }

@@ -491,7 +491,7 @@ async fn readiness_probe_gates_ready() {
 async fn kubelet_api_requires_the_token() {
     let c = Cluster::start().await;
     let k = Kubelet::start(&c, &[]);
-    let base = format!("http://127.0.0.1:{}", k.port);
+    let base = format!("https://127.0.0.1:{}", k.port);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = reqwest_get(&format!("{base}/healthz"), None).await {
@@ -534,14 +534,31 @@ async fn kubelet_api_requires_the_token() {
         body.contains("kubelet_pod_start_duration_seconds_bucket"),
         "{body}"
     );
+    // HTTPS only: plain HTTP gets no answer, even with the token
+    let plain = reqwest_get(&format!("http://127.0.0.1:{}/metrics", k.port), Some(&k.token)).await;
+    assert!(!matches!(plain, Ok((200, _))), "{plain:?}");
+    // the self-signed serving certificate is kept for the next start
+    let pem = std::fs::read_to_string(k.root.join("pki/kubelet.crt")).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
 }
 
-/// A minimal HTTP/1.0 GET over a TcpStream: (status code, body).
+/// A minimal HTTP/1.0 GET (over TLS for `https://`, the way the apiserver dials kubelets):
+/// (status code, body).
 async fn reqwest_get(url: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    let (tls, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://").unwrap()),
+    };
     let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = tokio::net::TcpStream::connect(host).await?;
+    let mut s: Box<dyn Unpin + Send + AsyncReadWrite> = if tls {
+        let config = apiserver::kubelet_client::tls_config(None)?;
+        Box::new(apiserver::kubelet_client::connect(host, config).await?)
+    } else {
+        Box::new(tokio::net::TcpStream::connect(host).await?)
+    };
+    trait AsyncReadWrite: AsyncRead + AsyncWrite {}
+    impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();

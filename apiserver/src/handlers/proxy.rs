@@ -1,7 +1,7 @@
 //! `pods/{p}/log` and `pods/{p}/exec`: served by the pod's kubelet, which the apiserver finds
 //! from the pod's `spec.nodeName`, the Node's address (InternalIP, else Hostname) and
-//! `status.daemonEndpoints.kubeletEndpoint.Port`, and calls with `--kubelet-token-file`'s
-//! bearer token. Logs are a streamed GET relayed as is (`kubectl logs -f`); exec is a WebSocket
+//! `status.daemonEndpoints.kubeletEndpoint.Port`, and calls over TLS
+//! ([`crate::kubelet_client`]) with `--kubelet-token-file`'s bearer token. Logs are a streamed GET relayed as is (`kubectl logs -f`); exec is a WebSocket
 //! (`v5.channel.k8s.io` or `v4.channel.k8s.io`) whose frames are relayed both ways.
 
 use axum::body::{Body, Bytes};
@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite;
 
 use super::Ctx;
 use crate::error::ApiError;
+use crate::kubelet_client;
 use crate::server::App;
 
 /// Where a pod's container is served: kubelet `host:port` and the container name.
@@ -130,7 +131,8 @@ pub async fn log(ctx: &Ctx) -> Result<Response, ApiError> {
         q.finish()
     };
     let path = format!("/containerLogs/{ns}/{}/{}?{query}", ctx.name(), t.container);
-    let mut s = tokio::net::TcpStream::connect(&t.kubelet)
+    let tls = ctx.app.config.kubelet_tls().map_err(upstream)?;
+    let mut s = kubelet_client::connect(&t.kubelet, tls)
         .await
         .map_err(upstream)?;
     let auth = ctx
@@ -233,13 +235,17 @@ pub async fn exec(
         q.finish()
     };
     let url = format!(
-        "ws://{}/exec/{namespace}/{name}/{}?{query}",
+        "wss://{}/exec/{namespace}/{name}/{}?{query}",
         t.kubelet, t.container
     );
     let token = app.config.kubelet_token.clone();
+    let tls = match app.config.kubelet_tls() {
+        Ok(t) => t,
+        Err(e) => return upstream(e).into_response(),
+    };
     ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
         .on_upgrade(move |socket| async move {
-            if let Err(e) = relay(socket, &url, &t.kubelet, token.as_deref()).await {
+            if let Err(e) = relay(socket, &url, &t.kubelet, tls, token.as_deref()).await {
                 tracing::warn!(namespace = %namespace, pod = %name, "exec: {e}");
             }
         })
@@ -249,6 +255,7 @@ async fn relay(
     client: WebSocket,
     url: &str,
     kubelet: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
     token: Option<&str>,
 ) -> anyhow::Result<()> {
     use tungstenite::client::IntoClientRequest;
@@ -264,8 +271,8 @@ async fn relay(
         req.headers_mut()
             .insert("Authorization", format!("Bearer {t}").parse()?);
     }
-    let tcp = tokio::net::TcpStream::connect(kubelet).await?;
-    let (node, _) = tokio_tungstenite::client_async(req, tcp).await?;
+    let stream = kubelet_client::connect(kubelet, tls).await?;
+    let (node, _) = tokio_tungstenite::client_async(req, stream).await?;
     let (mut node_tx, mut node_rx) = node.split();
     let (mut client_tx, mut client_rx) = client.split();
     let up = async {

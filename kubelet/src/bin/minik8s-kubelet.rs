@@ -17,6 +17,7 @@ use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
 use kubelet::runtime::network::{self, Network, NetworkConfig};
 use kubelet::runtime::{exec, shim, Runtime};
+use kubelet::serving_cert::ServingCert;
 
 #[derive(Parser, Debug)]
 #[command(name = "minik8s-kubelet", version, about = "minik8s node agent")]
@@ -55,6 +56,13 @@ struct Cli {
     /// File holding the bearer token callers (the apiserver) must present to the kubelet API.
     #[arg(long)]
     auth_token_file: Option<PathBuf>,
+    /// PEM certificate of the kubelet API (HTTPS). Without it (and --tls-private-key-file)
+    /// the kubelet makes a self-signed one under <root-dir>/pki/.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key matching --tls-cert-file.
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
     /// How often the node Lease is renewed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     lease_interval: Duration,
@@ -249,11 +257,25 @@ async fn run(cli: Cli) -> Result<()> {
             ),
             None => None,
         };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let cert = match (&cli.tls_cert_file, &cli.tls_private_key_file) {
+            (Some(c), Some(k)) => ServingCert::from_files(c, k)?,
+            _ => {
+                let mut names = vec![node_name.clone(), addr.ip().to_string()];
+                names.extend(cli.node_ip.clone());
+                names.sort();
+                names.dedup();
+                ServingCert::self_signed(&cli.root_dir.join("pki"), &names)?
+            }
+        };
+        let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("listening on {addr}"))?;
-        tracing::info!(%addr, "kubelet API listening");
-        tokio::spawn(kubelet::server::serve(listener, ctx.clone(), token));
+        tracing::info!(%addr, "kubelet API listening (HTTPS)");
+        let server_ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = kubelet::server::serve(listener, cert, server_ctx, token).await {
+                tracing::error!("kubelet API: {e}");
+            }
+        });
     }
     tracing::info!(node = %node_name, "kubelet started");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
