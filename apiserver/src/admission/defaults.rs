@@ -66,7 +66,8 @@ fn forget_selector(obj: &mut Value, had_selector: bool) {
     }
 }
 
-fn default_pod(pod: &mut Pod) {
+/// Pod defaults on the typed object (for callers that already decoded it).
+pub fn default_pod(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(Default::default);
     default_pod_spec(spec);
     // SetDefaults_Pod: requests default to limits, on Pods only (not on templates).

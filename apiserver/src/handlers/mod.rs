@@ -225,6 +225,21 @@ pub fn normalize(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
     })
 }
 
+/// [`normalize`] for a Pod, with its defaults applied to the typed object in between: one
+/// decode and one encode instead of two of each.
+pub fn normalize_pod_defaulted(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
+    let decode_error = |e: serde_json::Error| {
+        ApiError::BadRequest(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            resource.kind, resource.version, resource.kind
+        ))
+    };
+    let mut pod = <k8s_openapi::api::core::v1::Pod as serde::Deserialize>::deserialize(obj)
+        .map_err(decode_error)?;
+    crate::admission::defaults::default_pod(&mut pod);
+    serde_json::to_value(pod).map_err(decode_error)
+}
+
 /// Create a namespace if it does not exist (bootstrap).
 pub async fn ensure_namespace(app: &App, name: &str) -> Result<(), ApiError> {
     let r = resources::find("", "v1", "namespaces").expect("namespaces are served");

@@ -45,7 +45,10 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
 /// apply to an absent object. Returns the stored object and field warnings.
 pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
     let r = ctx.resource();
-    let (mut obj, warnings) = decode_typed(ctx, obj)?;
+    // Pods, the hottest create, are defaulted inside the one typed decode (their defaults do
+    // not read metadata, which stamp_new changes); other kinds after stamping.
+    let defaulted = r.plural == "pods";
+    let (mut obj, warnings) = decode_typed_with(ctx, obj, defaulted)?;
     if !object::meta_str(&obj, "resourceVersion").is_empty() {
         return Err(ApiError::BadRequest(
             "resourceVersion should not be set on objects to be created".into(),
@@ -54,7 +57,9 @@ pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>)
     let generated =
         object::name(&obj).is_empty() && !object::meta_str(&obj, "generateName").is_empty();
     stamp_new(r, &mut obj, ctx.info.namespace.as_deref())?;
-    defaults::apply_defaults(r.plural, &mut obj);
+    if !defaulted {
+        defaults::apply_defaults(r.plural, &mut obj);
+    }
     if r.plural == "pods" {
         obj["status"] = json!({"phase": "Pending"});
     }
@@ -148,6 +153,16 @@ pub fn stamp_new(
 /// `fieldValidation`: Strict → 400, Warn → `Warning` headers, Ignore → dropped silently. The
 /// server default is Warn, as in kube-apiserver ≥ 1.27.
 pub fn decode_typed(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+    decode_typed_with(ctx, obj, false)
+}
+
+/// [`decode_typed`], with a pod's defaults applied to the typed object in the same pass when
+/// `default_pods` (defaults only add fields, so the unknown-field check is unchanged).
+fn decode_typed_with(
+    ctx: &Ctx,
+    obj: Value,
+    default_pods: bool,
+) -> Result<(Value, Vec<String>), ApiError> {
     let mode = ctx.query.non_empty("fieldValidation").unwrap_or("Warn");
     if !matches!(mode, "Strict" | "Warn" | "Ignore") {
         return Err(ApiError::BadRequest(format!(
@@ -159,7 +174,11 @@ pub fn decode_typed(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>), ApiEr
         // Stored as core/v1 Events; the view conversion keeps only known fields anyway.
         return Ok((normalize(r, &from_api(r, obj))?, vec![]));
     }
-    let typed = normalize(r, &obj)?;
+    let typed = if default_pods && r.storage == "pods" {
+        super::normalize_pod_defaulted(r, &obj)?
+    } else {
+        normalize(r, &obj)?
+    };
     if mode == "Ignore" {
         return Ok((typed, vec![]));
     }
