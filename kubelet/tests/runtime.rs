@@ -624,3 +624,154 @@ fn pull_from_a_local_registry() {
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
+
+/// Run the CLI with `input` on a pipe as its stdin; returns (exit status, stdout).
+fn with_stdin(rt: &Rt, args: &[&str], input: &str) -> (std::process::ExitStatus, String) {
+    use std::io::Write;
+    let mut child = rt
+        .cmd(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[test]
+fn tty_is_a_controlling_terminal_from_the_containers_devpts() {
+    let rt = Rt::new("tty");
+    // `: </dev/tty` only works with a controlling terminal
+    let script = "tty; test -t 0 && test -t 1 && echo both-ttys; : </dev/tty && echo ctty";
+    let out = rt.ok(&["run", "--rm", "-t", "busybox", "sh", "-c", script]);
+    // a terminal turns "\n" into "\r\n"
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(lines, ["/dev/pts/0", "both-ttys", "ctty"], "{out:?}");
+    // without -t: pipes, no terminal
+    let out = rt.ok(&["run", "--rm", "busybox", "sh", "-c", "tty; true"]);
+    assert_eq!(out.trim(), "not a tty");
+
+    // -it: our stdin reaches the command through the terminal
+    let (st, out) = with_stdin(
+        &rt,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "-t",
+            "busybox",
+            "sh",
+            "-c",
+            "read x; echo got-$x",
+        ],
+        "hello\n",
+    );
+    assert!(st.success(), "{out:?}");
+    assert!(out.contains("got-hello\r\n"), "{out:?}");
+
+    // exec -t gets a terminal of the container's devpts too, exec -it forwards stdin
+    let id = rt.ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    let out = rt.ok(&["exec", "-t", id, "sh", "-c", script]);
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(lines, ["/dev/pts/0", "both-ttys", "ctty"], "{out:?}");
+    let (st, out) = with_stdin(
+        &rt,
+        &[
+            "exec",
+            "-i",
+            "-t",
+            id,
+            "sh",
+            "-c",
+            "read x; echo got-$x; exit 4",
+        ],
+        "there\n",
+    );
+    assert_eq!(st.code(), Some(4), "{out:?}");
+    assert!(out.contains("got-there\r\n"), "{out:?}");
+    let out = rt.ok(&["exec", id, "sh", "-c", "tty; true"]);
+    assert_eq!(out.trim(), "not a tty");
+}
+
+#[test]
+fn a_shared_pid_sandbox_shows_each_containers_processes() {
+    let rt = Rt::new("sharepid");
+    rt.ok(&["sandbox", "create", "shared", "--share-pid"]);
+    rt.ok(&["sandbox", "create", "separate"]);
+    for pod in ["shared", "separate"] {
+        rt.ok(&[
+            "run",
+            "-d",
+            "--sandbox",
+            pod,
+            "--name",
+            pod,
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+    }
+    let ps = |pod: &str| {
+        rt.ok(&[
+            "run",
+            "--rm",
+            "--sandbox",
+            pod,
+            "busybox",
+            "ps",
+            "-o",
+            "pid,args",
+        ])
+    };
+    // the pod's pause process is PID 1, the other container's sleep is visible
+    let out = ps("shared");
+    assert!(out.contains("sleep 1000"), "{out}");
+    let first = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.trim_start().starts_with("1 ") && first.contains("pause"),
+        "{out}"
+    );
+    // ... and the same from inside the sleeper (exec)
+    let out = rt.ok(&["exec", "shared", "ps", "-o", "pid,args"]);
+    assert!(out.contains("pause") && out.contains("sleep 1000"), "{out}");
+    // the pause process ignores signals sent from inside the pod
+    rt.ok(&[
+        "exec",
+        "shared",
+        "sh",
+        "-c",
+        "kill -TERM 1; kill -KILL 1; true",
+    ]);
+    std::thread::sleep(Duration::from_millis(100));
+    let out = ps("shared");
+    assert!(out.contains("pause") && out.contains("sleep 1000"), "{out}");
+    // a normal sandbox: the command is PID 1 and sees no other container
+    let out = ps("separate");
+    assert!(!out.contains("sleep"), "{out}");
+    assert!(
+        out.lines().nth(1).unwrap_or_default().contains("ps"),
+        "{out}"
+    );
+
+    // removing the sandbox stops its pause process
+    let sb: serde_json::Value =
+        serde_json::from_slice(&fs::read(rt.root.join("sandboxes/shared/sandbox.json")).unwrap())
+            .unwrap();
+    let pause = sb["pause_pid"].as_i64().expect("pause pid recorded") as i32;
+    assert!(Path::new(&format!("/proc/{pause}")).exists());
+    rt.ok(&["sandbox", "rm", "-f", "shared"]);
+    assert!(rt.wait_for(10, || {
+        fs::read_to_string(format!("/proc/{pause}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    }));
+    assert!(!rt.root.join("sandboxes/shared").exists());
+}

@@ -131,6 +131,9 @@ fn runtime_helper(args: &[String]) -> Option<i32> {
                 }
             }
         }
+        "pause" => Some(kubelet::runtime::pause::main(std::path::Path::new(
+            rest.get(1)?,
+        ))),
         "netns-probe" => {
             let port = rest.get(3)?.parse().ok()?;
             Some(kubelet::probes::netns_probe_main(

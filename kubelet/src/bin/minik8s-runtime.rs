@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kubelet::runtime::container::{Attach, ContainerError, CreateOptions, Status};
-use kubelet::runtime::{exec, namespaces, shim, Runtime, DEFAULT_ROOT};
+use kubelet::runtime::container::{Attach, ContainerError, CreateOptions, SandboxOptions, Status};
+use kubelet::runtime::{exec, namespaces, pause, shim, tty, Runtime, DEFAULT_ROOT};
 
 #[derive(Parser)]
 #[command(
@@ -181,6 +181,9 @@ enum Cmd {
         force: bool,
         id: String,
     },
+    /// PID 1 of a sandbox's shared pid namespace (internal).
+    #[command(hide = true)]
+    Pause { dir: PathBuf },
     /// Per-container monitor (internal).
     #[command(hide = true)]
     Shim {
@@ -198,6 +201,9 @@ enum SandboxCmd {
         id: String,
         #[arg(long)]
         hostname: Option<String>,
+        /// One pid namespace for all containers (Kubernetes `shareProcessNamespace`).
+        #[arg(long)]
+        share_pid: bool,
     },
     Rm {
         #[arg(short, long)]
@@ -280,6 +286,7 @@ fn run(cli: Cli) -> Result<i32> {
             status_fd,
             attached,
         } => Ok(shim::main(&rt, &id, status_fd, attached)),
+        Cmd::Pause { dir } => Ok(pause::main(&dir)),
         Cmd::Run(a) => cmd_run(&rt, *a),
         Cmd::Ps { quiet, .. } => {
             if !quiet {
@@ -312,9 +319,15 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Exec { id, command, .. } => {
+        Cmd::Exec {
+            interactive,
+            tty,
+            id,
+            command,
+        } => {
             let id = rt.lookup(&id)?;
-            Ok(exec::exec(&rt, &id, &command)?)
+            let terminal = tty.then_some(exec::Terminal { stdin: interactive });
+            Ok(exec::exec_with(&rt, &id, &command, terminal)?)
         }
         Cmd::Logs { follow, id } => {
             let id = rt.lookup(&id)?;
@@ -408,8 +421,16 @@ fn run(cli: Cli) -> Result<i32> {
             rt.images.untag(&name)?;
             Ok(0)
         }
-        Cmd::Sandbox(SandboxCmd::Create { id, hostname }) => {
-            rt.create_sandbox(&id, hostname.as_deref())?;
+        Cmd::Sandbox(SandboxCmd::Create {
+            id,
+            hostname,
+            share_pid,
+        }) => {
+            let opts = SandboxOptions {
+                hostname,
+                share_pid,
+            };
+            rt.create_sandbox_with(&id, &opts)?;
             println!("{id}");
             Ok(0)
         }
@@ -484,13 +505,11 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         println!("{}", spec.id);
         return Ok(0);
     }
-    let raw = a.tty && a.interactive && nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-    let saved = if raw { set_raw() } else { None };
+    let raw = (a.tty && a.interactive)
+        .then(tty::RawMode::enable)
+        .flatten();
     let result = started.wait();
-    if let Some(t) = saved {
-        let _ =
-            nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &t);
-    }
+    drop(raw);
     match result {
         Some((code, oom)) => {
             if oom {
@@ -503,13 +522,4 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         }
         None => bail!("lost contact with the container's shim"),
     }
-}
-
-fn set_raw() -> Option<nix::sys::termios::Termios> {
-    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-    let saved = tcgetattr(std::io::stdin()).ok()?;
-    let mut raw = saved.clone();
-    cfmakeraw(&mut raw);
-    tcsetattr(std::io::stdin(), SetArg::TCSANOW, &raw).ok()?;
-    Some(saved)
 }

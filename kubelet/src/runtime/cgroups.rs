@@ -391,7 +391,7 @@ impl Hierarchy {
                     Err(e) if tries < 100 && e.raw_os_error() == Some(libc::EBUSY) => {
                         if tries == 50 {
                             // stragglers (e.g. exec'd processes): kill them, then retry
-                            self.kill_all(&dir);
+                            self.kill_dir(&dir);
                         }
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -403,7 +403,14 @@ impl Hierarchy {
         Ok(())
     }
 
-    fn kill_all(&self, dir: &Path) {
+    /// SIGKILL every process in the cgroup `rel` (all hierarchies).
+    pub fn kill_all(&self, rel: &Path) {
+        for dir in self.dirs(rel) {
+            self.kill_dir(&dir);
+        }
+    }
+
+    fn kill_dir(&self, dir: &Path) {
         if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
             for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                 let _ = nix::sys::signal::kill(

@@ -21,7 +21,7 @@ use super::cgroups::{self, CgroupsError, Hierarchy, Resources};
 use super::image::{Image, ImageError};
 use super::namespaces::{self, Kind, NamespacesError};
 use super::rootfs::{BindMount, RootfsSpec};
-use super::{capabilities, layer, logs, procfs, random_hex, Runtime};
+use super::{capabilities, layer, logs, pause, procfs, random_hex, Runtime};
 
 /// Why a container operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,8 @@ pub enum ContainerError {
     Namespaces(#[from] NamespacesError),
     #[error("{0}")]
     Capabilities(#[from] capabilities::CapabilitiesError),
+    #[error("{0}")]
+    Pause(#[from] pause::PauseError),
     /// No container matches the id or name.
     #[error("no such container: {id}")]
     NotFound { id: String },
@@ -202,6 +204,19 @@ pub struct Sandbox {
     pub hostname: String,
     pub cgroup: PathBuf,
     pub created_at: String,
+    /// Host pid of the pause process, PID 1 of the pod's shared pid namespace (`pause.rs`);
+    /// `None`: every container gets its own pid namespace.
+    #[serde(default)]
+    pub pause_pid: Option<i32>,
+}
+
+/// Options of `sandbox create`: the pod-level part of a PodSpec.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// Defaults to the sandbox id.
+    pub hostname: Option<String>,
+    /// `shareProcessNamespace: true`: all containers in one pid namespace.
+    pub share_pid: bool,
 }
 
 /// How `start` connects to the container's stdio.
@@ -250,6 +265,17 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ContainerEr
         path: path.to_owned(),
         source: io::Error::other(e),
     })
+}
+
+/// Whether this process has a single thread: only then may it fork and go on running Rust
+/// code in the child (with more threads, the child may only exec).
+fn single_threaded() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.split_whitespace().eq(["Threads:", "1"]))
+        })
+        .unwrap_or(false)
 }
 
 /// Whether a process exists (signal 0).
@@ -449,6 +475,20 @@ impl Runtime {
         id: &str,
         hostname: Option<&str>,
     ) -> Result<Sandbox, ContainerError> {
+        let opts = SandboxOptions {
+            hostname: hostname.map(str::to_string),
+            share_pid: false,
+        };
+        self.create_sandbox_with(id, &opts)
+    }
+
+    /// Create a sandbox with `opts`; with `share_pid` also its pid namespace and pause process.
+    pub fn create_sandbox_with(
+        &self,
+        id: &str,
+        opts: &SandboxOptions,
+    ) -> Result<Sandbox, ContainerError> {
+        let hostname = opts.hostname.as_deref();
         let dir = self.sandbox_dir(id);
         if dir.exists() {
             return Err(ContainerError::NameInUse {
@@ -457,16 +497,25 @@ impl Runtime {
         }
         fs::create_dir_all(&dir).map_err(io_err("create sandbox dir", &dir))?;
         let hostname = hostname.unwrap_or(id).to_string();
-        let sb = Sandbox {
+        let mut sb = Sandbox {
             id: id.to_string(),
             hostname: hostname.clone(),
             cgroup: self.cgroup_parent.join(id),
             created_at: logs::now(),
+            pause_pid: None,
         };
         let result = (|| {
             write_etc_files(&dir, &hostname)?;
             namespaces::create_pinned(&dir, &hostname)?;
             self.cgroups.create(&sb.cgroup)?;
+            if opts.share_pid {
+                let pid = pause::spawn(&self.shim_exe, &self.root, &dir)?;
+                sb.pause_pid = Some(pid);
+                if let Err(e) = pause::pin(pid, &dir) {
+                    pause::remove(Some(pid), &dir);
+                    return Err(e.into());
+                }
+            }
             write_json(&dir.join("sandbox.json"), &sb)
         })();
         if let Err(e) = result {
@@ -508,6 +557,8 @@ impl Runtime {
                 self.remove(&cid, true)?;
             }
         }
+        let pause_pid = self.sandbox(id).ok().and_then(|sb| sb.pause_pid);
+        pause::remove(pause_pid, &dir);
         namespaces::remove_pinned(&dir);
         let cg = self.cgroup_parent.join(id);
         self.cgroups.remove(&cg)?;
@@ -648,8 +699,10 @@ impl Runtime {
         let (join_namespaces, etc_dir, pod_cgroup) = match &sandbox {
             Some(sb) => {
                 let sdir = self.sandbox_dir(&sb.id);
+                let shared_pid = sb.pause_pid.map(|_| Kind::Pid);
                 let join = [Kind::Net, Kind::Ipc, Kind::Uts]
                     .into_iter()
+                    .chain(shared_pid)
                     .map(|k| (k, sdir.join(k.proc_name())))
                     .collect();
                 (join, sdir, sb.cgroup.clone())
@@ -785,6 +838,45 @@ impl Runtime {
                 path: PathBuf::new(),
                 source: e.into(),
             })?;
+        let foreground = matches!(attach, Attach::Foreground { .. });
+        let pid = if single_threaded() {
+            self.fork_shim(id, attach, &status_r, status_w)?
+        } else {
+            self.spawn_shim(id, attach, status_w)?
+        };
+        let mut reader = BufReader::new(fs::File::from(status_r));
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let mut it = line.trim_end().splitn(3, ' ');
+        let result = match (it.next(), it.next(), it.next()) {
+            (Some("started"), Some(pid), _) => Ok(Started {
+                pid: pid.parse().unwrap_or(0),
+                status: foreground.then_some(reader),
+            }),
+            (Some("error"), Some(code), msg) => Err(ContainerError::StartFailed {
+                code: code.parse().unwrap_or(125),
+                message: msg.unwrap_or("").to_string(),
+            }),
+            _ => Err(ContainerError::StartFailed {
+                code: 125,
+                message: format!("shim exited without reporting ({})", line.trim()),
+            }),
+        };
+        // the shim stays our child until we exit; reap it in the background if it ends first
+        std::thread::spawn(move || {
+            let _ = nix::sys::wait::waitpid(pid, None);
+        });
+        result
+    }
+
+    /// Start the shim as a re-exec of our binary (`shim_exe --root R shim ID`): the only safe
+    /// way out of a multi-threaded caller such as the kubelet.
+    fn spawn_shim(
+        &self,
+        id: &str,
+        attach: Attach,
+        status_w: OwnedFd,
+    ) -> Result<Pid, ContainerError> {
         let mut cmd = Command::new(&self.shim_exe);
         cmd.arg("--root")
             .arg(&self.root)
@@ -818,31 +910,59 @@ impl Runtime {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(io_err("spawn shim", &self.shim_exe))?;
-        drop(status_w);
-        let mut reader = BufReader::new(fs::File::from(status_r));
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let mut it = line.trim_end().splitn(3, ' ');
-        let result = match (it.next(), it.next(), it.next()) {
-            (Some("started"), Some(pid), _) => Ok(Started {
-                pid: pid.parse().unwrap_or(0),
-                status: matches!(attach, Attach::Foreground { .. }).then_some(reader),
-            }),
-            (Some("error"), Some(code), msg) => Err(ContainerError::StartFailed {
-                code: code.parse().unwrap_or(125),
-                message: msg.unwrap_or("").to_string(),
-            }),
-            _ => Err(ContainerError::StartFailed {
-                code: 125,
-                message: format!("shim exited without reporting ({})", line.trim()),
-            }),
+        let child = cmd.spawn().map_err(io_err("spawn shim", &self.shim_exe))?;
+        Ok(Pid::from_raw(child.id() as i32))
+    }
+
+    /// Start the shim as a plain fork of a single-threaded caller (the CLI): it already holds
+    /// the spec, and skips loading our binary a second time (milliseconds on every `run`).
+    fn fork_shim(
+        &self,
+        id: &str,
+        attach: Attach,
+        status_r: &OwnedFd,
+        status_w: OwnedFd,
+    ) -> Result<Pid, ContainerError> {
+        let spec = self.spec(id)?;
+        let fork_err = |errno: nix::Error| ContainerError::Io {
+            step: "fork shim",
+            path: self.container_dir(id),
+            source: errno.into(),
         };
-        // the shim stays our child until we exit; reap it in the background if it ends first
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
-        result
+        // SAFETY: the caller checked that this process has a single thread, so the child may
+        // run arbitrary code; it never returns into the caller (it ends in _exit).
+        match unsafe { nix::unistd::fork() }.map_err(fork_err)? {
+            nix::unistd::ForkResult::Parent { child } => Ok(child),
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: the caller's read end, which this process never uses again.
+                unsafe { libc::close(status_r.as_raw_fd()) };
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = nix::unistd::setsid();
+                    let null = fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open("/dev/null");
+                    if let Ok(null) = &null {
+                        let targets: &[i32] = match attach {
+                            Attach::Detached => &[0, 1, 2],
+                            Attach::Foreground { stdin: false } => &[0],
+                            Attach::Foreground { stdin: true } => &[],
+                        };
+                        for fd in targets {
+                            // SAFETY: dup2(2) of a descriptor we hold onto one of 0/1/2.
+                            unsafe { libc::dup2(null.as_raw_fd(), *fd) };
+                        }
+                    }
+                    drop(null);
+                    let attached = matches!(attach, Attach::Foreground { .. });
+                    super::shim::serve(self, &spec, Some(fs::File::from(status_w)), attached)
+                }))
+                .unwrap_or(125);
+                // SAFETY: _exit(2) ends the forked shim without running the caller's exit
+                // handlers or flushing its buffers a second time.
+                unsafe { libc::_exit(code) }
+            }
+        }
     }
 
     /// Send `signal` to the container's init.

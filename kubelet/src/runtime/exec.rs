@@ -6,7 +6,7 @@
 //! memory or `/proc/self/exe` while we are in its namespaces (CVE-2019-5736).
 
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
@@ -14,7 +14,7 @@ use nix::unistd::{fork, ForkResult};
 use super::container::{alive, ContainerError, Status};
 use super::namespaces::{Kind, NamespacesError};
 use super::process::{find_executable, ProcessError};
-use super::{capabilities, Runtime};
+use super::{capabilities, tty, Runtime};
 
 /// Why an exec failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Tty(#[from] tty::TtyError),
     /// fork(2) failed.
     #[error("fork: {errno}")]
     Fork { errno: nix::Error },
@@ -40,6 +42,24 @@ pub enum ExecError {
 
 /// Run `args` in container `id` with our stdio; returns its exit code.
 pub fn exec(rt: &Runtime, id: &str, args: &[String]) -> Result<i32, ExecError> {
+    exec_with(rt, id, args, None)
+}
+
+/// How `exec -t` connects our terminal to the command's.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    /// Forward our stdin (`-i`); our terminal goes into raw mode while the command runs.
+    pub stdin: bool,
+}
+
+/// Run `args` in container `id`; with `terminal`, on a pty of the container's own devpts that
+/// becomes the command's controlling terminal, relayed to our stdio.
+pub fn exec_with(
+    rt: &Runtime,
+    id: &str,
+    args: &[String],
+    terminal: Option<Terminal>,
+) -> Result<i32, ExecError> {
     let spec = rt.spec(id)?;
     let st = rt.state(id)?;
     let pid = match (st.status, st.pid) {
@@ -81,13 +101,35 @@ pub fn exec(rt: &Runtime, id: &str, args: &[String]) -> Result<i32, ExecError> {
             errno,
         })?;
     }
+    // setns(CLONE_NEWNS) moved our root into the container: this is its /dev/ptmx
+    let pty = match terminal {
+        Some(_) => {
+            // SAFETY: fd 0 stays open for the life of the process.
+            let size = tty::winsize(unsafe { BorrowedFd::borrow_raw(0) });
+            Some(tty::open_in_root(spec.uid, size)?)
+        }
+        None => None,
+    };
     // SAFETY: the CLI is single-threaded when it execs, so the child may run arbitrary code.
     match unsafe { fork() }.map_err(|errno| ExecError::Fork { errno })? {
         ForkResult::Child => {
-            let err = child(&spec, &procs, args);
+            let err = match &pty {
+                Some(p) => match tty::make_controlling(p.slave.as_raw_fd()) {
+                    Ok(()) => child(&spec, &procs, args),
+                    Err(e) => e.into(),
+                },
+                None => child(&spec, &procs, args),
+            };
             eprintln!("minik8s-runtime: exec: {err}");
             // SAFETY: _exit(2) ends the child immediately.
             unsafe { libc::_exit(err.exit_code()) }
+        }
+        ForkResult::Parent { child } if pty.is_some() => {
+            let pty = pty.expect("checked");
+            drop(pty.slave);
+            let stdin = terminal.is_some_and(|t| t.stdin);
+            let _raw = stdin.then(tty::RawMode::enable).flatten();
+            Ok(tty::relay_until_exit(&pty.master, child, stdin))
         }
         ForkResult::Parent { child } => loop {
             match waitpid(child, None) {
@@ -145,7 +187,6 @@ fn child(spec: &super::ContainerSpec, procs: &[fs::File], args: &[String]) -> Pr
         let errno = nix::unistd::execve(&c(&exe.to_string_lossy()), &argv, &envp).unwrap_err();
         Err(ProcessError::Exec { command, errno })
     };
-    let _ = procs.iter().map(|f| f.as_raw_fd()).count();
     match run() {
         Ok(never) => match never {},
         Err(e) => e,

@@ -18,11 +18,13 @@ pub mod namespaces;
 pub mod network;
 pub mod oci;
 pub mod overlay;
+pub mod pause;
 pub mod process;
 pub mod procfs;
 pub mod registry;
 pub mod rootfs;
 pub mod shim;
+pub mod tty;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

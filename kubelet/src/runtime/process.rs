@@ -8,17 +8,17 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{signal, SigHandler, Signal};
 
 use super::capabilities::{self, CapabilitiesError};
-use super::cgroups::CgroupsError;
 use super::container::ContainerSpec;
 use super::namespaces::{self, Kind, NamespacesError};
 use super::rootfs::{self, RootfsError};
+use super::tty::{self, TtyError};
 
 /// Why the container's init failed before exec.
 #[derive(Debug, thiserror::Error)]
@@ -26,17 +26,17 @@ pub enum ProcessError {
     #[error("{0}")]
     Namespaces(#[from] NamespacesError),
     #[error("{0}")]
-    Cgroups(#[from] CgroupsError),
-    #[error("{0}")]
     Rootfs(#[from] RootfsError),
     #[error("{0}")]
     Capabilities(#[from] CapabilitiesError),
+    /// The shim did not confirm that we are in our cgroup (it failed to put us there).
+    #[error("wait for the cgroup join: {errno:?}")]
+    CgroupJoin { errno: Option<nix::Error> },
     /// Redirecting stdio failed.
     #[error("set up stdio: {errno}")]
     Stdio { errno: nix::Error },
-    /// Making the tty the controlling terminal failed.
-    #[error("set controlling terminal: {errno}")]
-    ControllingTerminal { errno: nix::Error },
+    #[error("{0}")]
+    Tty(#[from] TtyError),
     /// The working directory does not exist.
     #[error("chdir to working directory {path:?}: {errno}")]
     Chdir { path: PathBuf, errno: nix::Error },
@@ -82,8 +82,12 @@ pub struct InitStdio {
     pub keep_stdin: bool,
     pub stdout: RawFd,
     pub stderr: RawFd,
-    /// With a tty, its slave end goes on 0, 1 and 2 and becomes the controlling terminal.
-    pub tty_slave: Option<RawFd>,
+    /// With a tty: the unix socket over which the init sends the master end of the pty it
+    /// allocates in the container's own devpts; the slave goes on 0, 1 and 2 and becomes the
+    /// controlling terminal.
+    pub console_socket: Option<RawFd>,
+    /// The window size the pty starts with (the attached terminal's).
+    pub winsize: Option<libc::winsize>,
 }
 
 fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), ProcessError> {
@@ -122,6 +126,7 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
 pub fn init(
     spec: &ContainerSpec,
     stdio: &InitStdio,
+    cgroup_joined: OwnedFd,
     start_fifo: Option<&Path>,
 ) -> Result<Infallible, ProcessError> {
     // the shim ignores SIGPIPE (Rust does); ignored signals survive exec, so restore the default
@@ -135,13 +140,13 @@ pub fn init(
         None,
     );
 
-    // 1. the pod's namespaces (pinned files), then our cgroup, then our own namespaces
-    for (kind, path) in &spec.join_namespaces {
+    // 1. the pod's namespaces (pinned files), then our own namespaces
+    // (a shared pid namespace was joined by the shim: only children enter one)
+    for (kind, path) in spec.join_namespaces.iter().filter(|(k, _)| *k != Kind::Pid) {
         namespaces::join(path, *kind)?;
     }
-    spec.cgroup_hierarchy.join(&spec.cgroup, 0)?;
     let joined = |k: Kind| spec.join_namespaces.iter().any(|(j, _)| *j == k);
-    let mut kinds = vec![Kind::Mnt, Kind::Cgroup];
+    let mut kinds = vec![Kind::Mnt];
     for k in [Kind::Net, Kind::Ipc, Kind::Uts] {
         if !joined(k) {
             kinds.push(k);
@@ -177,19 +182,30 @@ pub fn init(
     // 3. the filesystem
     rootfs::prepare(&spec.rootfs)?;
 
-    // 4. session, terminal, stdio
-    nix::unistd::setsid().map_err(|errno| ProcessError::Stdio { errno })?;
-    if let Some(slave) = stdio.tty_slave {
-        for t in 0..3 {
-            dup_onto(slave, t)?;
-        }
-        // SAFETY: TIOCSCTTY takes an int argument; fd 0 is the tty slave.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            return Err(ProcessError::ControllingTerminal {
-                errno: nix::Error::last(),
-            });
-        }
+    // 4. the shim moves us into our cgroup meanwhile; nothing of the container runs before
+    //    that. Only then the cgroup namespace, whose root is the cgroup we are in
+    let mut byte = [0u8; 1];
+    match nix::unistd::read(&cgroup_joined, &mut byte) {
+        Ok(1) => {}
+        Ok(_) => return Err(ProcessError::CgroupJoin { errno: None }),
+        Err(errno) => return Err(ProcessError::CgroupJoin { errno: Some(errno) }),
+    }
+    drop(cgroup_joined);
+    namespaces::create(&[Kind::Cgroup])?;
+
+    // 5. session, terminal, stdio
+    if let Some(socket) = stdio.console_socket {
+        // the pty comes from the container's devpts (mounted by `prepare`), so inside it is
+        // /dev/pts/0; the shim gets the master, we keep the slave
+        let pty = tty::open_in_root(spec.uid, stdio.winsize)?;
+        tty::bind_console(&pty)?;
+        // SAFETY: the shim created the socket before fork and it stays open until we exec.
+        let socket = unsafe { BorrowedFd::borrow_raw(socket) };
+        tty::send_fd(socket, pty.master.as_fd())?;
+        drop(pty.master);
+        tty::make_controlling(pty.slave.as_raw_fd())?;
     } else {
+        nix::unistd::setsid().map_err(|errno| ProcessError::Stdio { errno })?;
         if !stdio.keep_stdin {
             let null = nix::fcntl::open(
                 "/dev/null",
@@ -197,7 +213,6 @@ pub fn init(
                 nix::sys::stat::Mode::empty(),
             )
             .map_err(|errno| ProcessError::Stdio { errno })?;
-            use std::os::fd::AsRawFd;
             dup_onto(null.as_raw_fd(), 0)?;
         }
         dup_onto(stdio.stdout, 1)?;
@@ -209,7 +224,7 @@ pub fn init(
         errno,
     })?;
 
-    // 5. privileges: bounding set while still root, then the user, then the remaining sets
+    // 6. privileges: bounding set while still root, then the user, then the remaining sets
     let (uid, gid) = (spec.uid, spec.gid);
     capabilities::drop_bounding(spec.capabilities)?;
     let set_user = |errno| ProcessError::SetUser { uid, gid, errno };
@@ -228,9 +243,8 @@ pub fn init(
         }
     }
 
-    // 6. OCI `create` stops here until `start` opens the fifo for reading
+    // 7. OCI `create` stops here until `start` opens the fifo for reading
     if let Some(fd) = fifo_fd {
-        use std::os::fd::AsRawFd;
         let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
         let w = nix::fcntl::open(
             path.as_str(),
@@ -244,7 +258,7 @@ pub fn init(
         let _ = nix::unistd::write(&w, b"0");
     }
 
-    // 7. exec the command
+    // 8. exec the command
     let command = spec.args.first().cloned().unwrap_or_default();
     let exe = find_executable(&command, &spec.env)?;
     let c = |s: &[u8]| CString::new(s).unwrap_or_default();

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
@@ -19,6 +20,7 @@ use super::container::{ContainerSpec, State, Status};
 use super::logs::{self, LineSplitter};
 use super::namespaces::{self, Kind};
 use super::process::{self, InitStdio};
+use super::tty;
 use super::Runtime;
 
 /// The pipe back to whoever started us: one line per event.
@@ -37,12 +39,13 @@ impl StatusPipe {
     }
 }
 
-/// Run the shim for container `id`; returns the shim's exit code.
+/// Run the shim for container `id` (a re-exec of our binary, `shim ID`); returns the shim's
+/// exit code.
 pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i32 {
     // SAFETY: the fd number was handed to us by `start` (dup2'd onto it before exec) and is
     // owned by nothing else in this process.
-    let mut status = StatusPipe(status_fd.map(|fd| unsafe { fs::File::from_raw_fd(fd) }));
-    if let Some(f) = &status.0 {
+    let status = status_fd.map(|fd| unsafe { fs::File::from_raw_fd(fd) });
+    if let Some(f) = &status {
         let _ = nix::fcntl::fcntl(
             f,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
@@ -51,11 +54,18 @@ pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i
     let spec = match rt.spec(id) {
         Ok(s) => s,
         Err(e) => {
-            status.send(&format!("error 125 {e}"));
+            StatusPipe(status).send(&format!("error 125 {e}"));
             return 1;
         }
     };
-    match run(rt, &spec, &mut status, attached) {
+    serve(rt, &spec, status, attached)
+}
+
+/// The shim's work for a container whose spec is at hand: `main` after a re-exec, or a forked
+/// child of a single-threaded caller (`Runtime::start`). Returns the shim's exit code.
+pub fn serve(rt: &Runtime, spec: &ContainerSpec, status: Option<fs::File>, attached: bool) -> i32 {
+    let mut status = StatusPipe(status);
+    match run(rt, spec, &mut status, attached) {
         Ok(()) => 0,
         Err((code, msg)) => {
             let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
@@ -66,7 +76,7 @@ pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i
                 finished_at: Some(logs::now()),
                 ..State::default()
             };
-            let _ = rt.write_state(id, &st);
+            let _ = rt.write_state(&spec.id, &st);
             status.send(&format!("error {code} {msg}"));
             1
         }
@@ -84,61 +94,57 @@ fn run(
     attached: bool,
 ) -> Result<(), (i32, String)> {
     let fail = |e: &dyn std::fmt::Display| (125, e.to_string());
-    // 1. cgroups: pod level, then the container with its limits
-    spec.cgroup_hierarchy
-        .create(&spec.cgroup)
-        .map_err(|e| fail(&e))?;
-    spec.cgroup_hierarchy
-        .apply(&spec.cgroup, &spec.resources)
-        .map_err(|e| fail(&e))?;
-
-    // 2. stdio: a pty, or one pipe per stream
-    let (out_r, out_w, err_pipe, tty) = if spec.tty {
-        let pty = nix::pty::openpty(None, None).map_err(|e| (125, format!("openpty: {e}")))?;
-        if attached {
-            // SAFETY: TIOCGWINSZ/TIOCSWINSZ read/write a winsize struct that lives for the calls.
-            unsafe {
-                let mut ws: libc::winsize = std::mem::zeroed();
-                if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
-                    libc::ioctl(pty.master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-                }
-            }
-        }
-        let _ = nix::fcntl::fcntl(
-            &pty.master,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-        let _ = nix::fcntl::fcntl(
-            &pty.slave,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-        (pty.master, pty.slave, None, true)
+    // 1. stdio: one pipe per stream, or (tty) a socket the init sends the pty master over
+    let (out_r, out_w) = pipe()?;
+    let err_pipe = if spec.tty { None } else { Some(pipe()?) };
+    let console = if spec.tty {
+        let (ours, theirs) = socket::socketpair(
+            socket::AddressFamily::Unix,
+            socket::SockType::SeqPacket,
+            None,
+            socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| (125, format!("socketpair: {e}")))?;
+        // SAFETY: fd 0 stays open for the life of the shim.
+        let size = attached
+            .then(|| tty::winsize(unsafe { BorrowedFd::borrow_raw(0) }))
+            .flatten();
+        Some((ours, theirs, size))
     } else {
-        let (r, w) = pipe()?;
-        (r, w, Some(pipe()?), false)
+        None
     };
     let (errpipe_r, errpipe_w) = pipe()?;
+    // one byte on it: the init is in its cgroup and may go on to exec; EOF: give up
+    let (joined_r, joined_w) = pipe()?;
     let start_fifo = spec
         .wait_for_start
         .then(|| rt.container_dir(&spec.id).join("exec.fifo"));
 
-    // 3. the pid namespace: our next child becomes its PID 1
-    namespaces::create(&[Kind::Pid]).map_err(|e| fail(&e))?;
+    // 2. the pid namespace: a fresh one whose PID 1 our next child becomes, or the pod's
+    //    shared one (its PID 1 is the sandbox's pause process)
+    let shared_pid = spec.join_namespaces.iter().find(|(k, _)| *k == Kind::Pid);
+    match shared_pid {
+        Some((kind, path)) => namespaces::join(path, *kind),
+        None => namespaces::create(&[Kind::Pid]),
+    }
+    .map_err(|e| fail(&e))?;
 
     // SAFETY: the shim is single-threaded, so the child may run arbitrary code after fork.
     let child = match unsafe { fork() } {
         Err(e) => return Err((125, format!("fork: {e}"))),
         Ok(ForkResult::Child) => {
             drop(errpipe_r);
+            drop(joined_w);
             let stdio = InitStdio {
                 keep_stdin: attached,
                 stdout: out_w.as_raw_fd(),
                 stderr: err_pipe
                     .as_ref()
                     .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
-                tty_slave: tty.then(|| out_w.as_raw_fd()),
+                console_socket: console.as_ref().map(|(_, theirs, _)| theirs.as_raw_fd()),
+                winsize: console.as_ref().and_then(|(_, _, size)| *size),
             };
-            let err = match process::init(spec, &stdio, start_fifo.as_deref()) {
+            let err = match process::init(spec, &stdio, joined_r, start_fifo.as_deref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -150,7 +156,33 @@ fn run(
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(errpipe_w);
+    drop(joined_r);
     drop(out_w);
+
+    // 3. cgroups (pod level, then the container with its limits) and moving the init in. On
+    //    cgroup v1 the first write to cgroup.procs waits for an RCU grace period (milliseconds):
+    //    the init builds its namespaces and rootfs meanwhile, and waits for us before it runs
+    //    any of the container's code
+    let joined = spec
+        .cgroup_hierarchy
+        .create(&spec.cgroup)
+        .and_then(|()| spec.cgroup_hierarchy.apply(&spec.cgroup, &spec.resources))
+        .and_then(|()| {
+            spec.cgroup_hierarchy
+                .join(&spec.cgroup, child.as_raw() as u32)
+        });
+    if let Err(e) = joined {
+        drop(joined_w);
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        return Err(fail(&e));
+    }
+    let _ = nix::unistd::write(&joined_w, b"j");
+    drop(joined_w);
+    let console = console.map(|(ours, theirs, _)| {
+        drop(theirs);
+        ours
+    });
     let err_r = err_pipe.map(|(r, w)| {
         drop(w);
         r
@@ -180,6 +212,14 @@ fn run(
             .unwrap_or((125, text));
         return Err((code, text));
     }
+    // with a tty the init sent the pty master before it exec'd: that is our stdout now (the
+    // stdout pipe was only the fallback until then)
+    let out_r = match &console {
+        Some(sock) => tty::recv_fd(sock.as_fd()).map_err(|e| fail(&e))?,
+        None => out_r,
+    };
+    drop(console);
+    let tty = spec.tty;
     st.status = Status::Running;
     rt.write_state(&spec.id, &st).map_err(|e| fail(&e))?;
     if !spec.wait_for_start {
@@ -193,6 +233,11 @@ fn run(
     let code = relay(spec, child, &out_r, err_r.as_ref(), tty, attached);
     drop(out_r);
     drop(err_r);
+
+    // without its own pid namespace nothing kills the init's leftover children with it
+    if shared_pid.is_some() {
+        spec.cgroup_hierarchy.kill_all(&spec.cgroup);
+    }
 
     // 6. record the exit
     let stats = spec.cgroup_hierarchy.stats(&spec.cgroup);
