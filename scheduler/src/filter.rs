@@ -151,7 +151,10 @@ fn node_unschedulable(pod: &PodFacts, node: &Node) -> Result<(), Vec<Reason>> {
 }
 
 /// TaintToleration: every NoSchedule/NoExecute taint must be tolerated. A node that is not
-/// Ready counts as tainted `node.kubernetes.io/not-ready` (or `unreachable` when Unknown).
+/// Ready counts as tainted `node.kubernetes.io/not-ready` (or `unreachable` when Unknown) with
+/// effect NoSchedule, also when it already has that key as NoExecute (the node lifecycle
+/// controller's eviction taint): every pod tolerates the NoExecute one for a while
+/// (DefaultTolerationSeconds), and that must not let new pods land on a dead node.
 fn taint_toleration(pod: &PodFacts, node: &Node) -> Result<(), Vec<Reason>> {
     let mut taints: Vec<Taint> = node
         .spec
@@ -164,7 +167,10 @@ fn taint_toleration(pod: &PodFacts, node: &Node) -> Result<(), Vec<Reason>> {
         _ => Some("node.kubernetes.io/not-ready"),
     };
     if let Some(key) = implicit {
-        if !taints.iter().any(|t| t.key == key) {
+        if !taints
+            .iter()
+            .any(|t| t.key == key && t.effect == "NoSchedule")
+        {
             taints.push(Taint {
                 key: key.into(),
                 effect: "NoSchedule".into(),
@@ -368,6 +374,19 @@ mod tests {
             node(json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}));
         assert_eq!(
             check(&p, &unknown, &u),
+            one("node(s) had untolerated taint {node.kubernetes.io/unreachable: }")
+        );
+        // the eviction taint is tolerated for 300 s by every pod; the node still takes none
+        let evicting = node(json!({
+            "spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]},
+        }));
+        let default_tolerations = pod(json!({"tolerations": [
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        ]}));
+        assert_eq!(
+            check(&default_tolerations, &evicting, &u),
             one("node(s) had untolerated taint {node.kubernetes.io/unreachable: }")
         );
         let cordoned = node(json!({"spec": {"unschedulable": true}}));

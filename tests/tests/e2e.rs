@@ -78,11 +78,18 @@ async fn create_deployment(c: &Cluster, name: &str, replicas: i32) -> Deployment
 struct Seen {
     uids: BTreeSet<String>,
     pids: BTreeSet<i32>,
+    /// (pod uid, node) for every bound pod.
+    bound: BTreeSet<(String, String)>,
 }
 
 impl Seen {
     fn pods(&mut self, pods: &[Pod]) {
         self.uids.extend(pods.iter().map(uid));
+        self.bound.extend(
+            pods.iter()
+                .filter(|p| !node_of(p).is_empty())
+                .map(|p| (uid(p), node_of(p).to_string())),
+        );
     }
 }
 
@@ -290,6 +297,15 @@ async fn crashed_node_pods_are_replaced_and_the_restarted_kubelet_cleans_up() {
     )
     .await;
     assert!(replaced.iter().all(|p| !victim_uids.contains(&uid(p))));
+    let strays: Vec<_> = seen
+        .bound
+        .iter()
+        .filter(|(u, n)| *n == a.node && !victim_uids.contains(u))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "pods scheduled to the dead node: {strays:?}"
+    );
     eprintln!(
         "pods replaced on {} {:?} after the crash",
         b.node,
