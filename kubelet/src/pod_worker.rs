@@ -237,7 +237,11 @@ impl PodWorker {
             if self.ctx.runtime.sandbox(&self.uid).is_ok() {
                 self.sandbox_ready = true;
             } else {
-                match self.ctx.runtime.create_sandbox(&self.uid, Some(&hostname)) {
+                let opts = crate::runtime::container::SandboxOptions {
+                    hostname: Some(hostname),
+                    share_pid: spec.share_process_namespace == Some(true),
+                };
+                match self.ctx.runtime.create_sandbox_with(&self.uid, &opts) {
                     Ok(_) => self.sandbox_ready = true,
                     Err(e) => {
                         events.push(PodEvent::warning(
