@@ -47,6 +47,13 @@ pub struct Flags {
     /// like kube-apiserver without --kubelet-certificate-authority).
     #[arg(long = "kubelet-certificate-authority")]
     pub kubelet_certificate_authority: Option<PathBuf>,
+    /// tolerationSeconds of the not-ready:NoExecute toleration added to every pod that has none.
+    #[arg(long = "default-not-ready-toleration-seconds", default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable:NoExecute toleration added to every pod that has
+    /// none: how long pods stay bound to a lost node (labs use a few seconds).
+    #[arg(long = "default-unreachable-toleration-seconds", default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 impl Flags {

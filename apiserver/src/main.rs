@@ -58,6 +58,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         config.kubelet_ca_pem = Some(pem);
         config.kubelet_tls().context("--kubelet-certificate-authority")?;
     }
+    apiserver::admission::defaults::set_default_toleration_seconds(
+        flags.default_not_ready_toleration_seconds,
+        flags.default_unreachable_toleration_seconds,
+    );
     let state = App::new(storage, config);
     state.bootstrap().await;
     let router = app(state);

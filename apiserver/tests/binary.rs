@@ -85,6 +85,7 @@ fn serves_https_with_bearer_tokens_and_health_and_metrics() {
             .arg(&key_file)
             .arg("--token-auth-file")
             .arg(&tokens)
+            .args(["--default-unreachable-toleration-seconds", "7"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -118,6 +119,21 @@ fn serves_https_with_bearer_tokens_and_health_and_metrics() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/kube-system"));
+
+    // DefaultTolerationSeconds follows the flags: unreachable 7 s, not-ready the default 300 s.
+    let out = with_token(&["run", "tol", "--image=busybox", "--restart=Never"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = with_token(&[
+        "get",
+        "pod",
+        "tol",
+        "-o",
+        "jsonpath={range .spec.tolerations[*]}{.key}={.tolerationSeconds} {end}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "node.kubernetes.io/not-ready=300 node.kubernetes.io/unreachable=7"
+    );
 
     // A wrong token: 401 (with no token at all kubectl would prompt for a password).
     let out = kubectl(

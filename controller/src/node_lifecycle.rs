@@ -4,7 +4,9 @@
 //! Lease is older than `--node-monitor-grace-period` gets `Ready=Unknown` and the
 //! `node.kubernetes.io/unreachable:NoExecute` taint. A NoExecute taint evicts each pod on the
 //! node once its matching toleration's `tolerationSeconds` has passed (no toleration: the
-//! `--pod-eviction-timeout` default; a toleration without seconds: never). When the Lease is
+//! `--pod-eviction-timeout` default; a toleration without seconds: never). The apiserver
+//! gives every pod such a toleration (its `--default-unreachable-toleration-seconds`, 300 s),
+//! so that flag is where a lab shortens evictions. When the Lease is
 //! renewed again the taint is removed and the kubelet reports Ready itself. Pods bound to a
 //! node that no longer exists are deleted with grace 0: nobody is left to stop them.
 

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::quantity;
 
@@ -58,6 +59,18 @@ fn with_typed<T: serde::de::DeserializeOwned + serde::Serialize>(
 
 /// k8s-openapi makes `spec.selector` a plain struct; the Go type is a pointer, so a missing
 /// selector must stay missing for validation to answer `Required value`.
+static DEFAULT_NOT_READY_TOLERATION_SECONDS: AtomicI64 = AtomicI64::new(300);
+static DEFAULT_UNREACHABLE_TOLERATION_SECONDS: AtomicI64 = AtomicI64::new(300);
+
+/// kube-apiserver's `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds`: how long a new pod stays on a node that went
+/// NotReady or unreachable before the node lifecycle controller evicts it. Process-wide
+/// (set once at start-up, like the admission plugin's configuration).
+pub fn set_default_toleration_seconds(not_ready: i64, unreachable: i64) {
+    DEFAULT_NOT_READY_TOLERATION_SECONDS.store(not_ready, Ordering::Relaxed);
+    DEFAULT_UNREACHABLE_TOLERATION_SECONDS.store(unreachable, Ordering::Relaxed);
+}
+
 fn forget_selector(obj: &mut Value, had_selector: bool) {
     if !had_selector {
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
@@ -105,11 +118,18 @@ pub fn default_pod(pod: &mut Pod) {
         spec.preemption_policy
             .get_or_insert_with(|| "PreemptLowerPriority".into());
     }
-    // DefaultTolerationSeconds admission plugin: tolerate a NotReady/unreachable node for 300 s.
+    // DefaultTolerationSeconds admission plugin: tolerate a NotReady/unreachable node for 300 s
+    // (or the apiserver's --default-*-toleration-seconds).
     let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, seconds) in [
+        (
+            "node.kubernetes.io/not-ready",
+            DEFAULT_NOT_READY_TOLERATION_SECONDS.load(Ordering::Relaxed),
+        ),
+        (
+            "node.kubernetes.io/unreachable",
+            DEFAULT_UNREACHABLE_TOLERATION_SECONDS.load(Ordering::Relaxed),
+        ),
     ] {
         let tolerated = tolerations.iter().any(|t| {
             let effect_ok = matches!(t.effect.as_deref(), None | Some("") | Some("NoExecute"));
@@ -123,7 +143,7 @@ pub fn default_pod(pod: &mut Pod) {
                 key: Some(key.into()),
                 operator: Some("Exists".into()),
                 effect: Some("NoExecute".into()),
-                toleration_seconds: Some(300),
+                toleration_seconds: Some(seconds),
                 value: None,
             });
         }
