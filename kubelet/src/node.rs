@@ -354,7 +354,9 @@ fn conditions_changed(a: &NodeStatus, b: &NodeStatus) -> bool {
     key(a) != key(b)
 }
 
-/// Keep the node status current: post when a condition changes, and at least every minute.
+/// Keep the node status current: post when a condition differs from what the API holds
+/// (the kubelet's own change, or the node lifecycle controller having marked a live node
+/// Unknown), and at least every minute.
 pub async fn status_loop(
     api: Api<Node>,
     cfg: NodeConfig,
@@ -365,6 +367,11 @@ pub async fn status_loop(
     loop {
         tokio::time::sleep(interval).await;
         since_post += interval;
+        // What the API holds now (like the real kubelet's GET before each status update);
+        // if the GET fails, compare with what we posted last.
+        if let Ok(Some(status)) = api.get_opt(&cfg.name).await.map(|n| n.and_then(|n| n.status)) {
+            last = status;
+        }
         let fresh = node_status(&cfg, Some(&last));
         if conditions_changed(&fresh, &last) || since_post >= Duration::from_secs(60) {
             match post_status(&api, &cfg, Some(&last)).await {
