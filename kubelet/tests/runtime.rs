@@ -419,7 +419,13 @@ fn stop_is_graceful_then_forceful_and_rm_leaves_nothing() {
     let gi = rt.inspect(&graceful);
     let si = rt.inspect(&stubborn);
     assert!(si["Mounts"].as_array().unwrap().iter().any(|m| m == "/"));
-    assert!(si["Overlay"]["LowerDirs"].as_array().unwrap().len() == 1);
+    // the image's one layer, then the shared init layer (mount points) at the bottom
+    let lower = si["Overlay"]["LowerDirs"].as_array().unwrap();
+    assert_eq!(lower.len(), 2, "{lower:?}");
+    assert!(
+        lower[1].as_str().unwrap().ends_with("/init-layer"),
+        "{lower:?}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     rt.ok(&["stop", "-t", "10", &graceful]);
     assert_eq!(rt.inspect(&graceful)["State"]["exit_code"], 3);

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::cgroups::{self, CgroupsError, Hierarchy, Resources};
 use super::image::{Image, ImageError};
 use super::namespaces::{self, Kind, NamespacesError};
-use super::rootfs::{BindMount, RootfsSpec};
+use super::rootfs::{self, BindMount, RootfsError, RootfsSpec};
 use super::{capabilities, layer, logs, pause, procfs, random_hex, Runtime};
 
 /// Why a container operation failed.
@@ -36,6 +36,8 @@ pub enum ContainerError {
     Capabilities(#[from] capabilities::CapabilitiesError),
     #[error("{0}")]
     Pause(#[from] pause::PauseError),
+    #[error("{0}")]
+    Rootfs(#[from] RootfsError),
     /// No container matches the id or name.
     #[error("no such container: {id}")]
     NotFound { id: String },
@@ -742,6 +744,7 @@ impl Runtime {
                 readonly: true,
             });
         }
+        let init_layer = rootfs::init_layer(&self.root)?;
         let spec = ContainerSpec {
             id: id.clone(),
             name,
@@ -762,7 +765,13 @@ impl Runtime {
             sandbox: opts.sandbox.clone(),
             join_namespaces,
             rootfs: RootfsSpec {
-                lowerdirs: image.layers.iter().rev().cloned().collect(),
+                lowerdirs: image
+                    .layers
+                    .iter()
+                    .rev()
+                    .cloned()
+                    .chain([init_layer])
+                    .collect(),
                 upperdir: dir.join("upper"),
                 workdir: dir.join("work"),
                 merged: dir.join("rootfs"),

@@ -1,6 +1,10 @@
 //! The shim: one small monitor process per container, like containerd-shim or conmon. It is
-//! started by `start`, detaches into its own session and outlives its caller. It creates the
-//! cgroup, unshares the pid namespace and forks the container's init (`process.rs`); then it owns
+//! started by `start` (a re-exec of our binary, or a plain fork when the caller is
+//! single-threaded, which saves loading the binary again), detaches into its own session and
+//! outlives its caller. It unshares (or joins) the pid namespace, forks the container's init
+//! (`process.rs`), then creates the cgroup and moves the init into it while the init builds its
+//! rootfs: on cgroup v1 that move waits for an RCU grace period, the largest single cost of a
+//! start, so it should not wait alone. The init execs only once the move is done. Then it owns
 //! the container's stdio, writing every line to the CRI log (and to an attached terminal), reaps
 //! the init, reads the OOM counter and records exit code and `OOMKilled` in `state.json`.
 //! It is single-threaded: no threads exist when it forks.
@@ -252,6 +256,12 @@ fn run(
     // cgroups waits for RCU grace periods the caller need not sit through
     status.send(&format!("exited {code} {}", st.oom_killed as u8));
     status.close();
+    // what is left is housekeeping: let it yield to the node's real work (the next container's
+    // start on a small node). Our own session is our own scheduling autogroup, whose nice
+    // value is what counts against other sessions (sched(7))
+    let _ = fs::write("/proc/self/autogroup", "19");
+    // SAFETY: setpriority(2) with integer arguments only.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
     if spec.auto_remove {
         let _ = rt.cleanup(spec);
     } else {
