@@ -228,7 +228,7 @@ impl Kubelet {
             .unwrap();
         let child = Command::new(BIN)
             .args(&self.args)
-            .env("RUST_LOG", "info,kube=warn")
+            .env("RUST_LOG", "info,kube=warn,kubelet=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

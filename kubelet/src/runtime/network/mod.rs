@@ -140,11 +140,6 @@ pub fn veth_name(id: &str) -> String {
     format!("vm{}", &super::layer::hex(&digest)[..8])
 }
 
-/// The pod end until it is renamed `eth0` inside the pod.
-fn peer_name(id: &str) -> String {
-    format!("vp{}", &veth_name(id)[2..])
-}
-
 fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
@@ -219,20 +214,14 @@ impl Network {
     }
 
     fn connect(&self, id: &str, netns: &Path, ip: Ipv4Addr) -> Result<(), NetworkError> {
-        let (bridge, host, peer, mtu) = (
-            self.config.bridge.clone(),
-            veth_name(id),
-            peer_name(id),
-            self.config.mtu,
-        );
+        let (bridge, host, mtu) = (self.config.bridge.clone(), veth_name(id), self.config.mtu);
         let ns = netns.to_owned();
-        let p = peer.clone();
         link::on_thread(None, move |h| async move {
-            link::add_veth(&h, &bridge, &host, &p, &ns, mtu).await
+            link::add_veth(&h, &bridge, &host, &ns, mtu).await
         })?;
         let (prefix, gateway) = (self.cidr.prefix, self.cidr.gateway());
         link::on_thread(Some(netns), move |h| async move {
-            link::configure_pod_side(&h, &peer, ip, prefix, gateway, mtu).await
+            link::configure_pod_side(&h, ip, prefix, gateway).await
         })?;
         Ok(())
     }
@@ -321,7 +310,6 @@ mod tests {
             veth_name("1A2b3c4d-0000-1111-2222-333344445555"),
             "vm1a2b3c4d"
         );
-        assert_eq!(peer_name("1a2b3c4d-0000"), "vp1a2b3c4d");
         let other = veth_name("my-pod");
         assert_eq!(other.len(), 10);
         assert_ne!(other, veth_name("my-pod2"));
