@@ -52,11 +52,12 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         config.kubelet_token = Some(token.trim().to_string());
     }
     if let Some(f) = &flags.kubelet_certificate_authority {
-        let pem = std::fs::read(f).with_context(|| {
-            format!("reading --kubelet-certificate-authority {}", f.display())
-        })?;
+        let pem = std::fs::read(f)
+            .with_context(|| format!("reading --kubelet-certificate-authority {}", f.display()))?;
         config.kubelet_ca_pem = Some(pem);
-        config.kubelet_tls().context("--kubelet-certificate-authority")?;
+        config
+            .kubelet_tls()
+            .context("--kubelet-certificate-authority")?;
     }
     apiserver::admission::defaults::set_default_toleration_seconds(
         flags.default_not_ready_toleration_seconds,

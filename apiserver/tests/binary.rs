@@ -122,7 +122,11 @@ fn serves_https_with_bearer_tokens_and_health_and_metrics() {
 
     // DefaultTolerationSeconds follows the flags: unreachable 7 s, not-ready the default 300 s.
     let out = with_token(&["run", "tol", "--image=busybox", "--restart=Never"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = with_token(&[
         "get",
         "pod",

@@ -369,7 +369,11 @@ pub async fn status_loop(
         since_post += interval;
         // What the API holds now (like the real kubelet's GET before each status update);
         // if the GET fails, compare with what we posted last.
-        if let Ok(Some(status)) = api.get_opt(&cfg.name).await.map(|n| n.and_then(|n| n.status)) {
+        if let Ok(Some(status)) = api
+            .get_opt(&cfg.name)
+            .await
+            .map(|n| n.and_then(|n| n.status))
+        {
             last = status;
         }
         let fresh = node_status(&cfg, Some(&last));

@@ -471,8 +471,7 @@ pub async fn serve(
     token: Option<String>,
 ) -> std::io::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls =
-        axum_server::tls_rustls::RustlsConfig::from_pem(cert.cert_pem, cert.key_pem).await?;
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert.cert_pem, cert.key_pem).await?;
     listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(listener, tls)?
         .serve(router(ctx, token).into_make_service())

@@ -73,8 +73,8 @@ impl ServingCert {
             key_pem: signing_key.serialize_pem().into_bytes(),
         };
         let write = |p: &Path, data: &[u8], mode: u32| {
-            use std::os::unix::fs::OpenOptionsExt;
             use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
             std::fs::create_dir_all(dir)
                 .and_then(|_| {
                     let tmp = p.with_extension("tmp");
@@ -109,12 +109,18 @@ mod tests {
         let names = vec!["node-a".to_string(), "127.0.0.1".to_string()];
         let a = ServingCert::self_signed(&dir, &names).unwrap();
         let b = ServingCert::self_signed(&dir, &names).unwrap();
-        assert_eq!(a.cert_pem, b.cert_pem, "a restart presents the same certificate");
+        assert_eq!(
+            a.cert_pem, b.cert_pem,
+            "a restart presents the same certificate"
+        );
         assert!(String::from_utf8_lossy(&a.cert_pem).starts_with("-----BEGIN CERTIFICATE-----"));
         let c = ServingCert::self_signed(&dir, &["node-b".to_string()]).unwrap();
         assert_ne!(a.cert_pem, c.cert_pem);
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("kubelet.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("kubelet.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }
