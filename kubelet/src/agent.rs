@@ -41,6 +41,18 @@ pub struct Context {
     /// The pod network, once the node's pod range is known (`--pod-cidr` or the Node's
     /// spec.podCIDR); until then sandboxes get loopback only.
     pub network: OnceLock<Network>,
+    /// Passes of pods that are still starting run at most this many at a time, first come
+    /// first served ([`start_slots`]): on a small node a burst of pods then starts one after
+    /// the other instead of all of them sharing the CPUs (and the kernel's rtnl lock) and
+    /// finishing together at the end of the burst.
+    pub start_slots: tokio::sync::Semaphore,
+}
+
+/// How many starting pods sync at once: two per CPU, so that one waiting on its container's
+/// init (rootfs, exec) leaves the CPU to another.
+pub fn start_slots() -> tokio::sync::Semaphore {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(2 * cpus)
 }
 
 /// The runtime's containers grouped by pod UID (from their names).

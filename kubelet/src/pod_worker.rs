@@ -55,6 +55,8 @@ pub struct PodWorker {
     last_status: Option<PodStatus>,
     first_seen: Instant,
     reported_running: bool,
+    /// Where the pod's start went (logged once it runs).
+    start_steps: Vec<(&'static str, Duration)>,
 }
 
 /// What a pass decided (computed in a blocking task, applied in async code).
@@ -87,6 +89,7 @@ impl PodWorker {
             last_status: None,
             first_seen: Instant::now(),
             reported_running: false,
+            start_steps: Vec::new(),
         }
     }
 
@@ -143,13 +146,34 @@ impl PodWorker {
     async fn sync(&mut self, pod: Arc<Pod>) -> Duration {
         let started = Instant::now();
         let p = pod.clone();
+        // a pod still starting waits for a start slot (fair: in the order the pods came)
+        let ctx = self.ctx.clone();
+        let slot = if self.reported_running {
+            None
+        } else {
+            ctx.start_slots.acquire().await.ok()
+        };
         let w = std::mem::replace(
             self,
             PodWorker::new(self.ctx.clone(), self.uid.clone(), Vec::new()),
         );
-        let (w, pass) = w.blocking(move |w| w.pass(&p)).await;
+        let queued = Instant::now();
+        let (w, pass) = w
+            .blocking(move |w| {
+                let waited = queued.elapsed();
+                let pass = w.pass(&p);
+                if !w.reported_running {
+                    w.start_steps.push(("blocking-wait", waited));
+                }
+                pass
+            })
+            .await;
         *self = w;
-        self.ctx.recorder.post(&pod, pass.events);
+        let t = Instant::now();
+        drop(slot);
+        // events go after the status write: they are informational, the status is what
+        // clients wait for
+        let _post = PostOnDrop(self.ctx.clone(), pod.clone(), pass.events);
         if let Some(status) = pass.status {
             let running = status.phase.as_deref() == Some("Running");
             if self.last_status.as_ref() != Some(&status) {
@@ -174,6 +198,18 @@ impl PodWorker {
             if running && !self.reported_running {
                 self.reported_running = true;
                 self.ctx.metrics.observe_start(self.first_seen.elapsed());
+                self.start_steps.push(("patch", t.elapsed()));
+                let steps: Vec<String> = self
+                    .start_steps
+                    .drain(..)
+                    .map(|(k, d)| format!("{k}={}us", d.as_micros()))
+                    .collect();
+                tracing::info!(
+                    uid = %self.uid,
+                    elapsed_ms = self.first_seen.elapsed().as_millis() as u64,
+                    steps = %steps.join(" "),
+                    "pod running"
+                );
             }
         }
         self.ctx.metrics.observe_sync(started.elapsed());
@@ -228,6 +264,7 @@ impl PodWorker {
                 next = Duration::from_secs(5);
             }
         }
+        let t = Instant::now();
         if !self.sandbox_ready && self.volumes.is_some() && !terminal {
             let hostname = spec
                 .hostname
@@ -254,6 +291,10 @@ impl PodWorker {
                 }
             }
         }
+        if !self.reported_running {
+            self.start_steps.push(("sandbox", t.elapsed()));
+        }
+        let t = Instant::now();
         if self.sandbox_ready && self.pod_ip.is_none() && !terminal {
             if let Err(e) = self.attach_network() {
                 events.push(PodEvent::warning(
@@ -263,6 +304,9 @@ impl PodWorker {
                 ));
                 next = Duration::from_secs(5);
             }
+        }
+        if !self.reported_running {
+            self.start_steps.push(("network", t.elapsed()));
         }
         let network_ready = self.ctx.network.get().is_none() || self.pod_ip.is_some();
         let can_run = self.sandbox_ready && network_ready && self.volumes.is_some() && !terminal;
@@ -303,6 +347,7 @@ impl PodWorker {
         }
 
         // containers
+        let t = Instant::now();
         if init_done && can_run {
             for c in &spec.containers {
                 let latest = self.latest(&c.name).map(|r| (r.id.clone(), r.attempt));
@@ -320,6 +365,9 @@ impl PodWorker {
             }
         }
 
+        if !self.reported_running {
+            self.start_steps.push(("containers", t.elapsed()));
+        }
         // status
         let observe = |w: &Self, c: &Container| -> Observed {
             let mut rs: Vec<&Record> = w.records.iter().filter(|r| r.container == c.name).collect();
@@ -734,6 +782,15 @@ impl PodWorker {
                 }
             }
         }
+    }
+}
+
+/// Posts its events when dropped, whichever way `sync` returns.
+struct PostOnDrop(Arc<Context>, Arc<Pod>, Vec<PodEvent>);
+
+impl Drop for PostOnDrop {
+    fn drop(&mut self) {
+        self.0.recorder.post(&self.1, std::mem::take(&mut self.2));
     }
 }
 

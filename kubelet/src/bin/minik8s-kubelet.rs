@@ -226,6 +226,7 @@ async fn run(cli: Cli) -> Result<()> {
         },
         metrics: Default::default(),
         network: Default::default(),
+        start_slots: kubelet::agent::start_slots(),
     });
     let net_config = |cidr: String| NetworkConfig {
         bridge: cli.bridge_name.clone(),
