@@ -565,7 +565,12 @@ async fn reqwest_get(url: &str, token: Option<&str>) -> std::io::Result<(u16, St
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{auth}\r\n").as_bytes())
         .await?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
+    // a TLS peer may close without close_notify after the body: keep what arrived
+    if let Err(e) = s.read_to_end(&mut buf).await {
+        if buf.is_empty() {
+            return Err(e);
+        }
+    }
     let text = String::from_utf8_lossy(&buf).to_string();
     let code = text
         .split_whitespace()

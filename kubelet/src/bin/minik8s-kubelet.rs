@@ -250,7 +250,6 @@ async fn run(cli: Cli) -> Result<()> {
             ));
         }
     }
-
     if let Some(addr) = cli.listen {
         let token = match &cli.auth_token_file {
             Some(f) => Some(
