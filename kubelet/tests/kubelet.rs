@@ -535,7 +535,11 @@ async fn kubelet_api_requires_the_token() {
         "{body}"
     );
     // HTTPS only: plain HTTP gets no answer, even with the token
-    let plain = reqwest_get(&format!("http://127.0.0.1:{}/metrics", k.port), Some(&k.token)).await;
+    let plain = reqwest_get(
+        &format!("http://127.0.0.1:{}/metrics", k.port),
+        Some(&k.token),
+    )
+    .await;
     assert!(!matches!(plain, Ok((200, _))), "{plain:?}");
     // the self-signed serving certificate is kept for the next start
     let pem = std::fs::read_to_string(k.root.join("pki/kubelet.crt")).unwrap();

@@ -270,8 +270,8 @@ async fn run(cli: Cli) -> Result<()> {
                 ServingCert::self_signed(&cli.root_dir.join("pki"), &names)?
             }
         };
-        let listener = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("listening on {addr}"))?;
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
         tracing::info!(%addr, "kubelet API listening (HTTPS)");
         let server_ctx = ctx.clone();
         tokio::spawn(async move {
