@@ -131,6 +131,27 @@ pub fn create(kinds: &[Kind]) -> Result<(), NamespacesError> {
     })
 }
 
+/// Keep the namespace behind `source` (a `/proc/.../ns/<kind>` file) alive without a process:
+/// bind-mount it onto a new empty file `target`. setns(2) on `target` later joins it; unmounting
+/// `target` lets it go.
+pub fn pin_file(source: &str, target: &Path) -> Result<(), NamespacesError> {
+    fs::File::create(target).map_err(|source| NamespacesError::PinFile {
+        path: target.to_path_buf(),
+        source,
+    })?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|errno| NamespacesError::Pin {
+        path: target.to_path_buf(),
+        errno,
+    })
+}
+
 /// Create new net, ipc and uts namespaces and pin them as files `dir/{net,ipc,uts}`.
 /// Runs on a short-lived thread: unshare of these kinds affects only the calling thread, so the
 /// caller's own namespaces never change (safe even in a multi-threaded program).
@@ -147,23 +168,8 @@ pub fn create_pinned(dir: &Path, hostname: &str) -> Result<(), NamespacesError> 
         super::network::loopback_up()?;
         let tid = nix::unistd::gettid();
         for kind in kinds {
-            let target = dir.join(kind.proc_name());
-            fs::File::create(&target).map_err(|source| NamespacesError::PinFile {
-                path: target.clone(),
-                source,
-            })?;
             let source = format!("/proc/self/task/{tid}/ns/{}", kind.proc_name());
-            mount(
-                Some(source.as_str()),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|errno| NamespacesError::Pin {
-                path: target.clone(),
-                errno,
-            })?;
+            pin_file(&source, &dir.join(kind.proc_name()))?;
         }
         Ok(())
     })

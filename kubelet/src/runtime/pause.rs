@@ -187,22 +187,7 @@ pub fn stop(pid: i32, pin: &Path) {
 /// Pin the pid namespace of `pid` as `dir/pid` (a bind mount of its nsfs file).
 pub fn pin(pid: i32, dir: &Path) -> Result<PathBuf, NamespacesError> {
     let target = dir.join(Kind::Pid.proc_name());
-    std::fs::File::create(&target).map_err(|source| NamespacesError::PinFile {
-        path: target.clone(),
-        source,
-    })?;
-    let source = format!("/proc/{pid}/ns/pid");
-    mount(
-        Some(source.as_str()),
-        &target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|errno| NamespacesError::Pin {
-        path: target.clone(),
-        errno,
-    })?;
+    namespaces::pin_file(&format!("/proc/{pid}/ns/pid"), &target)?;
     Ok(target)
 }
 

@@ -275,11 +275,27 @@ fn run(
     Ok(())
 }
 
-fn exit_code(ws: WaitStatus) -> Option<i32> {
+pub(crate) fn exit_code(ws: WaitStatus) -> Option<i32> {
     match ws {
         WaitStatus::Exited(_, c) => Some(c),
         WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
         _ => None,
+    }
+}
+
+/// Block until `child` ends; its exit code (128 + signal when killed, 255 if it cannot be
+/// waited for).
+pub(crate) fn wait_exit(child: Pid) -> i32 {
+    loop {
+        match waitpid(child, None) {
+            Ok(ws) => {
+                if let Some(c) = exit_code(ws) {
+                    return c;
+                }
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return 255,
+        }
     }
 }
 
@@ -395,20 +411,7 @@ fn relay(
             let _ = s.finish(if i == 0 { "stdout" } else { "stderr" }, l);
         }
     }
-    if let Some(c) = exit {
-        return c;
-    }
-    loop {
-        match waitpid(child, None) {
-            Ok(ws) => {
-                if let Some(c) = exit_code(ws) {
-                    return c;
-                }
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => return 255,
-        }
-    }
+    exit.unwrap_or_else(|| wait_exit(child))
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {

@@ -19,8 +19,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
+
+use super::shim::{exit_code, wait_exit};
 
 /// Why setting up a terminal failed.
 #[derive(Debug, thiserror::Error)]
@@ -246,7 +248,7 @@ pub fn relay_until_exit(master: &OwnedFd, child: Pid, forward_stdin: bool) -> i3
                 break;
             }
             if let Ok(ws) = waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                exit = status_code(ws);
+                exit = exit_code(ws);
             }
             continue;
         }
@@ -272,29 +274,7 @@ pub fn relay_until_exit(master: &OwnedFd, child: Pid, forward_stdin: bool) -> i3
             }
         }
     }
-    if let Some(code) = exit {
-        return code;
-    }
-    loop {
-        match waitpid(child, None) {
-            Ok(ws) => {
-                if let Some(code) = status_code(ws) {
-                    return code;
-                }
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => return 255,
-        }
-    }
-}
-
-/// Exit code of a finished process, 128 + signal number when killed; None if still running.
-pub fn status_code(ws: WaitStatus) -> Option<i32> {
-    match ws {
-        WaitStatus::Exited(_, c) => Some(c),
-        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
-        _ => None,
-    }
+    exit.unwrap_or_else(|| wait_exit(child))
 }
 
 /// write(2) all of `data`, retrying on EINTR and short writes.
