@@ -165,6 +165,11 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
         return Ok(Action::await_change());
     };
     let uid = rs.uid().unwrap_or_default();
+    // Never act on a half-filled cache: right after a (re)start an empty pod cache would read
+    // as "no replicas" and we would create a whole second set.
+    if ctx.pods.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let all: Vec<Arc<Pod>> = ctx
         .pods
         .state()

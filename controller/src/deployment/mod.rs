@@ -161,6 +161,11 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, 
     let Some(spec) = d.spec.clone() else {
         return Ok(Action::await_change());
     };
+    // Never act on a half-filled cache: an empty ReplicaSet cache after a (re)start would
+    // read as "no ReplicaSets yet" and scale from nothing.
+    if ctx.replica_sets.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let ns = d.namespace().unwrap_or_default();
     let uid = d.uid().unwrap_or_default();
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
