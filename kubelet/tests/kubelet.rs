@@ -904,10 +904,13 @@ fn pod_network_attach_detach_and_cleanup_without_a_cluster() {
         "{routes}"
     );
 
-    // shutdown with a pod attached keeps the bridge, drops the rules
+    // shutdown (the kubelet's SIGTERM) with a pod attached keeps the bridge and the rules:
+    // the pod outlives the kubelet, and so does its network
     n.shutdown().unwrap();
-    assert!(!iptables::installed(&net.bridge));
+    assert!(iptables::installed(&net.bridge));
     assert!(link_exists(&net.bridge));
+    let body = http_get(&ip.to_string(), 8080).expect("the pod is reachable after shutdown");
+    assert!(body.contains("in the pod"), "{body}");
     n.detach(id).unwrap();
     assert!(!link_exists("vm0badcafe"));
     assert!(n.allocations().is_empty());

@@ -248,12 +248,14 @@ impl Network {
         self.ipam.allocations()
     }
 
-    /// What the kubelet does on SIGTERM: remove the firewall rules, and the bridge too when no
-    /// pod is attached any more (pods that outlive the kubelet keep their bridge, and a
-    /// restarted kubelet re-adopts them).
+    /// What the kubelet does on SIGTERM: when no pod is attached any more, remove the firewall
+    /// rules and the bridge; pods that outlive the kubelet keep both (a restarted kubelet
+    /// re-adopts them), and `cleanup` removes everything.
     pub fn shutdown(&self) -> Result<(), NetworkError> {
-        iptables::teardown(&self.config.bridge);
+        // Pods outlive the kubelet: while any is attached, its forwarding rules must stay,
+        // or its traffic would be dropped until the kubelet comes back.
         if self.allocations().is_empty() {
+            iptables::teardown(&self.config.bridge);
             let bridge = self.config.bridge.clone();
             link::on_thread(
                 None,
