@@ -46,6 +46,8 @@ pub struct Context {
     /// the other instead of all of them sharing the CPUs (and the kernel's rtnl lock) and
     /// finishing together at the end of the burst.
     pub start_slots: tokio::sync::Semaphore,
+    /// How image pulls reach registries (`--insecure-registry`, `--registry-ca-file`).
+    pub registry: crate::runtime::registry::PullOptions,
 }
 
 /// How many starting pods sync at once: two per CPU, so that one waiting on its container's

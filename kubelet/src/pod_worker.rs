@@ -492,7 +492,7 @@ impl PodWorker {
                 format!("Pulling image {image:?}"),
             ));
             let t = Instant::now();
-            match crate::runtime::registry::pull(&rt.images, &image, false) {
+            match crate::runtime::registry::pull(&rt.images, &image, &self.ctx.registry) {
                 Ok(_) => events.push(PodEvent::normal(
                     "Pulled",
                     Some(name),

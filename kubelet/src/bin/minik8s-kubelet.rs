@@ -69,6 +69,13 @@ struct Cli {
     /// First CrashLoopBackOff delay (doubles per crash, up to 5 minutes).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     backoff_base: Duration,
+    /// A registry (`host[:port]`) that image pulls may reach over plain HTTP, without
+    /// verifying its certificate; repeatable. Loopback registries may always be plain HTTP.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
+    /// PEM bundle of CA certificates trusted for registries, besides the system's.
+    #[arg(long, value_name = "FILE")]
+    registry_ca_file: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -234,6 +241,11 @@ async fn run(cli: Cli) -> Result<()> {
         metrics: Default::default(),
         network: Default::default(),
         start_slots: kubelet::agent::start_slots(),
+        registry: kubelet::runtime::registry::PullOptions {
+            insecure_registries: cli.insecure_registries.clone(),
+            ca_file: cli.registry_ca_file.clone(),
+            credentials: None,
+        },
     });
     let net_config = |cidr: String| NetworkConfig {
         bridge: cli.bridge_name.clone(),

@@ -1,7 +1,7 @@
 //! `minik8s-runtime`: a docker-like command line over the node's runtime (`kubelet::runtime`),
 //! plus the hidden `shim` subcommand the runtime re-executes itself as, one per container.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -144,11 +144,30 @@ enum Cmd {
     },
     /// Save a container's changes as a new image.
     Commit { id: String, name: String },
-    /// Pull an image from a registry (HTTP for localhost/127.0.0.1 or with --insecure).
+    /// Pull an image from a registry: HTTPS with a verified certificate, except for insecure
+    /// registries (loopback ones, --insecure-registry, --insecure), which may be plain HTTP.
     Pull {
         reference: String,
+        /// Treat the reference's registry as insecure (as --insecure-registry for it).
         #[arg(long)]
         insecure: bool,
+        /// A registry that may be plain HTTP and whose certificate is not verified; repeatable.
+        #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+        insecure_registries: Vec<String>,
+        /// PEM bundle of CA certificates trusted besides the system's.
+        #[arg(long, value_name = "FILE")]
+        registry_ca: Option<PathBuf>,
+        /// Credentials for a registry that asks (Basic auth or its token service).
+        #[arg(
+            long,
+            value_name = "USER:PASSWORD",
+            env = "MINIK8S_REGISTRY_CREDS",
+            hide_env_values = true
+        )]
+        creds: Option<String>,
+        /// No progress bars (they are drawn only when stderr is a terminal).
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Remove an image name.
     Rmi { name: String },
@@ -410,11 +429,30 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Pull {
             reference,
             insecure,
+            mut insecure_registries,
+            registry_ca,
+            creds,
+            quiet,
         } => {
-            println!(
-                "{}",
-                kubelet::runtime::registry::pull(&rt.images, &reference, insecure)?
-            );
+            use kubelet::runtime::registry::{self, Credentials, PullOptions};
+            if insecure {
+                insecure_registries.push(registry::Reference::parse(&reference)?.registry);
+            }
+            let credentials = match creds {
+                Some(c) => Some(Credentials::parse(&c).context("--creds wants USER:PASSWORD")?),
+                None => None,
+            };
+            let opts = PullOptions {
+                insecure_registries,
+                ca_file: registry_ca,
+                credentials,
+            };
+            let mut bars = ProgressBars::new(!quiet && std::io::stderr().is_terminal());
+            let name = registry::pull_with_progress(&rt.images, &reference, &opts, &mut |p| {
+                bars.update(p)
+            });
+            bars.finish();
+            println!("{}", name?);
             Ok(0)
         }
         Cmd::Rmi { name } => {
@@ -521,5 +559,105 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
             Ok(code)
         }
         None => bail!("lost contact with the container's shim"),
+    }
+}
+
+/// `pull`'s progress on a terminal, like `docker pull`'s: one line per blob, redrawn in place
+/// (at most every 100 ms) until the blob is complete.
+struct ProgressBars {
+    enabled: bool,
+    /// The blob whose line is open.
+    current: Option<String>,
+    /// The last completed blob (its final report repeats the last read's).
+    finished: Option<String>,
+    drawn: std::time::Instant,
+}
+
+impl ProgressBars {
+    fn new(enabled: bool) -> Self {
+        ProgressBars {
+            enabled,
+            current: None,
+            finished: None,
+            drawn: std::time::Instant::now(),
+        }
+    }
+
+    fn update(&mut self, p: kubelet::runtime::registry::Progress<'_>) {
+        if !self.enabled || self.finished.as_deref() == Some(p.digest) {
+            return;
+        }
+        let complete = p.done >= p.total;
+        if self.current.as_deref() != Some(p.digest) {
+            self.finish();
+            self.current = Some(p.digest.to_string());
+        } else if !complete && self.drawn.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.drawn = std::time::Instant::now();
+        eprint!("\r{}", progress_line(p, 30));
+        if complete {
+            self.finished = self.current.take();
+            eprintln!();
+        }
+    }
+
+    /// End an open line (a failed pull leaves one).
+    fn finish(&mut self) {
+        if self.enabled && self.current.take().is_some() {
+            eprintln!();
+        }
+    }
+}
+
+/// `0123456789ab: [=========>          ]  1.5 MiB / 4.0 MiB`
+fn progress_line(p: kubelet::runtime::registry::Progress<'_>, width: usize) -> String {
+    let hex = p.digest.strip_prefix("sha256:").unwrap_or(p.digest);
+    let short = &hex[..hex.len().min(12)];
+    let filled = match p.total {
+        0 => width,
+        t => ((p.done.min(t) as u128 * width as u128) / t as u128) as usize,
+    };
+    let head = if filled < width { ">" } else { "" };
+    let bar = format!("{}{head}", "=".repeat(filled));
+    format!(
+        "{short}: [{bar:<width$}] {} / {}",
+        human_bytes(p.done),
+        human_bytes(p.total)
+    )
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / (1 << 10) as f64),
+        n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubelet::runtime::registry::Progress;
+
+    #[test]
+    fn progress_lines() {
+        let p = |done, total| Progress {
+            digest: "sha256:0123456789abcdef",
+            done,
+            total,
+        };
+        assert_eq!(
+            progress_line(p(0, 4 << 20), 10),
+            "0123456789ab: [>         ] 0 B / 4.0 MiB"
+        );
+        assert_eq!(
+            progress_line(p(3 << 19, 4 << 20), 10),
+            "0123456789ab: [===>      ] 1.5 MiB / 4.0 MiB"
+        );
+        assert_eq!(
+            progress_line(p(2048, 2048), 10),
+            "0123456789ab: [==========] 2.0 KiB / 2.0 KiB"
+        );
     }
 }

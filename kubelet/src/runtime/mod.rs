@@ -4,7 +4,7 @@
 //! fresh *namespaces* (`namespaces.rs`, `network.rs`) limited by *cgroups* (`cgroups.rs`) and
 //! *capabilities* (`capabilities.rs`), started by a per-container *shim* (`shim.rs`) that forks
 //! the init (`process.rs`) and keeps its logs (`logs.rs`). `container.rs` is the CRI-like API on
-//! top; `exec.rs` enters a running container; `registry.rs` pulls images; `oci.rs` speaks the OCI
+//! top; `exec.rs` enters a running container; `registry/` pulls images; `oci.rs` speaks the OCI
 //! runtime command line. Start reading at `container.rs`.
 
 pub mod capabilities;

@@ -1,15 +1,19 @@
 //! Pulling from an OCI distribution registry (the Docker Registry HTTP API v2): fetch the
 //! manifest by tag (`GET /v2/<repo>/manifests/<tag>`), follow an index to the linux/amd64
 //! manifest, then fetch the config and each layer by digest (`GET /v2/<repo>/blobs/<digest>`),
-//! verifying every blob against its digest as it is stored. A registry that answers 401 with
-//! `WWW-Authenticate: Bearer realm=..,service=..,scope=..` gets an anonymous token request, and
-//! the request is retried with `Authorization: Bearer <token>`.
+//! verifying every blob against its digest as it is stored. How a registry is reached (HTTPS
+//! or, for insecure registries only, plain HTTP; trusted CAs; Basic or Bearer-token login) is
+//! in `client.rs`.
+
+mod client;
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use oci_spec::image::{ImageIndex, ImageManifest};
 
 use super::image::{normalize, sha256, ImageError, ImageStore};
+use client::Client;
 
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -25,6 +29,15 @@ pub enum RegistryError {
     /// An HTTP request failed.
     #[error("GET {url}: {reason}")]
     Http { url: String, reason: String },
+    /// The registry's TLS certificate is not signed by a CA we trust (or not for its name).
+    #[error("registry {registry}: TLS certificate not trusted ({reason}); give its CA with --registry-ca FILE, or mark the registry --insecure-registry")]
+    Certificate { registry: String, reason: String },
+    /// The extra CA bundle cannot be read.
+    #[error("CA bundle {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
+    /// The registry refused our (lack of) credentials.
+    #[error("GET {url}: unauthorized: {reason}")]
+    Unauthorized { url: String, reason: String },
     /// The token service refused us.
     #[error("token request to {realm}: {reason}")]
     Token { realm: String, reason: String },
@@ -38,6 +51,64 @@ pub enum RegistryError {
     /// Storing what we fetched failed (includes digest mismatches).
     #[error("{0}")]
     Store(#[from] ImageError),
+}
+
+/// How registries are reached: the defaults are HTTPS with the system's CAs, anonymous.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Registries (`host[:port]`, as in the image reference) that may be plain HTTP and whose
+    /// certificate is not verified, like dockerd's `--insecure-registry`. Loopback registries
+    /// may be plain HTTP without being listed.
+    pub insecure_registries: Vec<String>,
+    /// A PEM bundle of CA certificates trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// For registries that ask: sent as Basic auth, to the registry or its token service.
+    pub credentials: Option<Credentials>,
+}
+
+/// A registry login.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl Credentials {
+    /// `USER:PASSWORD`, as skopeo's `--creds`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (username, password) = s.split_once(':')?;
+        (!username.is_empty()).then(|| Credentials {
+            username: username.into(),
+            password: password.into(),
+        })
+    }
+
+    fn basic(&self) -> String {
+        use base64::Engine;
+        let pair = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How far the download of one blob (the config or a layer) is.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub digest: &'a str,
+    /// Bytes received so far (equal to `total` at once for a blob already in the store).
+    pub done: u64,
+    /// The blob's size from the manifest.
+    pub total: u64,
 }
 
 /// A parsed `host[:port]/repo[:tag|@digest]`.
@@ -87,101 +158,24 @@ impl Reference {
     }
 }
 
-struct Client {
-    base: String,
-    token: Option<String>,
-    agent: ureq::Agent,
+/// Pull `reference` into the store; returns the name it is stored under.
+pub fn pull(
+    store: &ImageStore,
+    reference: &str,
+    opts: &PullOptions,
+) -> Result<String, RegistryError> {
+    pull_with_progress(store, reference, opts, &mut |_| {})
 }
 
-impl Client {
-    fn get(&mut self, path: &str, accept: Option<&str>) -> Result<ureq::Response, RegistryError> {
-        let url = format!("{}{path}", self.base);
-        for attempt in 0..2 {
-            let mut req = self.agent.get(&url);
-            if let Some(a) = accept {
-                req = req.set("Accept", a);
-            }
-            if let Some(t) = &self.token {
-                req = req.set("Authorization", &format!("Bearer {t}"));
-            }
-            match req.call() {
-                Ok(r) => return Ok(r),
-                Err(ureq::Error::Status(401, r)) if attempt == 0 => {
-                    let challenge = r.header("WWW-Authenticate").unwrap_or("").to_string();
-                    self.token = Some(self.fetch_token(&challenge)?);
-                }
-                Err(e) => {
-                    return Err(RegistryError::Http {
-                        url,
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
-        Err(RegistryError::Http {
-            url,
-            reason: "unauthorized".into(),
-        })
-    }
-
-    fn fetch_token(&self, challenge: &str) -> Result<String, RegistryError> {
-        let params = challenge.strip_prefix("Bearer ").unwrap_or("");
-        let mut realm = String::new();
-        let mut query = Vec::new();
-        for part in params.split(',') {
-            if let Some((k, v)) = part.trim().split_once('=') {
-                let v = v.trim_matches('"').to_string();
-                if k == "realm" {
-                    realm = v;
-                } else {
-                    query.push((k.to_string(), v));
-                }
-            }
-        }
-        if realm.is_empty() {
-            return Err(RegistryError::Token {
-                realm,
-                reason: format!("unsupported challenge {challenge:?}"),
-            });
-        }
-        let mut req = self.agent.get(&realm);
-        for (k, v) in &query {
-            req = req.query(k, v);
-        }
-        let body: serde_json::Value = req
-            .call()
-            .map_err(|e| RegistryError::Token {
-                realm: realm.clone(),
-                reason: e.to_string(),
-            })?
-            .into_json()
-            .map_err(|e| RegistryError::Token {
-                realm: realm.clone(),
-                reason: e.to_string(),
-            })?;
-        body["token"]
-            .as_str()
-            .or(body["access_token"].as_str())
-            .map(String::from)
-            .ok_or(RegistryError::Token {
-                realm,
-                reason: "no token in answer".into(),
-            })
-    }
-}
-
-/// Pull `reference` into the store; `insecure` uses plain HTTP (always for localhost/127.0.0.1).
-pub fn pull(store: &ImageStore, reference: &str, insecure: bool) -> Result<String, RegistryError> {
+/// [`pull`], calling `progress` as each blob's bytes arrive.
+pub fn pull_with_progress(
+    store: &ImageStore,
+    reference: &str,
+    opts: &PullOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<String, RegistryError> {
     let r = Reference::parse(reference)?;
-    let local = r.registry.starts_with("127.") || r.registry.starts_with("localhost");
-    let scheme = if insecure || local { "http" } else { "https" };
-    let mut c = Client {
-        base: format!("{scheme}://{}", r.registry),
-        token: None,
-        agent: ureq::AgentBuilder::new()
-            .timeout(std::time::Duration::from_secs(300))
-            .build(),
-    };
+    let mut c = Client::connect(&r.registry, opts)?;
     let repo = &r.repository;
     let (mut bytes, mut media) = fetch_manifest(&mut c, repo, &r.reference)?;
     if media.contains("index") || media.contains("manifest.list") {
@@ -204,7 +198,7 @@ pub fn pull(store: &ImageStore, reference: &str, insecure: bool) -> Result<Strin
                 url,
                 reason: "no linux/amd64 manifest".into(),
             })?;
-        (bytes, media) = fetch_manifest(&mut c, repo, &pick.digest().to_string())?;
+        (bytes, media) = fetch_manifest(&mut c, repo, pick.digest().as_ref())?;
     }
     let _ = media;
     if r.reference.starts_with("sha256:") && sha256(&bytes) != r.reference {
@@ -220,14 +214,33 @@ pub fn pull(store: &ImageStore, reference: &str, insecure: bool) -> Result<Strin
         url: reference.to_string(),
         reason: e.to_string(),
     })?;
-    let mut digests = vec![manifest.config().digest().to_string()];
-    digests.extend(manifest.layers().iter().map(|l| l.digest().to_string()));
-    for d in digests {
-        if store.blob_path(&d)?.exists() {
-            continue;
+    let mut blobs = vec![(
+        manifest.config().digest().to_string(),
+        manifest.config().size(),
+    )];
+    blobs.extend(
+        manifest
+            .layers()
+            .iter()
+            .map(|l| (l.digest().to_string(), l.size())),
+    );
+    for (digest, total) in blobs {
+        if !store.blob_path(&digest)?.exists() {
+            let resp = c.get(&format!("/v2/{repo}/blobs/{digest}"), None)?;
+            let body = Counted {
+                inner: resp.into_reader(),
+                digest: &digest,
+                done: 0,
+                total,
+                progress: &mut *progress,
+            };
+            store.put_blob(body, Some(&digest))?;
         }
-        let resp = c.get(&format!("/v2/{repo}/blobs/{d}"), None)?;
-        store.put_blob(resp.into_reader(), Some(&d))?;
+        progress(Progress {
+            digest: &digest,
+            done: total,
+            total,
+        });
     }
     let (manifest_digest, _) = store.put_blob(&bytes[..], None)?;
     let name = if r.registry == "registry-1.docker.io" {
@@ -238,6 +251,28 @@ pub fn pull(store: &ImageStore, reference: &str, insecure: bool) -> Result<Strin
     store.tag(&name, &manifest_digest)?;
     store.resolve(&name)?; // unpacks and verifies diff ids
     Ok(name)
+}
+
+/// A blob's body, reporting the bytes read so far.
+struct Counted<'a, R> {
+    inner: R,
+    digest: &'a str,
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(Progress<'_>),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.progress)(Progress {
+            digest: self.digest,
+            done: self.done,
+            total: self.total,
+        });
+        Ok(n)
+    }
 }
 
 fn fetch_manifest(
@@ -284,5 +319,15 @@ mod tests {
         );
         let r = Reference::parse("localhost:5000/x@sha256:abc").unwrap();
         assert_eq!(r.reference, "sha256:abc");
+    }
+
+    #[test]
+    fn credentials_are_basic_auth_and_not_debug_printed() {
+        let c = Credentials::parse("minik8s:s3:cret").unwrap();
+        assert_eq!(c.password, "s3:cret");
+        assert_eq!(c.basic(), "Basic bWluaWs4czpzMzpjcmV0");
+        assert!(!format!("{c:?}").contains("s3:cret"));
+        assert!(Credentials::parse("no-password").is_none());
+        assert!(Credentials::parse(":x").is_none());
     }
 }

@@ -1,0 +1,254 @@
+//! Pulls over HTTPS from a real registry: Debian's `docker-registry`, started by each test on a
+//! free loopback port with a certificate from a CA the test makes (rcgen), an image pushed
+//! into it with skopeo, then pulled by the `minik8s-runtime` binary and run. Plain HTTP is
+//! `runtime.rs`'s `pull_from_a_local_registry`.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// The htpasswd line for `minik8s` / `s3cret` (bcrypt, cost 5: `htpasswd -nbB -C 5`).
+const HTPASSWD: &str = "minik8s:$2b$05$7686OlAan2LqYqbvxNaSbOBIwEnHzmugyucK9M92P1lx1SbqjR1C6\n";
+
+/// A `docker-registry serve` this test started, with its config, certificates and storage in
+/// `dir`; on drop the process (only it, by its pid) is killed and reaped, then `dir` removed.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Registry {
+    /// Serve HTTPS on 127.0.0.1 with a certificate signed by a fresh CA (`ca_cert()`);
+    /// with `htpasswd`, every request needs Basic auth.
+    fn start(htpasswd: Option<&str>) -> Registry {
+        let dir = TempDir::new("registry-tls");
+        let d = dir.path();
+        make_pki(d);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
+             http:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {root}/registry.crt\n    key: {root}/registry.key\n",
+            root = d.display()
+        );
+        if let Some(h) = htpasswd {
+            fs::write(d.join("htpasswd"), h).unwrap();
+            config += &format!(
+                "auth:\n  htpasswd:\n    realm: minik8s\n    path: {}/htpasswd\n",
+                d.display()
+            );
+        }
+        fs::write(d.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(d.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("registry.log")).unwrap())
+            .spawn()
+            .expect("docker-registry installed (apt-get install docker-registry)");
+        let mut registry = Registry { child, port, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = registry.child.try_wait().unwrap();
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                panic!(
+                    "docker-registry did not start ({exited:?}): {}",
+                    fs::read_to_string(registry.dir.path().join("registry.log")).unwrap()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        registry
+    }
+
+    /// `127.0.0.1:<port>/<repo>`.
+    fn reference(&self, repo: &str) -> String {
+        format!("127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// The CA that signed the registry's certificate (PEM).
+    fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("certs/ca.crt")
+    }
+
+    /// Push an OCI layout's `latest` with skopeo, trusting our CA (`--dest-cert-dir`).
+    fn push(&self, layout: &Path, repo: &str, creds: Option<&str>) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-cert-dir"])
+            .arg(self.dir.path().join("certs"));
+        if let Some(c) = creds {
+            cmd.args(["--dest-creds", c]);
+        }
+        let out = cmd
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{}", self.reference(repo)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA (`certs/ca.crt`, the layout of skopeo's `--dest-cert-dir`) and the registry's
+/// certificate for 127.0.0.1 and localhost signed by it (`registry.crt`, `registry.key`).
+fn make_pki(dir: &Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "minik8s test registry CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+
+    fs::create_dir_all(dir.join("certs")).unwrap();
+    fs::write(dir.join("certs/ca.crt"), ca_cert.pem()).unwrap();
+    fs::write(dir.join("registry.crt"), cert.pem()).unwrap();
+    fs::write(dir.join("registry.key"), key.serialize_pem()).unwrap();
+}
+
+/// An image: the host's busybox plus a layer with `/etc/pulled`; returns that layer.
+fn image_layout(dir: &Path) -> Vec<u8> {
+    let extra = tar_layer(&[("etc/", None), ("etc/pulled", Some("over-https\n"))]);
+    oci_layout(dir, "latest", &[busybox_layer(), extra.clone()]);
+    extra
+}
+
+/// A failed command: exactly one line on stderr, returned.
+fn one_line_error(rt: &Rt, args: &[&str]) -> String {
+    let out = rt.run(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("minik8s-runtime: "), "{err}");
+    err
+}
+
+#[test]
+fn pull_over_https_trusts_the_given_ca_only() {
+    let registry = Registry::start(None);
+    let layout = TempDir::new("layout-tls");
+    let extra = image_layout(layout.path());
+    registry.push(layout.path(), "minik8s/tls:v1", None);
+    let reference = registry.reference("minik8s/tls:v1");
+    let rt = Rt::new("pull-tls");
+
+    // a loopback registry may be plain HTTP, but one that speaks TLS must be trusted
+    let err = one_line_error(&rt, &["pull", &reference]);
+    assert!(err.contains("certificate not trusted"), "{err}");
+    assert!(err.contains("issued by an unknown CA"), "{err}");
+    assert!(err.contains("--registry-ca"), "{err}");
+    assert!(
+        !rt.root.join("images").exists()
+            || fs::read_dir(rt.root.join("images")).unwrap().count() == 0,
+        "nothing stored by a refused pull"
+    );
+
+    let ca = registry.ca_cert();
+    let name = rt.ok(&["pull", "--registry-ca", ca.to_str().unwrap(), &reference]);
+    assert_eq!(name.trim(), reference);
+    // skopeo compressed the layer on push; unpacked, it is ours (layers are keyed by diff id)
+    let layer = rt.root.join("layers").join(sha256_hex(&extra));
+    assert_eq!(
+        fs::read_to_string(layer.join("etc/pulled")).unwrap(),
+        "over-https\n"
+    );
+    let out = rt.ok(&["run", "--rm", &reference, "cat", "/etc/pulled"]);
+    assert_eq!(out, "over-https\n");
+
+    // --insecure-registry: HTTPS without verifying the certificate (dockerd's rule)
+    let rt2 = Rt::new("pull-tls-insecure");
+    let name = rt2.ok(&[
+        "pull",
+        "--insecure-registry",
+        &format!("127.0.0.1:{}", registry.port),
+        &reference,
+    ]);
+    assert_eq!(name.trim(), reference);
+
+    // a bundle that is not one: one clear line too
+    let bogus = layout.path().join("index.json");
+    let err = one_line_error(
+        &rt2,
+        &["pull", "--registry-ca", bogus.to_str().unwrap(), &reference],
+    );
+    assert!(
+        err.contains("CA bundle") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pull_over_https_with_htpasswd_basic_auth() {
+    let registry = Registry::start(Some(HTPASSWD));
+    let layout = TempDir::new("layout-auth");
+    image_layout(layout.path());
+    registry.push(layout.path(), "minik8s/private:v1", Some("minik8s:s3cret"));
+    let reference = registry.reference("minik8s/private:v1");
+    let ca = registry.ca_cert();
+    let ca = ca.to_str().unwrap();
+    let rt = Rt::new("pull-auth");
+
+    let err = one_line_error(&rt, &["pull", "--registry-ca", ca, &reference]);
+    assert!(
+        err.contains("unauthorized") && err.contains("--creds"),
+        "{err}"
+    );
+    let err = one_line_error(
+        &rt,
+        &[
+            "pull",
+            "--registry-ca",
+            ca,
+            "--creds",
+            "minik8s:wrong",
+            &reference,
+        ],
+    );
+    assert!(
+        err.contains("unauthorized") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong"), "no password in messages: {err}");
+
+    let name = rt.ok(&[
+        "pull",
+        "--registry-ca",
+        ca,
+        "--creds",
+        "minik8s:s3cret",
+        &reference,
+    ]);
+    assert_eq!(name.trim(), reference);
+    let out = rt.ok(&["run", "--rm", &reference, "cat", "/etc/pulled"]);
+    assert_eq!(out, "over-https\n");
+}
