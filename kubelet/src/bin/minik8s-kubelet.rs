@@ -167,13 +167,6 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?
-        .block_on(run(cli))
-}
-
     // glibc gives every thread that allocates its own malloc arena (up to 8 per core); with
     // tokio's blocking pool that is several MB of mostly empty heap. Two arenas are plenty for
     // a node agent and keep its RSS flat as pods come and go.
@@ -181,6 +174,13 @@ fn main() -> Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let node_name = match cli.node_name {
         Some(n) => n,
