@@ -773,6 +773,13 @@ fn a_shared_pid_sandbox_shows_each_containers_processes() {
             .unwrap();
     let pause = sb["pause_pid"].as_i64().expect("pause pid recorded") as i32;
     assert!(Path::new(&format!("/proc/{pause}")).exists());
+    // its command line reveals no host path, to the pod or to anyone
+    assert_eq!(
+        fs::read(format!("/proc/{pause}/cmdline")).unwrap(),
+        b"/pause\0"
+    );
+    let out = rt.ok(&["exec", "shared", "cat", "/proc/1/cmdline"]);
+    assert_eq!(out, "/pause\0");
     rt.ok(&["sandbox", "rm", "-f", "shared"]);
     assert!(rt.wait_for(10, || {
         fs::read_to_string(format!("/proc/{pause}/stat"))

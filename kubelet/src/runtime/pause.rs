@@ -4,7 +4,8 @@
 //! starts a tiny PID 1 of its own that does nothing but reap orphans (what the `pause` image
 //! does in a real cluster); containers then join its namespace with setns(2) and see each
 //! other's processes. It joins the pod's net/ipc/uts namespaces, has an empty read-only root, no
-//! capabilities and is not dumpable, so a container cannot reach the host through `/proc/1/`.
+//! capabilities, is not dumpable and shows `/pause` as its command line, so a container cannot
+//! reach or learn about the host through `/proc/1/`.
 //! Read next: `shim.rs`, which joins the pinned namespace instead of creating one.
 
 use std::os::fd::AsRawFd;
@@ -114,6 +115,8 @@ fn pause(dir: &Path) -> ! {
         }
     }
     let _ = nix::unistd::setsid();
+    // read while /proc is still reachable
+    let area = command_line_area();
     // an empty read-only root: /proc/1/root shows nothing of the host (mount_namespaces(7))
     let root_ok = mount(
         None::<&str>,
@@ -144,6 +147,7 @@ fn pause(dir: &Path) -> ! {
         libc::prctl(libc::PR_SET_NAME, c"pause".as_ptr());
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
+    hide_command_line(area);
     let _ = capabilities::drop_bounding(0);
     let _ = capabilities::set(0);
     // only SIGCHLD is ever taken: as PID 1 without handlers we ignore every signal from
@@ -157,6 +161,48 @@ fn pause(dir: &Path) -> ! {
             if ws == nix::sys::wait::WaitStatus::StillAlive {
                 break;
             }
+        }
+    }
+}
+
+/// Where this process's argument and environment strings are: (arg_start, arg_end,
+/// env_start, env_end), fields 48–51 of `/proc/self/stat` (proc_pid_stat(5)); zeros if unknown.
+fn command_line_area() -> (usize, usize, usize, usize) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // the fields after `(comm)`, which may contain spaces, start at field 3
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<usize> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let field = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    (field(48), field(49), field(50), field(51))
+}
+
+/// Make `/proc/1/cmdline` read `/pause`, as the real pause image's does. Ours was inherited
+/// from the helper (`<host path of the binary> --root <runtime dir> pause <sandbox dir>`),
+/// readable by every container of the pod. We overwrite the argument area in place the way
+/// setproctitle(3) does: `/pause`, NULs, and a non-NUL last byte, which tells the kernel to
+/// report the area only up to its first NUL (fs/proc/base.c, get_mm_cmdline). The environment
+/// area is zeroed too.
+fn hide_command_line((arg_start, arg_end, env_start, env_end): (usize, usize, usize, usize)) {
+    const NAME: &[u8] = b"/pause\0";
+    if arg_start == 0 || arg_end <= arg_start + NAME.len() {
+        return;
+    }
+    // SAFETY: [arg_start, arg_end) and [env_start, env_end) are this process's own argument
+    // and environment strings on its stack (proc_pid_stat(5)), mapped writable; nothing in
+    // this single-threaded process reads them any more.
+    unsafe {
+        std::ptr::copy_nonoverlapping(NAME.as_ptr(), arg_start as *mut u8, NAME.len());
+        std::ptr::write_bytes(
+            (arg_start + NAME.len()) as *mut u8,
+            0,
+            arg_end - arg_start - NAME.len(),
+        );
+        *((arg_end - 1) as *mut u8) = b' ';
+        if env_start != 0 && env_end > env_start {
+            std::ptr::write_bytes(env_start as *mut u8, 0, env_end - env_start);
         }
     }
 }
