@@ -1,7 +1,9 @@
 //! Times a trivial container (`/bin/true` in busybox) three ways, N iterations each:
 //! `minik8s-runtime run --rm` (pid, net, ipc, uts, mount, cgroup namespaces, cgroup limits,
 //! overlay, pivot_root), `runc run` on an OCI bundle of the same rootfs, and the floor
-//! `unshare -fmuipn chroot ROOTFS /bin/true`. Prints median and p90 and the ratios.
+//! `unshare -fmuipn chroot ROOTFS /bin/true`. The three take turns (ours, runc, floor, ours,
+//! …) so that a change in the machine's load hits all of them alike. Prints median and p90
+//! and the ratios of the medians.
 //!
 //! Usage: `runtime-bench [ITERATIONS]` as root (build with --release for meaningful figures).
 
@@ -11,16 +13,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-fn time(n: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<(Duration, Duration)> {
-    f(usize::MAX)?; // warm-up
-    let mut v = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        f(i)?;
-        v.push(t.elapsed());
-    }
+/// Median and p90 of `v`.
+fn summary(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
-    Ok((v[n / 2], v[(n * 9 / 10).min(n - 1)]))
+    let n = v.len();
+    (v[n / 2], v[(n * 9 / 10).min(n - 1)])
+}
+
+fn timed(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed())
 }
 
 fn check(cmd: &mut Command) -> Result<()> {
@@ -67,7 +70,7 @@ fn main() -> Result<()> {
                 "/bin/true",
             ]))
         };
-        let (our_med, our_p90) = time(n, run)?;
+        run(usize::MAX)?; // imports busybox: the runc bundle below is made of its layer
 
         // the same rootfs as a runc bundle
         let layers: Vec<PathBuf> = std::fs::read_dir(root.join("layers"))?
@@ -99,7 +102,6 @@ fn main() -> Result<()> {
                     .arg(format!("bench-{}-{i}", std::process::id())),
             )
         };
-        let runc_result = time(n, runc);
 
         let rootfs = bundle.join("rootfs");
         let floor = |_: usize| {
@@ -111,7 +113,38 @@ fn main() -> Result<()> {
                     .arg("/bin/true"),
             )
         };
-        let (floor_med, floor_p90) = time(n, floor)?;
+        // warm-up, then the three in turns
+        let runc_ok = runc(usize::MAX)
+            .map_err(|e| println!("runc run failed: {e:#}"))
+            .is_ok();
+        floor(usize::MAX)?;
+        // `run --rm` returns once the exit is recorded; the shim then removes the container
+        // (overlay, cgroups, state) in the background at nice 19. `runc run` removes before it
+        // returns, so the time until our container is gone is shown as well.
+        let containers = root.join("containers");
+        let gone = || -> Result<()> {
+            while std::fs::read_dir(&containers)?.next().is_some() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Ok(())
+        };
+        gone()?;
+        let (mut o, mut r, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let t = Instant::now();
+            run(i)?;
+            o.push(t.elapsed());
+            gone()?;
+            g.push(t.elapsed());
+            if runc_ok {
+                r.push(timed(|| runc(i))?);
+            }
+            f.push(timed(|| floor(i))?);
+        }
+        let (our_med, our_p90) = summary(o);
+        let (gone_med, gone_p90) = summary(g);
+        let (floor_med, floor_p90) = summary(f);
+        let runc_result = if runc_ok { Ok(summary(r)) } else { Err(()) };
 
         println!("{n} iterations, /bin/true in busybox");
         println!("{:<44} {:>9} {:>9}", "", "median", "p90");
@@ -121,9 +154,15 @@ fn main() -> Result<()> {
             ms(our_med),
             ms(our_p90)
         );
+        println!(
+            "{:<44} {:>7.2}ms {:>7.2}ms",
+            "  ... until removed (background cleanup done)",
+            ms(gone_med),
+            ms(gone_p90)
+        );
         match &runc_result {
             Ok((m, p)) => println!("{:<44} {:>7.2}ms {:>7.2}ms", "runc run", ms(*m), ms(*p)),
-            Err(e) => println!("runc run failed: {e:#}"),
+            Err(()) => {}
         }
         println!(
             "{:<44} {:>7.2}ms {:>7.2}ms",
@@ -133,6 +172,7 @@ fn main() -> Result<()> {
         );
         if let Ok((m, _)) = runc_result {
             println!("ours / runc  = {:.2} (goal <= 0.35)", ms(our_med) / ms(m));
+            println!("ours until removed / runc = {:.2}", ms(gone_med) / ms(m));
         }
         println!(
             "ours / floor = {:.2} (goal <= 3)",
