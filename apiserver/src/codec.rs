@@ -171,6 +171,16 @@ pub fn respond(code: StatusCode, value: &Value, format: Format) -> Response {
     resp
 }
 
+/// A JSON response from bytes already encoded.
+pub fn json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (code, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// A JSON response.
 pub fn json(code: StatusCode, value: &Value) -> Response {
     respond(code, value, Format::Json)

@@ -7,10 +7,12 @@
 //! loses the compare and becomes a 409. Only this module talks to etcd; `watch_cache.rs` is
 //! the other half (list + watch).
 
+mod channel;
+
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse,
 };
 use serde_json::Value;
 
@@ -71,22 +73,39 @@ pub struct ListPage {
 #[derive(Clone)]
 pub struct Storage {
     client: Client,
+    /// The KV service of `client`: what every read and write uses (cloning it per request is
+    /// a few reference counts; cloning the whole client is every service's).
+    kv: KvClient,
     prefix: String,
     timeout: Duration,
 }
 
 impl Storage {
     /// Connect to etcd. The channel reconnects by itself, so a server started before etcd (or
-    /// one that outlives an etcd restart) recovers without help.
+    /// one that outlives an etcd restart) recovers without help. One endpoint gets the direct
+    /// channel (`storage/channel.rs`); several get etcd-client's balanced one.
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Storage, StorageError> {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            .with_keep_alive_while_idle(true);
-        let client = Client::connect(endpoints, Some(opts))
-            .await
-            .map_err(classify)?;
+        let connect_timeout = Duration::from_secs(2);
+        let keep_alive = (Duration::from_secs(10), Duration::from_secs(5));
+        let client = match endpoints {
+            [one] if !one.starts_with("https://") => {
+                let channel = channel::DirectChannel::new(one, connect_timeout, keep_alive)
+                    .map_err(StorageError::Etcd)?;
+                let channel =
+                    etcd_client::Channel::Custom(tower::util::BoxCloneSyncService::new(channel));
+                Client::from_channel(channel, None).await
+            }
+            _ => {
+                let opts = ConnectOptions::new()
+                    .with_connect_timeout(connect_timeout)
+                    .with_keep_alive(keep_alive.0, keep_alive.1)
+                    .with_keep_alive_while_idle(true);
+                Client::connect(endpoints, Some(opts)).await
+            }
+        }
+        .map_err(classify)?;
         Ok(Storage {
+            kv: client.kv_client(),
             client,
             prefix: prefix.trim_end_matches('/').to_string(),
             timeout: Duration::from_millis(1500),
@@ -128,7 +147,7 @@ impl Storage {
 
     /// Read one object; `None` if absent.
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = self.with_timeout(c.get(key, None)).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(decode(kv.key(), kv.value(), kv.mod_revision())?)),
@@ -154,7 +173,7 @@ impl Storage {
         if limit > 0 {
             opts = opts.with_limit(limit);
         }
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = self.with_timeout(c.get(from, Some(opts))).await?;
         let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
         let items = resp
@@ -171,7 +190,7 @@ impl Storage {
 
     /// The current etcd revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = self
             .with_timeout(c.get(
                 format!("{}/", self.prefix),
@@ -183,19 +202,24 @@ impl Storage {
 
     /// Create `key` if it does not exist: `If(mod_revision == 0) Then Put`.
     pub async fn create(&self, key: &str, object: &Value) -> Result<Stored, StorageError> {
-        let bytes = encode(object);
+        let rev = self.create_encoded(key, encode(object)).await?;
+        Ok(stamped(key, object.clone(), rev))
+    }
+
+    /// [`Storage::create`] of an object already encoded for storage (see [`encode`]): one
+    /// transaction, whose revision is the new object's resourceVersion.
+    pub async fn create_encoded(&self, key: &str, bytes: Vec<u8>) -> Result<i64, StorageError> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, bytes, None)]);
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = self.with_timeout(c.txn(txn)).await?;
         if !resp.succeeded() {
             return Err(StorageError::AlreadyExists {
                 key: key.to_string(),
             });
         }
-        let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
-        Ok(stamped(key, object.clone(), rev))
+        Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 
     /// Replace `key` if its revision is still `expected`: `If(mod_revision == expected)`.
@@ -210,7 +234,7 @@ impl Storage {
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, bytes, None)])
             .or_else([TxnOp::get(key, None)]);
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = self.with_timeout(c.txn(txn)).await?;
         if resp.succeeded() {
             let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
@@ -229,7 +253,7 @@ impl Storage {
                 Some(etcd_client::DeleteOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(key, None)]);
-        let mut c = self.client.clone();
+        let mut c = self.kv.clone();
         let resp = self.with_timeout(c.txn(txn)).await?;
         if !resp.succeeded() {
             return Err(self.lost_compare(key, resp.op_responses())?);
@@ -306,6 +330,36 @@ fn stamped(key: &str, mut object: Value, revision: i64) -> Stored {
     }
 }
 
+/// Stored JSON (see [`encode`]) with `metadata.resourceVersion` set to `revision`, spliced in
+/// as the first field of `metadata` instead of decoding and re-encoding the object. Only for
+/// values that start `{"apiVersion":"...","kind":"...","metadata":{` (what `encode` writes for
+/// every kind whose other top-level fields sort after `metadata`); `None` otherwise.
+pub fn stamp_encoded(bytes: &[u8], revision: i64) -> Option<Vec<u8>> {
+    /// The length of the JSON string at the start of `b` (quotes included), if it has no escapes.
+    fn plain_string(b: &[u8]) -> Option<usize> {
+        if b.first() != Some(&b'"') {
+            return None;
+        }
+        let end = b[1..].iter().position(|&c| c == b'"' || c == b'\\')? + 1;
+        (b[end] == b'"').then_some(end + 1)
+    }
+    let rest = bytes.strip_prefix(b"{\"apiVersion\":")?;
+    let rest = &rest[plain_string(rest)?..];
+    let rest = rest.strip_prefix(b",\"kind\":")?;
+    let rest = &rest[plain_string(rest)?..];
+    let rest = rest.strip_prefix(b",\"metadata\":{")?;
+    let at = bytes.len() - rest.len();
+    let field = format!(
+        "\"resourceVersion\":\"{revision}\"{}",
+        if rest.first() == Some(&b'}') { "" } else { "," }
+    );
+    let mut out = Vec::with_capacity(bytes.len() + field.len());
+    out.extend_from_slice(&bytes[..at]);
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 /// Set `metadata.resourceVersion` to `revision`.
 pub fn set_resource_version(object: &mut Value, revision: i64) {
     if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -372,5 +426,23 @@ mod tests {
         assert!(!String::from_utf8_lossy(&bytes).contains("resourceVersion"));
         let s = decode(b"/registry/pods/default/a", &bytes, 42).unwrap();
         assert_eq!(s.object["metadata"]["resourceVersion"], "42");
+    }
+
+    #[test]
+    fn stamping_encoded_objects_equals_stamping_decoded_ones() {
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {}}),
+        ] {
+            let bytes = encode(&obj);
+            let stamped: Value =
+                serde_json::from_slice(&stamp_encoded(&bytes, 42).unwrap()).unwrap();
+            assert_eq!(stamped, decode(b"k", &bytes, 42).unwrap().object);
+        }
+        // Fields sorting before `metadata` (core Events) or odd strings: not spliced.
+        let event = json!({"apiVersion": "v1", "count": 1, "kind": "Event", "metadata": {}});
+        assert!(stamp_encoded(&encode(&event), 1).is_none());
+        assert!(stamp_encoded(br#"{"apiVersion":"v\"1","kind":"K","metadata":{}}"#, 1).is_none());
+        assert!(stamp_encoded(b"{\"apiVersion\":\"v1", 1).is_none());
     }
 }

@@ -7,8 +7,14 @@
 //! gets exactly the events after it. A resourceVersion older than that history is "too old":
 //! the client gets 410 Expired and relists. `handlers/watch.rs` turns a subscription into
 //! the HTTP stream.
+//!
+//! Writes made through this server are announced first ([`WatchCache::expect_write`]): when
+//! etcd's event carries exactly the announced bytes, the cache takes the object the handler
+//! already built instead of parsing etcd's copy again (kube-apiserver's cacher decodes every
+//! event; here a create costs one decode less).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -116,15 +122,60 @@ struct State {
     tx: broadcast::Sender<Notification>,
 }
 
+/// A write announced by a handler: the bytes it is putting at a key and their decoded form.
+struct Expected {
+    /// Tells this announcement from a later one for the same key (two creates racing).
+    token: u64,
+    bytes: Vec<u8>,
+    /// The object without resourceVersion (stamped when the event arrives).
+    object: Value,
+}
+
 /// The cache of one storage directory (`/registry/pods/`).
 pub struct WatchCache {
     prefix: String,
     capacity: usize,
     state: Mutex<State>,
     ready: watch::Sender<bool>,
+    /// Writes in flight through this server, by key (see [`WatchCache::expect_write`]).
+    expected: Mutex<HashMap<String, Expected>>,
+    next_token: AtomicU64,
 }
 
 const FANOUT_BUFFER: usize = 8192;
+
+/// Announced writes kept at most; past that (a reflector that stopped taking them) they are
+/// dropped, and events are simply decoded.
+const MAX_EXPECTED: usize = 4096;
+
+/// An announced write (see [`WatchCache::expect_write`]); withdrawn when dropped unless
+/// [`ExpectedWrite::committed`] was called.
+pub struct ExpectedWrite<'a> {
+    cache: &'a WatchCache,
+    key: String,
+    token: u64,
+}
+
+impl ExpectedWrite<'_> {
+    /// The write is in etcd: leave the object for the reflector to take with the event.
+    pub fn committed(self) {
+        std::mem::forget(self);
+    }
+
+    /// Withdraw the announcement and get the object back (the write lost, e.g. to an existing
+    /// key); `None` if the reflector already took it.
+    pub fn withdraw(self) -> Option<Value> {
+        let taken = self.cache.withdraw(&self.key, self.token);
+        std::mem::forget(self);
+        taken
+    }
+}
+
+impl Drop for ExpectedWrite<'_> {
+    fn drop(&mut self) {
+        self.cache.withdraw(&self.key, self.token);
+    }
+}
 
 impl WatchCache {
     /// Create the cache for `prefix` and start its reflector task.
@@ -142,9 +193,57 @@ impl WatchCache {
                 tx,
             }),
             ready,
+            expected: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
         });
         tokio::spawn(reflect(cache.clone(), storage));
         cache
+    }
+
+    /// Announce that `bytes` (the encoded `object`, without resourceVersion) are about to be
+    /// put at `key` by this server. Call it before sending the write: when the reflector sees
+    /// a put of exactly these bytes at `key`, it stamps and keeps `object` instead of decoding
+    /// the event. Byte equality is the proof, so a racing write by anyone else is decoded as
+    /// usual. Keep the guard until the write's outcome is known.
+    pub fn expect_write(&self, key: &str, bytes: Vec<u8>, object: Value) -> ExpectedWrite<'_> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut expected = self.expected.lock().unwrap();
+        if expected.len() >= MAX_EXPECTED {
+            expected.clear();
+        }
+        expected.insert(
+            key.to_string(),
+            Expected {
+                token,
+                bytes,
+                object,
+            },
+        );
+        ExpectedWrite {
+            cache: self,
+            key: key.to_string(),
+            token,
+        }
+    }
+
+    fn withdraw(&self, key: &str, token: u64) -> Option<Value> {
+        let mut expected = self.expected.lock().unwrap();
+        match expected.get(key) {
+            Some(e) if e.token == token => expected.remove(key).map(|e| e.object),
+            _ => None,
+        }
+    }
+
+    /// The announced object for a put of `value` at `key`, if this server announced exactly it.
+    fn take_expected(&self, key: &str, value: &[u8]) -> Option<Value> {
+        let mut expected = self.expected.lock().unwrap();
+        if expected.is_empty() {
+            return None;
+        }
+        match expected.get(key) {
+            Some(e) if e.bytes == value => expected.remove(key).map(|e| e.object),
+            _ => None,
+        }
     }
 
     /// Wait until the first list has been loaded.
@@ -258,6 +357,9 @@ impl WatchCache {
         let (tx, _) = broadcast::channel(FANOUT_BUFFER);
         st.tx = tx;
         drop(st);
+        // Announced writes older than the list are in it; newer ones arrive as events and
+        // are decoded.
+        self.expected.lock().unwrap().clear();
         self.ready.send_replace(true);
     }
 
@@ -395,12 +497,21 @@ async fn watch_from(cache: &WatchCache, storage: &Storage, mut start: i64) -> Wa
                         let prev = cache.get(&key);
                         let event = match ev.event_type() {
                             EtcdEventType::Put => {
-                                let Ok(s) = storage::decode(kv.key(), kv.value(), rev) else {
-                                    warn!(%key, "undecodable value in etcd; skipped");
-                                    continue;
+                                let object = match cache.take_expected(&key, kv.value()) {
+                                    Some(mut object) => {
+                                        storage::set_resource_version(&mut object, rev);
+                                        object
+                                    }
+                                    None => match storage::decode(kv.key(), kv.value(), rev) {
+                                        Ok(s) => s.object,
+                                        Err(_) => {
+                                            warn!(%key, "undecodable value in etcd; skipped");
+                                            continue;
+                                        }
+                                    },
                                 };
                                 let kind = if kv.create_revision() == rev { EventType::Added } else { EventType::Modified };
-                                CacheEvent::new(kind, key, Arc::new(s.object), prev, rev)
+                                CacheEvent::new(kind, key, Arc::new(object), prev, rev)
                             }
                             EtcdEventType::Delete => {
                                 // etcd's delete event has an empty value: the last object is the cached one.

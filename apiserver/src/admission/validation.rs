@@ -36,7 +36,8 @@ fn decode<T: DeserializeOwned>(obj: &Value) -> Result<T, Vec<Cause>> {
     })
 }
 
-fn object_meta(obj: &Value) -> ObjectMeta {
+/// `metadata` of a JSON object, typed (empty if it does not decode).
+pub fn object_meta(obj: &Value) -> ObjectMeta {
     obj.get("metadata")
         .and_then(|m| ObjectMeta::deserialize(m).ok())
         .unwrap_or_default()
@@ -75,6 +76,14 @@ pub fn validate_create(resource: &str, obj: &Value) -> Vec<Cause> {
         _ => Ok(Vec::new()),
     };
     causes.extend(spec_causes.unwrap_or_else(|e| e));
+    causes
+}
+
+/// [`validate_create`] of a Pod already decoded (its `metadata` decoded as [`object_meta`]
+/// does): the same causes, without decoding the object again.
+pub fn validate_pod_create(p: &Pod) -> Vec<Cause> {
+    let mut causes = meta::validate_object_meta(&p.metadata, true, NameRule::Subdomain);
+    causes.extend(pod::validate_pod(p));
     causes
 }
 

@@ -19,7 +19,6 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
-use tracing::Instrument;
 
 use crate::codec::{self, Negotiated};
 use crate::error::{ApiError, Subject};
@@ -95,13 +94,8 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let span = tracing::info_span!(
-        "resource",
-        verb = info.verb.as_str(),
-        resource = info.resource.plural,
-        namespace = info.namespace.as_deref().unwrap_or(""),
-        name = info.name.as_deref().unwrap_or(""),
-    );
+    // No span of its own: the `request{method,path}` span (server.rs) names the object, and
+    // at the default `info` level every span costs a formatted allocation per request.
     let labels = info.metric_labels();
     let ctx = Ctx {
         app,
@@ -110,7 +104,6 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
         headers: parts.headers,
     };
     let mut resp = route(&ctx, body)
-        .instrument(span)
         .await
         .unwrap_or_else(IntoResponse::into_response);
     resp.extensions_mut().insert(labels);
@@ -226,8 +219,11 @@ pub fn normalize(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
 }
 
 /// [`normalize`] for a Pod, with its defaults applied to the typed object in between: one
-/// decode and one encode instead of two of each.
-pub fn normalize_pod_defaulted(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
+/// decode and one encode instead of two of each. The typed Pod is returned too.
+pub fn normalize_pod_defaulted(
+    resource: &Resource,
+    obj: &Value,
+) -> Result<(Value, k8s_openapi::api::core::v1::Pod), ApiError> {
     let decode_error = |e: serde_json::Error| {
         ApiError::BadRequest(format!(
             "{} in version \"{}\" cannot be handled as a {}: {e}",
@@ -237,7 +233,8 @@ pub fn normalize_pod_defaulted(resource: &Resource, obj: &Value) -> Result<Value
     let mut pod = <k8s_openapi::api::core::v1::Pod as serde::Deserialize>::deserialize(obj)
         .map_err(decode_error)?;
     crate::admission::defaults::default_pod(&mut pod);
-    serde_json::to_value(pod).map_err(decode_error)
+    let value = serde_json::to_value(&pod).map_err(decode_error)?;
+    Ok((value, pod))
 }
 
 /// Create a namespace if it does not exist (bootstrap).

@@ -7,7 +7,9 @@
 //! itself instead (the patch, not the whole object, is the client's intent).
 
 use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
 use axum::response::Response;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use serde_json::{json, Value};
 
 use super::{check_namespace_open, check_type_meta, from_api, normalize, to_api, Ctx};
@@ -32,23 +34,60 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
     let mut obj = codec::decode_body(&ctx.headers, body)?;
     check_type_meta(ctx.resource(), &mut obj)?;
     let (created, warnings) = create_object(ctx, obj).await?;
-    let mut resp = codec::respond(
-        StatusCode::CREATED,
-        &to_api(ctx.resource(), created),
-        neg.format,
-    );
+    let mut resp = created.respond(ctx.resource(), neg.format);
     add_warnings(&mut resp, &warnings);
     Ok(resp)
 }
 
+/// A new object, as the create path leaves it.
+pub enum Created {
+    /// Written: the stored JSON (without resourceVersion) and the create's revision.
+    Stored { bytes: Vec<u8>, revision: i64 },
+    /// `dryRun=All`: the object that would have been stored.
+    DryRun(Value),
+}
+
+impl Created {
+    /// The 201 response. A plain JSON answer is the stored bytes with the resourceVersion
+    /// spliced in: no decode and no second encode of the object.
+    pub fn respond(self, r: &Resource, format: codec::Format) -> Response {
+        let object = match self {
+            Created::DryRun(object) => object,
+            Created::Stored { bytes, revision } => {
+                if format == codec::Format::Json && r.group != "events.k8s.io" {
+                    if let Some(body) = crate::storage::stamp_encoded(&bytes, revision) {
+                        return codec::json_bytes(StatusCode::CREATED, body);
+                    }
+                }
+                match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(mut object) => {
+                        crate::storage::set_resource_version(&mut object, revision);
+                        object
+                    }
+                    Err(e) => {
+                        return ApiError::Internal(format!("stored object: {e}")).into_response()
+                    }
+                }
+            }
+        };
+        codec::respond(StatusCode::CREATED, &to_api(r, object), format)
+    }
+}
+
 /// Create `obj` (API form, type header checked): the shared path of POST and of server-side
-/// apply to an absent object. Returns the stored object and field warnings.
-pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+/// apply to an absent object. Returns the new object and field warnings.
+pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Created, Vec<String>), ApiError> {
     let r = ctx.resource();
     // Pods, the hottest create, are defaulted inside the one typed decode (their defaults do
-    // not read metadata, which stamp_new changes); other kinds after stamping.
-    let defaulted = r.plural == "pods";
-    let (mut obj, warnings) = decode_typed_with(ctx, obj, defaulted)?;
+    // not read metadata, which stamp_new changes) and validated on that typed object; other
+    // kinds are defaulted after stamping and validated from JSON.
+    let (mut obj, warnings, mut pod) = if r.plural == "pods" {
+        let (obj, warnings, pod) = decode_typed_pod(ctx, obj)?;
+        (obj, warnings, Some(pod))
+    } else {
+        let (obj, warnings) = decode_typed(ctx, obj)?;
+        (obj, warnings, None)
+    };
     if !object::meta_str(&obj, "resourceVersion").is_empty() {
         return Err(ApiError::BadRequest(
             "resourceVersion should not be set on objects to be created".into(),
@@ -57,36 +96,67 @@ pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>)
     let generated =
         object::name(&obj).is_empty() && !object::meta_str(&obj, "generateName").is_empty();
     stamp_new(r, &mut obj, ctx.info.namespace.as_deref())?;
-    if !defaulted {
+    if pod.is_none() {
         defaults::apply_defaults(r.plural, &mut obj);
     }
     if r.plural == "pods" {
         obj["status"] = json!({"phase": "Pending"});
     }
     let name = object::name(&obj).to_string();
-    validate(r, &name, validation::validate_create(r.plural, &obj))?;
+    let causes = match pod.as_mut() {
+        Some(pod) => {
+            // The spec is the stamped object's (stamping touches metadata and status only).
+            pod.metadata = validation::object_meta(&obj);
+            pod.status = Some(PodStatus {
+                phase: Some("Pending".into()),
+                ..Default::default()
+            });
+            validation::validate_pod_create(pod)
+        }
+        None => validation::validate_create(r.plural, &obj),
+    };
+    drop(pod);
+    validate(r, &name, causes)?;
     if let Some(ns) = ctx.info.namespace.as_deref() {
         check_namespace_open(&ctx.app, ns).await?;
     }
     if ctx.dry_run() {
-        return Ok((obj, warnings));
+        return Ok((Created::DryRun(obj), warnings));
     }
+    let cache = ctx.app.cache(r);
     for attempt in 0.. {
         let key = ctx
             .app
             .storage
             .key(r.storage, ctx.info.namespace.as_deref(), object::name(&obj));
-        match ctx.app.storage.create(&key, &obj).await {
-            Ok(s) => return Ok((s.object, warnings)),
-            Err(StorageError::AlreadyExists { .. }) if generated && attempt < 8 => {
-                let prefix = object::meta_str(&obj, "generateName").to_string();
-                object::meta_mut(&mut obj)
-                    .insert("name".into(), json!(object::generate_name(&prefix)));
+        let bytes = crate::storage::encode(&obj);
+        // The watch cache takes this object with etcd's event instead of decoding it again.
+        let expected = cache.expect_write(&key, bytes.clone(), obj);
+        match ctx.app.storage.create_encoded(&key, bytes.clone()).await {
+            Ok(revision) => {
+                expected.committed();
+                return Ok((Created::Stored { bytes, revision }, warnings));
             }
-            Err(StorageError::AlreadyExists { .. }) => {
-                return Err(ApiError::AlreadyExists(r.subject(object::name(&obj))))
+            Err(e) => {
+                obj = match expected.withdraw() {
+                    Some(obj) => obj,
+                    // Taken by the reflector: the put did happen (a timeout after the commit).
+                    None => serde_json::from_slice(&bytes).map_err(|e| {
+                        ApiError::Internal(format!("re-reading an encoded object: {e}"))
+                    })?,
+                };
+                match e {
+                    StorageError::AlreadyExists { .. } if generated && attempt < 8 => {
+                        let prefix = object::meta_str(&obj, "generateName").to_string();
+                        object::meta_mut(&mut obj)
+                            .insert("name".into(), json!(object::generate_name(&prefix)));
+                    }
+                    StorageError::AlreadyExists { .. } => {
+                        return Err(ApiError::AlreadyExists(r.subject(object::name(&obj))))
+                    }
+                    e => return Err(e.into()),
+                }
             }
-            Err(e) => return Err(e.into()),
         }
     }
     unreachable!("the loop returns")
@@ -153,38 +223,53 @@ pub fn stamp_new(
 /// `fieldValidation`: Strict → 400, Warn → `Warning` headers, Ignore → dropped silently. The
 /// server default is Warn, as in kube-apiserver ≥ 1.27.
 pub fn decode_typed(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
-    decode_typed_with(ctx, obj, false)
+    let mode = field_validation(ctx)?;
+    let r = ctx.resource();
+    if r.group == "events.k8s.io" {
+        // Stored as core/v1 Events; the view conversion keeps only known fields anyway.
+        return Ok((normalize(r, &from_api(r, obj))?, vec![]));
+    }
+    let typed = normalize(r, &obj)?;
+    let warnings = unknown_field_warnings(r, mode, &obj, &typed)?;
+    Ok((typed, warnings))
 }
 
-/// [`decode_typed`], with a pod's defaults applied to the typed object in the same pass when
-/// `default_pods` (defaults only add fields, so the unknown-field check is unchanged).
-fn decode_typed_with(
-    ctx: &Ctx,
-    obj: Value,
-    default_pods: bool,
-) -> Result<(Value, Vec<String>), ApiError> {
+/// [`decode_typed`] for a new Pod, with its defaults applied to the typed object in the same
+/// pass (defaults only add fields, so the unknown-field check is unchanged); the typed Pod is
+/// returned too, for validation without decoding the object again.
+fn decode_typed_pod(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>, Pod), ApiError> {
+    let mode = field_validation(ctx)?;
+    let r = ctx.resource();
+    let (typed, pod) = super::normalize_pod_defaulted(r, &obj)?;
+    let warnings = unknown_field_warnings(r, mode, &obj, &typed)?;
+    Ok((typed, warnings, pod))
+}
+
+/// The `fieldValidation` query parameter (default `Warn`).
+fn field_validation(ctx: &Ctx) -> Result<&str, ApiError> {
     let mode = ctx.query.non_empty("fieldValidation").unwrap_or("Warn");
     if !matches!(mode, "Strict" | "Warn" | "Ignore") {
         return Err(ApiError::BadRequest(format!(
             "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {mode:?}"
         )));
     }
-    let r = ctx.resource();
-    if r.group == "events.k8s.io" {
-        // Stored as core/v1 Events; the view conversion keeps only known fields anyway.
-        return Ok((normalize(r, &from_api(r, obj))?, vec![]));
-    }
-    let typed = if default_pods && r.storage == "pods" {
-        super::normalize_pod_defaulted(r, &obj)?
-    } else {
-        normalize(r, &obj)?
-    };
+    Ok(mode)
+}
+
+/// The fields of `obj` missing from its typed round trip `typed`: 400 under `Strict`, warnings
+/// under `Warn`, nothing under `Ignore`.
+fn unknown_field_warnings(
+    r: &Resource,
+    mode: &str,
+    obj: &Value,
+    typed: &Value,
+) -> Result<Vec<String>, ApiError> {
     if mode == "Ignore" {
-        return Ok((typed, vec![]));
+        return Ok(vec![]);
     }
-    let unknown = strict::unknown_in(&obj, &typed);
+    let unknown = strict::unknown_in(obj, typed);
     if unknown.is_empty() {
-        return Ok((typed, vec![]));
+        return Ok(vec![]);
     }
     if mode == "Strict" {
         return Err(ApiError::BadRequest(format!(
@@ -195,10 +280,7 @@ fn decode_typed_with(
             strict::strict_error_message(&unknown)
         )));
     }
-    Ok((
-        typed,
-        unknown.iter().map(|f| strict::warning_for(f)).collect(),
-    ))
+    Ok(unknown.iter().map(|f| strict::warning_for(f)).collect())
 }
 
 /// Attach `Warning` headers (kubectl prints them).
@@ -461,7 +543,7 @@ pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
                 )));
             }
             let (created, warnings) = create_object(ctx, obj).await?;
-            let mut resp = codec::respond(StatusCode::CREATED, &to_api(r, created), neg.format);
+            let mut resp = created.respond(r, neg.format);
             add_warnings(&mut resp, &warnings);
             return Ok(resp);
         }

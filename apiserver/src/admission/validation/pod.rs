@@ -23,8 +23,10 @@ pub const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other 
 
 /// `ValidatePodCreate` minus metadata: the spec under `spec`.
 pub fn validate_pod(pod: &Pod) -> Vec<Cause> {
-    let spec = pod.spec.clone().unwrap_or_default();
-    validate_pod_spec(&spec, "spec")
+    match &pod.spec {
+        Some(spec) => validate_pod_spec(spec, "spec"),
+        None => validate_pod_spec(&PodSpec::default(), "spec"),
+    }
 }
 
 /// `ValidatePodTemplateSpec`: template labels and annotations (on the template's own path, as
