@@ -27,7 +27,7 @@ pub fn unknown_fields(resource: &str, obj: &Value) -> Result<Vec<String>, String
 /// for callers that already have the round trip.
 pub fn unknown_in(input: &Value, known: &Value) -> Vec<String> {
     let mut unknown = Vec::new();
-    walk(input, known, String::new(), &mut unknown);
+    walk(input, known, &mut Vec::new(), &mut unknown);
     unknown
 }
 
@@ -64,27 +64,54 @@ fn decode_error(resource: &str, obj: &Value, err: &str) -> String {
     )
 }
 
-fn walk(input: &Value, known: &Value, path: String, out: &mut Vec<String>) {
+/// One step of a field path: an object key or a list index.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `spec.containers[0].imagee`. Only unknown fields are rendered: the walk itself allocates
+/// nothing, since almost every request has none.
+fn render(path: &[Step]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Step::Index(i) => {
+                s.push('[');
+                s.push_str(&i.to_string());
+                s.push(']');
+            }
+        }
+    }
+    s
+}
+
+fn walk<'a>(input: &'a Value, known: &Value, path: &mut Vec<Step<'a>>, out: &mut Vec<String>) {
     match (input, known) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, value) in a {
                 if value.is_null() {
                     continue;
                 }
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                path.push(Step::Key(key));
                 match b.get(key) {
-                    None => out.push(child),
-                    Some(kv) => walk(value, kv, child, out),
+                    None => out.push(render(path)),
+                    Some(kv) => walk(value, kv, path, out),
                 }
+                path.pop();
             }
         }
         (Value::Array(a), Value::Array(b)) => {
             for (i, (av, bv)) in a.iter().zip(b.iter()).enumerate() {
-                walk(av, bv, format!("{path}[{i}]"), out);
+                path.push(Step::Index(i));
+                walk(av, bv, path, out);
+                path.pop();
             }
         }
         _ => {}
