@@ -6,10 +6,9 @@
 //! The kubelet's log is kept in `/tmp/minik8s-bench-pods-kubelet.log` (one `pod running` line
 //! per pod with where its start went: start-slot wait, sandbox, network, containers, patch).
 //!
-//! Last figures (2-core VM, load 0.7–2.0, others compiling): `-- 100 0` p50 102–203 ms, p99
-//! 192–381 ms over 4 runs; `-- 100 50` p50 39–45 ms, p99 58–164 ms; RSS 19.7–20.9 MB at 50
-//! pods. Before the pod's veth end was created in place (a move into the netns costs an RCU
-//! grace period under the rtnl lock) and starts took fair slots: p50 1215 ms, p99 1893 ms.
+//! Last figures (session 3, 2-core VM): `-- 100 0` p50 109–434 ms, p99 192–676 ms over 3 runs (a
+//! run straight after another inherits the kernel's teardown of the previous run's network
+//! namespaces); `-- 100 50` p50 35 ms, p99 45 ms; RSS 16.7–17.0 MB at 50 pods.
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
