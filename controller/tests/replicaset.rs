@@ -174,8 +174,11 @@ async fn expectations_prevent_extra_pods_when_the_cache_lags() {
         .create(&PostParams::default(), &replicaset("slow", 4))
         .await
         .unwrap();
-    // A pod cache that is never fed: as stale as a watch can get.
-    let (pods, _writer) = kube::runtime::reflector::store::<Pod>();
+    // A pod cache that saw an empty list and nothing since: as stale as a watch can get (but
+    // initialised: the controller rightly waits for a cache that has not listed yet).
+    let (pods, mut writer) = kube::runtime::reflector::store::<Pod>();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
     let ctx = Arc::new(controller::replicaset::Context {
         client: client.clone(),
         pods,

@@ -206,7 +206,10 @@ pub fn netns_probe_main(
     port: u16,
     path: &str,
 ) -> i32 {
-    let ns = runtime_root.join("sandboxes").join(sandbox).join("net");
+    let ns = crate::runtime::state_dir_for(runtime_root)
+        .join("sandboxes")
+        .join(sandbox)
+        .join("net");
     let f = match std::fs::File::open(&ns) {
         Ok(f) => f,
         Err(e) => {

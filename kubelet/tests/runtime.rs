@@ -35,10 +35,7 @@ fn command_is_pid_1_and_hostname_is_isolated() {
     );
     // the shim removes the container right after reporting the exit
     assert!(
-        rt.wait_for(20, || fs::read_dir(rt.containers_dir())
-            .unwrap()
-            .next()
-            .is_none()),
+        rt.wait_for(20, || rt.no_containers()),
         "--rm left the container"
     );
 }
@@ -132,7 +129,7 @@ fn containers_of_a_sandbox_share_localhost() {
     rt.ok(&["sandbox", "rm", "-f", "pod1"]);
     let mounts = fs::read_to_string("/proc/mounts").unwrap();
     assert!(
-        !mounts.contains(rt.root.to_str().unwrap()),
+        !mounts.contains(rt.root.to_str().unwrap()) && !mounts.contains(rt.state.to_str().unwrap()),
         "pinned namespaces still mounted"
     );
     assert!(net.is_some());
@@ -434,7 +431,7 @@ fn stop_is_graceful_then_forceful_and_rm_leaves_nothing() {
     rt.ok(&["rm", &graceful, &stubborn]);
     assert_eq!(leftovers(&rt.root, &gi), Vec::<String>::new());
     assert_eq!(leftovers(&rt.root, &si), Vec::<String>::new());
-    assert!(fs::read_dir(rt.containers_dir()).unwrap().next().is_none());
+    assert!(rt.no_containers());
 }
 
 #[test]
@@ -464,7 +461,7 @@ fn bad_input_gives_one_error_line_and_leaves_nothing() {
         rt.run(&["run", "busybox", "no-such-command"]).status.code(),
         Some(127)
     );
-    assert!(fs::read_dir(rt.containers_dir()).unwrap().next().is_none());
+    assert!(rt.no_containers());
 }
 
 #[test]
@@ -769,7 +766,7 @@ fn a_shared_pid_sandbox_shows_each_containers_processes() {
 
     // removing the sandbox stops its pause process
     let sb: serde_json::Value =
-        serde_json::from_slice(&fs::read(rt.root.join("sandboxes/shared/sandbox.json")).unwrap())
+        serde_json::from_slice(&fs::read(rt.state.join("sandboxes/shared/sandbox.json")).unwrap())
             .unwrap();
     let pause = sb["pause_pid"].as_i64().expect("pause pid recorded") as i32;
     assert!(Path::new(&format!("/proc/{pause}")).exists());
@@ -786,5 +783,51 @@ fn a_shared_pid_sandbox_shows_each_containers_processes() {
             .map(|s| s.contains(") Z"))
             .unwrap_or(true)
     }));
-    assert!(!rt.root.join("sandboxes/shared").exists());
+    assert!(!rt.state.join("sandboxes/shared").exists());
+}
+
+#[test]
+fn a_writable_layer_whose_state_is_gone_is_swept() {
+    // State (config.json, state.json) lives on tmpfs, the writable layer on disk: after a
+    // reboot only the layer is left, an orphan the kubelet removes when it starts.
+    let rt = Rt::new("orphans");
+    let id = rt
+        .ok(&["run", "-d", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let r = kubelet::runtime::Runtime::open(&rt.root).unwrap();
+    let backdate = |p: &Path| {
+        let t = std::time::SystemTime::now() - Duration::from_secs(600);
+        fs::File::open(p).unwrap().set_modified(t).unwrap();
+    };
+    let running = rt.root.join("containers").join(&id);
+    assert!(
+        running.join("upper").is_dir(),
+        "the writable layer is on disk"
+    );
+    assert!(rt
+        .state
+        .join("containers")
+        .join(&id)
+        .join("state.json")
+        .exists());
+    backdate(&running);
+    let orphan = rt.root.join("containers/0123orphan");
+    fs::create_dir_all(orphan.join("upper/etc")).unwrap();
+    fs::write(orphan.join("upper/etc/x"), "left from before the reboot").unwrap();
+    backdate(&orphan);
+    // a layer younger than a minute may be a create in progress in another process
+    let young = rt.root.join("containers/4567young");
+    fs::create_dir_all(young.join("upper")).unwrap();
+    assert_eq!(r.remove_orphans(), 1);
+    assert!(!orphan.exists());
+    assert!(young.exists());
+    assert!(
+        running.join("upper").is_dir(),
+        "a running container's layer was swept"
+    );
+    assert_eq!(rt.ok(&["exec", &id, "echo", "alive"]).trim(), "alive");
+    fs::remove_dir_all(&young).unwrap();
+    rt.ok(&["rm", "-f", &id]);
+    assert!(rt.no_containers());
 }

@@ -195,6 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
     let mut runtime = Runtime::open(&runtime_root)
         .with_context(|| format!("opening the runtime under {}", runtime_root.display()))?;
     runtime.shim_exe = std::fs::read_link("/proc/self/exe").context("finding our own binary")?;
+    runtime.remove_orphans();
     let client = cli.cluster.client().await?;
 
     let node_cfg = NodeConfig {

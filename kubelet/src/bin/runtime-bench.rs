@@ -121,7 +121,8 @@ fn main() -> Result<()> {
         // `run --rm` returns once the exit is recorded; the shim then removes the container
         // (overlay, cgroups, state) in the background at nice 19. `runc run` removes before it
         // returns, so the time until our container is gone is shown as well.
-        let containers = root.join("containers");
+        // the container's state (tmpfs) goes last, after its writable layer
+        let containers = kubelet::runtime::state_dir_for(&root).join("containers");
         let gone = || -> Result<()> {
             while std::fs::read_dir(&containers)?.next().is_some() {
                 std::thread::sleep(Duration::from_micros(200));
@@ -185,6 +186,7 @@ fn main() -> Result<()> {
         .arg(&root)
         .args(["ps", "-q"])
         .output();
+    let _ = std::fs::remove_dir_all(kubelet::runtime::state_dir_for(&root));
     let _ = std::fs::remove_dir_all(&work);
     result
 }

@@ -393,17 +393,23 @@ pub fn parse_volume(v: &str) -> Result<BindMount, ContainerError> {
 }
 
 impl Runtime {
+    /// The container's state on tmpfs: config.json, state.json, generated files, rootfs.
     pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.state.join("containers").join(id)
+    }
+
+    /// The container's files on disk: its writable layer (`upper`, `work`) and its log.
+    pub fn container_disk_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
     }
 
     pub fn sandbox_dir(&self, id: &str) -> PathBuf {
-        self.root.join("sandboxes").join(id)
+        self.state.join("sandboxes").join(id)
     }
 
     /// All container ids.
     pub fn container_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = fs::read_dir(self.root.join("containers"))
+        let mut ids: Vec<String> = fs::read_dir(self.state.join("containers"))
             .map(|rd| {
                 rd.flatten()
                     .filter(|e| e.path().join("config.json").exists())
@@ -536,7 +542,7 @@ impl Runtime {
     }
 
     pub fn sandbox_ids(&self) -> Vec<String> {
-        fs::read_dir(self.root.join("sandboxes"))
+        fs::read_dir(self.state.join("sandboxes"))
             .map(|rd| {
                 rd.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -689,6 +695,7 @@ impl Runtime {
 
         let id = random_hex(32);
         let dir = self.container_dir(&id);
+        let disk = self.container_disk_dir(&id);
         let name = opts
             .name
             .clone()
@@ -772,8 +779,8 @@ impl Runtime {
                     .cloned()
                     .chain([init_layer])
                     .collect(),
-                upperdir: dir.join("upper"),
-                workdir: dir.join("work"),
+                upperdir: disk.join("upper"),
+                workdir: disk.join("work"),
                 merged: dir.join("rootfs"),
                 files,
                 volumes,
@@ -789,12 +796,11 @@ impl Runtime {
             cgroup_hierarchy: self.cgroups.clone(),
             auto_remove: opts.auto_remove,
             wait_for_start: opts.wait_for_start,
-            log_path: dir.join("container.log"),
+            log_path: disk.join("container.log"),
             bundle: None,
         };
         let result = (|| {
-            for sub in ["upper", "work", "rootfs"] {
-                let p = dir.join(sub);
+            for p in [dir.join("rootfs"), disk.join("upper"), disk.join("work")] {
                 fs::create_dir_all(&p).map_err(io_err("create container dir", &p))?;
             }
             if sandbox.is_none() {
@@ -826,6 +832,7 @@ impl Runtime {
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&dir);
+            let _ = fs::remove_dir_all(&disk);
             return Err(e);
         }
         tracing::debug!(id, image = %spec.image, "container created");
@@ -1057,17 +1064,47 @@ impl Runtime {
             spec.cgroup_hierarchy.remove(&spec.pod_cgroup)?;
         }
         spec.cgroup_hierarchy.remove_empty_parents(&spec.cgroup);
-        let dir = self.container_dir(&spec.id);
-        // the overlay lives only in the container's mount namespace; nothing to unmount here
-        fs::remove_dir_all(&dir)
-            .or_else(|e| {
-                if e.kind() == io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
+        // the overlay lives only in the container's mount namespace; nothing to unmount here.
+        // The disk part first: without its state a leftover is only an orphan to sweep
+        for dir in [
+            self.container_disk_dir(&spec.id),
+            self.container_dir(&spec.id),
+        ] {
+            fs::remove_dir_all(&dir)
+                .or_else(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(io_err("remove container dir", &dir))?;
+        }
+        Ok(())
+    }
+
+    /// Remove what a container left on disk when its state is gone (the node rebooted, or a
+    /// crash came between the two removals of `cleanup`). Directories younger than a minute are
+    /// spared: they may belong to a `create` in progress in another process.
+    pub fn remove_orphans(&self) -> usize {
+        let Ok(rd) = fs::read_dir(self.root.join("containers")) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in rd.flatten() {
+            let id = e.file_name();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
+            if old && !self.state.join("containers").join(&id).exists() {
+                tracing::info!(id = %id.to_string_lossy(), "removing an orphaned writable layer");
+                if fs::remove_dir_all(e.path()).is_ok() {
+                    n += 1;
                 }
-            })
-            .map_err(io_err("remove container dir", &dir))
+            }
+        }
+        n
     }
 
     /// The log text of a container (CRI records parsed back into lines), from byte `offset`.

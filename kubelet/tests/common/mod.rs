@@ -11,6 +11,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_minik8s-runtime");
 
 pub struct Rt {
     pub root: PathBuf,
+    /// The runtime's state directory for this root (on tmpfs under /run).
+    pub state: PathBuf,
 }
 
 pub fn rand_hex() -> String {
@@ -27,7 +29,8 @@ impl Rt {
     pub fn new(test: &str) -> Self {
         let root = std::env::temp_dir().join(format!("minik8s-rt-{test}-{}", rand_hex()));
         fs::create_dir_all(&root).unwrap();
-        Rt { root }
+        let state = kubelet::runtime::state_dir_for(&root);
+        Rt { root, state }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -71,8 +74,11 @@ impl Rt {
         false
     }
 
-    pub fn containers_dir(&self) -> PathBuf {
-        self.root.join("containers")
+    /// No container left: neither its state (tmpfs) nor its writable layer and log (disk).
+    pub fn no_containers(&self) -> bool {
+        [self.state.join("containers"), self.root.join("containers")]
+            .iter()
+            .all(|d| fs::read_dir(d).map_or(true, |mut rd| rd.next().is_none()))
     }
 }
 
@@ -82,12 +88,13 @@ impl Drop for Rt {
         for id in String::from_utf8_lossy(&ids.stdout).lines() {
             let _ = self.run(&["rm", "-f", id]);
         }
-        if let Ok(rd) = fs::read_dir(self.root.join("sandboxes")) {
+        if let Ok(rd) = fs::read_dir(self.state.join("sandboxes")) {
             for e in rd.flatten() {
                 let _ = self.run(&["sandbox", "rm", "-f", &e.file_name().to_string_lossy()]);
             }
         }
         let _ = fs::remove_dir_all(&self.root);
+        let _ = fs::remove_dir_all(&self.state);
     }
 }
 
@@ -199,6 +206,10 @@ pub fn leftovers(root: &Path, inspect: &serde_json::Value) -> Vec<String> {
     let mounts = fs::read_to_string("/proc/mounts").unwrap();
     if mounts.contains(root.to_str().unwrap()) {
         out.push("mount under the runtime root".into());
+    }
+    let state = kubelet::runtime::state_dir_for(root);
+    if mounts.contains(state.to_str().unwrap()) {
+        out.push("mount under the runtime state".into());
     }
     if let Some(net) = inspect["Namespaces"]["net"].as_u64() {
         for e in fs::read_dir("/proc").unwrap().flatten() {

@@ -297,6 +297,7 @@ impl Drop for Kubelet {
             for sb in rt.sandbox_ids() {
                 let _ = rt.remove_sandbox(&sb, true);
             }
+            let _ = std::fs::remove_dir_all(&rt.state);
         }
         let _ = fs::remove_dir_all(&self.root);
     }

@@ -361,6 +361,7 @@ impl Drop for Kubelet {
             for sb in rt.sandbox_ids() {
                 let _ = rt.remove_sandbox(&sb, true);
             }
+            let _ = std::fs::remove_dir_all(&rt.state);
         }
         if kubelet_flags().cleanup_network {
             let _ = Command::new(KUBELET)
