@@ -6,6 +6,7 @@
 //! with `replicaset.rs`, then `deployment/`, `garbage_collector.rs`, `namespace.rs`,
 //! `node_lifecycle.rs` and `node_ipam.rs`. `manager.rs` runs them all.
 
+pub mod cache;
 pub mod deployment;
 pub mod events;
 pub mod expectations;

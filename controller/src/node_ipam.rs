@@ -105,8 +105,8 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
         return Ok(Action::await_change());
     }
     // Every subnet in use must be known before one is picked: wait for the full node list.
-    if ctx.nodes.wait_until_ready().await.is_err() {
-        return Ok(Action::requeue(Duration::from_secs(1)));
+    if !crate::cache::has_synced(&ctx.nodes) {
+        return Ok(Action::requeue(Duration::from_millis(100)));
     }
     let (base, len) = parse_cidr(&ctx.cidr)?;
     let mut taken = ctx.allocated.lock().unwrap().clone();

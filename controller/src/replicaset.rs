@@ -167,8 +167,8 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
     let uid = rs.uid().unwrap_or_default();
     // Never act on a half-filled cache: right after a (re)start an empty pod cache would read
     // as "no replicas" and we would create a whole second set.
-    if ctx.pods.wait_until_ready().await.is_err() {
-        return Ok(Action::requeue(Duration::from_secs(1)));
+    if !crate::cache::has_synced(&ctx.pods) {
+        return Ok(Action::requeue(Duration::from_millis(100)));
     }
     let all: Vec<Arc<Pod>> = ctx
         .pods
@@ -256,6 +256,7 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
         conditions: rs.status.as_ref().and_then(|s| s.conditions.clone()),
         terminating_replicas: None,
     };
+    tracing::debug!(active = active.len(), ready = ?status.ready_replicas, may_sync, "synced");
     if rs.status.as_ref() != Some(&status) {
         let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch_status(

@@ -197,3 +197,50 @@ async fn expectations_prevent_extra_pods_when_the_cache_lags() {
         "repeated syncs on a stale cache created extra pods"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_waiting_side_by_side_for_the_first_list_all_go_on() {
+    // Right after a (re)start every ReplicaSet is synced at once, before the pod cache has
+    // listed. kube-runtime's `Store::wait_until_ready` wakes only the last of concurrent
+    // waiters; a sync that awaited it could hang forever, and its ReplicaSet never converge.
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let a = Arc::new(
+        rs_api
+            .create(&PostParams::default(), &replicaset("a", 1))
+            .await
+            .unwrap(),
+    );
+    let b = Arc::new(
+        rs_api
+            .create(&PostParams::default(), &replicaset("b", 1))
+            .await
+            .unwrap(),
+    );
+    let (pods, mut writer) = kube::runtime::reflector::store::<Pod>();
+    let ctx = Arc::new(controller::replicaset::Context {
+        client: client.clone(),
+        pods,
+        expectations: Default::default(),
+        recorder: controller::events::Recorder::new(client.clone(), "test"),
+    });
+    // two tasks, as the controller's runner gives each sync its own waker
+    let sa = tokio::spawn(controller::replicaset::reconcile(a, ctx.clone()));
+    let sb = tokio::spawn(controller::replicaset::reconcile(b, ctx.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    for sync in [sa, sb] {
+        tokio::time::timeout(std::time::Duration::from_secs(10), sync)
+            .await
+            .expect("a sync waiting for the pod cache never went on")
+            .unwrap()
+            .unwrap();
+    }
+    // and a sync on the listed (empty) cache now creates the pod
+    controller::replicaset::reconcile(Arc::new(rs_api.get("a").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(live_pods(&client, "default", "app=a").await.len(), 1);
+}

@@ -163,8 +163,8 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, 
     };
     // Never act on a half-filled cache: an empty ReplicaSet cache after a (re)start would
     // read as "no ReplicaSets yet" and scale from nothing.
-    if ctx.replica_sets.wait_until_ready().await.is_err() {
-        return Ok(Action::requeue(Duration::from_secs(1)));
+    if !crate::cache::has_synced(&ctx.replica_sets) {
+        return Ok(Action::requeue(Duration::from_millis(100)));
     }
     let ns = d.namespace().unwrap_or_default();
     let uid = d.uid().unwrap_or_default();
