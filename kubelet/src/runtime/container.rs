@@ -860,6 +860,8 @@ impl Runtime {
         } else {
             self.spawn_shim(id, attach, status_w)?
         };
+        // the shim's move of the init into its cgroup then waits less (cgroups.rs)
+        self.cgroups.prime_attach();
         let mut reader = BufReader::new(fs::File::from(status_r));
         let mut line = String::new();
         let _ = reader.read_line(&mut line);
