@@ -1099,7 +1099,13 @@ impl Runtime {
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
-            if old && !self.state.join("containers").join(&id).exists() {
+            // a `config.json` on disk is the layout before the state moved to tmpfs: that
+            // container may still run, so it is left alone
+            let legacy = e.path().join("config.json").exists();
+            if legacy {
+                tracing::warn!(id = %id.to_string_lossy(), "a container in the old on-disk layout is left alone; remove it with an older runtime");
+            }
+            if old && !legacy && !self.state.join("containers").join(&id).exists() {
                 tracing::info!(id = %id.to_string_lossy(), "removing an orphaned writable layer");
                 if fs::remove_dir_all(e.path()).is_ok() {
                     n += 1;
