@@ -31,7 +31,7 @@ impl EtcdProcess {
     /// Start etcd and wait until it answers. Panics with the reason if it cannot start.
     pub fn start() -> EtcdProcess {
         let bin = which_etcd();
-        let dir = std::env::temp_dir().join(format!(
+        let dir = data_parent().join(format!(
             "minik8s-etcd-{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4()
@@ -92,6 +92,21 @@ impl Drop for EtcdProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Where test etcds keep their data: on tmpfs (`/dev/shm`) when it has room, else the temp dir.
+/// A test needs no durability, and etcd's fsyncs on a disk shared with parallel builds and
+/// tests took over the apiserver's 1.5 s storage timeout now and then (a 503 in a test).
+fn data_parent() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    let roomy = nix::sys::statvfs::statvfs(shm)
+        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64 >= 2 << 30)
+        .unwrap_or(false);
+    if roomy {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
     }
 }
 
