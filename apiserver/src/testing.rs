@@ -20,16 +20,26 @@ pub struct EtcdProcess {
     pub endpoint: String,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 impl EtcdProcess {
-    /// Start etcd and wait until it answers. Panics with the reason if it cannot start.
+    /// Start etcd and wait until it answers. Panics with the reason (and etcd's log) if it
+    /// cannot start. Ports come from binding port 0 and letting go, so a parallel test may take
+    /// one in between: an etcd that exits at once is started again on fresh ports.
     pub fn start() -> EtcdProcess {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(etcd) => return etcd,
+                Err(log) => {
+                    eprintln!("etcd did not start, trying again on fresh ports: {log}");
+                    last_log = log;
+                }
+            }
+        }
+        panic!("etcd did not start; its log:\n{last_log}");
+    }
+
+    /// One attempt: `Err(log)` if etcd exited or did not answer within 20 s.
+    fn try_start() -> Result<EtcdProcess, String> {
         let bin = which_etcd();
         let dir = data_parent().join(format!(
             "minik8s-etcd-{}-{}",
@@ -37,7 +47,13 @@ impl EtcdProcess {
             uuid::Uuid::new_v4()
         ));
         std::fs::create_dir_all(&dir).expect("create etcd data dir");
-        let (client, peer) = (free_port(), free_port());
+        // both bound at once, so the two ports differ
+        let (client, peer) = {
+            let a = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+            let b = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+            let port = |l: &TcpListener| l.local_addr().expect("local addr").port();
+            (port(&a), port(&b))
+        };
         let endpoint = format!("http://127.0.0.1:{client}");
         let log = std::fs::File::create(dir.join("etcd.log")).expect("etcd log file");
         let child = Command::new(&bin)
@@ -64,21 +80,27 @@ impl EtcdProcess {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (install etcd-server)"));
-        let etcd = EtcdProcess {
+        let mut etcd = EtcdProcess {
             child,
             dir,
             endpoint,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "etcd did not start; see {}",
-                etcd.dir.join("etcd.log").display()
-            );
+            let exited = matches!(etcd.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                // the log is read before Drop removes the directory
+                let log = std::fs::read_to_string(etcd.dir.join("etcd.log")).unwrap_or_default();
+                let why = if exited {
+                    "exited"
+                } else {
+                    "no answer in 20 s"
+                };
+                return Err(format!("({why} on port {client}) {log}"));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        etcd
+        Ok(etcd)
     }
 
     /// Pid of the etcd process (tests that stop and continue it use this).
