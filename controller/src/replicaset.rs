@@ -252,7 +252,13 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
                 .filter(|p| pod::is_available(p, min_ready, now))
                 .count() as i32,
         ),
-        observed_generation: rs.metadata.generation,
+        // Only a sync that could act has observed the spec: a Deployment reads a current
+        // observedGeneration as "the pods match spec.replicas" and fills the surge room by it.
+        observed_generation: if may_sync || deleting {
+            rs.metadata.generation
+        } else {
+            rs.status.as_ref().and_then(|s| s.observed_generation)
+        },
         conditions: rs.status.as_ref().and_then(|s| s.conditions.clone()),
         terminating_replicas: None,
     };
