@@ -54,8 +54,11 @@ fn main() -> Result<()> {
     let ours = exe.with_file_name("minik8s-runtime");
     let work = std::env::temp_dir().join(format!("minik8s-bench-{}", std::process::id()));
     let root = work.join("root");
+    std::fs::create_dir_all(&root)?;
+    // where the runtime keeps its per-container state for this root (tmpfs); the root must
+    // exist first, its canonical path names the state directory
+    let state = kubelet::runtime::state_dir_for(&root);
     let result = (|| -> Result<()> {
-        std::fs::create_dir_all(&root)?;
         let run = |_: usize| {
             check(Command::new(&ours).arg("--root").arg(&root).args([
                 "run",
@@ -122,7 +125,7 @@ fn main() -> Result<()> {
         // (overlay, cgroups, state) in the background at nice 19. `runc run` removes before it
         // returns, so the time until our container is gone is shown as well.
         // the container's state (tmpfs) goes last, after its writable layer
-        let containers = kubelet::runtime::state_dir_for(&root).join("containers");
+        let containers = state.join("containers");
         let gone = || -> Result<()> {
             while std::fs::read_dir(&containers)?.next().is_some() {
                 std::thread::sleep(Duration::from_micros(200));
@@ -186,7 +189,7 @@ fn main() -> Result<()> {
         .arg(&root)
         .args(["ps", "-q"])
         .output();
-    let _ = std::fs::remove_dir_all(kubelet::runtime::state_dir_for(&root));
+    let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
