@@ -393,6 +393,43 @@ fn exec_sees_the_containers_processes() {
     assert_eq!(code, Some(7));
     let out = rt.run(&["exec", &id, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127));
+
+    // the init (which moves itself in on v1) and an exec'd process (which joins by itself)
+    // are in the container's cgroup on every controller, as the host sees them
+    let info = rt.inspect(&id);
+    let cgroup = info["Cgroup"].as_str().expect("Cgroup").to_string();
+    let pid = info["HostPid"].as_i64().expect("HostPid");
+    let host_view = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let v2 = info["CgroupVersion"] == "V2";
+    let ours: Vec<&str> = host_view
+        .lines()
+        .filter(|l| {
+            let ctl = l.split(':').nth(1).unwrap_or("");
+            if v2 {
+                ctl.is_empty()
+            } else {
+                ["cpu", "memory", "pids", "cpuset"]
+                    .iter()
+                    .any(|c| ctl.split(',').any(|x| x == *c))
+            }
+        })
+        .collect();
+    assert!(!ours.is_empty(), "{host_view}");
+    for l in &ours {
+        assert!(
+            l.ends_with(&format!("/{cgroup}")),
+            "init not in {cgroup}: {host_view}"
+        );
+    }
+    // inside, the cgroup namespace's root is the container's cgroup: a process in it sees "/"
+    // on each controller the container has, a process left outside sees "/../…"
+    let inside = rt.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    for l in inside.lines() {
+        assert!(
+            l.ends_with(":/"),
+            "exec'd process outside the container's cgroup: {inside}"
+        );
+    }
 }
 
 #[test]

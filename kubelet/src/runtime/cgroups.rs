@@ -9,7 +9,11 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use serde::{Deserialize, Serialize};
 
@@ -309,14 +313,56 @@ impl Hierarchy {
         Ok(())
     }
 
+    /// Prepare the calling thread to move itself into `rel` later, where a process can do that
+    /// cheaply for itself: on v1, by writing "0" into each controller's `tasks` file. Moving
+    /// anything else (a pid, a whole thread group through `cgroup.procs`) takes the kernel's
+    /// global `cgroup_threadgroup_rwsem` for writing, and after a quiet spell that waits for an
+    /// RCU grace period (5–8 ms on a small VM); a thread moving itself cannot exit or exec
+    /// under the kernel's hands, so it skips that lock. For a single-threaded process moving
+    /// its one thread is moving the process. The controllers' directories are opened now, so
+    /// the move still works after the caller has left the host's mount tree (pivot_root) and
+    /// before `rel` exists. `None` on v2, where a domain cgroup only takes whole processes (the
+    /// caller then has someone write `cgroup.procs` for it).
+    pub fn prepare_self_join(&self, rel: &Path) -> Result<Option<SelfJoin>, CgroupsError> {
+        if self.version != Version::V1 {
+            return Ok(None);
+        }
+        let mut dirs = Vec::new();
+        for base in self.dirs(Path::new("")) {
+            let fd = nix::fcntl::open(
+                &base,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|errno| CgroupsError::Read {
+                path: base.clone(),
+                source: errno.into(),
+            })?;
+            dirs.push((fd, base, rel.join("tasks")));
+        }
+        Ok(Some(SelfJoin { dirs }))
+    }
+
+    /// The files a single-threaded process writes "0" into to move itself into `rel`: `tasks`
+    /// on v1 (the cheap way, see [`Hierarchy::prepare_self_join`]), `cgroup.procs` on v2.
+    pub fn self_join_files(&self, rel: &Path) -> Vec<PathBuf> {
+        let file = match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
+        self.dirs(rel).into_iter().map(|d| d.join(file)).collect()
+    }
+
     /// Start, in the caller, the wait that the next cgroup attach must sit through. Moving a
     /// process into a cgroup (a write to `cgroup.procs`) takes the kernel's
     /// `cgroup_threadgroup_rwsem` for writing, and the first writer after a quiet spell waits a
     /// whole RCU grace period (`rcu_sync_enter`: 6–8 ms on a small VM); writers that come while
     /// one waits, or within a grace period after it, share that wait. So the caller of `start`
     /// moves itself into the cgroup it is already in (a no-op but for the lock) while the shim
-    /// forks the init and creates the container's cgroups: by the time the shim moves the init,
-    /// the grace period has run or is running. Best effort; errors are ignored.
+    /// forks the init and the init builds its rootfs: by the time the shim moves the init, the
+    /// grace period has run or is running. The wait happens under `cgroup_mutex`, which
+    /// creating or removing any cgroup also takes: the container's cgroups must exist before
+    /// this starts. Best effort; errors are ignored.
     pub fn prime_attach(&self) {
         let Ok(own) = fs::read_to_string("/proc/self/cgroup") else {
             return;
@@ -463,6 +509,36 @@ impl Hierarchy {
             }
             cur = p.parent();
         }
+    }
+}
+
+/// A thread's way into its v1 cgroup from wherever it is by then ([`Hierarchy::prepare_self_join`]):
+/// each controller's directory, held open, and the `tasks` file below it. The descriptors are
+/// close-on-exec and dropped by [`SelfJoin::join`], so none of the host's directories reaches
+/// the container's command.
+pub struct SelfJoin {
+    dirs: Vec<(OwnedFd, PathBuf, PathBuf)>,
+}
+
+impl SelfJoin {
+    /// Move the calling thread into the cgroup (it must exist by now).
+    pub fn join(self) -> Result<(), CgroupsError> {
+        for (dir, base, tasks) in &self.dirs {
+            let err = |errno: nix::Error| CgroupsError::Write {
+                path: base.join(tasks),
+                value: "0".into(),
+                source: errno.into(),
+            };
+            let fd = nix::fcntl::openat(
+                dir,
+                tasks,
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(err)?;
+            nix::unistd::write(&fd, b"0").map_err(err)?;
+        }
+        Ok(())
     }
 }
 

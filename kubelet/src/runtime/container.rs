@@ -854,14 +854,45 @@ impl Runtime {
                 path: PathBuf::new(),
                 source: e.into(),
             })?;
+        let spec = self.spec(id)?;
+        // cgroup v2: the cgroups exist, with their limits, before the shim does. Creating a
+        // cgroup takes the kernel's cgroup_mutex, which the attach priming below holds for an
+        // RCU grace period (cgroups.rs), so a shim that created them would sit out that whole
+        // wait. On v1 there is no priming, and the shim creates them while the init sets up.
+        let v2 = self.cgroups.version == cgroups::Version::V2;
+        let made = if v2 {
+            spec.cgroup_hierarchy
+                .create(&spec.cgroup)
+                .and_then(|()| spec.cgroup_hierarchy.apply(&spec.cgroup, &spec.resources))
+        } else {
+            Ok(())
+        };
+        if let Err(e) = made {
+            let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
+            let st = State {
+                status: Status::Stopped,
+                exit_code: Some(125),
+                error: Some(e.to_string()),
+                finished_at: Some(logs::now()),
+                ..State::default()
+            };
+            let _ = self.write_state(id, &st);
+            return Err(ContainerError::StartFailed {
+                code: 125,
+                message: e.to_string(),
+            });
+        }
         let foreground = matches!(attach, Attach::Foreground { .. });
         let pid = if single_threaded() {
-            self.fork_shim(id, attach, &status_r, status_w)?
+            self.fork_shim(spec, attach, &status_r, status_w)?
         } else {
             self.spawn_shim(id, attach, status_w)?
         };
-        // the shim's move of the init into its cgroup then waits less (cgroups.rs)
-        self.cgroups.prime_attach();
+        // the shim's move of the init into its cgroup then waits less (cgroups.rs); on v1 the
+        // init moves itself, with no wait to hide
+        if v2 {
+            self.cgroups.prime_attach();
+        }
         let mut reader = BufReader::new(fs::File::from(status_r));
         let mut line = String::new();
         let _ = reader.read_line(&mut line);
@@ -936,15 +967,14 @@ impl Runtime {
     /// the spec, and skips loading our binary a second time (milliseconds on every `run`).
     fn fork_shim(
         &self,
-        id: &str,
+        spec: ContainerSpec,
         attach: Attach,
         status_r: &OwnedFd,
         status_w: OwnedFd,
     ) -> Result<Pid, ContainerError> {
-        let spec = self.spec(id)?;
         let fork_err = |errno: nix::Error| ContainerError::Io {
             step: "fork shim",
-            path: self.container_dir(id),
+            path: self.container_dir(&spec.id),
             source: errno.into(),
         };
         // SAFETY: the caller checked that this process has a single thread, so the child may

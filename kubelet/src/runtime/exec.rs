@@ -68,7 +68,8 @@ pub fn exec_with(
     };
     // open everything we need from the host before entering any namespace
     let mut procs = Vec::new();
-    for p in spec.cgroup_hierarchy.procs_files(&spec.cgroup) {
+    // (the forked child is single-threaded: it moves itself, without a grace period on v1)
+    for p in spec.cgroup_hierarchy.self_join_files(&spec.cgroup) {
         procs.push(
             fs::OpenOptions::new()
                 .write(true)

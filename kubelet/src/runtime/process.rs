@@ -34,6 +34,9 @@ pub enum ProcessError {
     /// The shim did not confirm that we are in our cgroup (it failed to put us there).
     #[error("wait for the cgroup join: {errno:?}")]
     CgroupJoin { errno: Option<nix::Error> },
+    /// Moving ourselves into our cgroup failed (cgroup v1).
+    #[error("{0}")]
+    Cgroups(#[from] super::cgroups::CgroupsError),
     /// Redirecting stdio failed.
     #[error("set up stdio: {errno}")]
     Stdio { errno: nix::Error },
@@ -142,6 +145,11 @@ pub fn init(
         None,
     );
 
+    // 0. on cgroup v1 we move ourselves into our cgroup (step 4: no grace period to wait for,
+    //    see `Hierarchy::prepare_self_join`), through directories opened while we still see
+    //    the host's; on v2 the shim moves us
+    let self_join = spec.cgroup_hierarchy.prepare_self_join(&spec.cgroup)?;
+
     // 1. the pod's namespaces (pinned files), then our own namespaces
     // (a shared pid namespace was joined by the shim: only children enter one)
     for (kind, path) in spec.join_namespaces.iter().filter(|(k, _)| *k != Kind::Pid) {
@@ -184,8 +192,9 @@ pub fn init(
     // 3. the filesystem
     rootfs::prepare(&spec.rootfs)?;
 
-    // 4. the shim moves us into our cgroup meanwhile; nothing of the container runs before
-    //    that. Only then the cgroup namespace, whose root is the cgroup we are in
+    // 4. our cgroup: the shim creates it meanwhile (v1; then we move ourselves in) or moves us
+    //    into it (v2), and tells us when it has; nothing of the container runs before that.
+    //    Only then the cgroup namespace, whose root is the cgroup we are in
     let mut byte = [0u8; 1];
     match nix::unistd::read(&cgroup_joined, &mut byte) {
         Ok(1) => {}
@@ -193,6 +202,9 @@ pub fn init(
         Err(errno) => return Err(ProcessError::CgroupJoin { errno: Some(errno) }),
     }
     drop(cgroup_joined);
+    if let Some(j) = self_join {
+        j.join()?;
+    }
     namespaces::create(&[Kind::Cgroup])?;
 
     // 5. session, terminal, stdio

@@ -20,6 +20,7 @@ use nix::sys::socket;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
+use super::cgroups;
 use super::container::{ContainerSpec, State, Status};
 use super::logs::{self, LineSplitter};
 use super::namespaces::{self, Kind};
@@ -163,18 +164,20 @@ fn run(
     drop(joined_r);
     drop(out_w);
 
-    // 3. cgroups (pod level, then the container with its limits) and moving the init in. On
-    //    cgroup v1 the first write to cgroup.procs waits for an RCU grace period (milliseconds):
-    //    the init builds its namespaces and rootfs meanwhile, and waits for us before it runs
-    //    any of the container's code
-    let joined = spec
-        .cgroup_hierarchy
-        .create(&spec.cgroup)
-        .and_then(|()| spec.cgroup_hierarchy.apply(&spec.cgroup, &spec.resources))
-        .and_then(|()| {
-            spec.cgroup_hierarchy
-                .join(&spec.cgroup, child.as_raw() as u32)
-        });
+    // 3. the init's cgroups, while it builds its namespaces and rootfs; it waits for us before
+    //    it runs any of the container's code. On v1 we create them (pod level, then the
+    //    container with its limits) and the init moves itself in (`prepare_self_join`). On v2
+    //    `start` created them and we move the init: the first write to cgroup.procs after a
+    //    quiet spell waits for an RCU grace period (milliseconds), which `start` began early
+    let joined = match spec.cgroup_hierarchy.version {
+        cgroups::Version::V1 => spec
+            .cgroup_hierarchy
+            .create(&spec.cgroup)
+            .and_then(|()| spec.cgroup_hierarchy.apply(&spec.cgroup, &spec.resources)),
+        cgroups::Version::V2 => spec
+            .cgroup_hierarchy
+            .join(&spec.cgroup, child.as_raw() as u32),
+    };
     if let Err(e) = joined {
         drop(joined_w);
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
