@@ -29,6 +29,9 @@ pub struct Cluster {
     pub cache: PathBuf,
     /// What the apiserver presents to kubelets.
     pub kubelet_token: String,
+    /// One client for the whole cluster: building one loads the host's root certificates
+    /// (milliseconds of CPU), which a benchmark creating pods must not pay per pod.
+    client: kube::Client,
 }
 
 impl Cluster {
@@ -44,11 +47,14 @@ impl Cluster {
         )
         .await;
         let cache = std::env::temp_dir().join(format!("minik8s-kubectl-cache-{}", rand_hex()));
+        let client =
+            kube::Client::try_from(kube::Config::new(server.url.parse().unwrap())).unwrap();
         Cluster {
             server,
             etcd,
             cache,
             kubelet_token,
+            client,
         }
     }
 
@@ -57,7 +63,7 @@ impl Cluster {
     }
 
     pub fn client(&self) -> kube::Client {
-        kube::Client::try_from(kube::Config::new(self.server.url.parse().unwrap())).unwrap()
+        self.client.clone()
     }
 
     pub fn pods(&self) -> Api<Pod> {
