@@ -47,15 +47,40 @@ impl StatusPipe {
 /// Run the shim for container `id` (a re-exec of our binary, `shim ID`); returns the shim's
 /// exit code.
 pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i32 {
-    // SAFETY: the fd number was handed to us by `start` (dup2'd onto it before exec) and is
-    // owned by nothing else in this process.
+    // our own session, so that the caller's terminal signals and its exit leave us alone
+    // (a shim spawned with its status pipe as stdout comes in the caller's session)
+    let _ = nix::unistd::setsid();
+    // SAFETY: the fd number was handed to us by `start` (our stdout, or dup2'd onto fd 3
+    // before exec) and is owned by nothing else in this process.
     let status = status_fd.map(|fd| unsafe { fs::File::from_raw_fd(fd) });
-    if let Some(f) = &status {
-        let _ = nix::fcntl::fcntl(
-            f,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-    }
+    let status = status.map(|f| {
+        if f.as_raw_fd() > 2 {
+            let _ = nix::fcntl::fcntl(
+                &f,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+            return f;
+        }
+        // stdout (or another standard stream): move the pipe off it, and put /dev/null there,
+        // so that nothing we or the container print later lands in the pipe by accident
+        let fd = f.as_raw_fd();
+        let moved = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3));
+        let null = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null");
+        match (moved, null) {
+            (Ok(new), Ok(null)) => {
+                // SAFETY: dup2(2) of /dev/null onto the standard stream the pipe came in on,
+                // whose old description `moved` now holds.
+                unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                std::mem::forget(f); // fd now refers to /dev/null, the standard stream
+                                     // SAFETY: `new` is a fresh descriptor from F_DUPFD_CLOEXEC, owned only here.
+                unsafe { fs::File::from_raw_fd(new) }
+            }
+            _ => f,
+        }
+    });
     let spec = match rt.spec(id) {
         Ok(s) => s,
         Err(e) => {
