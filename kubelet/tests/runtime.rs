@@ -87,7 +87,7 @@ fn containers_of_a_sandbox_share_localhost() {
     rt.ok(&["sandbox", "create", "pod1"]);
     // The server listens again after each connection, so a client attempt that races its
     // start-up cannot use up the only listen.
-    let server = rt.ok(&[
+    let server = rt.ok_line(&[
         "run",
         "-d",
         "--sandbox",
@@ -99,7 +99,6 @@ fn containers_of_a_sandbox_share_localhost() {
         "-c",
         "while true; do nc -l -p 8080; done",
     ]);
-    let server = server.trim().to_string();
     let info = rt.inspect(&server);
     // A client in another container of the same sandbox reaches it on 127.0.0.1.
     let got = rt.wait_for(30, || {
@@ -139,19 +138,16 @@ fn containers_of_a_sandbox_share_localhost() {
 #[test]
 fn cpu_quota_limits_a_burner_to_its_share() {
     let rt = Rt::new("cpu");
-    let id = rt
-        .ok(&[
-            "run",
-            "-d",
-            "--cpus",
-            "0.2",
-            "busybox",
-            "sh",
-            "-c",
-            "while :; do :; done",
-        ])
-        .trim()
-        .to_string();
+    let id = rt.ok_line(&[
+        "run",
+        "-d",
+        "--cpus",
+        "0.2",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
     let info = rt.inspect(&id);
     let rel = info["Cgroup"].as_str().unwrap().to_string();
     let h = Hierarchy::host();
@@ -223,21 +219,18 @@ fn meminfo_shows_the_memory_limit() {
 #[test]
 fn fork_bomb_is_stopped_by_the_pids_limit() {
     let rt = Rt::new("pids");
-    let id = rt
-        .ok(&[
-            "run",
-            "-d",
-            "--pids",
-            "40",
-            "busybox",
-            "sh",
-            "-c",
-            // forks until fork(2) fails and keeps every child: unlike the classic `f|f&`
-            // bomb, whose processes come and go, this one holds the limit steadily
-            "(while :; do sleep 1000 & done) 2>/dev/null; sleep 60",
-        ])
-        .trim()
-        .to_string();
+    let id = rt.ok_line(&[
+        "run",
+        "-d",
+        "--pids",
+        "40",
+        "busybox",
+        "sh",
+        "-c",
+        // forks until fork(2) fails and keeps every child: unlike the classic `f|f&`
+        // bomb, whose processes come and go, this one holds the limit steadily
+        "(while :; do sleep 1000 & done) 2>/dev/null; sleep 60",
+    ]);
     let info = rt.inspect(&id);
     let rel = info["Cgroup"].as_str().unwrap().to_string();
     let h = Hierarchy::host();
@@ -375,10 +368,7 @@ fn volume_writes_reach_the_host_but_not_commit() {
 #[test]
 fn exec_sees_the_containers_processes() {
     let rt = Rt::new("exec");
-    let id = rt
-        .ok(&["run", "-d", "busybox", "sleep", "60"])
-        .trim()
-        .to_string();
+    let id = rt.ok_line(&["run", "-d", "busybox", "sleep", "60"]);
     let out = rt.ok(&["exec", &id, "ps", "-o", "pid,args"]);
     assert!(
         out.lines()
@@ -408,7 +398,7 @@ fn exec_sees_the_containers_processes() {
             if v2 {
                 ctl.is_empty()
             } else {
-                ["cpu", "memory", "pids", "cpuset"]
+                kubelet::runtime::cgroups::V1_CONTROLLERS
                     .iter()
                     .any(|c| ctl.split(',').any(|x| x == *c))
             }
@@ -435,21 +425,15 @@ fn exec_sees_the_containers_processes() {
 #[test]
 fn stop_is_graceful_then_forceful_and_rm_leaves_nothing() {
     let rt = Rt::new("stop");
-    let graceful = rt
-        .ok(&[
-            "run",
-            "-d",
-            "busybox",
-            "sh",
-            "-c",
-            "trap 'exit 3' TERM; while :; do sleep 0.1; done",
-        ])
-        .trim()
-        .to_string();
-    let stubborn = rt
-        .ok(&["run", "-d", "busybox", "sleep", "600"])
-        .trim()
-        .to_string();
+    let graceful = rt.ok_line(&[
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+    ]);
+    let stubborn = rt.ok_line(&["run", "-d", "busybox", "sleep", "600"]);
     let gi = rt.inspect(&graceful);
     let si = rt.inspect(&stubborn);
     assert!(si["Mounts"].as_array().unwrap().iter().any(|m| m == "/"));
@@ -717,8 +701,8 @@ fn tty_is_a_controlling_terminal_from_the_containers_devpts() {
     assert!(out.contains("got-hello\r\n"), "{out:?}");
 
     // exec -t gets a terminal of the container's devpts too, exec -it forwards stdin
-    let id = rt.ok(&["run", "-d", "busybox", "sleep", "1000"]);
-    let id = id.trim();
+    let id = rt.ok_line(&["run", "-d", "busybox", "sleep", "1000"]);
+    let id = id.as_str();
     let out = rt.ok(&["exec", "-t", id, "sh", "-c", script]);
     let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
     assert_eq!(lines, ["/dev/pts/0", "both-ttys", "ctty"], "{out:?}");
@@ -828,10 +812,7 @@ fn a_writable_layer_whose_state_is_gone_is_swept() {
     // State (config.json, state.json) lives on tmpfs, the writable layer on disk: after a
     // reboot only the layer is left, an orphan the kubelet removes when it starts.
     let rt = Rt::new("orphans");
-    let id = rt
-        .ok(&["run", "-d", "busybox", "sleep", "1000"])
-        .trim()
-        .to_string();
+    let id = rt.ok_line(&["run", "-d", "busybox", "sleep", "1000"]);
     let r = kubelet::runtime::Runtime::open(&rt.root).unwrap();
     let backdate = |p: &Path| {
         let t = std::time::SystemTime::now() - Duration::from_secs(600);

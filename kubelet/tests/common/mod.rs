@@ -58,6 +58,12 @@ impl Rt {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
+    /// [`Rt::ok`] for a command that prints one line, such as `run -d` printing the new
+    /// container's id: that line, without its newline.
+    pub fn ok_line(&self, args: &[&str]) -> String {
+        self.ok(args).trim().to_string()
+    }
+
     pub fn inspect(&self, id: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["inspect", id])).unwrap()
     }
