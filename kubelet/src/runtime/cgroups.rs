@@ -243,6 +243,13 @@ impl Hierarchy {
         Ok(())
     }
 
+    /// [`Hierarchy::create`] `rel`, then [`Hierarchy::apply`] the limits of `res` to it: a
+    /// container's cgroup before anything of it runs there.
+    pub fn create_limited(&self, rel: &Path, res: &Resources) -> Result<(), CgroupsError> {
+        self.create(rel)?;
+        self.apply(rel, res)
+    }
+
     /// Write the limits of `res` into the cgroup `rel`.
     pub fn apply(&self, rel: &Path, res: &Resources) -> Result<(), CgroupsError> {
         match self.version {
@@ -338,7 +345,7 @@ impl Hierarchy {
                 path: base.clone(),
                 source: errno.into(),
             })?;
-            dirs.push((fd, base, rel.join("tasks")));
+            dirs.push((fd, base, rel.join(self.self_join_file())));
         }
         Ok(Some(SelfJoin { dirs }))
     }
@@ -346,11 +353,15 @@ impl Hierarchy {
     /// The files a single-threaded process writes "0" into to move itself into `rel`: `tasks`
     /// on v1 (the cheap way, see [`Hierarchy::prepare_self_join`]), `cgroup.procs` on v2.
     pub fn self_join_files(&self, rel: &Path) -> Vec<PathBuf> {
-        let file = match self.version {
+        let file = self.self_join_file();
+        self.dirs(rel).into_iter().map(|d| d.join(file)).collect()
+    }
+
+    fn self_join_file(&self) -> &'static str {
+        match self.version {
             Version::V1 => "tasks",
             Version::V2 => "cgroup.procs",
-        };
-        self.dirs(rel).into_iter().map(|d| d.join(file)).collect()
+        }
     }
 
     /// Start, in the caller, the wait that the next cgroup attach must sit through. Moving a

@@ -477,6 +477,20 @@ impl Runtime {
         write_json(&self.container_dir(id).join("state.json"), st)
     }
 
+    /// Record that the container never ran: its cgroup removed, its state stopped with `code`
+    /// and `message` (the shim's failures, and `start`'s own before there is a shim).
+    pub(super) fn record_start_failure(&self, spec: &ContainerSpec, code: i32, message: &str) {
+        let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
+        let st = State {
+            status: Status::Stopped,
+            exit_code: Some(code),
+            error: Some(message.to_string()),
+            finished_at: Some(logs::now()),
+            ..State::default()
+        };
+        let _ = self.write_state(&spec.id, &st);
+    }
+
     /// Create a sandbox: pinned net/ipc/uts namespaces (loopback up), /etc files, pod cgroup.
     pub fn create_sandbox(
         &self,
@@ -854,39 +868,33 @@ impl Runtime {
                 path: PathBuf::new(),
                 source: e.into(),
             })?;
-        let spec = self.spec(id)?;
+        let v2 = self.cgroups.version == cgroups::Version::V2;
+        let single = single_threaded();
+        // the spec, where this process needs it: for the v2 cgroups, or a forked shim's
+        // (a re-exec'd shim reads it itself)
+        let spec = if v2 || single {
+            Some(self.spec(id)?)
+        } else {
+            None
+        };
         // cgroup v2: the cgroups exist, with their limits, before the shim does. Creating a
         // cgroup takes the kernel's cgroup_mutex, which the attach priming below holds for an
         // RCU grace period (cgroups.rs), so a shim that created them would sit out that whole
         // wait. On v1 there is no priming, and the shim creates them while the init sets up.
-        let v2 = self.cgroups.version == cgroups::Version::V2;
-        let made = if v2 {
-            spec.cgroup_hierarchy
-                .create(&spec.cgroup)
-                .and_then(|()| spec.cgroup_hierarchy.apply(&spec.cgroup, &spec.resources))
-        } else {
-            Ok(())
-        };
-        if let Err(e) = made {
-            let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
-            let st = State {
-                status: Status::Stopped,
-                exit_code: Some(125),
-                error: Some(e.to_string()),
-                finished_at: Some(logs::now()),
-                ..State::default()
-            };
-            let _ = self.write_state(id, &st);
-            return Err(ContainerError::StartFailed {
-                code: 125,
-                message: e.to_string(),
-            });
+        if let Some(spec) = spec.as_ref().filter(|_| v2) {
+            if let Err(e) = spec
+                .cgroup_hierarchy
+                .create_limited(&spec.cgroup, &spec.resources)
+            {
+                let message = e.to_string();
+                self.record_start_failure(spec, 125, &message);
+                return Err(ContainerError::StartFailed { code: 125, message });
+            }
         }
         let foreground = matches!(attach, Attach::Foreground { .. });
-        let pid = if single_threaded() {
-            self.fork_shim(spec, attach, &status_r, status_w)?
-        } else {
-            self.spawn_shim(id, attach, status_w)?
+        let pid = match spec.filter(|_| single) {
+            Some(spec) => self.fork_shim(spec, attach, &status_r, status_w)?,
+            None => self.spawn_shim(id, attach, status_w)?,
         };
         // the shim's move of the init into its cgroup then waits less (cgroups.rs); on v1 the
         // init moves itself, with no wait to hide
@@ -928,6 +936,8 @@ impl Runtime {
     ) -> Result<Pid, ContainerError> {
         let mut cmd = Command::new(&self.shim_exe);
         cmd.arg("--root").arg(&self.root).arg("shim").arg(id);
+        // the pipe's write end where `cmd` holds no copy of it: open until the shim has it
+        let mut held = None;
         match attach {
             Attach::Detached => {
                 // The status pipe goes in as the shim's stdout (it moves it off fd 1 and makes
@@ -950,7 +960,7 @@ impl Runtime {
                 });
                 let wfd = status_w.as_raw_fd();
                 // SAFETY: the closure runs between fork and exec and only calls dup2(2) and
-                // setsid(2), both async-signal-safe; `status_w` outlives the spawn.
+                // setsid(2), both async-signal-safe; `held` keeps `wfd` open until then.
                 unsafe {
                     cmd.pre_exec(move || {
                         if libc::dup2(wfd, 3) < 0 || libc::setsid() < 0 {
@@ -959,12 +969,11 @@ impl Runtime {
                         Ok(())
                     });
                 }
-                let child = cmd.spawn().map_err(io_err("spawn shim", &self.shim_exe))?;
-                drop(status_w);
-                return Ok(Pid::from_raw(child.id() as i32));
+                held = Some(status_w);
             }
         }
         let child = cmd.spawn().map_err(io_err("spawn shim", &self.shim_exe))?;
+        drop(held);
         Ok(Pid::from_raw(child.id() as i32))
     }
 

@@ -74,8 +74,9 @@ pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i
                 // SAFETY: dup2(2) of /dev/null onto the standard stream the pipe came in on,
                 // whose old description `moved` now holds.
                 unsafe { libc::dup2(null.as_raw_fd(), fd) };
-                std::mem::forget(f); // fd now refers to /dev/null, the standard stream
-                                     // SAFETY: `new` is a fresh descriptor from F_DUPFD_CLOEXEC, owned only here.
+                // `fd` is the standard stream again (now /dev/null): not ours to close
+                std::mem::forget(f);
+                // SAFETY: `new` is a fresh descriptor from F_DUPFD_CLOEXEC, owned only here.
                 unsafe { fs::File::from_raw_fd(new) }
             }
             _ => f,
@@ -98,15 +99,7 @@ pub fn serve(rt: &Runtime, spec: &ContainerSpec, status: Option<fs::File>, attac
     match run(rt, spec, &mut status, attached) {
         Ok(()) => 0,
         Err((code, msg)) => {
-            let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
-            let st = State {
-                status: Status::Stopped,
-                exit_code: Some(code),
-                error: Some(msg.clone()),
-                finished_at: Some(logs::now()),
-                ..State::default()
-            };
-            let _ = rt.write_state(&spec.id, &st);
+            rt.record_start_failure(spec, code, &msg);
             status.send(&format!("error {code} {msg}"));
             1
         }
@@ -197,8 +190,7 @@ fn run(
     let joined = match spec.cgroup_hierarchy.version {
         cgroups::Version::V1 => spec
             .cgroup_hierarchy
-            .create(&spec.cgroup)
-            .and_then(|()| spec.cgroup_hierarchy.apply(&spec.cgroup, &spec.resources)),
+            .create_limited(&spec.cgroup, &spec.resources),
         cgroups::Version::V2 => spec
             .cgroup_hierarchy
             .join(&spec.cgroup, child.as_raw() as u32),
