@@ -818,7 +818,7 @@ fn a_writable_layer_whose_state_is_gone_is_swept() {
         let t = std::time::SystemTime::now() - Duration::from_secs(600);
         fs::File::open(p).unwrap().set_modified(t).unwrap();
     };
-    let running = rt.root.join("containers").join(&id);
+    let running = rt.root.join("containers").join(&id[..2]).join(&id);
     assert!(
         running.join("upper").is_dir(),
         "the writable layer is on disk"
@@ -830,20 +830,25 @@ fn a_writable_layer_whose_state_is_gone_is_swept() {
         .join("state.json")
         .exists());
     backdate(&running);
-    let orphan = rt.root.join("containers/0123orphan");
+    let orphan = rt.root.join("containers/01/0123orphan");
     fs::create_dir_all(orphan.join("upper/etc")).unwrap();
     fs::write(orphan.join("upper/etc/x"), "left from before the reboot").unwrap();
     backdate(&orphan);
+    // the flat layout before the shards (containers/<id>) is swept too
+    let flat = rt.root.join("containers/cdefflat");
+    fs::create_dir_all(flat.join("upper")).unwrap();
+    backdate(&flat);
     // a container of the old layout (state on disk) may still run: left alone
     let legacy = rt.root.join("containers/89ablegacy");
     fs::create_dir_all(legacy.join("upper")).unwrap();
     fs::write(legacy.join("config.json"), "{}").unwrap();
     backdate(&legacy);
     // a layer younger than a minute may be a create in progress in another process
-    let young = rt.root.join("containers/4567young");
+    let young = rt.root.join("containers/45/4567young");
     fs::create_dir_all(young.join("upper")).unwrap();
-    assert_eq!(r.remove_orphans(), 1);
+    assert_eq!(r.remove_orphans(), 2);
     assert!(!orphan.exists());
+    assert!(!flat.exists());
     assert!(young.exists());
     assert!(legacy.join("upper").exists());
     assert!(
@@ -855,4 +860,56 @@ fn a_writable_layer_whose_state_is_gone_is_swept() {
     fs::remove_dir_all(&legacy).unwrap();
     rt.ok(&["rm", "-f", &id]);
     assert!(rt.no_containers());
+}
+
+#[test]
+fn names_are_reserved_found_by_the_index_and_released() {
+    let rt = Rt::new("names");
+    let id = rt.ok_line(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
+    let link = rt.state.join("names/web");
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new(&id));
+    // the name is taken while the container exists
+    let again = rt.run(&["run", "-d", "--name", "web", "busybox", "true"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already in use"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // found by name, by id and by a prefix of the id
+    assert_eq!(rt.ok(&["exec", "web", "echo", "by-name"]).trim(), "by-name");
+    assert_eq!(
+        rt.ok(&["exec", &id[..10], "echo", "by-prefix"]).trim(),
+        "by-prefix"
+    );
+    // an index lost (or from before the index) is rebuilt from the containers' configs
+    fs::remove_dir_all(rt.state.join("names")).unwrap();
+    assert_eq!(
+        rt.ok(&["exec", "web", "echo", "reindexed"]).trim(),
+        "reindexed"
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new(&id));
+    // names that are not file names are refused
+    for bad in ["..", "a/b"] {
+        assert!(!rt
+            .run(&["run", "--name", bad, "busybox", "true"])
+            .status
+            .success());
+    }
+    // a link whose container is gone does not hold the name
+    std::os::unix::fs::symlink("0123456789abcdef", rt.state.join("names/ghost")).unwrap();
+    let ghost = rt.ok_line(&["run", "-d", "--name", "ghost", "busybox", "sleep", "1000"]);
+    assert_eq!(
+        fs::read_link(rt.state.join("names/ghost")).unwrap(),
+        Path::new(&ghost)
+    );
+    // removing the container frees its name
+    rt.ok(&["rm", "-f", "web"]);
+    assert!(!link.exists());
+    let second = rt.ok_line(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
+    assert_ne!(second, id);
+    rt.ok(&["rm", "-f", &second]);
+    rt.ok(&["rm", "-f", &ghost]);
+    assert!(rt.no_containers());
+    assert_eq!(fs::read_dir(rt.state.join("names")).unwrap().count(), 0);
 }

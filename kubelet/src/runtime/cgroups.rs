@@ -91,6 +91,10 @@ pub struct Stats {
 pub struct Hierarchy {
     pub root: PathBuf,
     pub version: Version,
+    /// v1: each mounted controller and its directory with symlinks resolved (`cpu` and
+    /// `cpuacct` may be one mount under two names), found once per process.
+    #[serde(skip)]
+    controllers: std::sync::OnceLock<Vec<(&'static str, PathBuf)>>,
 }
 
 /// v1 shares → v2 weight, the formula runc and Kubernetes use.
@@ -144,7 +148,22 @@ impl Hierarchy {
         Self {
             root: root.to_owned(),
             version,
+            controllers: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The v1 controllers mounted under the root, with their resolved directories.
+    fn controllers(&self) -> &[(&'static str, PathBuf)] {
+        self.controllers.get_or_init(|| {
+            V1_CONTROLLERS
+                .iter()
+                .filter_map(|c| {
+                    let base = self.root.join(c);
+                    base.exists()
+                        .then(|| (*c, fs::canonicalize(&base).unwrap_or(base)))
+                })
+                .collect()
+        })
     }
 
     /// The host's hierarchy.
@@ -158,14 +177,9 @@ impl Hierarchy {
             Version::V2 => vec![self.root.join(rel)],
             Version::V1 => {
                 let mut out: Vec<PathBuf> = Vec::new();
-                for c in V1_CONTROLLERS {
-                    let base = self.root.join(c);
-                    if !base.exists() {
-                        continue;
-                    }
+                for (_, base) in self.controllers() {
                     // comounted controllers (cpu,cpuacct) appear under two names: keep one
-                    let canon = fs::canonicalize(&base).unwrap_or(base);
-                    let d = canon.join(rel);
+                    let d = base.join(rel);
                     if !out.contains(&d) {
                         out.push(d);
                     }
@@ -178,9 +192,10 @@ impl Hierarchy {
     fn controller_dir(&self, controller: &str, rel: &Path) -> PathBuf {
         match self.version {
             Version::V2 => self.root.join(rel),
-            Version::V1 => fs::canonicalize(self.root.join(controller))
-                .unwrap_or_else(|_| self.root.join(controller))
-                .join(rel),
+            Version::V1 => match self.controllers().iter().find(|(c, _)| *c == controller) {
+                Some((_, base)) => base.join(rel),
+                None => self.root.join(controller).join(rel),
+            },
         }
     }
 

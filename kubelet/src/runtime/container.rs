@@ -392,6 +392,17 @@ pub fn parse_volume(v: &str) -> Result<BindMount, ContainerError> {
     })
 }
 
+/// Container names (and ids) are file names in the name index: letters, digits, `-_.`, and
+/// not `.` or `..`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 impl Runtime {
     /// The container's state on tmpfs: config.json, state.json, generated files, rootfs.
     pub fn container_dir(&self, id: &str) -> PathBuf {
@@ -399,8 +410,13 @@ impl Runtime {
     }
 
     /// The container's files on disk: its writable layer (`upper`, `work`) and its log.
+    /// On disk: `containers/<shard>/<id>`, the shard being the id's first two hex digits (see
+    /// [`super::spread_subdirectories`]).
     pub fn container_disk_dir(&self, id: &str) -> PathBuf {
-        self.root.join("containers").join(id)
+        self.root
+            .join("containers")
+            .join(id.get(..2).unwrap_or("_"))
+            .join(id)
     }
 
     pub fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -421,23 +437,28 @@ impl Runtime {
         ids
     }
 
-    /// Resolve a full id, unique id prefix or name.
+    /// Resolve a full id, a name, or a unique id prefix (in that order).
     pub fn lookup(&self, id_or_name: &str) -> Result<String, ContainerError> {
-        let ids = self.container_ids();
-        if ids.iter().any(|i| i == id_or_name) {
+        let exists = |id: &str| self.container_dir(id).join("config.json").exists();
+        if !valid_name(id_or_name) {
+            return Err(ContainerError::NotFound {
+                id: id_or_name.to_string(),
+            });
+        }
+        if exists(id_or_name) {
             return Ok(id_or_name.to_string());
         }
-        for id in &ids {
-            if let Ok(spec) = self.spec(id) {
-                if spec.name == id_or_name {
-                    return Ok(id.clone());
-                }
-            }
+        if let Some(id) = self.named(id_or_name) {
+            return Ok(id);
         }
-        let matches: Vec<&String> = ids
-            .iter()
-            .filter(|i| !id_or_name.is_empty() && i.starts_with(id_or_name))
-            .collect();
+        // ids are hex: anything else was a name, and there is none
+        if !id_or_name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ContainerError::NotFound {
+                id: id_or_name.to_string(),
+            });
+        }
+        let ids = self.container_ids();
+        let matches: Vec<&String> = ids.iter().filter(|i| i.starts_with(id_or_name)).collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(ContainerError::NotFound {
@@ -447,6 +468,69 @@ impl Runtime {
                 id: id_or_name.to_string(),
             }),
         }
+    }
+
+    /// The name index: `names/<name>` on tmpfs is a symlink to the id of the container of that
+    /// name. Creating the link reserves the name (`symlink` fails if it exists), and finding a
+    /// container by name is one `readlink` instead of reading every container's config.
+    fn name_link(&self, name: &str) -> PathBuf {
+        self.state.join("names").join(name)
+    }
+
+    /// The id of the live container named `name`, from the index.
+    fn named(&self, name: &str) -> Option<String> {
+        let target = fs::read_link(self.name_link(name)).ok()?;
+        let id = target.to_str()?.to_string();
+        (valid_name(&id) && self.container_dir(&id).join("config.json").exists()).then_some(id)
+    }
+
+    /// Reserve `name` for container `id`; a link left by a container that is gone is taken over.
+    fn reserve_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
+        let link = self.name_link(name);
+        for _ in 0..2 {
+            match std::os::unix::fs::symlink(id, &link) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if self.named(name).is_some() {
+                        return Err(ContainerError::NameInUse {
+                            name: name.to_string(),
+                        });
+                    }
+                    let _ = fs::remove_file(&link);
+                }
+                Err(e) => return Err(io_err("reserve name", &link)(e)),
+            }
+        }
+        Err(ContainerError::NameInUse {
+            name: name.to_string(),
+        })
+    }
+
+    /// Drop `name`'s index entry if it is container `id`'s.
+    fn release_name(&self, name: &str, id: &str) {
+        let link = self.name_link(name);
+        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == id) {
+            let _ = fs::remove_file(&link);
+        }
+    }
+
+    /// Index the names of containers created before the name index existed (once).
+    pub(super) fn index_names(&self) -> io::Result<()> {
+        let names = self.state.join("names");
+        if names.is_dir() {
+            return Ok(());
+        }
+        let building = self.state.join("names.new");
+        let _ = fs::remove_dir_all(&building);
+        fs::create_dir(&building)?;
+        for id in self.container_ids() {
+            if let Ok(spec) = self.spec(&id) {
+                if valid_name(&spec.name) {
+                    let _ = std::os::unix::fs::symlink(&id, building.join(&spec.name));
+                }
+            }
+        }
+        fs::rename(&building, &names)
     }
 
     pub fn spec(&self, id: &str) -> Result<ContainerSpec, ContainerError> {
@@ -684,22 +768,12 @@ impl Runtime {
             None => (0, 0),
         };
         if let Some(name) = &opts.name {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+            if !valid_name(name) {
                 return Err(ContainerError::InvalidOption {
                     flag: "name",
                     value: name.clone(),
                     reason: "use letters, digits, '-', '_' or '.'",
                 });
-            }
-            if self
-                .lookup(name)
-                .is_ok_and(|id| self.spec(&id).is_ok_and(|s| &s.name == name))
-            {
-                return Err(ContainerError::NameInUse { name: name.clone() });
             }
         }
         let sandbox = match &opts.sandbox {
@@ -813,6 +887,7 @@ impl Runtime {
             log_path: disk.join("container.log"),
             bundle: None,
         };
+        self.reserve_name(&spec.name, &id)?;
         let result = (|| {
             for p in [dir.join("rootfs"), disk.join("upper"), disk.join("work")] {
                 fs::create_dir_all(&p).map_err(io_err("create container dir", &p))?;
@@ -847,6 +922,7 @@ impl Runtime {
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&dir);
             let _ = fs::remove_dir_all(&disk);
+            self.release_name(&spec.name, &id);
             return Err(e);
         }
         tracing::debug!(id, image = %spec.image, "container created");
@@ -1112,10 +1188,12 @@ impl Runtime {
         spec.cgroup_hierarchy.remove_empty_parents(&spec.cgroup);
         // the overlay lives only in the container's mount namespace; nothing to unmount here.
         // The disk part first: without its state a leftover is only an orphan to sweep
-        for dir in [
-            self.container_disk_dir(&spec.id),
-            self.container_dir(&spec.id),
-        ] {
+        // the disk part is where its log is (a container of an older layout keeps its path)
+        let disk = spec
+            .log_path
+            .parent()
+            .map_or_else(|| self.container_disk_dir(&spec.id), Path::to_owned);
+        for dir in [disk, self.container_dir(&spec.id)] {
             fs::remove_dir_all(&dir)
                 .or_else(|e| {
                     if e.kind() == io::ErrorKind::NotFound {
@@ -1126,6 +1204,7 @@ impl Runtime {
                 })
                 .map_err(io_err("remove container dir", &dir))?;
         }
+        self.release_name(&spec.name, &spec.id);
         Ok(())
     }
 
@@ -1136,8 +1215,21 @@ impl Runtime {
         let Ok(rd) = fs::read_dir(self.root.join("containers")) else {
             return 0;
         };
+        // the shards' entries, and entries of the flat layout before the shards
+        let entries = rd.flatten().flat_map(|e| {
+            let name = e.file_name();
+            let shard = name.len() == 2
+                && name.as_encoded_bytes().iter().all(u8::is_ascii_hexdigit)
+                && e.path().is_dir();
+            let inner = shard.then(|| fs::read_dir(e.path()).ok()).flatten();
+            let (this, inner) = match inner {
+                Some(rd) => (None, Some(rd.flatten())),
+                None => (Some(e), None),
+            };
+            this.into_iter().chain(inner.into_iter().flatten())
+        });
         let mut n = 0;
-        for e in rd.flatten() {
+        for e in entries {
             let id = e.file_name();
             let old = e
                 .metadata()

@@ -80,11 +80,14 @@ impl Rt {
         false
     }
 
-    /// No container left: neither its state (tmpfs) nor its writable layer and log (disk).
+    /// No container left: neither its state (tmpfs) nor its writable layer and log (disk, in
+    /// shards `containers/<x>/<id>`, which stay).
     pub fn no_containers(&self) -> bool {
-        [self.state.join("containers"), self.root.join("containers")]
-            .iter()
-            .all(|d| fs::read_dir(d).map_or(true, |mut rd| rd.next().is_none()))
+        let empty = |d: &Path| fs::read_dir(d).map_or(true, |mut rd| rd.next().is_none());
+        let shards = fs::read_dir(self.root.join("containers"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_else(|_| Vec::new());
+        empty(&self.state.join("containers")) && shards.iter().all(|s| empty(s))
     }
 }
 
