@@ -32,6 +32,23 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Busy and total CPU time of the whole machine so far, in clock ticks (`/proc/stat`).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    (total - idle, total)
+}
+
 fn pct(v: &[Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -79,6 +96,8 @@ async fn main() {
     let mut created: HashMap<String, Instant> = HashMap::new();
     let mut running: HashMap<String, Instant> = HashMap::new();
     let mut rss50 = 0;
+    let (busy0, total0) = cpu_ticks();
+    let t0 = Instant::now();
     for i in 0..n {
         let name = format!("bench-{i}");
         created.insert(name.clone(), Instant::now());
@@ -104,6 +123,8 @@ async fn main() {
             rss50 = rss_kib(pid);
         }
     }
+    let (busy1, total1) = cpu_ticks();
+    let burst = t0.elapsed();
     let rss_n = rss_kib(pid);
     watch.abort();
     let mut lat: Vec<Duration> = created
@@ -128,6 +149,14 @@ async fn main() {
             lat[lat.len() - 1]
         );
     }
+    // what the whole machine spent (kubelet, shims, apiserver, etcd, kernel threads) per pod
+    let tick_ms = 1000.0 / 100.0; // USER_HZ
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!(
+        "machine CPU from the first create to the last Running: {:.1} ms per pod ({:.0}% of {cpus} CPUs busy for {burst:.0?})",
+        (busy1 - busy0) as f64 * tick_ms / n as f64,
+        100.0 * (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64,
+    );
     println!("kubelet RSS: idle (1 pod) {idle_rss} KiB, with 50 pods {rss50} KiB, with {n} pods {rss_n} KiB   (goal <= 20 MB at 50)");
     let _ = std::fs::write("/tmp/minik8s-bench-pods-kubelet.log", k.log());
     drop(k);
