@@ -6,9 +6,13 @@
 //! The kubelet's log is kept in `/tmp/minik8s-bench-pods-kubelet.log` (one `pod running` line
 //! per pod with where its start went: start-slot wait, sandbox, network, containers, patch).
 //!
-//! Last figures (session 3, 2-core VM): `-- 100 0` p50 109–434 ms, p99 192–676 ms over 3 runs (a
-//! run straight after another inherits the kernel's teardown of the previous run's network
-//! namespaces); `-- 100 50` p50 35 ms, p99 45 ms; RSS 16.7–17.0 MB at 50 pods.
+//! It also prints the whole machine's busy CPU per pod from the first create to the last
+//! Running (`/proc/stat`), which varies far less from run to run than the latencies.
+//!
+//! Last figures (session 6, 2-core VM): `-- 100 0` p50 247–359 ms, p99 400–758 ms, 14.2–14.7 ms
+//! of CPU per pod (CPU-bound: leave 30 s between runs, or the previous run's network namespace
+//! teardown is still running); `-- 100 10` p50 61 ms, p99 112 ms; `-- 100 50` p50 20 ms, p99
+//! 24 ms; RSS 15.1–17.1 MiB at 50 pods.
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
