@@ -6,13 +6,14 @@
 //! The kubelet's log is kept in `/tmp/minik8s-bench-pods-kubelet.log` (one `pod running` line
 //! per pod with where its start went: start-slot wait, sandbox, network, containers, patch).
 //!
+//! `MINIK8S_KUBELET_BIN=PATH` runs another build of the kubelet (an A/B in one session).
 //! It also prints the whole machine's busy CPU per pod from the first create to the last
 //! Running (`/proc/stat`), which varies far less from run to run than the latencies.
 //!
-//! Last figures (session 6, 2-core VM): `-- 100 0` p50 247–359 ms, p99 400–758 ms, 14.2–14.7 ms
-//! of CPU per pod (CPU-bound: leave 30 s between runs, or the previous run's network namespace
-//! teardown is still running); `-- 100 10` p50 61 ms, p99 112 ms; `-- 100 50` p50 20 ms, p99
-//! 24 ms; RSS 15.1–17.1 MiB at 50 pods.
+//! Last figures (session 6, 2-core VM): `-- 100 0` p50 180–371 ms, p99 288–669 ms, 11.7–13.7 ms
+//! of machine CPU per pod (CPU-bound; leave 30 s between runs, or the previous run's network
+//! namespace teardown is still running); `-- 100 10` p50 9.4 ms, p99 32.8 ms; `-- 100 50` p50
+//! 11.8 ms, p99 15.5 ms; kubelet RSS 15.3–16.6 MiB at 50 pods.
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;

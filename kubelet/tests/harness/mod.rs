@@ -232,7 +232,9 @@ impl Kubelet {
             .append(true)
             .open(self.root.join("kubelet.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        // a benchmark may compare another build of the kubelet (and so of its shim)
+        let bin = std::env::var_os("MINIK8S_KUBELET_BIN").unwrap_or_else(|| BIN.into());
+        let child = Command::new(bin)
             .args(&self.args)
             .env("RUST_LOG", "info,kube=warn,kubelet=info")
             .stdin(Stdio::null())
