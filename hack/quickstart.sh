@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 need_root
 STATE=/var/lib/minik8s/quickstart
 mkdir -p "$STATE"
+# the components get --server; a KUBECONFIG from the caller's shell would clash with it
+unset KUBECONFIG
 
 stop_all() {
   for f in kubelet scheduler controller apiserver etcd; do

@@ -132,6 +132,23 @@ async fn main() {
     let burst = t0.elapsed();
     let rss_n = rss_kib(pid);
     watch.abort();
+    // a container that had to start again would be a bug the latencies above do not show
+    let restarts: i32 = c
+        .pods()
+        .list(&Default::default())
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .flat_map(|p| {
+                    p.status
+                        .iter()
+                        .flat_map(|s| s.container_statuses.iter().flatten())
+                })
+                .map(|cs| cs.restart_count)
+                .sum()
+        })
+        .unwrap_or(-1);
     let mut lat: Vec<Duration> = created
         .iter()
         .filter_map(|(name, t)| running.get(name).map(|r| r.saturating_duration_since(*t)))
@@ -162,6 +179,7 @@ async fn main() {
         (busy1 - busy0) as f64 * tick_ms / n as f64,
         100.0 * (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64,
     );
+    println!("container restarts: {restarts}   (expected 0)");
     println!("kubelet RSS: idle (1 pod) {idle_rss} KiB, with 50 pods {rss50} KiB, with {n} pods {rss_n} KiB   (goal <= 20 MB at 50)");
     let _ = std::fs::write("/tmp/minik8s-bench-pods-kubelet.log", k.log());
     drop(k);

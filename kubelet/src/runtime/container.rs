@@ -251,7 +251,8 @@ impl Started {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ContainerError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // unique per call: threads of one process may write the same file
+    let tmp = path.with_extension(format!("tmp{}-{}", std::process::id(), random_hex(6)));
     fs::write(
         &tmp,
         serde_json::to_vec_pretty(value).expect("serializable"),

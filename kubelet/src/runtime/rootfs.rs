@@ -142,8 +142,13 @@ pub fn init_layer(root: &Path) -> Result<PathBuf, RootfsError> {
         let path = path.to_owned();
         move |source| RootfsError::Create { path, source }
     };
-    let tmp = root.join(format!("init-layer.tmp{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
+    // a name of this call's own: the kubelet's pod workers are threads of one process, and
+    // two of them starting the first containers of a node at once must not share a tmp dir
+    let tmp = root.join(format!(
+        "init-layer.tmp{}-{}",
+        std::process::id(),
+        super::random_hex(6)
+    ));
     for (name, is_dir) in INIT_LAYER {
         let p = tmp.join(name);
         if is_dir {
@@ -445,4 +450,41 @@ fn enter(root: &Path) -> Result<(), RootfsError> {
         path: "/".into(),
         errno,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_init_layer_is_complete_when_many_threads_create_it_at_once() {
+        for round in 0..30 {
+            let root = std::env::temp_dir().join(format!(
+                "minik8s-init-layer-{}-{round}",
+                crate::runtime::random_hex(6)
+            ));
+            fs::create_dir_all(&root).unwrap();
+            let results: Vec<_> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..8).map(|_| s.spawn(|| init_layer(&root))).collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let missing: Vec<&str> = INIT_LAYER
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| !root.join("init-layer").join(name).exists())
+                .collect();
+            let leftovers: Vec<_> = fs::read_dir(&root)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n != "init-layer")
+                .collect();
+            fs::remove_dir_all(&root).unwrap();
+            for r in results {
+                r.unwrap();
+            }
+            assert!(missing.is_empty(), "round {round}: missing {missing:?}");
+            assert!(leftovers.is_empty(), "round {round}: left {leftovers:?}");
+        }
+    }
 }
