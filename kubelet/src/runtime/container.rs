@@ -440,13 +440,12 @@ impl Runtime {
 
     /// Resolve a full id, a name, or a unique id prefix (in that order).
     pub fn lookup(&self, id_or_name: &str) -> Result<String, ContainerError> {
-        let exists = |id: &str| self.container_dir(id).join("config.json").exists();
         if !valid_name(id_or_name) {
             return Err(ContainerError::NotFound {
                 id: id_or_name.to_string(),
             });
         }
-        if exists(id_or_name) {
+        if self.has_config(id_or_name) {
             return Ok(id_or_name.to_string());
         }
         if let Some(id) = self.named(id_or_name) {
@@ -482,7 +481,12 @@ impl Runtime {
     fn named(&self, name: &str) -> Option<String> {
         let target = fs::read_link(self.name_link(name)).ok()?;
         let id = target.to_str()?.to_string();
-        (valid_name(&id) && self.container_dir(&id).join("config.json").exists()).then_some(id)
+        (valid_name(&id) && self.has_config(&id)).then_some(id)
+    }
+
+    /// Whether container `id` exists: `create` writes its config.json once its directories do.
+    fn has_config(&self, id: &str) -> bool {
+        self.container_dir(id).join("config.json").exists()
     }
 
     /// Reserve `name` for container `id`; a link left by a container that is gone is taken over.
@@ -1219,15 +1223,12 @@ impl Runtime {
         // the shards' entries, and entries of the flat layout before the shards
         let entries = rd.flatten().flat_map(|e| {
             let name = e.file_name();
-            let shard = name.len() == 2
-                && name.as_encoded_bytes().iter().all(u8::is_ascii_hexdigit)
-                && e.path().is_dir();
-            let inner = shard.then(|| fs::read_dir(e.path()).ok()).flatten();
-            let (this, inner) = match inner {
-                Some(rd) => (None, Some(rd.flatten())),
-                None => (Some(e), None),
-            };
-            this.into_iter().chain(inner.into_iter().flatten())
+            let shard =
+                name.len() == 2 && name.as_encoded_bytes().iter().all(u8::is_ascii_hexdigit);
+            match shard.then(|| fs::read_dir(e.path()).ok()).flatten() {
+                Some(inner) => inner.flatten().collect(),
+                None => vec![e],
+            }
         });
         let mut n = 0;
         for e in entries {

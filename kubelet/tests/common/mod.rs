@@ -84,9 +84,9 @@ impl Rt {
     /// shards `containers/<x>/<id>`, which stay).
     pub fn no_containers(&self) -> bool {
         let empty = |d: &Path| fs::read_dir(d).map_or(true, |mut rd| rd.next().is_none());
-        let shards = fs::read_dir(self.root.join("containers"))
+        let shards: Vec<PathBuf> = fs::read_dir(self.root.join("containers"))
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_else(|_| Vec::new());
+            .unwrap_or_default();
         empty(&self.state.join("containers")) && shards.iter().all(|s| empty(s))
     }
 }
