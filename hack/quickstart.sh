@@ -1,31 +1,56 @@
 #!/usr/bin/env bash
 # Brings up a local one-node minik8s on loopback (etcd, apiserver, controller manager,
 # scheduler, kubelet), applies a sample Deployment and Pod with kubectl, waits for them to run,
-# and shows them, their logs and an exec into one of them.
-# `hack/quickstart.sh down` stops what it started. Needs root. Installs what is missing.
+# and shows them, their logs and an exec into one of them. Run it as root, or with sudo (the
+# build then runs as you). Installs what is missing.
+#
+#   hack/quickstart.sh                  build, start, run the sample workload
+#   hack/quickstart.sh down             stop everything and remove the cluster's data
+#   hack/quickstart.sh down --keep-data stop everything, keep etcd's data and the node's images
+#
+# Settings (environment): MINIK8S_STATE (state dir, /var/lib/minik8s/quickstart), API_PORT
+# (6443), MINIK8S_BIN (a directory holding already built minik8s-* binaries: no build),
+# MINIK8S_BRIDGE (the pod bridge, minik8s0), MINIK8S_POD_CIDR (the node's pod range; default:
+# assigned by the controller's node IPAM from 10.244.0.0/16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
 need_root
-STATE=/var/lib/minik8s/quickstart
-mkdir -p "$STATE"
-# the components get --server; a KUBECONFIG from the caller's shell would clash with it
+STATE=${MINIK8S_STATE:-$MINIK8S_VAR/quickstart}
+BIN=${MINIK8S_BIN:-target/release}
+BRIDGE=${MINIK8S_BRIDGE:-minik8s0}
+COMPONENTS=(kubelet scheduler controller apiserver etcd)
+# the components get --server; a KUBECONFIG from the caller's shell must not reach them
 unset KUBECONFIG
 
+# The pid in $STATE/NAME.pid, if that process is still the one we started (its binary's name
+# is in its command line), so a recycled pid is never signalled.
+our_pid() {
+  local f="$STATE/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$1"* ]] && echo "$pid"
+}
+
+# SIGTERM every component (the kubelet and the leader-elected ones release what they hold),
+# wait up to 10 s for each, then SIGKILL what is left.
 stop_all() {
-  for f in kubelet scheduler controller apiserver etcd; do
-    if [ -f "$STATE/$f.pid" ]; then
-      kill "$(cat "$STATE/$f.pid")" 2>/dev/null || true
-      rm -f "$STATE/$f.pid"
-    fi
+  local c pid
+  for c in "${COMPONENTS[@]}"; do
+    pid=$(our_pid "$c") || { rm -f "$STATE/$c.pid"; continue; }
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$STATE/$c.pid"
   done
 }
 
 # Containers outlive the kubelet on purpose (a restarted kubelet re-adopts them), so `down`
 # removes them and their pod sandboxes explicitly: no process, mount or cgroup is left.
-# The kubelet takes its pod range from the Node's spec.podCIDR (the controller's node IPAM).
 remove_containers() {
-  local rt=target/release/minik8s-runtime root="$STATE/node/runtime"
+  local rt=$BIN/minik8s-runtime root="$STATE/node/runtime"
   [ -x "$rt" ] && [ -d "$root" ] || return 0
   for id in $("$rt" --root "$root" ps -q 2>/dev/null); do "$rt" --root "$root" rm -f "$id" >/dev/null 2>&1 || true; done
   for pod in $("$rt" --root "$root" sandbox ls 2>/dev/null | cut -f1); do
@@ -33,22 +58,57 @@ remove_containers() {
   done
 }
 
-if [ "${1:-}" = down ]; then
+# The runtime's state on tmpfs for the node's root (see state_dir_for in kubelet/src/runtime).
+runtime_state_dirs() {
+  local root="$STATE/node/runtime" hash
+  [ -d "$root" ] || return 0
+  hash=$(printf %s "$(realpath "$root")" | sha256sum | cut -c1-16)
+  for base in /run/minik8s /dev/shm/minik8s; do
+    [ -d "$base/runtime-$hash" ] && echo "$base/runtime-$hash"
+  done
+  return 0
+}
+
+down() {
+  local keep=${1:-}
+  [ -z "$keep" ] || [ "$keep" = --keep-data ] || die "usage: $0 down [--keep-data]"
   stop_all
   remove_containers
-  # the pod network: veths, the bridge (minik8s0, kept while pods ran) and our iptables chains
-  [ -x target/release/minik8s-kubelet ] && target/release/minik8s-kubelet --root-dir "$STATE/node" --cleanup-network || true
-  echo "minik8s: stopped"
-  exit 0
-fi
+  # the pod network: veths, the bridge and our iptables chains
+  [ -x "$BIN/minik8s-kubelet" ] && [ -d "$STATE/node" ] \
+    && "$BIN/minik8s-kubelet" --root-dir "$STATE/node" --cleanup-network >/dev/null 2>&1 || true
+  if [ -z "$keep" ]; then
+    local d
+    for d in $(runtime_state_dirs); do rm -rf "$d"; done
+    rm -rf "$STATE"
+    say "stopped; the cluster's data is removed"
+  else
+    say "stopped; the cluster's data is kept in $STATE"
+  fi
+}
 
-install_packages
+case "${1:-}" in
+  down) down "${2:-}"; exit 0 ;;
+  "") ;;
+  *) die "usage: $0 [down [--keep-data]]" ;;
+esac
+
+install_packages "${NODE_PACKAGES[@]}"
+find_kubectl
+mkdir -p "$STATE"
 stop_all
-echo "minik8s: building"
-cargo build --release -q -p minik8s-apiserver -p minik8s-controller -p minik8s-scheduler -p minik8s-kubelet
+if [ -z "${MINIK8S_BIN:-}" ]; then
+  find_rust
+  say "building (release; the first build takes a few minutes)"
+  as_build_user cargo build --release -p minik8s-apiserver -p minik8s-controller -p minik8s-scheduler -p minik8s-kubelet
+  return_target
+fi
+for c in apiserver controller scheduler kubelet runtime; do
+  [ -x "$BIN/minik8s-$c" ] || die "$BIN/minik8s-$c is missing"
+done
 
 ETCD_PORT=$(free_port); ETCD_PEER=$(free_port); API_PORT=${API_PORT:-6443}
-echo "minik8s: starting etcd on 127.0.0.1:$ETCD_PORT"
+say "starting etcd on 127.0.0.1:$ETCD_PORT"
 etcd --data-dir "$STATE/etcd" --name quickstart \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
@@ -58,22 +118,26 @@ echo $! >"$STATE/etcd.pid"
 
 # The apiserver reaches the kubelet's API (logs, exec) with a token only the two share.
 [ -f "$STATE/kubelet-token" ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$STATE/kubelet-token"
-echo "minik8s: starting the apiserver on 127.0.0.1:$API_PORT"
-target/release/minik8s-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" --listen "127.0.0.1:$API_PORT" \
+say "starting the apiserver on 127.0.0.1:$API_PORT"
+"$BIN/minik8s-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --listen "127.0.0.1:$API_PORT" \
   --kubelet-token-file "$STATE/kubelet-token" >"$STATE/apiserver.log" 2>&1 &
 echo $! >"$STATE/apiserver.pid"
 wait_http "http://127.0.0.1:$API_PORT/readyz" 30 || { tail -20 "$STATE/apiserver.log"; die "apiserver did not become ready"; }
 
 SERVER="http://127.0.0.1:$API_PORT"
-echo "minik8s: starting the controller manager, the scheduler and a kubelet"
-target/release/minik8s-controller --server "$SERVER" >"$STATE/controller.log" 2>&1 &
+# Node names are DNS subdomains: lowercase, as the kubelet makes them from the hostname.
+NODE=$(hostname | tr '[:upper:]' '[:lower:]')
+say "starting the controller manager, the scheduler and a kubelet (node $NODE)"
+"$BIN/minik8s-controller" --server "$SERVER" >"$STATE/controller.log" 2>&1 &
 echo $! >"$STATE/controller.pid"
-target/release/minik8s-scheduler --server "$SERVER" >"$STATE/scheduler.log" 2>&1 &
+"$BIN/minik8s-scheduler" --server "$SERVER" >"$STATE/scheduler.log" 2>&1 &
 echo $! >"$STATE/scheduler.pid"
 KUBELET_PORT=$(free_port)
-target/release/minik8s-kubelet --server "$SERVER" --node-name "$(hostname)" --root-dir "$STATE/node" \
+POD_CIDR=()
+[ -z "${MINIK8S_POD_CIDR:-}" ] || POD_CIDR=(--pod-cidr "$MINIK8S_POD_CIDR")
+"$BIN/minik8s-kubelet" --server "$SERVER" --node-name "$NODE" --root-dir "$STATE/node" \
   --node-ip 127.0.0.1 --listen "127.0.0.1:$KUBELET_PORT" --auth-token-file "$STATE/kubelet-token" \
-  >"$STATE/kubelet.log" 2>&1 &
+  --bridge-name "$BRIDGE" "${POD_CIDR[@]}" >"$STATE/kubelet.log" 2>&1 &
 echo $! >"$STATE/kubelet.pid"
 
 cat >"$STATE/kubeconfig" <<KUBECONFIG
@@ -86,7 +150,11 @@ current-context: minik8s
 KUBECONFIG
 export KUBECONFIG="$STATE/kubeconfig"
 
-set -x
+# Echo a kubectl command, then run it.
+kubectl() {
+  echo "+ kubectl $*" >&2
+  "$KUBECTL" "$@"
+}
 kubectl get nodes -o wide
 kubectl apply -f manifests/hello-deployment.yaml
 kubectl apply -f manifests/hello-pod.yaml
@@ -96,10 +164,9 @@ kubectl get deployments,replicasets,pods -o wide
 kubectl logs hello
 kubectl exec hello -- sh -c 'echo "inside the pod: PID $$, hostname $(hostname)"; ps'
 kubectl describe pod hello | tail -12
-set +x
 cat <<DONE
 
-minik8s is up.  export KUBECONFIG=$STATE/kubeconfig   then try: kubectl get all
-The container runtime on its own:  target/release/minik8s-runtime ps
-Logs: $STATE/*.log    Stop: hack/quickstart.sh down
+minik8s is up.  export KUBECONFIG=$KUBECONFIG   then try: $KUBECTL get all
+The container runtime on its own:  $BIN/minik8s-runtime --root $STATE/node/runtime ps
+Logs: $STATE/*.log    Stop: hack/quickstart.sh down   (--keep-data keeps the cluster's data)
 DONE
