@@ -181,6 +181,11 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# Is TCP port $1 on 127.0.0.1 free to listen on?
+port_free() {
+  python3 -c 'import socket as so,sys; s=so.socket(); s.setsockopt(so.SOL_SOCKET,so.SO_REUSEADDR,1); s.bind(("127.0.0.1",int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
 # Wait until URL answers 200 (up to $2 seconds).
 wait_http() {
   local url=$1 secs=${2:-30}

@@ -30,7 +30,7 @@ our_pid() {
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
   local cmdline
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   [[ $cmdline == *"$1"* ]] && echo "$pid"
 }
 
@@ -108,6 +108,8 @@ for c in apiserver controller scheduler kubelet runtime; do
 done
 
 ETCD_PORT=$(free_port); ETCD_PEER=$(free_port); API_PORT=${API_PORT:-6443}
+# Another server on the API port would answer for ours: kubectl would drive the wrong cluster.
+port_free "$API_PORT" || die "127.0.0.1:$API_PORT is in use (another cluster?); stop it, or set API_PORT"
 say "starting etcd on 127.0.0.1:$ETCD_PORT"
 etcd --data-dir "$STATE/etcd" --name quickstart \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -122,7 +124,8 @@ say "starting the apiserver on 127.0.0.1:$API_PORT"
 "$BIN/minik8s-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --listen "127.0.0.1:$API_PORT" \
   --kubelet-token-file "$STATE/kubelet-token" >"$STATE/apiserver.log" 2>&1 &
 echo $! >"$STATE/apiserver.pid"
-wait_http "http://127.0.0.1:$API_PORT/readyz" 30 || { tail -20 "$STATE/apiserver.log"; die "apiserver did not become ready"; }
+wait_http "http://127.0.0.1:$API_PORT/readyz" 30 && our_pid apiserver >/dev/null \
+  || { tail -20 "$STATE/apiserver.log"; die "apiserver did not become ready"; }
 
 SERVER="http://127.0.0.1:$API_PORT"
 # Node names are DNS subdomains: lowercase, as the kubelet makes them from the hostname.
@@ -152,7 +155,7 @@ export KUBECONFIG="$STATE/kubeconfig"
 
 # Echo a kubectl command, then run it.
 kubectl() {
-  echo "+ kubectl $*" >&2
+  echo "+ kubectl$(printf " %q" "$@")" >&2
   "$KUBECTL" "$@"
 }
 kubectl get nodes -o wide
