@@ -4,7 +4,9 @@
 //! `/apis/<group>/<version>/...` for the others, then optionally `namespaces/<ns>/`, then
 //! `<resource>[/<name>[/<subresource>]]`. The HTTP method plus the presence of a name (and
 //! `?watch=true`) gives the Kubernetes *verb*: get, list, watch, create, update, patch, delete,
-//! deletecollection. This mirrors `RequestInfoFactory` in k8s.io/apiserver.
+//! deletecollection. This mirrors `RequestInfoFactory` in k8s.io/apiserver, which splits the
+//! decoded path (`%2F` separates segments too), and the storage key functions, which refuse a
+//! name that cannot be one path segment (`.`, `..`, a `%`) with 400 BadRequest.
 
 use std::collections::HashMap;
 
@@ -90,8 +92,9 @@ pub enum Target {
 /// resources inside the namespace.
 const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
-/// Parse `path` (without query) and the method into a target.
+/// Parse `path` (without query, still percent-encoded) and the method into a target.
 pub fn parse(method: &Method, path: &str, query: &Query) -> Result<Target, ApiError> {
+    let path = percent_decode(path);
     let parts: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -167,6 +170,10 @@ pub fn parse(method: &Method, path: &str, query: &Query) -> Result<Target, ApiEr
         (Method::DELETE, false) => Verb::DeleteCollection,
         _ => return Err(ApiError::MethodNotAllowed),
     };
+    // A named watch is a field selector upstream, not a storage key: any name will do.
+    if let Some(name) = name.as_deref().filter(|_| verb != Verb::Watch) {
+        check_path_segment_name(name)?;
+    }
     Ok(Target::Resource(RequestInfo {
         verb,
         resource,
@@ -174,6 +181,42 @@ pub fn parse(method: &Method, path: &str, query: &Query) -> Result<Target, ApiEr
         name,
         subresource: sub,
     }))
+}
+
+/// Refuse a name that cannot be one segment of a URL or an etcd key, with the message of
+/// kube-apiserver's key functions (`IsValidPathSegmentName`). A `/` cannot reach here: it
+/// separates segments.
+fn check_path_segment_name(name: &str) -> Result<(), ApiError> {
+    let problem = match name {
+        "." | ".." => format!("may not be '{name}'"),
+        _ if name.contains('%') => "may not contain '%'".to_string(),
+        _ => return Ok(()),
+    };
+    Err(ApiError::BadRequest(format!(
+        "Name parameter invalid: {name:?}: {problem}"
+    )))
+}
+
+/// Decode `%XX` escapes, as Go does for `URL.Path` before kube-apiserver reads it. A `%` not
+/// followed by two hex digits stays as it is.
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|b| char::from(*b).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Query parameters. kube-rs starts query strings with `?&`: empty pairs are skipped.
@@ -267,6 +310,57 @@ mod tests {
         assert_eq!(i.namespace, None);
         let i = info(Method::GET, "/api/v1/watch/namespaces/default/pods", "");
         assert_eq!(i.verb, Verb::Watch);
+    }
+
+    #[test]
+    fn names_that_are_not_path_segments_are_bad_requests() {
+        let q = Query::default();
+        let refused = |method: Method, path: &str| match parse(&method, path, &q) {
+            Err(ApiError::BadRequest(message)) => message,
+            other => panic!("{path}: {other:?}"),
+        };
+        let pods = "/api/v1/namespaces/default/pods";
+        assert_eq!(
+            refused(Method::PUT, &format!("{pods}/..")),
+            r#"Name parameter invalid: "..": may not be '..'"#
+        );
+        assert_eq!(
+            refused(Method::GET, &format!("{pods}/./status")),
+            r#"Name parameter invalid: ".": may not be '.'"#
+        );
+        assert_eq!(
+            refused(Method::DELETE, &format!("{pods}/%2e%2E")),
+            r#"Name parameter invalid: "..": may not be '..'"#
+        );
+        assert_eq!(
+            refused(Method::GET, "/api/v1/nodes/a%25b"),
+            r#"Name parameter invalid: "a%b": may not contain '%'"#
+        );
+        assert_eq!(
+            refused(Method::PUT, "/api/v1/namespaces/.."),
+            r#"Name parameter invalid: "..": may not be '..'"#
+        );
+        // A named watch is a field selector upstream, not a storage key: not refused.
+        assert_eq!(
+            info(Method::GET, &format!("{pods}/.."), "watch=1").verb,
+            Verb::Watch
+        );
+    }
+
+    #[test]
+    fn the_path_is_percent_decoded_before_it_is_split() {
+        let pods = "/api/v1/namespaces/default/pods";
+        let i = info(Method::GET, &format!("{pods}/web%2Fstatus"), "");
+        assert_eq!(i.name.as_deref(), Some("web"));
+        assert_eq!(i.subresource.as_deref(), Some("status"));
+        let i = info(Method::GET, &format!("{pods}/my%2dpod"), "");
+        assert_eq!(i.name.as_deref(), Some("my-pod"));
+        assert_eq!(
+            percent_decode("a%zz%4"),
+            "a%zz%4",
+            "invalid escapes stay as they are"
+        );
+        assert_eq!(percent_decode("%C3%A9t%C3%A9"), "été");
     }
 
     #[test]

@@ -291,6 +291,72 @@ async fn conflicts_and_preconditions() {
     assert_status(&got, 404, "NotFound");
 }
 
+/// Send `method path` as raw HTTP/1.1: reqwest's URL parser resolves `.` and `..` segments
+/// before sending, and those are exactly the paths under test.
+async fn raw(c: &Cluster, method: &str, path: &str, body: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = c.url().trim_start_matches("http://");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).expect("a UTF-8 response")
+    };
+    let text = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .expect("the server answers within 30 s");
+    let code = text[9..12].parse().expect("an HTTP status line");
+    let (_, body) = text.split_once("\r\n\r\n").expect("headers end");
+    (code, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_are_not_path_segments_are_bad_requests() {
+    let c = Cluster::start().await;
+    create_pod(&c, "p").await;
+    let body = serde_json::to_string(&pod_json("..", json!({}))).unwrap();
+    let path = "/api/v1/namespaces/default/pods";
+    // kube-apiserver's storage key function refuses such names before touching storage:
+    // `Name parameter invalid: "..": may not be '..'`.
+    let got = raw(&c, "PUT", &format!("{path}/.."), &body).await;
+    assert_status(&got, 400, "BadRequest");
+    assert_eq!(
+        got.1["message"], r#"Name parameter invalid: "..": may not be '..'"#,
+        "{}",
+        got.1
+    );
+    let got = raw(&c, "GET", &format!("{path}/."), "").await;
+    assert_status(&got, 400, "BadRequest");
+    assert_eq!(
+        got.1["message"],
+        r#"Name parameter invalid: ".": may not be '.'"#
+    );
+    // The path is decoded before it is split, as Go's URL.Path is: `%2E%2E` is `..`, and an
+    // encoded `%` is a `%` in the name.
+    let got = raw(&c, "DELETE", &format!("{path}/%2E%2E"), "").await;
+    assert_status(&got, 400, "BadRequest");
+    let got = raw(&c, "GET", &format!("{path}/a%25b"), "").await;
+    assert_status(&got, 400, "BadRequest");
+    assert_eq!(
+        got.1["message"],
+        r#"Name parameter invalid: "a%b": may not contain '%'"#
+    );
+    let got = raw(&c, "GET", &format!("{path}/..%2Fstatus"), "").await;
+    assert_status(&got, 400, "BadRequest");
+    // An encoded `/` splits the segment, as upstream: `p/x` asks for an unknown subresource.
+    let got = raw(&c, "GET", &format!("{path}/p%2Fx"), "").await;
+    assert_status(&got, 404, "NotFound");
+    let got = raw(&c, "GET", &format!("{path}/p%2Fstatus"), "").await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert_eq!(got.1["metadata"]["name"], "p");
+}
+
 /// Sends SIGCONT to etcd when dropped, so a failing test never leaves it stopped.
 struct Resume(u32);
 
