@@ -62,6 +62,15 @@ pub enum ApiError {
     /// 410: the requested resourceVersion is older than the history we keep.
     #[error("{0}")]
     Expired(String),
+    /// 504: a read asked for a resourceVersion newer than this server has reached, also
+    /// after waiting for it (`storage.NewTooLargeResourceVersionError`). Clients retry after
+    /// `retry_after_seconds` (0: no hint).
+    #[error("Timeout: Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion {
+        requested: i64,
+        current: i64,
+        retry_after_seconds: u32,
+    },
     /// 413: request body over the limit.
     #[error("the request body is too large (limit {0} bytes)")]
     TooLarge(usize),
@@ -89,6 +98,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::Expired(_) => StatusCode::GONE,
+            ApiError::TooLargeResourceVersion { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -109,6 +119,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::NotAcceptable => "NotAcceptable",
             ApiError::Expired(_) => "Expired",
+            ApiError::TooLargeResourceVersion { .. } => "Timeout",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Unavailable(_) => "ServiceUnavailable",
@@ -156,7 +167,28 @@ impl ApiError {
         if let ApiError::Expired(_) = self {
             status["metadata"] = json!({});
         }
+        if let ApiError::TooLargeResourceVersion { .. } = self {
+            // Clients tell this timeout from others by the cause (`IsTooLargeResourceVersion`).
+            let mut details = json!({"causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ]});
+            if let Some(seconds) = self.retry_after() {
+                details["retryAfterSeconds"] = json!(seconds);
+            }
+            status["details"] = details;
+        }
         status
+    }
+
+    /// Seconds after which the client may retry, sent as `Retry-After` and in `details`.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::TooLargeResourceVersion {
+                retry_after_seconds,
+                ..
+            } if *retry_after_seconds > 0 => Some(*retry_after_seconds),
+            _ => None,
+        }
     }
 }
 
@@ -184,6 +216,10 @@ impl IntoResponse for ApiError {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(seconds) = self.retry_after() {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         resp
     }
 }
@@ -211,6 +247,29 @@ mod tests {
         assert_eq!(s["code"], 404);
         assert_eq!(s["details"]["name"], "web");
         assert_eq!(s["details"]["kind"], "pods");
+    }
+
+    #[test]
+    fn too_large_resource_version_is_a_timeout_with_its_cause() {
+        let e = ApiError::TooLargeResourceVersion {
+            requested: 90,
+            current: 7,
+            retry_after_seconds: 1,
+        };
+        let s = e.to_status();
+        assert_eq!(s["code"], 504);
+        assert_eq!(s["reason"], "Timeout");
+        assert_eq!(
+            s["message"],
+            "Timeout: Too large resource version: 90, current: 7"
+        );
+        assert_eq!(
+            s["details"],
+            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                   "retryAfterSeconds": 1})
+        );
+        let resp = e.into_response();
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "1");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum StorageError {
     /// A read or watch asked for history etcd has compacted away.
     #[error("revision has been compacted (compact revision {revision})")]
     Compacted { revision: i64 },
+    /// A read asked for a revision etcd has not reached yet.
+    #[error("required revision is a future revision")]
+    FutureRevision,
     /// A stored value is not valid JSON.
     #[error("value at {key} is not valid JSON")]
     Decode {
@@ -382,7 +385,8 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// Sort an etcd client error into "etcd is away" (503) versus everything else.
+/// Sort an etcd client error: etcd is away (503), a revision compacted away or not yet
+/// reached, or anything else.
 pub fn classify(e: etcd_client::Error) -> StorageError {
     use etcd_client::Error as E;
     match &e {
@@ -393,6 +397,9 @@ pub fn classify(e: etcd_client::Error) -> StorageError {
             }
             tonic_code::OUT_OF_RANGE if s.message().contains("compacted") => {
                 StorageError::Compacted { revision: 0 }
+            }
+            tonic_code::OUT_OF_RANGE if s.message().contains("future revision") => {
+                StorageError::FutureRevision
             }
             _ => StorageError::Etcd(s.message().to_string()),
         },

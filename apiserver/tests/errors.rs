@@ -357,6 +357,89 @@ async fn names_that_are_not_path_segments_are_bad_requests() {
     assert_eq!(got.1["metadata"]["name"], "p");
 }
 
+/// The `Status` kube-apiserver answers for a resourceVersion it has not reached
+/// (`storage.NewTooLargeResourceVersionError`): 504 Timeout with a `ResourceVersionTooLarge` cause.
+#[track_caller]
+fn assert_too_large(status: &Value, requested: i64) {
+    assert_eq!(status["code"], 504, "{status}");
+    assert_eq!(status["reason"], "Timeout", "{status}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Timeout: Too large resource version: {requested}, current: "
+        )),
+        "{status}"
+    );
+    assert_eq!(
+        status["details"]["causes"],
+        json!([{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_list_from_a_future_resource_version_time_out() {
+    let c = Cluster::start().await;
+    let p = create_pod(&c, "p").await;
+    let at: i64 = p["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ahead = at + 1_000_000;
+    let http = c.http();
+
+    // The watch cache waits up to 3 s for the revision, then gives up with a 504 that asks
+    // the client to retry after a second.
+    let started = Instant::now();
+    let resp = http
+        .get(format!("{}?resourceVersion={ahead}", pods(&c)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
+    let got = (resp.status().as_u16(), resp.json::<Value>().await.unwrap());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_status(&got, 504, "Timeout");
+    assert_too_large(&got.1, ahead);
+    assert_eq!(got.1["details"]["retryAfterSeconds"], 1, "{}", got.1);
+    for query in ["resourceVersionMatch=NotOlderThan", "limit=1"] {
+        let got = send(http.get(format!("{}?resourceVersion={ahead}&{query}", pods(&c)))).await;
+        assert_too_large(&got.1, ahead);
+    }
+    let got = send(http.get(format!("{}/p?resourceVersion={ahead}", pods(&c)))).await;
+    assert_too_large(&got.1, ahead);
+    // An exact read of a revision etcd does not have yet is refused at once, without a retry
+    // hint (etcd store: ErrFutureRev).
+    let got = send(http.get(format!(
+        "{}?resourceVersion={ahead}&resourceVersionMatch=Exact",
+        pods(&c)
+    )))
+    .await;
+    assert_too_large(&got.1, ahead);
+    assert!(
+        got.1["details"].get("retryAfterSeconds").is_none(),
+        "{}",
+        got.1
+    );
+
+    // Revisions already reached are served as before, without waiting.
+    let started = Instant::now();
+    let got = send(http.get(format!("{}?resourceVersion={at}", pods(&c)))).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    let got = send(http.get(format!("{}/p?resourceVersion={at}", pods(&c)))).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Sends SIGCONT to etcd when dropped, so a failing test never leaves it stopped.
 struct Resume(u32);
 

@@ -345,3 +345,76 @@ async fn timeout_seconds_ends_the_stream() {
     assert_eq!(w.code, 200);
     while w.next_within(30).await.is_some() {}
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_a_future_resource_version_waits_for_it() {
+    let c = Cluster::start().await;
+    let list = send(c.http().get(pods(&c))).await.1;
+    let at = rv(&list);
+    // kube-apiserver opens such a watch and stays quiet until the revision comes (the
+    // watch cache only waits and errors for `sendInitialEvents`): no error, no timeout.
+    let mut w = WatchStream::open(&format!(
+        "{}?watch=true&resourceVersion={}&timeoutSeconds=30",
+        pods(&c),
+        at + 2
+    ))
+    .await;
+    assert_eq!(w.code, 200);
+    for name in ["p1", "p2", "p3"] {
+        create(&c, pod_json(name, json!({}))).await;
+    }
+    let ev = w.next_change().await;
+    assert_event(&ev, "ADDED", "p3");
+    assert!(rv(&ev["object"]) > at + 2, "{ev}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_list_from_a_future_resource_version_is_a_too_large_error_event() {
+    let c = Cluster::start().await;
+    let p = create(&c, pod_json("p", json!({}))).await;
+    let ahead = rv(&p) + 1_000_000;
+    // WatchList (`sendInitialEvents=true`) promises a state not older than the
+    // resourceVersion: the cache waits up to 3 s for it, then the stream carries one ERROR
+    // event with the 504 Timeout Status of a too large resource version.
+    let started = std::time::Instant::now();
+    let mut w = WatchStream::open(&format!(
+        "{}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan\
+         &allowWatchBookmarks=true&resourceVersion={ahead}",
+        pods(&c)
+    ))
+    .await;
+    assert_eq!(w.code, 200, "the error comes inside the stream");
+    let ev = w.next().await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ev["type"], "ERROR", "{ev}");
+    let status = &ev["object"];
+    assert_eq!(status["kind"], "Status", "{ev}");
+    assert_eq!(status["code"], 504, "{ev}");
+    assert_eq!(status["reason"], "Timeout", "{ev}");
+    assert_eq!(
+        status["details"]["causes"][0]["reason"], "ResourceVersionTooLarge",
+        "{ev}"
+    );
+    assert!(
+        w.next_within(30).await.is_none(),
+        "the stream ends after the error"
+    );
+
+    // A resourceVersion the cache has reached is served: the current objects, then the
+    // bookmark that ends the initial events.
+    let mut w = WatchStream::open(&format!(
+        "{}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan\
+         &allowWatchBookmarks=true&resourceVersion={}",
+        pods(&c),
+        rv(&p)
+    ))
+    .await;
+    assert_event(&w.next().await, "ADDED", "p");
+    let end = w.next().await;
+    assert_eq!(end["type"], "BOOKMARK", "{end}");
+    assert!(rv(&end["object"]) >= rv(&p), "{end}");
+}

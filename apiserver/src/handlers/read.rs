@@ -4,9 +4,13 @@
 //! apiserver); `resourceVersion=0` means "any version is fine" and is served from the watch
 //! cache (kube-rs reflectors list that way). A list's `metadata.resourceVersion` is the
 //! revision it was read at: the point from which a client then watches. `limit` + `continue`
-//! page through a list pinned to that one revision.
+//! page through a list pinned to that one revision. Any other `resourceVersion` is a minimum
+//! (with `resourceVersionMatch=Exact`, the revision to read at): one the server has not
+//! reached is a 504 "Too large resource version", after waiting up to 3 s for it as
+//! kube-apiserver's watch cache does (an exact read is refused at once, as by its etcd store).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,11 +22,56 @@ use crate::codec::{self, View};
 use crate::error::ApiError;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::storage::StorageError;
+use crate::watch_cache::WatchCache;
 use crate::{object, tables};
+
+/// How long a read waits for a resourceVersion this server has not reached yet (the watch
+/// cache's `blockTimeout`).
+const FRESHNESS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The retry hint of the 504 that follows (`resourceVersionTooHighRetrySeconds`).
+const TOO_LARGE_RETRY_SECONDS: u32 = 1;
+
+/// The `resourceVersion` a read must not be older than; `None` for "" and "0" (any state).
+fn min_resource_version(ctx: &Ctx) -> Result<Option<i64>, ApiError> {
+    match ctx.query.non_empty("resourceVersion") {
+        None | Some("0") => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {v:?}"))),
+    }
+}
+
+/// Wait until `cache` has applied `requested`, at most [`FRESHNESS_TIMEOUT`].
+pub async fn wait_until_fresh(cache: &WatchCache, requested: i64) -> Result<(), ApiError> {
+    if cache.wait_for_revision(requested, FRESHNESS_TIMEOUT).await {
+        return Ok(());
+    }
+    Err(ApiError::TooLargeResourceVersion {
+        requested,
+        current: cache.revision(),
+        retry_after_seconds: TOO_LARGE_RETRY_SECONDS,
+    })
+}
+
+/// Make sure a consistent read from etcd is at least as new as `requested`. etcd may be
+/// ahead of this resource's cache (the revision came from a write to another resource), so
+/// it is asked before waiting.
+async fn ensure_reached(ctx: &Ctx, requested: i64) -> Result<(), ApiError> {
+    let cache = ctx.app.cache(ctx.resource());
+    if cache.revision() >= requested || ctx.app.storage.current_revision().await? >= requested {
+        return Ok(());
+    }
+    wait_until_fresh(cache, requested).await
+}
 
 /// `GET .../<resource>/<name>` (and `.../status`).
 pub async fn get(ctx: &Ctx) -> Result<Response, ApiError> {
     let neg = ctx.negotiate(true)?;
+    if let Some(requested) = min_resource_version(ctx)? {
+        ensure_reached(ctx, requested).await?;
+    }
     let stored = ctx
         .app
         .storage
@@ -131,14 +180,13 @@ pub async fn list(ctx: &Ctx) -> Result<Response, ApiError> {
     let sel = Selectors::from_ctx(ctx)?;
     let limit = ctx.query.int("limit")?.unwrap_or(0).max(0);
     let cont = ctx.query.non_empty("continue");
-    let rv = ctx.query.non_empty("resourceVersion");
     let prefix = ctx
         .app
         .storage
         .collection_prefix(r.storage, ctx.info.namespace.as_deref());
 
     let (items, revision, next): (Vec<Value>, i64, Option<String>) =
-        if rv == Some("0") && cont.is_none() {
+        if ctx.query.get("resourceVersion") == Some("0") && cont.is_none() {
             // Any version will do: serve the watch cache.
             let cache = ctx.app.cache(r);
             cache.wait_ready().await;
@@ -155,14 +203,13 @@ pub async fn list(ctx: &Ctx) -> Result<Response, ApiError> {
                 let c = decode_continue(token)?;
                 start = Some(format!("{prefix}{}", c.start));
                 at = c.rv;
-            } else if let Some(v) = rv {
-                // resourceVersionMatch=Exact / NotOlderThan: a consistent read satisfies both
-                // for any revision etcd still has.
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {v:?}")))?;
+            } else if let Some(n) = min_resource_version(ctx)? {
                 if ctx.query.get("resourceVersionMatch") == Some("Exact") {
+                    // Read at exactly `n`; etcd refuses a revision it has not reached.
                     at = n;
+                } else {
+                    // NotOlderThan: a consistent read from `n` on.
+                    ensure_reached(ctx, n).await?;
                 }
             }
             list_from_etcd(ctx, &prefix, start, at, limit, &sel).await?
@@ -217,6 +264,14 @@ async fn list_from_etcd(
                 return Err(ApiError::Expired(
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
                 ))
+            }
+            // No retry hint: etcd has no wait of its own (etcd store `listReadError`).
+            Err(StorageError::FutureRevision) => {
+                return Err(ApiError::TooLargeResourceVersion {
+                    requested: at,
+                    current: ctx.app.storage.current_revision().await?,
+                    retry_after_seconds: 0,
+                })
             }
             Err(e) => return Err(e.into()),
         };

@@ -6,7 +6,10 @@
 //! ADDED and one that stops matching as DELETED: a kubelet watching
 //! `spec.nodeName=n1` sees a pod appear the moment it is bound to n1. A resourceVersion older
 //! than the cache's history is answered with HTTP 200 and a single ERROR event carrying a 410
-//! Expired Status, which tells informers to relist.
+//! Expired Status, which tells informers to relist. One the cache has not reached yet is
+//! simply waited for, as kube-apiserver does, except by a WatchList (`sendInitialEvents`),
+//! whose initial state must be at least that new: it waits up to 3 s, then gets an ERROR
+//! event with the 504 "Too large resource version" Status.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::read::{include_object, partial_metadata, Selectors};
+use super::read::{include_object, partial_metadata, wait_until_fresh, Selectors};
 use super::{to_api, Ctx};
 use crate::codec::{Format, View};
 use crate::error::ApiError;
@@ -106,12 +109,14 @@ impl Drop for Watcher {
     }
 }
 
-fn expired_event(requested: i64) -> Bytes {
-    let status = ApiError::Expired(format!("too old resource version: {requested}")).to_status();
-    let mut bytes =
-        serde_json::to_vec(&json!({"type": "ERROR", "object": status})).unwrap_or_default();
+/// A stream of one ERROR event carrying `error` as a Status: once a watch is accepted,
+/// errors travel inside it (clients relist on 410, retry on 504), never as the HTTP status.
+fn error_stream(error: ApiError) -> Response {
+    let mut bytes = serde_json::to_vec(&json!({"type": "ERROR", "object": error.to_status()}))
+        .unwrap_or_default();
     bytes.push(b'\n');
-    Bytes::from(bytes)
+    let once = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(bytes)) });
+    stream_response(Body::from_stream(once))
 }
 
 fn stream_response(body: Body) -> Response {
@@ -156,13 +161,17 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, ApiError> {
         .collection_prefix(r.storage, ctx.info.namespace.as_deref());
     let cache = ctx.app.cache(r).clone();
     cache.wait_ready().await;
+    // A WatchList's initial state must be at least as new as the resourceVersion.
+    if let Some(requested) = from.filter(|_| send_initial) {
+        if let Err(too_large) = wait_until_fresh(&cache, requested).await {
+            return Ok(error_stream(too_large));
+        }
+    }
     let sub = match cache.subscribe(&prefix, if send_initial { None } else { from }) {
         Ok(s) => s,
         Err(too_old) => {
-            let once = futures::stream::once(async move {
-                Ok::<_, std::io::Error>(expired_event(too_old.requested))
-            });
-            return Ok(stream_response(Body::from_stream(once)));
+            let message = format!("too old resource version: {}", too_old.requested);
+            return Ok(error_stream(ApiError::Expired(message)));
         }
     };
     ctx.app.metrics.watchers_add(1);
