@@ -206,6 +206,18 @@ async fn name_mismatch_validation_and_strict_fields() {
     )
     .await;
     assert_status(&got, 400, "BadRequest");
+
+    // A strategic `$patch: delete` of something absent leaves nothing behind, not even an
+    // unknown field for Strict to refuse: upstream drops it before decoding.
+    let got = send(
+        http.patch(format!("{}/a?fieldValidation=Strict", pods(&c)))
+            .header("content-type", "application/strategic-merge-patch+json")
+            .body(r#"{"spec":{"nope":{"$patch":"delete"}},"metadata":{"labels":{"gone":{"$patch":"delete"}}}}"#),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    assert_eq!(got.1["metadata"]["labels"], created["metadata"]["labels"]);
+    assert!(got.1["spec"].get("nope").is_none(), "{}", got.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

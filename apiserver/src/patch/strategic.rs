@@ -79,7 +79,9 @@ fn merge_map(
         let field = schema.field(&key);
         let Some(current) = original.remove(&key) else {
             if !delete_list {
-                original.insert(key, clean(patch_value, field)?);
+                if let Some(value) = fresh(patch_value, field)? {
+                    original.insert(key, value);
+                }
             }
             continue;
         };
@@ -89,11 +91,45 @@ fn merge_map(
                 Value::Array(merge_list(o, p, field, delete_list)?)
             }
             (current, _) if delete_list => current,
-            (_, p) => clean(p, field)?,
+            (_, p) => match fresh(p, field)? {
+                Some(value) => value,
+                None => continue,
+            },
         };
         original.insert(key, merged);
     }
     Ok(original)
+}
+
+/// A patch value with no stored value of its type to merge into (upstream `removeDirectives`):
+/// `None` if it is a map carrying `$patch`, which goes with its key whatever the directive
+/// says (`$patch: delete` of something absent leaves no trace); else the value without such
+/// maps and list items, its other directives and nulls resolved.
+fn fresh(value: Value, field: Field) -> Result<Option<Value>, PatchError> {
+    match strip_patch_directives(value) {
+        Some(value) => clean(value, field).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `value` without the maps carrying `$patch` (and the keys or list items holding them);
+/// `None` if `value` itself is one.
+fn strip_patch_directives(value: Value) -> Option<Value> {
+    match value {
+        Value::Object(map) if map.contains_key(DIRECTIVE) => None,
+        Value::Object(map) => Some(Value::Object(
+            map.into_iter()
+                .filter_map(|(k, v)| strip_patch_directives(v).map(|v| (k, v)))
+                .collect(),
+        )),
+        Value::Array(items) => Some(Value::Array(
+            items
+                .into_iter()
+                .filter_map(strip_patch_directives)
+                .collect(),
+        )),
+        scalar => Some(scalar),
+    }
 }
 
 /// A patch value with no stored counterpart, with its directives and nulls resolved (as if
@@ -579,6 +615,31 @@ mod tests {
             strategic_merge(&deployment(), &patch),
             Err(PatchError::InvalidStrategicPatch { .. })
         ));
+    }
+
+    #[test]
+    fn directives_without_a_stored_value_drop_their_key() {
+        // Upstream `removeDirectives`: a map carrying `$patch` (whatever its value) that has
+        // no stored map to act on is dropped with its key, not merged into nothing.
+        let orig = deployment();
+        let patch = json!({"spec": {"nope": {"$patch": "delete"}},
+                           "metadata": {"labels": {"gone": {"$patch": "delete"}}}});
+        assert_eq!(strategic_merge(&orig, &patch).unwrap(), orig);
+        let patch = json!({"spec": {"nope": {"$patch": "bogus"}}});
+        assert_eq!(strategic_merge(&orig, &patch).unwrap(), orig);
+        // A stored scalar faced with such a map goes too.
+        let patch = json!({"metadata": {"labels": {"tier": {"$patch": "delete"}}}});
+        let out = strategic_merge(&orig, &patch).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"app": "web"}));
+        // Inside a new value, maps and list items carrying `$patch` are dropped.
+        let patch = json!({"spec": {"template": {"spec": {
+            "nodeSelector": {"disk": "ssd", "zone": {"$patch": "delete"}},
+            "volumes": [{"name": "v", "emptyDir": {}}, {"name": "w", "$patch": "delete"}]
+        }}}});
+        let out = strategic_merge(&orig, &patch).unwrap();
+        let spec = &out["spec"]["template"]["spec"];
+        assert_eq!(spec["nodeSelector"], json!({"disk": "ssd"}));
+        assert_eq!(spec["volumes"], json!([{"name": "v", "emptyDir": {}}]));
     }
 
     #[test]
