@@ -369,6 +369,26 @@ async fn names_that_are_not_path_segments_are_bad_requests() {
     assert_eq!(got.1["metadata"]["name"], "p");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_limit_at_or_below_zero_means_no_limit() {
+    let c = Cluster::start().await;
+    for name in ["a", "b", "c"] {
+        create_pod(&c, name).await;
+    }
+    // `ListOptions.Limit <= 0` is "no limit" upstream (etcd store and watch cache alike).
+    for limit in ["-1", "0", "-9223372036854775808"] {
+        let got = send(c.http().get(format!("{}?limit={limit}", pods(&c)))).await;
+        assert_eq!(got.0, 200, "limit={limit}: {}", got.1);
+        assert_eq!(got.1["items"].as_array().unwrap().len(), 3, "limit={limit}");
+        assert!(got.1["metadata"].get("continue").is_none(), "limit={limit}");
+    }
+    // Not an int64: the query parameter does not decode, 400.
+    for limit in ["abc", "1.5", "9223372036854775808"] {
+        let got = send(c.http().get(format!("{}?limit={limit}", pods(&c)))).await;
+        assert_status(&got, 400, "BadRequest");
+    }
+}
+
 /// The `Status` kube-apiserver answers for a resourceVersion it has not reached
 /// (`storage.NewTooLargeResourceVersionError`): 504 Timeout with a `ResourceVersionTooLarge` cause.
 #[track_caller]
