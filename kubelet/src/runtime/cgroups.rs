@@ -3,9 +3,31 @@
 //! per period; `memory.max`/`memory.limit_in_bytes`; `pids.max`) and report usage. cgroup v1
 //! has one tree per controller (`/sys/fs/cgroup/cpu/...`), v2 a single tree
 //! (`/sys/fs/cgroup/...`) with controllers switched on per level via `cgroup.subtree_control`.
-//! We keep `<parent>/<pod>/<container>` (parent `minik8s`) in either layout. The root of the
-//! hierarchy is a field, so the logic is unit-tested on a tempdir. Read next: `process.rs`,
-//! where the container's init joins its cgroup before running user code.
+//! We keep `<parent>/<pod>/<container>` (parent `minik8s`, or the runtime's `--cgroup-parent`)
+//! in either layout. The root of the hierarchy is a field, so the logic is unit-tested on a
+//! tempdir. Read next: `process.rs`, where the container's init joins its cgroup before
+//! running user code.
+//!
+//! # Many containers at once
+//!
+//! The parent and a sandbox's pod level are shared: many containers (threads of one kubelet,
+//! or separate CLI processes) create levels below them at the same moment. Two rules keep that
+//! safe without a lock:
+//! - *Every level is made ready by whoever uses it, not by whoever created it.* A new v1
+//!   cpuset cgroup has empty `cpuset.cpus` and `cpuset.mems` and refuses tasks (ENOSPC) until
+//!   they are filled, and a child created below an empty one copies nothing. So
+//!   [`Hierarchy::create`] walks the path from the top and, at each level, whether its own
+//!   `mkdir` made it or found it, fills empty sets from the level above (already checked)
+//!   before it creates anything below. A level it fills also gets `cgroup.clone_children`, so
+//!   that the kernel fills the cgroups created below it at their `mkdir`, as it does under
+//!   Docker's parent; levels are still checked, since someone else may have made them. On v2
+//!   each level likewise switches its parent's controllers on itself.
+//! - *No one removes a directory that someone else may be creating under.* A container
+//!   removes its own cgroup and, when it has no sandbox, its own pod level (`pod-<id>`,
+//!   `oci-<id>`: no other container goes there); a sandbox's pod level goes with
+//!   `sandbox rm`, after the sandbox's containers; the parent stays, as Docker's `docker/` and
+//!   the kubelet's `kubepods/` do. A level can then vanish under a creation only by someone
+//!   outside the runtime, and [`Hierarchy::create`] starts again from the top when it does.
 
 use std::fs;
 use std::io;
@@ -54,6 +76,23 @@ pub enum CgroupsError {
         #[source]
         source: io::Error,
     },
+    /// A v1 cpuset level that was checked full is empty: it was removed and made again.
+    #[error("{path:?} is empty")]
+    EmptyCpuset { path: PathBuf },
+}
+
+impl CgroupsError {
+    /// Whether a level of the path being created vanished (or was replaced) under the
+    /// creation, which then starts again from the top.
+    fn level_vanished(&self) -> bool {
+        match self {
+            Self::Create { source, .. }
+            | Self::Write { source, .. }
+            | Self::Read { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            Self::EmptyCpuset { .. } => true,
+            Self::Remove { .. } => false,
+        }
+    }
 }
 
 /// Which cgroup layout the host uses.
@@ -199,23 +238,32 @@ impl Hierarchy {
         }
     }
 
-    /// Create every level of `rel`, preparing each level (cpuset inheritance on v1,
-    /// controller delegation on v2).
+    /// Create every level of `rel` from the top, each ready before anything goes below it
+    /// (cpuset sets filled on v1, controllers switched on on v2), whoever created it: see the
+    /// module doc. A level that vanishes meanwhile (removed by someone outside the runtime,
+    /// which never removes a level another container may be creating under) makes it start
+    /// again from the top.
     pub fn create(&self, rel: &Path) -> Result<(), CgroupsError> {
-        let mut prefix = PathBuf::new();
-        for comp in rel.components() {
-            let parent = prefix.clone();
-            prefix.push(comp);
-            for attempt in 0..3 {
-                match self.create_level(&parent, &prefix) {
-                    Ok(()) => break,
-                    // a concurrent cleanup removed an empty parent between our steps: redo it
-                    Err(
-                        CgroupsError::Create { source, .. } | CgroupsError::Write { source, .. },
-                    ) if source.kind() == io::ErrorKind::NotFound && attempt < 2 => {}
-                    Err(e) => return Err(e),
+        /// Restarts allowed: the runtime's own removals never cause one.
+        const RESTARTS: u32 = 10;
+        let mut restarts = 0;
+        loop {
+            match self.create_levels(rel) {
+                Err(e) if e.level_vanished() && restarts < RESTARTS => {
+                    restarts += 1;
+                    tracing::debug!(?rel, restarts, error = %e, "cgroup level vanished: restart");
                 }
+                result => return result,
             }
+        }
+    }
+
+    fn create_levels(&self, rel: &Path) -> Result<(), CgroupsError> {
+        let mut parent = PathBuf::new();
+        for comp in rel.components() {
+            let level = parent.join(comp);
+            self.create_level(&parent, &level)?;
+            parent = level;
         }
         Ok(())
     }
@@ -241,19 +289,12 @@ impl Hierarchy {
         for dir in self.dirs(rel) {
             match fs::create_dir(&dir) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(source) => return Err(CgroupsError::Create { path: dir, source }),
             }
-            if self.version == Version::V1 && dir.join("cpuset.cpus").exists() {
-                // a new v1 cpuset is empty and refuses tasks until it inherits its parent's sets
-                for f in ["cpuset.cpus", "cpuset.mems"] {
-                    let cur = read_trim(&dir.join(f)).unwrap_or_default();
-                    if cur.is_empty() {
-                        let from = read_trim(&dir.parent().expect("cgroup has a parent").join(f))?;
-                        write_file(&dir.join(f), &from)?;
-                    }
-                }
-            }
+        }
+        if self.version == Version::V1 && self.controllers().iter().any(|(c, _)| *c == "cpuset") {
+            fill_cpuset(&self.controller_dir("cpuset", rel))?;
         }
         Ok(())
     }
@@ -522,20 +563,6 @@ impl Hierarchy {
             }
         }
     }
-
-    /// Remove `rel`'s parent levels up to the root if they are empty (best effort).
-    pub fn remove_empty_parents(&self, rel: &Path) {
-        let mut cur = rel.parent();
-        while let Some(p) = cur {
-            if p.as_os_str().is_empty() {
-                break;
-            }
-            for dir in self.dirs(p) {
-                let _ = fs::remove_dir(&dir);
-            }
-            cur = p.parent();
-        }
-    }
 }
 
 /// A thread's way into its v1 cgroup from wherever it is by then ([`Hierarchy::prepare_self_join`]):
@@ -566,6 +593,44 @@ impl SelfJoin {
         }
         Ok(())
     }
+}
+
+/// Make the v1 cpuset cgroup `dir` able to take tasks: fill its empty `cpuset.cpus` and
+/// `cpuset.mems` from its parent's, which must be filled already. Having filled any, set
+/// `cgroup.clone_children`, so that cgroups created below `dir` are born with its sets.
+fn fill_cpuset(dir: &Path) -> Result<(), CgroupsError> {
+    let parent = dir.parent().expect("a cgroup level has a parent");
+    let mut filled = false;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let own = match read_trim(&dir.join(f)) {
+            Ok(v) => v,
+            // a directory without cpuset files is no cpuset cgroup (a test's stand-in)
+            Err(CgroupsError::Read { source, .. })
+                if source.kind() == io::ErrorKind::NotFound && dir.is_dir() =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if !own.is_empty() {
+            continue;
+        }
+        let from = read_trim(&parent.join(f))?;
+        if from.is_empty() {
+            // checked a moment ago: the parent was removed and made again since
+            return Err(CgroupsError::EmptyCpuset {
+                path: parent.join(f),
+            });
+        }
+        write_file(&dir.join(f), &from)?;
+        filled = true;
+    }
+    if filled {
+        if let Err(e) = write_file(&dir.join("cgroup.clone_children"), "1") {
+            tracing::debug!(?dir, error = %e, "cpuset children will be filled by hand");
+        }
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, value: &str) -> Result<(), CgroupsError> {
@@ -669,6 +734,60 @@ mod tests {
         .unwrap();
         let s = h.stats(rel);
         assert_eq!((s.oom_kills, s.cpu_usage_ns), (2, 12345));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn v1_fills_the_cpusets_of_levels_made_by_someone_else() {
+        let root = fake_root(false);
+        let h = Hierarchy::detect(&root);
+        let cpuset = root.join("cpuset");
+        let read = |level: &str, f: &str| {
+            fs::read_to_string(cpuset.join(level).join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        // made by another container a moment ago and not filled yet (a real cgroupfs gives
+        // a new cpuset cgroup empty files; the fake gets them by hand)
+        for level in ["minik8s", "minik8s/pod1"] {
+            fs::create_dir_all(cpuset.join(level)).unwrap();
+            fs::write(cpuset.join(level).join("cpuset.cpus"), "").unwrap();
+            fs::write(cpuset.join(level).join("cpuset.mems"), "\n").unwrap();
+        }
+        // filled already, with a narrower set of its own: kept
+        fs::create_dir_all(cpuset.join("minik8s/pod2")).unwrap();
+        fs::write(cpuset.join("minik8s/pod2/cpuset.cpus"), "1\n").unwrap();
+        fs::write(cpuset.join("minik8s/pod2/cpuset.mems"), "0\n").unwrap();
+        h.create(Path::new("minik8s/pod1/ctr1")).unwrap();
+        h.create(Path::new("minik8s/pod2/ctr2")).unwrap();
+        for level in ["minik8s", "minik8s/pod1"] {
+            assert_eq!(read(level, "cpuset.cpus"), "0-1", "{level}");
+            assert_eq!(read(level, "cpuset.mems"), "0", "{level}");
+            // what is created below it from now on, the kernel fills
+            assert_eq!(read(level, "cgroup.clone_children"), "1", "{level}");
+        }
+        assert_eq!(read("minik8s/pod2", "cpuset.cpus"), "1");
+        assert!(!cpuset.join("minik8s/pod2/cgroup.clone_children").exists());
+        assert!(cpuset.join("minik8s/pod1/ctr1").is_dir());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn v1_an_empty_parent_cpuset_is_an_error_not_an_empty_child() {
+        // a level found empty whose parent is empty too was replaced under the creation; with
+        // nothing to copy, creating must fail rather than leave a cpuset that refuses tasks
+        let root = fake_root(false);
+        fs::write(root.join("cpuset/cpuset.cpus"), "").unwrap();
+        let level = root.join("cpuset/minik8s");
+        fs::create_dir_all(&level).unwrap();
+        fs::write(level.join("cpuset.cpus"), "").unwrap();
+        fs::write(level.join("cpuset.mems"), "").unwrap();
+        let err = Hierarchy::detect(&root)
+            .create(Path::new("minik8s/pod1/ctr1"))
+            .unwrap_err();
+        assert!(matches!(err, CgroupsError::EmptyCpuset { .. }), "{err}");
+        assert!(!root.join("cpuset/minik8s/pod1").exists());
         fs::remove_dir_all(root).unwrap();
     }
 

@@ -281,6 +281,17 @@ fn single_threaded() -> bool {
         .unwrap_or(false)
 }
 
+/// Remove the cgroups that are the container's alone: its own, and its pod level when it has
+/// no sandbox. A sandbox's pod level goes with the sandbox, and the parent stays: other
+/// containers may be creating under them (cgroups.rs).
+pub(super) fn remove_cgroups(spec: &ContainerSpec) -> Result<(), CgroupsError> {
+    spec.cgroup_hierarchy.remove(&spec.cgroup)?;
+    if spec.sandbox.is_none() {
+        spec.cgroup_hierarchy.remove(&spec.pod_cgroup)?;
+    }
+    Ok(())
+}
+
 /// Whether a process exists (signal 0).
 pub fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
@@ -554,6 +565,11 @@ impl Runtime {
             let shim_alive = st.shim_pid.is_some_and(alive);
             let init_alive = st.pid.is_some_and(alive);
             if !shim_alive && !init_alive {
+                // the shim may have recorded the exit, and ended, since the state was read
+                let recorded: Option<State> = read_json(&path).ok();
+                if let Some(done) = recorded.filter(|r| r.status == Status::Stopped) {
+                    return Ok(done);
+                }
                 st.status = Status::Stopped;
                 st.error
                     .get_or_insert_with(|| "shim died without recording the exit".into());
@@ -668,12 +684,13 @@ impl Runtime {
                 self.remove(&cid, true)?;
             }
         }
-        let pause_pid = self.sandbox(id).ok().and_then(|sb| sb.pause_pid);
-        pause::remove(pause_pid, &dir);
+        let sb = self.sandbox(id).ok();
+        pause::remove(sb.as_ref().and_then(|sb| sb.pause_pid), &dir);
         namespaces::remove_pinned(&dir);
-        let cg = self.cgroup_parent.join(id);
+        // the pod level the sandbox recorded (its runtime's cgroup parent may not be ours);
+        // the parent above it stays: others may be creating under it (cgroups.rs)
+        let cg = sb.map_or_else(|| self.cgroup_parent.join(id), |sb| sb.cgroup);
         self.cgroups.remove(&cg)?;
-        self.cgroups.remove_empty_parents(&cg);
         let _ = fs::remove_dir_all(&dir);
         Ok(())
     }
@@ -1186,11 +1203,7 @@ impl Runtime {
 
     /// Delete cgroups and files of a container that no longer runs.
     pub fn cleanup(&self, spec: &ContainerSpec) -> Result<(), ContainerError> {
-        spec.cgroup_hierarchy.remove(&spec.cgroup)?;
-        if spec.sandbox.is_none() {
-            spec.cgroup_hierarchy.remove(&spec.pod_cgroup)?;
-        }
-        spec.cgroup_hierarchy.remove_empty_parents(&spec.cgroup);
+        remove_cgroups(spec)?;
         // the overlay lives only in the container's mount namespace; nothing to unmount here.
         // The disk part first: without its state a leftover is only an orphan to sweep
         // the disk part is where its log is (a container of an older layout keeps its path)

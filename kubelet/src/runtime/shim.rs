@@ -286,11 +286,7 @@ fn run(
         let _ = rt.cleanup(spec);
     } else {
         // the cgroup goes with the process; the recorded state keeps what matters
-        let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
-        if spec.sandbox.is_none() {
-            let _ = spec.cgroup_hierarchy.remove(&spec.pod_cgroup);
-        }
-        spec.cgroup_hierarchy.remove_empty_parents(&spec.cgroup);
+        let _ = super::container::remove_cgroups(spec);
     }
     Ok(())
 }
