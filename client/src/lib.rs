@@ -1,11 +1,14 @@
-//! What every minik8s component (scheduler, controllers, kubelet) shares to reach the cluster.
+//! What every minik8s component (scheduler, controllers, kubelet) shares to reach the cluster
+//! and to run as a well-behaved process.
 //!
 //! - `connect.rs`: the `--kubeconfig` / `--server` / `--token` flags and the `kube::Client` they
 //!   make. Components only ever talk to the apiserver through this client.
 //! - `leader.rs`: leader election on a `coordination.k8s.io/v1` Lease, so two copies of a
-//!   component can run and only one acts.
+//!   component can run and only one acts; the Lease is released on a clean shutdown.
+//! - `shutdown.rs`: SIGTERM and SIGINT as a future, to stop cleanly.
 //! - `testing.rs`: fixtures for the components' binary tests.
 
 pub mod connect;
 pub mod leader;
+pub mod shutdown;
 pub mod testing;

@@ -1,11 +1,13 @@
-//! `minik8s-controller`: the controller manager binary.
+//! `minik8s-controller`: the controller manager binary. With leader election (the default) it
+//! runs the controllers only while holding the Lease `kube-system/minik8s-controller`; on
+//! SIGTERM or SIGINT it stops them and releases the Lease, so a successor takes over at once.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use client::connect::ClusterFlags;
-use client::leader::{default_identity, LeaderConfig};
+use client::leader::{default_identity, run_as_leader_until, LeaderConfig};
 
 /// Run the minik8s controllers (ReplicaSet, Deployment, garbage collector, namespace, node
 /// lifecycle, node IPAM) against an apiserver.
@@ -57,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let flags = Flags::parse();
+    let shutdown = client::shutdown::on_signal().context("listening for SIGTERM")?;
     let client = flags.cluster.client().await?;
     controller::node_ipam::parse_cidr(&flags.cluster_cidr)
         .with_context(|| format!("--cluster-cidr {}", flags.cluster_cidr))?;
@@ -65,11 +68,16 @@ async fn main() -> anyhow::Result<()> {
         pod_eviction_timeout: flags.pod_eviction_timeout,
         cluster_cidr: flags.cluster_cidr,
     };
-    if flags.leader_elect {
-        let lc = LeaderConfig::new("minik8s-controller", &default_identity());
-        controller::manager::run_as_elected_leader(client, config, lc).await
-    } else {
-        controller::manager::run(client, config).await;
+    let work = || async {
+        controller::manager::run(client.clone(), config).await;
         Ok(())
+    };
+    if !flags.leader_elect {
+        return tokio::select! {
+            r = work() => r,
+            _ = shutdown => Ok(()),
+        };
     }
+    let lease = LeaderConfig::new("minik8s-controller", &default_identity());
+    run_as_leader_until(client.clone(), lease, work, shutdown).await
 }

@@ -1,10 +1,11 @@
 //! `minik8s-scheduler`: the scheduler binary, with leader election on the Lease
-//! `kube-system/minik8s-scheduler` so that only one of several copies schedules.
+//! `kube-system/minik8s-scheduler` so that only one of several copies schedules. On SIGTERM or
+//! SIGINT it stops scheduling and releases the Lease, so a successor takes over at once.
 
 use anyhow::Context;
 use clap::Parser;
 use client::connect::ClusterFlags;
-use client::leader::{default_identity, run_as_leader, LeaderConfig};
+use client::leader::{default_identity, run_as_leader_until, LeaderConfig};
 use scheduler::SchedulerConfig;
 
 /// Assign pending pods to nodes.
@@ -30,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let shutdown = client::shutdown::on_signal().context("listening for SIGTERM")?;
     let client = args.cluster.client().await?;
     let identity = default_identity();
     let config = SchedulerConfig {
@@ -41,14 +43,12 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("scheduler stopped")
     };
-    if args.leader_elect {
-        run_as_leader(
-            client.clone(),
-            LeaderConfig::new("minik8s-scheduler", &identity),
-            work,
-        )
-        .await
-    } else {
-        work().await
+    if !args.leader_elect {
+        return tokio::select! {
+            r = work() => r,
+            _ = shutdown => Ok(()),
+        };
     }
+    let lease = LeaderConfig::new("minik8s-scheduler", &identity);
+    run_as_leader_until(client.clone(), lease, work, shutdown).await
 }

@@ -1,14 +1,38 @@
-//! The `minik8s-scheduler` binary as an operator runs it: `--server` wins over `$KUBECONFIG`.
+//! The `minik8s-scheduler` binary as an operator runs it: SIGTERM hands its Lease to the next
+//! scheduler at once, and `--server` wins over `$KUBECONFIG`.
 
 mod common;
 
 use std::time::Duration;
 
-use client::testing::{wait_for_holder, Component};
+use client::testing::{lease_holder, wait_for_holder, Component};
 use common::Cluster;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minik8s-scheduler");
 const LEASE: &str = "minik8s-scheduler";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_the_lease_so_the_next_scheduler_leads_at_once() {
+    let c = Cluster::start().await;
+    let mut first = Component::start(BIN, &["--server", &c.server.url], &[]);
+    wait_for_holder(&c.client, LEASE, &first.identity(), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("the first scheduler never led\n{}", first.output()));
+
+    first.signal("TERM");
+    let exit = first.wait_exit(Duration::from_secs(5)).await;
+    let second = Component::start(BIN, &["--server", &c.server.url], &[]);
+    // Without the release this takes the rest of the 15 s lease duration.
+    let took = wait_for_holder(&c.client, LEASE, &second.identity(), Duration::from_secs(3)).await;
+    assert!(
+        took.is_some(),
+        "the second scheduler did not lead within 3 s; holder {:?}\nfirst: {}",
+        lease_holder(&c.client, LEASE).await,
+        first.output()
+    );
+    let exit = exit.expect("the first scheduler exits within 5 s of SIGTERM");
+    assert!(exit.success(), "{exit}\n{}", first.output());
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_flag_wins_over_a_kubeconfig_in_the_environment() {
