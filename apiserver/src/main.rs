@@ -1,5 +1,6 @@
 //! `minik8s-apiserver`: parse flags, connect to etcd, serve the API.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,11 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     if let Err(msg) = flags.check_exposure() {
         eprintln!("minik8s-apiserver: {msg}");
         return ExitCode::from(2);
@@ -33,6 +30,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs go to stderr, `RUST_LOG` honoured (default info), colours only on a terminal: what
+/// `client::logging::init` does for the other components (the apiserver does not depend on the
+/// client crate).
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {

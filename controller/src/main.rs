@@ -53,11 +53,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    client::logging::init();
     let flags = Flags::parse();
     let shutdown = client::shutdown::on_signal().context("listening for SIGTERM")?;
     let client = flags.cluster.client().await?;

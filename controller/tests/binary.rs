@@ -1,5 +1,6 @@
 //! The `minik8s-controller` binary as an operator runs it: SIGTERM or SIGINT hands its Lease to
-//! the next controller manager at once.
+//! the next controller manager at once, and it logs to stderr only, without colours when stderr
+//! is not a terminal.
 
 mod common;
 
@@ -41,4 +42,16 @@ async fn sigterm_and_sigint_release_the_lease_so_the_next_manager_leads_at_once(
         assert!(exit.success(), "SIG{signal}: {exit}\n{}", leader.output());
         leader = next;
     }
+}
+
+#[tokio::test]
+async fn logs_go_to_stderr_without_colours() {
+    // Nothing listens on port 1: the manager logs that it cannot reach its Lease.
+    let manager = Component::start(BIN, &["--server", "http://127.0.0.1:1"], &[]);
+    let logged = manager
+        .wait_for_stderr("cannot reach the lease", Duration::from_secs(20))
+        .await;
+    assert!(logged, "{}", manager.output());
+    assert!(manager.stdout().is_empty(), "{}", manager.output());
+    assert!(!manager.stderr().contains(&0x1b), "{}", manager.output());
 }

@@ -24,12 +24,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    client::logging::init();
     let args = Args::parse();
     let shutdown = client::shutdown::on_signal().context("listening for SIGTERM")?;
     let client = args.cluster.client().await?;

@@ -1,5 +1,6 @@
 //! The `minik8s-scheduler` binary as an operator runs it: SIGTERM hands its Lease to the next
-//! scheduler at once, and `--server` wins over `$KUBECONFIG`.
+//! scheduler at once, `--server` wins over `$KUBECONFIG`, and it logs to stderr only, without
+//! colours when stderr is not a terminal.
 
 mod common;
 
@@ -47,4 +48,20 @@ async fn server_flag_wins_over_a_kubeconfig_in_the_environment() {
     )
     .await
     .unwrap_or_else(|| panic!("the scheduler never led\n{}", scheduler.output()));
+}
+
+#[tokio::test]
+async fn logs_go_to_stderr_without_colours() {
+    // Nothing listens on port 1: the scheduler logs that it cannot reach its Lease.
+    let scheduler = Component::start(BIN, &["--server", "http://127.0.0.1:1"], &[]);
+    let logged = scheduler
+        .wait_for_stderr("cannot reach the lease", Duration::from_secs(20))
+        .await;
+    assert!(logged, "{}", scheduler.output());
+    assert!(scheduler.stdout().is_empty(), "{}", scheduler.output());
+    assert!(
+        !scheduler.stderr().contains(&0x1b),
+        "{}",
+        scheduler.output()
+    );
 }

@@ -161,12 +161,7 @@ fn main() -> Result<()> {
         std::process::exit(code);
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    client::logging::init();
     // glibc gives every thread that allocates its own malloc arena (up to 8 per core); with
     // tokio's blocking pool that is several MB of mostly empty heap. Two arenas are plenty for
     // a node agent and keep its RSS flat as pods come and go.
