@@ -24,7 +24,7 @@ use kubelet::serving_cert::ServingCert;
 struct Cli {
     #[command(flatten)]
     cluster: ClusterFlags,
-    /// Name of the Node object (default: the hostname).
+    /// Name of the Node object (default: the hostname, lowercased).
     #[arg(long)]
     node_name: Option<String>,
     /// State directory: runtime state under runtime/, pod volumes under pods/.
@@ -76,6 +76,15 @@ struct Cli {
     /// PEM bundle of CA certificates trusted for registries, besides the system's.
     #[arg(long, value_name = "FILE")]
     registry_ca_file: Option<PathBuf>,
+}
+
+/// The Node name without `--node-name`: the hostname, trimmed and lowercased as the upstream
+/// kubelet's `GetHostname` does, since a Node name is a DNS subdomain (lowercase only) while a
+/// hostname may have capitals.
+fn default_node_name(hostname: &str) -> Result<String> {
+    let name = hostname.trim();
+    anyhow::ensure!(!name.is_empty(), "the hostname is empty: give --node-name");
+    Ok(name.to_lowercase())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -179,7 +188,7 @@ fn main() -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     let node_name = match cli.node_name {
         Some(n) => n,
-        None => nix::unistd::gethostname()?.to_string_lossy().to_lowercase(),
+        None => default_node_name(&nix::unistd::gethostname()?.to_string_lossy())?,
     };
     let runtime_root = cli.root_dir.join("runtime");
     let network_dir = runtime_root.join("network");
@@ -340,5 +349,20 @@ async fn network_from_node(ctx: Arc<Context>, dir: PathBuf, mut config: NetworkC
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_node_name_is_the_trimmed_lowercased_hostname() {
+        assert_eq!(
+            default_node_name("Worker-1.Example.COM").unwrap(),
+            "worker-1.example.com"
+        );
+        assert_eq!(default_node_name(" node-a\n").unwrap(), "node-a");
+        assert!(default_node_name(" \n").is_err());
     }
 }
