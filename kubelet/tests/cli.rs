@@ -1,14 +1,36 @@
-//! The kubelet's binaries as processes: `minik8s-kubelet` logs to stderr only, without colours
-//! when stderr is not a terminal.
+//! The kubelet's binaries as processes: `minik8s-runtime` ends quietly when the reader of its
+//! stdout goes away (`minik8s-runtime ps | head`), and `minik8s-kubelet` logs to stderr only,
+//! without colours when stderr is not a terminal.
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
 use std::time::Duration;
 
 use client::testing::Component;
-use common::TempDir;
+use common::{Rt, TempDir};
 
 const KUBELET: &str = env!("CARGO_BIN_EXE_minik8s-kubelet");
+
+#[test]
+fn runtime_reports_into_a_closed_pipe_end_quietly() {
+    let rt = Rt::new("closed-pipe");
+    for args in [["ps"], ["images"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // every write now fails with EPIPE
+        let out = rt
+            .cmd(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let quiet = out.status.code() == Some(0) || out.status.signal() == Some(libc::SIGPIPE);
+        assert!(quiet, "{args:?}: {}: {stderr}", out.status);
+    }
+}
 
 #[tokio::test]
 async fn kubelet_logs_to_stderr_without_colours() {

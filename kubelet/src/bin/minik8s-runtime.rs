@@ -234,6 +234,9 @@ enum SandboxCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.prints_a_report() {
+        die_quietly_on_a_closed_stdout();
+    }
     // A command line tool stays quiet unless asked.
     if std::env::var_os("RUST_LOG").is_some() {
         client::logging::init();
@@ -249,6 +252,48 @@ fn main() -> ExitCode {
             eprintln!("minik8s-runtime: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::from(code as u8)
         }
+    }
+}
+
+impl Cmd {
+    /// Whether the subcommand writes its result to stdout and exits, like any Unix filter
+    /// (`minik8s-runtime ps | head`). The others run containers, relay their streams, or are
+    /// the long-lived shim and pause processes.
+    fn prints_a_report(&self) -> bool {
+        match self {
+            Cmd::Ps { .. }
+            | Cmd::Logs { .. }
+            | Cmd::Stop { .. }
+            | Cmd::Rm { .. }
+            | Cmd::Inspect { .. }
+            | Cmd::Images
+            | Cmd::Import { .. }
+            | Cmd::Commit { .. }
+            | Cmd::Pull { .. }
+            | Cmd::Rmi { .. }
+            | Cmd::Sandbox(_)
+            | Cmd::Kill { .. }
+            | Cmd::State { .. }
+            | Cmd::Delete { .. } => true,
+            Cmd::Run(_)
+            | Cmd::Exec { .. }
+            | Cmd::Create { .. }
+            | Cmd::Start { .. }
+            | Cmd::Pause { .. }
+            | Cmd::Shim { .. } => false,
+        }
+    }
+}
+
+/// Let SIGPIPE end the process, as it ends `ls | head`: once the reader of stdout is gone there
+/// is nothing left to do, and `println!` would otherwise panic on EPIPE. Rust starts programs
+/// with SIGPIPE ignored so that a write to a closed socket or pipe fails with EPIPE instead;
+/// the subcommands that start containers or relay their streams rely on that and keep it.
+fn die_quietly_on_a_closed_stdout() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler, it only restores the kernel's default
+    // action for SIGPIPE in this (still single-threaded) process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
