@@ -21,8 +21,26 @@ struct Cli {
     /// State directory (images, containers, sandboxes).
     #[arg(long, global = true, default_value = DEFAULT_ROOT, env = "MINIK8S_RUNTIME_ROOT")]
     root: PathBuf,
+    /// Cgroup under which pod cgroups go, relative to the hierarchy root (dockerd's
+    /// `--cgroup-parent`): two runtimes on one host with different parents never meet in the
+    /// cgroup tree.
+    #[arg(long, global = true, default_value = "minik8s", env = "MINIK8S_RUNTIME_CGROUP_PARENT",
+          value_parser = parse_cgroup_parent)]
+    cgroup_parent: PathBuf,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// A cgroup parent is a relative path of plain names (`minik8s`, `lab/node2`).
+fn parse_cgroup_parent(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    let plain = p
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if s.is_empty() || !plain {
+        return Err(format!("{s:?} is not a relative path of plain names"));
+    }
+    Ok(p)
 }
 
 #[derive(Args, Clone, Default)]
@@ -312,8 +330,9 @@ fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    let rt =
+    let mut rt =
         Runtime::open(&cli.root).with_context(|| format!("open runtime root {:?}", cli.root))?;
+    rt.cgroup_parent = cli.cgroup_parent;
     match cli.command {
         Cmd::Create {
             bundle,
