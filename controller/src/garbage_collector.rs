@@ -15,7 +15,7 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy,
 };
 use kube::runtime::reflector::{self, store::Writer, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
 use serde_json::json;
 use tracing::{debug, info, instrument, warn};
@@ -66,7 +66,7 @@ pub async fn run(client: kube::Client) {
         stores.push((ar.clone(), writer.as_reader()));
         let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
         streams.push(
-            reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            reflector::reflector(writer, crate::cache::watch(api))
                 .touched_objects()
                 .map(|_| ())
                 .boxed(),

@@ -30,6 +30,10 @@ struct Flags {
     /// The pod network; each node gets a /24 of it.
     #[arg(long = "cluster-cidr", default_value = "10.244.0.0/16")]
     cluster_cidr: String,
+    /// How long a node must be missing (and then confirmed gone) before the pods bound to it
+    /// are marked Failed and deleted (upstream podgc's fixed quarantineTime).
+    #[arg(long = "pod-gc-quarantine", default_value = "40s", value_parser = parse_duration)]
+    pod_gc_quarantine: Duration,
 }
 
 /// `50s`, `5m`, `300` (seconds), `500ms`.
@@ -63,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         node_monitor_grace_period: flags.node_monitor_grace_period,
         pod_eviction_timeout: flags.pod_eviction_timeout,
         cluster_cidr: flags.cluster_cidr,
+        pod_gc_quarantine: flags.pod_gc_quarantine,
     };
     let work = || async {
         controller::manager::run(client.clone(), config).await;

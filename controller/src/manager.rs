@@ -16,6 +16,8 @@ pub struct Config {
     pub pod_eviction_timeout: Duration,
     /// The cluster's pod network, split into one /24 per node.
     pub cluster_cidr: String,
+    /// How long a node must be missing before the pods bound to it are collected.
+    pub pod_gc_quarantine: Duration,
 }
 
 impl Default for Config {
@@ -24,6 +26,7 @@ impl Default for Config {
             node_monitor_grace_period: Duration::from_secs(50),
             pod_eviction_timeout: Duration::from_secs(300),
             cluster_cidr: "10.244.0.0/16".into(),
+            pod_gc_quarantine: Duration::from_secs(40),
         }
     }
 }
@@ -37,6 +40,7 @@ pub async fn run(client: kube::Client, config: Config) {
         _ = crate::namespace::run(client.clone()) => {}
         _ = crate::node_lifecycle::run(client.clone(), config.clone()) => {}
         _ = crate::node_ipam::run(client.clone(), config.clone()) => {}
+        _ = crate::pod_gc::run(client.clone(), config.clone()) => {}
     }
 }
 

@@ -14,10 +14,11 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams, PropagationPolicy,
 };
 use kube::discovery::{verbs, Discovery, Scope};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use tracing::{info, instrument, warn};
+
+use crate::conflict::{self, MaybeConflict};
 
 /// The finalizer this controller owns on every namespace.
 pub const FINALIZER: &str = "kubernetes";
@@ -52,19 +53,25 @@ pub struct Context {
 
 /// Run the namespace controller until the future is dropped.
 pub async fn run(client: kube::Client) {
-    Controller::new(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .run(reconcile, error_policy, Arc::new(Context { client }))
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    crate::cache::controller(Api::<Namespace>::all(client.clone()))
+        .run(reconcile, error_policy, Arc::new(Context { client }))
+        .for_each(|_| futures::future::ready(()))
+        .await;
 }
 
-/// Requeue with a short delay after a failure.
+/// Requeue after a failure: at once after a conflict, else with a short delay.
 pub fn error_policy(ns: Arc<Namespace>, err: &Error, _ctx: Arc<Context>) -> Action {
     warn!(namespace = %ns.name_any(), error = %err, "sync failed; retrying");
+    if err.is_conflict() {
+        return Action::requeue(conflict::REQUEUE);
+    }
     Action::requeue(Duration::from_secs(2))
+}
+
+impl MaybeConflict for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Finalize { source, .. } if conflict::is_conflict(source))
+    }
 }
 
 /// Namespaced resources that can be listed and deleted as a collection.
@@ -94,9 +101,16 @@ async fn namespaced_resources(client: &kube::Client) -> Result<Vec<ApiResource>,
     Ok(out)
 }
 
-/// One sync of one namespace.
+/// One sync of one namespace. The finalize call names the resourceVersion we read; if our copy
+/// was stale (409), the namespace is read again and the sync runs again at once.
 #[instrument(skip_all, fields(namespace = %ns.name_any()))]
 pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    conflict::retry_on_conflict(&api, ns, |ns| empty_and_finalize(ns, ctx.clone())).await
+}
+
+/// Delete everything in a Terminating namespace, then drop our finalizer.
+async fn empty_and_finalize(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = ns.name_any();
     let ours = ns
         .spec

@@ -12,9 +12,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::ResourceExt;
 use serde_json::json;
 use tracing::{info, instrument, warn};
@@ -71,7 +70,7 @@ pub struct Context {
 
 /// Run the allocator until the future is dropped.
 pub async fn run(client: kube::Client, config: Config) {
-    let controller = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default())
+    let controller = crate::cache::controller(Api::<Node>::all(client.clone()))
         // One node at a time: two concurrent syncs could pick the same subnet.
         .with_config(controller::Config::default().concurrency(1));
     let nodes = controller.store();
@@ -87,10 +86,10 @@ pub async fn run(client: kube::Client, config: Config) {
         .await;
 }
 
-/// Requeue after a failure.
+/// Requeue after a failure, in a second: a node without a subnet cannot run pods.
 pub fn error_policy(node: Arc<Node>, err: &Error, _ctx: Arc<Context>) -> Action {
     warn!(node = %node.name_any(), error = %err, "pod CIDR allocation failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(Duration::from_secs(1))
 }
 
 /// Give the node a subnet if it has none.

@@ -7,8 +7,9 @@
 //! `--pod-eviction-timeout` default; a toleration without seconds: never). The apiserver
 //! gives every pod such a toleration (its `--default-unreachable-toleration-seconds`, 300 s),
 //! so that flag is where a lab shortens evictions. When the Lease is
-//! renewed again the taint is removed and the kubelet reports Ready itself. Pods bound to a
-//! node that no longer exists are deleted with grace 0: nobody is left to stop them.
+//! renewed again the taint is removed and the kubelet reports Ready itself. Every write names
+//! the resourceVersion it was computed from; a 409 reads the node again and checks again at
+//! once (`conflict.rs`). Pods bound to a node that no longer exists are `pod_gc.rs`'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,13 +19,15 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
+use crate::cache;
+use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
 use crate::manager::Config;
 
@@ -67,38 +70,42 @@ pub struct Context {
     pub recorder: Recorder,
 }
 
-/// Run the node lifecycle controller (and the orphaned-pod collector) until dropped.
+/// Run the node lifecycle controller until dropped.
 pub async fn run(client: kube::Client, config: Config) {
     let (leases, writer) = reflector::store::<Lease>();
     let lease_events = reflector::reflector(
         writer,
-        watcher(
-            Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
-            watcher::Config::default(),
-        ),
+        cache::watch(Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE)),
     )
     .touched_objects();
-    let controller = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let nodes = controller.store();
     let ctx = Arc::new(Context {
         client: client.clone(),
         leases,
         config,
         recorder: Recorder::new(client.clone(), "node-controller"),
     });
-    let lifecycle = controller
+    cache::controller(Api::<Node>::all(client))
         .watches_stream(lease_events, |l: Lease| {
             Some(ObjectRef::<Node>::new(&l.name_any()))
         })
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
-    tokio::join!(lifecycle, collect_orphaned_pods(client, nodes));
+        .for_each(|_| futures::future::ready(()))
+        .await;
 }
 
-/// Requeue after a failure.
+/// Requeue after a failure: at once after a conflict, else in a second.
 pub fn error_policy(node: Arc<Node>, err: &Error, _ctx: Arc<Context>) -> Action {
     warn!(node = %node.name_any(), error = %err, "node sync failed; retrying");
+    if err.is_conflict() {
+        return Action::requeue(conflict::REQUEUE);
+    }
     Action::requeue(Duration::from_secs(1))
+}
+
+impl MaybeConflict for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::UpdateNode { source, .. } if conflict::is_conflict(source))
+    }
 }
 
 /// When the node was last heard of: the later of its Lease's renewTime and its Ready
@@ -150,50 +157,81 @@ pub fn eviction_time(
     Some(tainted_at + jiff::SignedDuration::from_secs(secs))
 }
 
-/// One check of one node.
+/// One check of one node. A write refused because our copy of the node is stale (409) reads
+/// the node again and checks again at once.
 #[instrument(skip_all, fields(node = %node.name_any()))]
 pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let name = node.name_any();
-    let now = jiff::Timestamp::now();
-    let grace = ctx.config.node_monitor_grace_period;
-    let silent_until =
-        last_heard(&node, &ctx.leases) + jiff::SignedDuration::try_from(grace).unwrap_or_default();
     let api: Api<Node> = Api::all(ctx.client.clone());
-    let fail = |source| Error::UpdateNode {
-        node: name.clone(),
-        source,
-    };
-    let taints = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.clone())
-        .unwrap_or_default();
-    let taint = taints
-        .iter()
-        .find(|t| t.key == UNREACHABLE_TAINT && t.effect == "NoExecute")
-        .cloned();
+    conflict::retry_on_conflict(&api, node, |n| check(n, ctx.clone())).await
+}
 
+/// Lift the taint of a node heard from recently; mark a silent one Unknown, taint it and evict
+/// its pods as their tolerations run out.
+async fn check(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let now = jiff::Timestamp::now();
+    let grace =
+        jiff::SignedDuration::try_from(ctx.config.node_monitor_grace_period).unwrap_or_default();
+    let silent_until = last_heard(&node, &ctx.leases) + grace;
+    let api: Api<Node> = Api::all(ctx.client.clone());
     if now < silent_until {
         // Heard from recently: lift the taint; Ready is the kubelet's to report.
-        if taint.is_some() {
-            let rest: Vec<&Taint> = taints
-                .iter()
+        if unreachable_taint(&node).is_some() {
+            let rest = taints(&node)
+                .into_iter()
                 .filter(|t| t.key != UNREACHABLE_TAINT)
                 .collect();
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"taints": rest}})),
-            )
-            .await
-            .map_err(fail)?;
+            patch_taints(&api, &node, rest).await?;
             info!("node lease renewed; unreachable taint removed");
         }
         let wait = silent_until.duration_since(now).as_millis().max(0) as u64 + 200;
         return Ok(Action::requeue(Duration::from_millis(wait)));
     }
+    let node = mark_unknown(&api, node, &ctx, now).await?;
+    let tainted_at = taint_unreachable(&api, &node, now).await?;
+    evict_expired(&node.name_any(), &ctx, tainted_at, now).await
+}
 
-    // Silent too long: Ready (and every other condition) becomes Unknown.
+fn taints(node: &Node) -> Vec<Taint> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+}
+
+fn unreachable_taint(node: &Node) -> Option<Taint> {
+    taints(node)
+        .into_iter()
+        .find(|t| t.key == UNREACHABLE_TAINT && t.effect == "NoExecute")
+}
+
+/// Replace the node's taints, guarded by the resourceVersion they were read at: a taint
+/// someone added since is never dropped (the write is a 409 instead).
+async fn patch_taints(api: &Api<Node>, node: &Node, taints: Vec<Taint>) -> Result<Node, Error> {
+    let patch = json!({
+        "metadata": {"resourceVersion": node.resource_version()},
+        "spec": {"taints": taints},
+    });
+    api.patch(
+        &node.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
+    .map_err(|source| Error::UpdateNode {
+        node: node.name_any(),
+        source,
+    })
+}
+
+/// The kubelet stopped reporting: Ready (and every other condition) becomes Unknown. Guarded
+/// by the resourceVersion we read, so a status the kubelet posted since is a 409, not
+/// overwritten. Returns the node as written.
+async fn mark_unknown(
+    api: &Api<Node>,
+    node: Arc<Node>,
+    ctx: &Context,
+    now: jiff::Timestamp,
+) -> Result<Arc<Node>, Error> {
     let mut conditions = node
         .status
         .as_ref()
@@ -205,62 +243,68 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
             ..Default::default()
         });
     }
-    if conditions.iter().any(|c| c.status != "Unknown") {
-        for c in conditions.iter_mut().filter(|c| c.status != "Unknown") {
-            c.status = "Unknown".into();
-            c.reason = Some("NodeStatusUnknown".into());
-            c.message = Some("Kubelet stopped posting node status.".into());
-            c.last_transition_time = Some(Time(now));
-        }
-        // Guarded by the resourceVersion we read: if the kubelet has posted a fresh status
-        // since, this is a 409 and the next sync sees it.
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({
-                "metadata": {"resourceVersion": node.resource_version()},
-                "status": {"conditions": conditions},
-            })),
-        )
-        .await
-        .map_err(fail)?;
-        info!("node lease expired; Ready=Unknown");
-        ctx.recorder
-            .normal(
-                node.as_ref(),
-                "NodeNotReady",
-                format!("Node {name} status is now: NodeNotReady"),
-            )
-            .await;
+    if conditions.iter().all(|c| c.status == "Unknown") {
+        return Ok(node);
     }
-    let tainted_at = match &taint {
-        Some(t) => t.time_added.as_ref().map(|t| t.0).unwrap_or(now),
-        None => {
-            let mut all = taints.clone();
-            all.push(Taint {
-                key: UNREACHABLE_TAINT.into(),
-                effect: "NoExecute".into(),
-                time_added: Some(Time(now)),
-                value: None,
-            });
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"taints": all}})),
-            )
-            .await
-            .map_err(fail)?;
-            now
-        }
-    };
+    for c in conditions.iter_mut().filter(|c| c.status != "Unknown") {
+        c.status = "Unknown".into();
+        c.reason = Some("NodeStatusUnknown".into());
+        c.message = Some("Kubelet stopped posting node status.".into());
+        c.last_transition_time = Some(Time(now));
+    }
+    let name = node.name_any();
+    let patch = json!({
+        "metadata": {"resourceVersion": node.resource_version()},
+        "status": {"conditions": conditions},
+    });
+    let written = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| Error::UpdateNode {
+            node: name.clone(),
+            source,
+        })?;
+    info!("node lease expired; Ready=Unknown");
+    let message = format!("Node {name} status is now: NodeNotReady");
+    ctx.recorder
+        .normal(node.as_ref(), "NodeNotReady", message)
+        .await;
+    Ok(Arc::new(written))
+}
 
-    // Evict the pods whose toleration ran out; come back for the next one.
+/// When the node got the unreachable taint, adding it now if it has none.
+async fn taint_unreachable(
+    api: &Api<Node>,
+    node: &Node,
+    now: jiff::Timestamp,
+) -> Result<jiff::Timestamp, Error> {
+    if let Some(t) = unreachable_taint(node) {
+        return Ok(t.time_added.map(|t| t.0).unwrap_or(now));
+    }
+    let mut all = taints(node);
+    all.push(Taint {
+        key: UNREACHABLE_TAINT.into(),
+        effect: "NoExecute".into(),
+        time_added: Some(Time(now)),
+        value: None,
+    });
+    patch_taints(api, node, all).await?;
+    Ok(now)
+}
+
+/// Evict the node's pods whose toleration ran out; come back for the next one.
+async fn evict_expired(
+    name: &str,
+    ctx: &Context,
+    tainted_at: jiff::Timestamp,
+    now: jiff::Timestamp,
+) -> Result<Action, Error> {
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let on_node = pods
         .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
         .await
         .map_err(|source| Error::ListPods {
-            node: name.clone(),
+            node: name.to_string(),
             source,
         })?;
     let mut next: Option<jiff::Timestamp> = None;
@@ -276,27 +320,7 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
             next = Some(next.map_or(at, |n| n.min(at)));
             continue;
         }
-        let ns = p.namespace().unwrap_or_default();
-        ctx.recorder
-            .normal(
-                p,
-                "TaintManagerEviction",
-                format!("Marking for deletion Pod {ns}/{}", p.name_any()),
-            )
-            .await;
-        match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-            .delete(&p.name_any(), &DeleteParams::default())
-            .await
-        {
-            Ok(_) => info!(pod = %p.name_any(), "evicted pod from unreachable node"),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Evict {
-                    pod: p.name_any(),
-                    source,
-                })
-            }
-        }
+        evict(p, ctx).await?;
     }
     let wait = next
         .map(|n| n.duration_since(now).as_millis().max(0) as u64 + 100)
@@ -304,52 +328,34 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
     Ok(Action::requeue(Duration::from_millis(wait.min(10_000))))
 }
 
-/// Every few seconds: pods bound to a node that no longer exists are deleted at once (grace 0).
-async fn collect_orphaned_pods(client: kube::Client, nodes: Store<Node>) {
-    let pods: Api<Pod> = Api::all(client.clone());
-    loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        if nodes.wait_until_ready().await.is_err() {
-            continue;
-        }
-        let Ok(list) = pods.list(&ListParams::default()).await else {
-            continue;
-        };
-        for p in list.items {
-            let node = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default();
-            if node.is_empty() || nodes.get(&ObjectRef::new(&node)).is_some() {
-                continue;
-            }
-            // Confirm with the apiserver: the node may be newer than our cache.
-            if Api::<Node>::all(client.clone())
-                .get_opt(&node)
-                .await
-                .ok()
-                .flatten()
-                .is_some()
-            {
-                continue;
-            }
-            let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace().unwrap_or_default());
-            if api
-                .delete(&p.name_any(), &DeleteParams::default().grace_period(0))
-                .await
-                .is_ok()
-            {
-                info!(pod = %p.name_any(), node, "deleted pod of a node that is gone");
-            }
+/// Delete a pod whose toleration of the unreachable taint ran out.
+async fn evict(p: &Pod, ctx: &Context) -> Result<(), Error> {
+    let ns = p.namespace().unwrap_or_default();
+    let message = format!("Marking for deletion Pod {ns}/{}", p.name_any());
+    ctx.recorder
+        .normal(p, "TaintManagerEviction", message)
+        .await;
+    match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .delete(&p.name_any(), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => info!(pod = %p.name_any(), "evicted pod from unreachable node"),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(source) => {
+            return Err(Error::Evict {
+                pod: p.name_any(),
+                source,
+            })
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodSpec, Toleration};
+    use kube::runtime::watcher;
 
     fn pod(t: Option<Toleration>) -> Pod {
         Pod {

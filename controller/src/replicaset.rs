@@ -14,13 +14,15 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
+use crate::cache;
+use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::pod::{self, controller_of, selector_matches};
@@ -81,25 +83,19 @@ pub async fn run(client: kube::Client) {
     let lost = expectations.clone();
     // The pod cache is updated before the controller is triggered, so a sync woken by a pod
     // event always sees that event. A pod deleted before we ever saw it ends its expectation.
-    let pod_events = reflector::reflector(
-        writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .inspect(move |ev| {
-        if let Ok(watcher::Event::Delete(p)) = ev {
-            if let Some(owner) = controller_of(&p.metadata) {
-                lost.creation_observed(
-                    &key(&p.namespace().unwrap_or_default(), &owner.name),
-                    &p.name_any(),
-                );
+    let pod_events = reflector::reflector(writer, cache::watch(Api::<Pod>::all(client.clone())))
+        .inspect(move |ev| {
+            if let Ok(watcher::Event::Delete(p)) = ev {
+                if let Some(owner) = controller_of(&p.metadata) {
+                    lost.creation_observed(
+                        &key(&p.namespace().unwrap_or_default(), &owner.name),
+                        &p.name_any(),
+                    );
+                }
             }
-        }
-    })
-    .touched_objects();
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
+        })
+        .touched_objects();
+    let controller = cache::controller(Api::<ReplicaSet>::all(client.clone()));
     let sets = controller.store();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -137,10 +133,20 @@ fn owners_to_sync(p: &Pod, sets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet
         .collect()
 }
 
-/// Requeue with a short delay after a failure.
+/// Requeue after a failure: at once after a conflict (a pod changed since our cache saw it;
+/// the next sync sees the change), else with a short delay.
 pub fn error_policy(rs: Arc<ReplicaSet>, err: &Error, _ctx: Arc<Context>) -> Action {
     warn!(replicaset = %rs.name_any(), error = %err, "sync failed; retrying");
+    if err.is_conflict() {
+        return Action::requeue(conflict::REQUEUE);
+    }
     Action::requeue(Duration::from_secs(2))
+}
+
+impl MaybeConflict for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::ClaimPod { source, .. } if conflict::is_conflict(source))
+    }
 }
 
 /// The ownerReference a controller puts on what it creates.

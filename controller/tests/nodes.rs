@@ -1,5 +1,5 @@
-//! Node lifecycle and IPAM against a real apiserver: nodes are Node objects with Leases the test
-//! renews or stops renewing (no kubelet).
+//! Node lifecycle, IPAM and the orphaned-pod collector against a real apiserver: nodes are Node
+//! objects with Leases the test renews or stops renewing (no kubelet).
 
 mod common;
 
@@ -164,7 +164,7 @@ async fn silent_node_is_tainted_its_pods_evicted_and_a_renewed_lease_lifts_the_t
     })
     .await;
 
-    // The node is deleted: its pods go at once.
+    // The node is deleted: its pods go after the (here 2 s) quarantine.
     nodes.delete("n1", &DeleteParams::default()).await.unwrap();
     wait_for(30, "pods of a deleted node removed", || async {
         let left: Vec<String> = pods
@@ -178,4 +178,211 @@ async fn silent_node_is_tainted_its_pods_evicted_and_a_renewed_lease_lifts_the_t
         left.is_empty().then_some(())
     })
     .await;
+}
+
+/// Seconds from `since` until `check` holds (polled every 100 ms), or panic after 60 s.
+async fn seconds_until<F, Fut>(since: tokio::time::Instant, what: &str, check: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    wait_for(60, what, check).await;
+    since.elapsed().as_secs_f64()
+}
+
+/// A 2.3 s apiserver outage, during which another writer labels a node (so the controller's
+/// copy of it is stale) and registers a new one: once the apiserver is back, the silent node is
+/// marked Unknown and tainted, and the new node gets its pod CIDR, within seconds, like the
+/// scheduler and kubelets. Neither a 409 on a stale copy nor the watches' back-off may stall it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_short_apiserver_outage_nodes_are_handled_within_seconds() {
+    let mut cluster = Cluster::start().await;
+    let client = cluster.client();
+    node(&client, "n1").await;
+    let alive = Arc::new(AtomicBool::new(true));
+    let _hb = heartbeat(client.clone(), "n1", alive.clone());
+    let config = controller::manager::Config {
+        node_monitor_grace_period: Duration::from_secs(2),
+        ..fast_config()
+    };
+    let _ctrl = cluster.start_controllers(config);
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for(30, "n1's pod CIDR", || async {
+        nodes.get("n1").await.unwrap().spec?.pod_cidr.map(|_| ())
+    })
+    .await;
+
+    // The kubelet goes silent and the apiserver goes away.
+    alive.store(false, Ordering::SeqCst);
+    let down = tokio::time::Instant::now();
+    cluster.stop_apiserver().await;
+    let (other, other_client) = cluster.second_apiserver().await;
+    let other_nodes: Api<Node> = Api::all(other_client.clone());
+    other_nodes
+        .patch(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"rack": "r2"}}})),
+        )
+        .await
+        .unwrap();
+    node(&other_client, "n2").await;
+    drop(other);
+    tokio::time::sleep_until(down + Duration::from_millis(2300)).await;
+    cluster.restart_apiserver().await;
+    let back = tokio::time::Instant::now();
+
+    let (unknown, cidr) = tokio::join!(
+        seconds_until(back, "n1 Ready=Unknown and tainted", || async {
+            let n = nodes.get("n1").await.ok()?;
+            (tainted(&n) && ready_status(&n).as_deref() == Some("Unknown")).then_some(())
+        }),
+        seconds_until(back, "n2's pod CIDR", || async {
+            nodes.get("n2").await.ok()?.spec?.pod_cidr.map(|_| ())
+        }),
+    );
+    eprintln!("after the outage: n1 Unknown+tainted in {unknown:.1} s, n2 CIDR in {cidr:.1} s");
+    assert!(
+        unknown <= 6.0,
+        "n1 marked Unknown {unknown:.1} s after the apiserver came back"
+    );
+    assert!(
+        cidr <= 6.0,
+        "n2 got its pod CIDR {cidr:.1} s after the apiserver came back"
+    );
+}
+
+fn is_live(p: &Option<Pod>) -> bool {
+    p.as_ref()
+        .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+}
+
+/// The pod as it was when deleted (from a watch).
+async fn last_state_before_deletion(pods: Api<Pod>, name: &str) -> Pod {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let mut events = watcher(pods, watcher::Config::default()).boxed();
+    loop {
+        if let Some(Ok(watcher::Event::Delete(p))) = events.next().await {
+            if p.name_any() == name {
+                return p;
+            }
+        }
+    }
+}
+
+/// Upstream podgc's 40 s quarantine: a pod bound to a node that does not exist outlives a
+/// few passes of the collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_of_a_missing_node_is_kept_for_the_default_quarantine() {
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &bound_pod("orphan", "nowhere", None),
+    )
+    .await
+    .unwrap();
+    let config = controller::manager::Config {
+        pod_gc_quarantine: controller::manager::Config::default().pod_gc_quarantine,
+        ..fast_config()
+    };
+    let _ctrl = cluster.start_controllers(config);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        is_live(&pods.get_opt("orphan").await.unwrap()),
+        "a pod of a missing node deleted before the 40 s quarantine"
+    );
+}
+
+/// After the quarantine, a pod of a node still gone is marked Failed with a DisruptionTarget
+/// condition (DeletionByPodGC) and deleted; a node that registers within the quarantine saves
+/// its pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_of_a_node_gone_for_the_quarantine_is_marked_failed_and_deleted() {
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &bound_pod("orphan", "nowhere", None),
+    )
+    .await
+    .unwrap();
+    pods.create(&PostParams::default(), &bound_pod("saved", "late", None))
+        .await
+        .unwrap();
+    let deleted = tokio::spawn(last_state_before_deletion(pods.clone(), "orphan"));
+    let config = controller::manager::Config {
+        pod_gc_quarantine: Duration::from_secs(3),
+        ..fast_config()
+    };
+    let started = tokio::time::Instant::now();
+    let _ctrl = cluster.start_controllers(config);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    node(&client, "late").await;
+
+    let orphan = tokio::time::timeout(Duration::from_secs(30), deleted)
+        .await
+        .expect("the orphaned pod deleted")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "deleted before the quarantine ran out"
+    );
+    let status = orphan.status.unwrap_or_default();
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    let condition = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .expect("a DisruptionTarget condition");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_deref()),
+        ("True", Some(controller::pod_gc::REASON))
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        is_live(&pods.get_opt("saved").await.unwrap()),
+        "a pod whose node registered within the quarantine was collected"
+    );
+}
+
+/// A sync computed from a stale copy of a silent node (someone wrote the node since) is
+/// refused with 409; the sync reads the node again and finishes in the same call instead of
+/// failing and waiting for the watch to catch up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_on_a_stale_copy_of_a_node_reads_it_again_and_finishes() {
+    use controller::node_lifecycle::{reconcile, Context};
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    let nodes: Api<Node> = Api::all(client.clone());
+    node(&client, "n1").await;
+    let long_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    let heartbeat = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": long_ago}]}});
+    nodes
+        .patch_status("n1", &PatchParams::default(), &Patch::Strategic(heartbeat))
+        .await
+        .unwrap();
+    let stale = nodes.get("n1").await.unwrap();
+    let label = json!({"metadata": {"labels": {"rack": "r2"}}});
+    nodes
+        .patch("n1", &PatchParams::default(), &Patch::Merge(label))
+        .await
+        .unwrap();
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        leases: kube::runtime::reflector::store::<Lease>().0,
+        config: fast_config(),
+        recorder: controller::events::Recorder::new(client.clone(), "test"),
+    });
+    let synced = reconcile(Arc::new(stale), ctx).await;
+    assert!(synced.is_ok(), "{:?}", synced.err());
+    let n = nodes.get("n1").await.unwrap();
+    assert_eq!(ready_status(&n).as_deref(), Some("Unknown"));
+    assert!(tainted(&n));
+    assert_eq!(n.labels().get("rack").map(String::as_str), Some("r2"));
 }

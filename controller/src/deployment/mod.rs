@@ -15,13 +15,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
+use crate::cache;
+use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
 use crate::pod::{controller_of, selector_is_empty, selector_matches};
 use rolling::Counts;
@@ -70,18 +72,10 @@ pub struct Context {
 /// Run the Deployment controller until the future is dropped.
 pub async fn run(client: kube::Client) {
     let (replica_sets, writer) = reflector::store::<ReplicaSet>();
-    let rs_events = reflector::reflector(
-        writer,
-        watcher(
-            Api::<ReplicaSet>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .touched_objects();
-    let controller = Controller::new(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let rs_events =
+        reflector::reflector(writer, cache::watch(Api::<ReplicaSet>::all(client.clone())))
+            .touched_objects();
+    let controller = cache::controller(Api::<Deployment>::all(client.clone()));
     let deployments = controller.store();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -123,10 +117,20 @@ fn deployments_to_sync(
         .collect()
 }
 
-/// Requeue with a short delay after a failure.
+/// Requeue after a failure: at once after a conflict (a ReplicaSet changed since our cache saw
+/// it; the next sync sees the change), else in a second.
 pub fn error_policy(d: Arc<Deployment>, err: &Error, _ctx: Arc<Context>) -> Action {
     warn!(deployment = %d.name_any(), error = %err, "sync failed; retrying");
+    if err.is_conflict() {
+        return Action::requeue(conflict::REQUEUE);
+    }
     Action::requeue(Duration::from_secs(1))
+}
+
+impl MaybeConflict for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::UpdateReplicaSet { source, .. } if conflict::is_conflict(source))
+    }
 }
 
 fn counts(rs: &ReplicaSet) -> Counts {

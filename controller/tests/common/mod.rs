@@ -15,18 +15,64 @@ use serde_json::json;
 pub struct Cluster {
     pub server: TestServer,
     pub etcd: EtcdProcess,
+    /// The etcd key prefix the apiserver stores under (a restarted one reuses it).
+    prefix: String,
     kube_cache: tempfile::TempDir,
 }
 
 impl Cluster {
     pub async fn start() -> Cluster {
         let etcd = EtcdProcess::start();
-        let server = TestServer::start(&etcd, Default::default()).await;
+        let prefix = format!(
+            "/registry-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        let server = TestServer::start_on(
+            &etcd,
+            &prefix,
+            "127.0.0.1:0".parse().unwrap(),
+            Default::default(),
+        )
+        .await;
         Cluster {
             server,
             etcd,
+            prefix,
             kube_cache: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Stop the apiserver (open watches are cut) and wait until its port refuses connections.
+    pub async fn stop_apiserver(&self) {
+        self.server.shutdown();
+        let addr = self.server.addr;
+        wait_for(30, "the apiserver's port to close", || async {
+            std::net::TcpStream::connect(addr).is_err().then_some(())
+        })
+        .await;
+    }
+
+    /// Start the apiserver again on the same address and etcd data.
+    pub async fn restart_apiserver(&mut self) {
+        let addr = self.server.addr;
+        self.server =
+            TestServer::start_on(&self.etcd, &self.prefix, addr, Default::default()).await;
+    }
+
+    /// A second apiserver on the same etcd data, on a fresh port: another writer that can change
+    /// objects while the first apiserver is down.
+    pub async fn second_apiserver(&self) -> (TestServer, kube::Client) {
+        let server = TestServer::start_on(
+            &self.etcd,
+            &self.prefix,
+            "127.0.0.1:0".parse().unwrap(),
+            Default::default(),
+        )
+        .await;
+        let client =
+            kube::Client::try_from(kube::Config::new(server.url.parse().unwrap())).unwrap();
+        (server, client)
     }
 
     pub fn client(&self) -> kube::Client {
@@ -132,6 +178,7 @@ pub fn fast_config() -> controller::manager::Config {
         node_monitor_grace_period: Duration::from_secs(3),
         pod_eviction_timeout: Duration::from_secs(2),
         cluster_cidr: "10.244.0.0/16".into(),
+        pod_gc_quarantine: Duration::from_secs(2),
     }
 }
 
