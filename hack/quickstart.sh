@@ -20,8 +20,6 @@ STATE=${MINIK8S_STATE:-$MINIK8S_VAR/quickstart}
 BIN=${MINIK8S_BIN:-target/release}
 BRIDGE=${MINIK8S_BRIDGE:-minik8s0}
 COMPONENTS=(kubelet scheduler controller apiserver etcd)
-# the components get --server; a KUBECONFIG from the caller's shell must not reach them
-unset KUBECONFIG
 
 # The pid in $STATE/NAME.pid, if that process is still the one we started (its binary's name
 # is in its command line), so a recycled pid is never signalled.

@@ -202,3 +202,19 @@ impl Drop for TestServer {
         self.handle.shutdown();
     }
 }
+
+/// The kubectl the tests run: `$KUBECTL` if set (hack/test.sh sets it to a kubectl it checked
+/// is 1.30 or newer), else `kubectl` on `PATH`.
+pub fn kubectl() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
+        return PathBuf::from(k);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("kubectl"))
+        .find(|k| k.is_file())
+        .unwrap_or_else(|| {
+            panic!("no kubectl on PATH and KUBECTL not set (hack/test.sh installs one)")
+        })
+}

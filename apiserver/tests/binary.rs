@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 }
 
 fn kubectl(server: &str, cache: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    Command::new("/usr/bin/kubectl")
+    Command::new(apiserver::testing::kubectl())
         .args(["--server", server, "--cache-dir"])
         .arg(cache)
         .args(extra)

@@ -1,4 +1,4 @@
-//! The real kubectl (/usr/bin/kubectl, v1.32) against our apiserver on a real etcd.
+//! The real kubectl (`KUBECTL` or on PATH, 1.30 or newer) against our apiserver on a real etcd.
 
 mod common;
 
@@ -238,7 +238,7 @@ async fn replace_with_a_stale_object_is_a_conflict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_changes_as_they_happen() {
     let c = Cluster::start().await;
-    let mut cmd = tokio::process::Command::new("/usr/bin/kubectl");
+    let mut cmd = tokio::process::Command::new(apiserver::testing::kubectl());
     cmd.args(["--server", c.url(), "--cache-dir"])
         .arg(std::env::temp_dir().join(format!("kc-watch-{}", std::process::id())))
         .args(["get", "pods", "-w", "--request-timeout", "8s"])

@@ -633,7 +633,7 @@ async fn kubectl_logs_and_exec_through_the_apiserver() {
     assert!(rest.starts_with("tick ") || rest == "err", "{s}");
 
     // logs -f keeps streaming new lines
-    let mut follow = tokio::process::Command::new("/usr/bin/kubectl")
+    let mut follow = tokio::process::Command::new(apiserver::testing::kubectl())
         .args(["--server", c.url(), "--cache-dir"])
         .arg(&c.cache)
         .args(["logs", "-f", "talk", "--tail=1"])
@@ -674,7 +674,7 @@ async fn kubectl_logs_and_exec_through_the_apiserver() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
     let out = c.kubectl(&["exec", "talk", "--", "true"]).await;
     assert!(out.status.success(), "{}", text(&out));
-    let mut child = tokio::process::Command::new("/usr/bin/kubectl")
+    let mut child = tokio::process::Command::new(apiserver::testing::kubectl())
         .args(["--server", c.url(), "--cache-dir"])
         .arg(&c.cache)
         .args(["exec", "-i", "talk", "--", "sh", "-c", "tr a-z A-Z"])
@@ -745,7 +745,7 @@ async fn kubectl_exec_with_a_terminal() {
     c.create_pod("tty", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]})).await;
     c.wait_pod("tty", 60, "Running", |p| phase(p) == "Running")
         .await;
-    let kubectl = format!("/usr/bin/kubectl --server {} --cache-dir {} exec -it tty -- sh -c 'test -t 0 && test -t 1 && echo on-a-terminal; exit 4'", c.url(), c.cache.display());
+    let kubectl = format!("{} --server {} --cache-dir {} exec -it tty -- sh -c 'test -t 0 && test -t 1 && echo on-a-terminal; exit 4'", apiserver::testing::kubectl().display(), c.url(), c.cache.display());
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new("/usr/bin/script")

@@ -40,7 +40,7 @@ impl Cluster {
     /// Run kubectl with `stdin` piped in (for `-f -`).
     pub async fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new("/usr/bin/kubectl");
+        let mut cmd = tokio::process::Command::new(apiserver::testing::kubectl());
         cmd.arg("--server")
             .arg(&self.server.url)
             .arg("--cache-dir")
@@ -50,7 +50,7 @@ impl Cluster {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("run /usr/bin/kubectl");
+        let mut child = cmd.spawn().expect("run kubectl");
         let mut input = child.stdin.take().unwrap();
         if let Some(s) = stdin {
             input.write_all(s.as_bytes()).await.unwrap();

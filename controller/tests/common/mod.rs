@@ -81,7 +81,7 @@ impl Cluster {
 
     /// Run the real kubectl against this server; returns (success, stdout + stderr).
     pub async fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = tokio::process::Command::new("/usr/bin/kubectl")
+        let out = tokio::process::Command::new(apiserver::testing::kubectl())
             .arg("--server")
             .arg(&self.server.url)
             .arg("--cache-dir")
@@ -91,7 +91,7 @@ impl Cluster {
             .kill_on_drop(true)
             .output()
             .await
-            .expect("run /usr/bin/kubectl");
+            .expect("run kubectl");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -72,7 +72,7 @@ impl Cluster {
 
     /// Run the real kubectl against this server.
     pub async fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        tokio::process::Command::new("/usr/bin/kubectl")
+        tokio::process::Command::new(apiserver::testing::kubectl())
             .arg("--server")
             .arg(self.url())
             .arg("--cache-dir")

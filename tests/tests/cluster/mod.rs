@@ -26,7 +26,6 @@ use kubelet::runtime::Runtime;
 
 /// The kubelet binary built from `kubelet/src/bin/minik8s-kubelet.rs` by this package.
 pub const KUBELET: &str = env!("CARGO_BIN_EXE_e2e-kubelet");
-pub const KUBECTL: &str = "/usr/bin/kubectl";
 
 /// The tests need root (namespaces, cgroups, mounts): say so and skip otherwise.
 pub fn skip_unless_root(test: &str) -> bool {
@@ -136,7 +135,7 @@ impl Cluster {
 
     /// Run the real kubectl with the cluster's kubeconfig; returns (success, stdout + stderr).
     pub async fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = tokio::process::Command::new(KUBECTL)
+        let out = tokio::process::Command::new(apiserver::testing::kubectl())
             .arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
@@ -147,7 +146,7 @@ impl Cluster {
             .kill_on_drop(true)
             .output()
             .await
-            .unwrap_or_else(|e| panic!("run {KUBECTL}: {e}"));
+            .unwrap_or_else(|e| panic!("run kubectl: {e}"));
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -225,7 +224,7 @@ fn kubelet_flags() -> &'static KubeletFlags {
 }
 
 /// A /24 for one node: two kubelets on one host need distinct pod ranges (and bridges).
-fn random_pod_cidr() -> String {
+pub fn random_pod_cidr() -> String {
     let b = u32::from_str_radix(&kubelet::runtime::random_hex(2), 16).unwrap();
     format!("10.{}.{}.0/24", 200 + (b >> 8) % 40, b & 0xff)
 }

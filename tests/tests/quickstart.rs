@@ -1,0 +1,201 @@
+//! The README's first command, `hack/quickstart.sh`, run the way a user runs it, against this
+//! build's binaries (`MINIK8S_BIN`: the components' own `main`s compiled as this package's
+//! `e2e-*` binaries) and on a state dir, API port, pod bridge and pod range of the test's own.
+//!
+//! It checks what a new user sees: the sample workload comes up with every pod at RESTARTS 0,
+//! the node is named after the lowercased hostname, the logs carry no colour codes, `down`
+//! removes the cluster's data so that a second `quickstart.sh` starts empty, and afterwards the
+//! kernel holds nothing of the cluster (processes, mounts, pod cgroups, the bridge).
+
+mod cluster;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use cluster::{assert_nothing_left, rand_hex, random_pod_cidr, skip_unless_root};
+
+/// The binaries the quickstart starts, as `MINIK8S_BIN` names them, and where Cargo built them.
+const BINARIES: [(&str, &str); 5] = [
+    ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
+    ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
+    ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
+    ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
+    ("minik8s-runtime", env!("CARGO_BIN_EXE_e2e-runtime")),
+];
+
+/// One quickstart cluster of the test's own; `down` on drop, also when the test panics.
+struct Quickstart {
+    dir: PathBuf,
+    state: PathBuf,
+    bridge: String,
+    api_port: u16,
+    pod_cidr: String,
+}
+
+impl Quickstart {
+    fn new() -> Quickstart {
+        let dir = std::env::temp_dir().join(format!("minik8s-quickstart-{}", rand_hex()));
+        let bin = dir.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        for (name, path) in BINARIES {
+            std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
+        }
+        let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        Quickstart {
+            state: dir.join("state"),
+            dir,
+            bridge: format!("qs{}", rand_hex()),
+            api_port,
+            pod_cidr: random_pod_cidr(),
+        }
+    }
+
+    /// `hack/quickstart.sh ARGS`, with its output kept for the assertion messages.
+    fn run(&self, args: &[&str]) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/quickstart.sh");
+        Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("MINIK8S_STATE", &self.state)
+            .env("MINIK8S_BIN", self.dir.join("bin"))
+            .env("MINIK8S_BRIDGE", &self.bridge)
+            .env("MINIK8S_POD_CIDR", &self.pod_cidr)
+            .env("API_PORT", self.api_port.to_string())
+            .env("KUBECTL", apiserver::testing::kubectl())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hack/quickstart.sh")
+    }
+
+    fn up(&self) {
+        let out = self.run(&[]);
+        assert!(
+            out.status.success(),
+            "quickstart.sh failed:\n{}",
+            text(&out)
+        );
+        assert!(text(&out).contains("minik8s is up"), "{}", text(&out));
+    }
+
+    fn down(&self) {
+        let out = self.run(&["down"]);
+        assert!(
+            out.status.success(),
+            "quickstart.sh down failed:\n{}",
+            text(&out)
+        );
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(apiserver::testing::kubectl())
+            .arg("--kubeconfig")
+            .arg(self.state.join("kubeconfig"))
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+}
+
+impl Drop for Quickstart {
+    fn drop(&mut self) {
+        if self.state.exists() {
+            let _ = self.run(&["down"]);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `name restartCount...` per pod, and the pods' UIDs.
+fn pods(q: &Quickstart) -> (Vec<(String, Vec<u32>)>, BTreeSet<String>) {
+    let out = q.kubectl(&[
+        "get",
+        "pods",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.name} {.metadata.uid} {.status.containerStatuses[*].restartCount}{"\n"}{end}"#,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut restarts = Vec::new();
+    let mut uids = BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(uid)) = (words.next(), words.next()) else {
+            continue;
+        };
+        uids.insert(uid.to_string());
+        restarts.push((
+            name.to_string(),
+            words.map(|n| n.parse().unwrap()).collect(),
+        ));
+    }
+    (restarts, uids)
+}
+
+#[test]
+fn quickstart_runs_the_sample_and_down_leaves_nothing() {
+    if skip_unless_root("quickstart_runs_the_sample_and_down_leaves_nothing") {
+        return;
+    }
+    let q = Quickstart::new();
+    q.up();
+
+    let (restarts, mut uids) = pods(&q);
+    assert_eq!(
+        restarts.len(),
+        4,
+        "the Deployment's 3 pods and the pod: {restarts:?}"
+    );
+    assert!(
+        restarts.iter().all(|(_, r)| r.iter().all(|n| *n == 0)),
+        "every pod at RESTARTS 0: {restarts:?}"
+    );
+    let hostname = nix::unistd::gethostname().unwrap();
+    let node = hostname.to_string_lossy().to_lowercase();
+    let out = q.kubectl(&["get", "node", &node, "-o", "name"]);
+    assert!(
+        out.status.success(),
+        "the node is the lowercased hostname: {}",
+        text(&out)
+    );
+    for log in ["apiserver", "controller", "scheduler", "kubelet"] {
+        let bytes = fs::read(q.state.join(format!("{log}.log"))).unwrap();
+        assert!(
+            !bytes.is_empty(),
+            "{log}.log is empty: components log to stderr"
+        );
+        assert!(!bytes.contains(&0x1b), "{log}.log has colour codes");
+    }
+    let out = q.kubectl(&["create", "namespace", "leftover"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    q.down();
+    assert!(!q.state.exists(), "down removes the cluster's data");
+
+    q.up();
+    let out = q.kubectl(&["get", "namespace", "leftover"]);
+    assert!(
+        !out.status.success(),
+        "a quickstart after down starts empty"
+    );
+    uids.extend(pods(&q).1);
+    q.down();
+
+    assert_nothing_left(
+        &[q.state.clone()],
+        &[q.bridge.clone()],
+        &uids,
+        &BTreeSet::new(),
+    );
+}
