@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tries the README's two commands on a fresh Debian 12 machine, exactly as a new user would:
 # a minimal Debian 12 root filesystem made with debootstrap from Debian's packages, run as a
-# privileged Docker container (its own network, cgroup and PID namespaces), with this checkout
+# (privileged) Docker container (its own network, cgroup and PID namespaces), with this checkout
 # copied in and the Rust toolchain as the one thing the user brings (copied from this
 # machine's rustup). Inside, as root:
 #
@@ -113,11 +113,24 @@ done
 ./hack/quickstart.sh down
 INSIDE
 
+# Privileged, but by parts: --privileged asks for every capability, and where the engine
+# itself lacks one (this VM's bounding set has no CAP_SYS_RESOURCE) runc refuses to start.
+# The rest of what --privileged gives: no seccomp or AppArmor confinement, /proc/sys writable,
+# and (remounted at "boot" below) /sys and the cgroup mounts writable.
+PRIVILEGED=(--cap-add ALL --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+  --security-opt systempaths=unconfined)
+bounding=$((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)))
+(( bounding >> 24 & 1 )) || PRIVILEGED+=(--cap-drop SYS_RESOURCE)
+
 say "starting the fresh machine"
-docker run -d --name "$NAME" --hostname Fresh-Node --privileged --cgroupns private \
+docker run -d --name "$NAME" --hostname Fresh-Node "${PRIVILEGED[@]}" --cgroupns private \
   --shm-size 4g --tmpfs /run:exec --tmpfs /tmp:exec \
   -v "$WORK/home:/root" -v "$WORK/src:/src" -v "$WORK/var:/var/lib/minik8s" \
   -e HOME=/root -e TERM=dumb "$IMAGE" sleep infinity >/dev/null
+docker exec "$NAME" bash -c 'mount -o remount,bind,rw /sys &&
+  for m in $(awk "\$3 == \"cgroup\" || \$3 == \"cgroup2\" {print \$2}" /proc/mounts); do
+    mount -o remount,bind,rw "$m" || exit 1
+  done' || die "could not make /sys and the cgroup mounts writable in the container"
 
 # A login shell as root: PATH from /root/.profile, as after rustup's installer.
 inside() { docker exec "$NAME" bash -lc "$1"; }
