@@ -15,7 +15,8 @@
 #   hack/fresh-machine-test.sh [--rounds N] [--keep]
 #
 # The machine is a container rather than a VM because nothing here can boot one fast enough;
-# what differs from a VM: the node's state dir (/var/lib/minik8s) and the build are on volumes
+# what differs from a VM: PID 1 is Docker's tiny init (it reaps orphans, as systemd would),
+# the node's state dir (/var/lib/minik8s) and the build are on volumes
 # (Docker's storage driver here is fuse-overlayfs, under which overlayfs cannot mount), /run
 # is a tmpfs as on a booted system, and the hostname has capitals (Fresh-Node) on purpose.
 # The host's local CA certificates and pip configuration are copied in: they belong to this
@@ -123,7 +124,7 @@ bounding=$((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)))
 (( bounding >> 24 & 1 )) || PRIVILEGED+=(--cap-drop SYS_RESOURCE)
 
 say "starting the fresh machine"
-docker run -d --name "$NAME" --hostname Fresh-Node "${PRIVILEGED[@]}" --cgroupns private \
+docker run -d --init --name "$NAME" --hostname Fresh-Node "${PRIVILEGED[@]}" --cgroupns private \
   --shm-size 4g --tmpfs /run:exec --tmpfs /tmp:exec \
   -v "$WORK/home:/root" -v "$WORK/src:/src" -v "$WORK/var:/var/lib/minik8s" \
   -e HOME=/root -e TERM=dumb "$IMAGE" sleep infinity >/dev/null

@@ -32,6 +32,14 @@ our_pid() {
   [[ $cmdline == *"$1"* ]] && echo "$pid"
 }
 
+# Is process $1 still running? An exited one stays a zombie until the init reaps it, which
+# a container's PID 1 may never do.
+running() {
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' 2>/dev/null <"/proc/$1/status") || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # SIGTERM every component (the kubelet and the leader-elected ones release what they hold),
 # wait up to 10 s for each, then SIGKILL what is left.
 stop_all() {
@@ -39,7 +47,7 @@ stop_all() {
   for c in "${COMPONENTS[@]}"; do
     pid=$(our_pid "$c") || { rm -f "$STATE/$c.pid"; continue; }
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$STATE/$c.pid"
   done
