@@ -16,6 +16,8 @@ find_kubectl
 install_python_client
 trap return_target EXIT
 
+# One clean build of everything: incremental compilation's caches would only take disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 say "building the test suite"
 as_build_user cargo test --workspace --no-run
 
