@@ -64,7 +64,7 @@ remove_containers() {
   done
 }
 
-# The runtime's state on tmpfs for the node's root (see state_dir_for in kubelet/src/runtime).
+# The runtime's state on tmpfs for the node's root (see state_dir_for in runtime/src/lib.rs).
 runtime_state_dirs() {
   local root="$STATE/node/runtime" hash
   [ -d "$root" ] || return 0
@@ -106,7 +106,8 @@ stop_all
 if [ -z "${MINIK8S_BIN:-}" ]; then
   find_rust
   say "building (release; the first build takes a few minutes)"
-  as_build_user cargo build --release -p minik8s-apiserver -p minik8s-controller -p minik8s-scheduler -p minik8s-kubelet
+  as_build_user cargo build --release -p minik8s-apiserver -p minik8s-controller \
+    -p minik8s-scheduler -p minik8s-kubelet -p minik8s-runtime
   return_target
 fi
 for c in apiserver controller scheduler kubelet runtime; do

@@ -15,14 +15,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use runtime::network::Network;
+use runtime::{Runtime, Status};
 use tokio::sync::watch;
 
 use crate::container_config::parse_runtime_name;
 use crate::events::Recorder;
 use crate::metrics::Metrics;
 use crate::pod_worker::{PodWorker, Record};
-use crate::runtime::network::Network;
-use crate::runtime::{Runtime, Status};
 use crate::volumes;
 
 /// What every pod worker shares.
@@ -47,7 +47,7 @@ pub struct Context {
     /// finishing together at the end of the burst.
     pub start_slots: tokio::sync::Semaphore,
     /// How image pulls reach registries (`--insecure-registry`, `--registry-ca-file`).
-    pub registry: crate::runtime::registry::PullOptions,
+    pub registry: runtime::registry::PullOptions,
 }
 
 /// How many starting pods sync at once: two per CPU, so that one waiting on its container's

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use runtime::CreateOptions;
 
-use crate::runtime::CreateOptions;
 use crate::volumes::{self, VolumeError};
 
 /// Runtime container name: `<pod uid>_<container>_<attempt>` (container names are DNS labels,

@@ -73,7 +73,7 @@ impl Recorder {
                     involved["fieldPath"] = json!(format!("spec.containers{{{c}}}"));
                 }
                 let ev = json!({
-                    "metadata": {"name": format!("{name}.{}", crate::runtime::random_hex(8)), "namespace": ns},
+                    "metadata": {"name": format!("{name}.{}", runtime::random_hex(8)), "namespace": ns},
                     "involvedObject": involved,
                     "reason": e.reason,
                     "message": e.message,

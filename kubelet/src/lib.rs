@@ -5,8 +5,10 @@
 //! [`events`]. [`server`] is its own HTTPS API (logs, exec, health, metrics), with the certificate of
 //! [`serving_cert`].
 //!
-//! Underneath sits the node's own container runtime ([`runtime`]), which knows nothing of
-//! Kubernetes: the kubelet talks to it through a CRI-like boundary (`runtime/container.rs`).
+//! Underneath sits the node's container runtime, the crate [`runtime`] (package
+//! `minik8s-runtime`, `runtime/` in the workspace), which knows nothing of Kubernetes: the
+//! kubelet talks to it through a CRI-like boundary (`runtime/src/container.rs`), the way a real
+//! kubelet talks to containerd.
 //! Read `agent.rs`, then `pod_worker.rs`.
 
 pub mod agent;
@@ -16,7 +18,6 @@ pub mod metrics;
 pub mod node;
 pub mod pod_worker;
 pub mod probes;
-pub mod runtime;
 pub mod server;
 pub mod serving_cert;
 pub mod status;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use runtime::{Attach, State, Status};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -19,7 +20,6 @@ use crate::agent::Context;
 use crate::container_config;
 use crate::events::PodEvent;
 use crate::probes::{self, ContainerProbes};
-use crate::runtime::{Attach, State, Status};
 use crate::status::{self, Observed};
 use crate::volumes;
 
@@ -274,7 +274,7 @@ impl PodWorker {
             if self.ctx.runtime.sandbox(&self.uid).is_ok() {
                 self.sandbox_ready = true;
             } else {
-                let opts = crate::runtime::container::SandboxOptions {
+                let opts = runtime::container::SandboxOptions {
                     hostname: Some(hostname),
                     share_pid: spec.share_process_namespace == Some(true),
                 };
@@ -443,7 +443,7 @@ impl PodWorker {
 
     /// Give the sandbox its address on the pod network, or find the one it has (a restarted
     /// kubelet). Nothing to do while the node has no pod network.
-    fn attach_network(&mut self) -> Result<(), crate::runtime::network::NetworkError> {
+    fn attach_network(&mut self) -> Result<(), runtime::network::NetworkError> {
         let Some(net) = self.ctx.network.get() else {
             return Ok(());
         };
@@ -465,7 +465,7 @@ impl PodWorker {
         let name = c.name.as_str();
         let image = c.image.clone().unwrap_or_default();
         // image: busybox is built in; others are pulled per imagePullPolicy
-        let normalized = crate::runtime::image::normalize(&image);
+        let normalized = runtime::image::normalize(&image);
         let present = rt.images.resolve(&image).is_ok();
         let pull_policy = c.image_pull_policy.clone().unwrap_or_else(|| {
             if normalized.ends_with(":latest") {
@@ -492,7 +492,7 @@ impl PodWorker {
                 format!("Pulling image {image:?}"),
             ));
             let t = Instant::now();
-            match crate::runtime::registry::pull(&rt.images, &image, &self.ctx.registry) {
+            match runtime::registry::pull(&rt.images, &image, &self.ctx.registry) {
                 Ok(_) => events.push(PodEvent::normal(
                     "Pulled",
                     Some(name),
@@ -741,7 +741,7 @@ impl PodWorker {
         }
         self.pod_ip = None;
         if let Err(e) = rt.remove_sandbox(&self.uid, true) {
-            if !matches!(e, crate::runtime::ContainerError::SandboxNotFound { .. }) {
+            if !matches!(e, runtime::ContainerError::SandboxNotFound { .. }) {
                 tracing::warn!(uid = %self.uid, "removing sandbox: {e}");
             }
         }

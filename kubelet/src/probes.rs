@@ -206,7 +206,7 @@ pub fn netns_probe_main(
     port: u16,
     path: &str,
 ) -> i32 {
-    let ns = crate::runtime::state_dir_for(runtime_root)
+    let ns = runtime::state_dir_for(runtime_root)
         .join("sandboxes")
         .join(sandbox)
         .join("net");

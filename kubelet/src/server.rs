@@ -21,11 +21,11 @@ use axum::Router;
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
+use runtime::{logs, Status};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::{inventory, Context};
-use crate::runtime::{logs, Status};
 
 #[derive(Clone)]
 struct AppState {

@@ -9,8 +9,7 @@ use k8s_openapi::api::core::v1::{
     ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-use crate::runtime::{State, Status};
+use runtime::{State, Status};
 
 /// What the worker knows about one container of the pod.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +94,7 @@ pub fn container_status(c: &Container, o: &Observed, default_waiting: &str) -> C
         }
         Some((id, attempt, st, digest)) => {
             cs.container_id = Some(container_id(id));
-            cs.image_id = format!("{}@{digest}", crate::runtime::image::normalize(&image));
+            cs.image_id = format!("{}@{digest}", runtime::image::normalize(&image));
             cs.restart_count = *attempt as i32;
             let running = st.status != Status::Stopped;
             cs.started = Some(running && o.started);

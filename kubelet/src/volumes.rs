@@ -220,8 +220,7 @@ mod tests {
 
     #[test]
     fn downward_api_and_empty_dir() {
-        let root =
-            std::env::temp_dir().join(format!("minik8s-vol-{}", crate::runtime::random_hex(4)));
+        let root = std::env::temp_dir().join(format!("minik8s-vol-{}", runtime::random_hex(4)));
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
             "spec": {"containers": [{"name": "c", "image": "busybox", "volumeMounts": [{"name": "d", "mountPath": "/etc/podinfo", "readOnly": true}, {"name": "e", "mountPath": "/data"}]}],

@@ -347,7 +347,7 @@ async fn kubectl_delete_stops_within_grace_and_removes_everything() {
         .await;
     let rt = k.runtime();
     let pid = container_pid(&rt, &uid, "c").expect("container pid");
-    assert!(kubelet::runtime::container::alive(pid));
+    assert!(runtime::container::alive(pid));
     let started = Instant::now();
     let out = c
         .kubectl(&["delete", "pod", "term", "--wait=true", "--timeout=60s"])
@@ -364,7 +364,7 @@ async fn kubectl_delete_stops_within_grace_and_removes_everything() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(!kubelet::runtime::container::alive(pid));
+    assert!(!runtime::container::alive(pid));
     assert!(rt.container_ids().is_empty(), "{:?}", rt.container_ids());
     assert!(rt.sandbox_ids().is_empty(), "{:?}", rt.sandbox_ids());
     assert!(!k.root.join("pods").join(&uid).exists());
@@ -396,14 +396,14 @@ async fn kubelet_restart_readopts_running_containers_and_removes_orphans() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        kubelet::runtime::container::alive(pid),
+        runtime::container::alive(pid),
         "container died with the kubelet"
     );
     k.spawn();
 
     // the orphan goes; the survivor is untouched
     let deadline = Instant::now() + Duration::from_secs(30);
-    while kubelet::runtime::container::alive(gone_pid)
+    while runtime::container::alive(gone_pid)
         || rt
             .sandbox_ids()
             .contains(gone.metadata.uid.as_ref().unwrap())
@@ -429,7 +429,7 @@ async fn kubelet_restart_readopts_running_containers_and_removes_orphans() {
         container_pid(&rt, keep.metadata.uid.as_deref().unwrap(), "c"),
         Some(pid)
     );
-    assert!(kubelet::runtime::container::alive(pid));
+    assert!(runtime::container::alive(pid));
     assert_eq!(rt.container_ids().len(), 1);
 }
 
@@ -802,21 +802,21 @@ fn pod_ip(p: &k8s_openapi::api::core::v1::Pod) -> String {
 
 #[test]
 fn pod_network_attach_detach_and_cleanup_without_a_cluster() {
-    use kubelet::runtime::network::{self, iptables, Network, NetworkConfig};
+    use runtime::network::{self, iptables, Network, NetworkConfig};
     let net = TestNet::new();
     let dir = std::env::temp_dir().join(format!("minik8s-net-{}", rand_hex()));
     struct Cleanup(std::path::PathBuf);
     impl Drop for Cleanup {
         fn drop(&mut self) {
             let _ = network::cleanup(&self.0.join("network"));
-            kubelet::runtime::namespaces::remove_pinned(&self.0.join("sb"));
+            runtime::namespaces::remove_pinned(&self.0.join("sb"));
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
     let _cleanup = Cleanup(dir.clone());
     let sb = dir.join("sb");
     std::fs::create_dir_all(&sb).unwrap();
-    kubelet::runtime::namespaces::create_pinned(&sb, "netpod").unwrap();
+    runtime::namespaces::create_pinned(&sb, "netpod").unwrap();
 
     let n = Network::setup(
         &dir.join("network"),
@@ -941,7 +941,7 @@ async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
         .await;
     let server_ip = pod_ip(&p);
     let st = p.status.as_ref().unwrap();
-    let cidr: kubelet::runtime::network::Cidr = net.cidr.parse().unwrap();
+    let cidr: runtime::network::Cidr = net.cidr.parse().unwrap();
     let ip: std::net::Ipv4Addr = server_ip.parse().expect("podIP set");
     assert!(
         cidr.contains(ip) && ip != cidr.gateway(),
@@ -974,7 +974,7 @@ async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
     assert_ne!(client_ip, server_ip);
 
     // a restarted kubelet keeps the pod's address and hands out a new one
-    let server_veth = kubelet::runtime::network::veth_name(server.metadata.uid.as_deref().unwrap());
+    let server_veth = runtime::network::veth_name(server.metadata.uid.as_deref().unwrap());
     assert!(link_exists(&server_veth));
     k.kill();
     k.spawn();
@@ -992,12 +992,12 @@ async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
     assert_eq!(pod_ip(&p), server_ip);
     assert!(http_get(&server_ip, 8080).unwrap().contains("hello from"));
     assert!(link_exists(&net.bridge));
-    assert!(kubelet::runtime::network::iptables::installed(&net.bridge));
+    assert!(runtime::network::iptables::installed(&net.bridge));
 
     // deleting the pods removes their veths and addresses
     let veths: Vec<String> = [&server, &late]
         .iter()
-        .map(|p| kubelet::runtime::network::veth_name(p.metadata.uid.as_deref().unwrap()))
+        .map(|p| runtime::network::veth_name(p.metadata.uid.as_deref().unwrap()))
         .collect();
     for name in ["server", "client", "late"] {
         let out = c.kubectl(&["delete", "pod", name, "--wait=false"]).await;
@@ -1033,7 +1033,7 @@ async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
     k.terminate();
     assert!(!link_exists(&net.bridge), "bridge left behind");
     assert!(
-        !kubelet::runtime::network::iptables::installed(&net.bridge),
+        !runtime::network::iptables::installed(&net.bridge),
         "iptables rules left behind"
     );
     assert!(!iptables_rules("filter").contains(&net.bridge));

@@ -254,9 +254,7 @@ async fn crashed_node_pods_are_replaced_and_the_restarted_kubelet_cleans_up() {
     // The node crashes: its kubelet is SIGKILLed; its containers keep running, unsupervised.
     a.kill();
     let crashed = Instant::now();
-    assert!(victim_pids
-        .iter()
-        .all(|p| kubelet::runtime::container::alive(*p)));
+    assert!(victim_pids.iter().all(|p| runtime::container::alive(*p)));
 
     // The node lifecycle controller notices the silent Lease: Ready=Unknown + unreachable taint.
     let nodes = c.nodes();
@@ -324,9 +322,7 @@ async fn crashed_node_pods_are_replaced_and_the_restarted_kubelet_cleans_up() {
         .kubectl(&["delete", "pod", &gone, "--grace-period=0", "--force"])
         .await;
     assert!(ok, "kubectl delete --force: {out}");
-    assert!(victim_pids
-        .iter()
-        .all(|p| kubelet::runtime::container::alive(*p)));
+    assert!(victim_pids.iter().all(|p| runtime::container::alive(*p)));
 
     // The kubelet comes back with the same node name and root dir: it stops and removes every
     // container of the evicted pods, and the Terminating pods disappear from the API.
@@ -339,9 +335,7 @@ async fn crashed_node_pods_are_replaced_and_the_restarted_kubelet_cleans_up() {
             let rt = a.runtime();
             (rt.container_ids().is_empty()
                 && rt.sandbox_ids().is_empty()
-                && victim_pids
-                    .iter()
-                    .all(|p| !kubelet::runtime::container::alive(*p)))
+                && victim_pids.iter().all(|p| !runtime::container::alive(*p)))
             .then_some(())
         },
     )

@@ -15,9 +15,9 @@ use kube::api::Api;
 use kubelet::agent::{self, Context};
 use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
-use kubelet::runtime::network::{self, Network, NetworkConfig};
-use kubelet::runtime::{exec, shim, Runtime};
 use kubelet::serving_cert::ServingCert;
+use runtime::network::{self, Network, NetworkConfig};
+use runtime::{exec, shim, Runtime};
 
 #[derive(Parser, Debug)]
 #[command(name = "minik8s-kubelet", version, about = "minik8s node agent")]
@@ -147,9 +147,7 @@ fn runtime_helper(args: &[String]) -> Option<i32> {
                 }
             }
         }
-        "pause" => Some(kubelet::runtime::pause::main(std::path::Path::new(
-            rest.get(1)?,
-        ))),
+        "pause" => Some(runtime::pause::main(std::path::Path::new(rest.get(1)?))),
         "netns-probe" => {
             let port = rest.get(3)?.parse().ok()?;
             Some(kubelet::probes::netns_probe_main(
@@ -246,7 +244,7 @@ async fn run(cli: Cli) -> Result<()> {
         metrics: Default::default(),
         network: Default::default(),
         start_slots: kubelet::agent::start_slots(),
-        registry: kubelet::runtime::registry::PullOptions {
+        registry: runtime::registry::PullOptions {
             insecure_registries: cli.insecure_registries.clone(),
             ca_file: cli.registry_ca_file.clone(),
             credentials: None,

@@ -14,12 +14,12 @@ pub use apiserver::server::ServerConfig;
 pub use apiserver::testing::{EtcdProcess, TestServer};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use kubelet::runtime::Runtime;
+use runtime::Runtime;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_minik8s-kubelet");
 
 pub fn rand_hex() -> String {
-    kubelet::runtime::random_hex(4)
+    runtime::random_hex(4)
 }
 
 /// etcd + apiserver.
@@ -301,7 +301,7 @@ impl Drop for Kubelet {
             for id in rt.container_ids() {
                 let _ = rt.remove(&id, true);
             }
-            let _ = kubelet::runtime::network::cleanup(&rt.root.join("network"));
+            let _ = runtime::network::cleanup(&rt.root.join("network"));
             for sb in rt.sandbox_ids() {
                 let _ = rt.remove_sandbox(&sb, true);
             }
@@ -375,7 +375,7 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        use kubelet::runtime::network::{iptables, link};
+        use runtime::network::{iptables, link};
         iptables::teardown(&self.bridge);
         let b = self.bridge.clone();
         let _ = link::on_thread(None, move |h| async move { link::delete(&h, &b).await });

@@ -20,9 +20,9 @@ use apiserver::server::ServerConfig;
 use apiserver::testing::{EtcdProcess, TestServer};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
-use kubelet::runtime::cgroups::Hierarchy;
-use kubelet::runtime::container::alive;
-use kubelet::runtime::Runtime;
+use runtime::cgroups::Hierarchy;
+use runtime::container::alive;
+use runtime::Runtime;
 
 /// The kubelet binary built from `kubelet/src/bin/minik8s-kubelet.rs` by this package.
 pub const KUBELET: &str = env!("CARGO_BIN_EXE_e2e-kubelet");
@@ -48,7 +48,7 @@ pub fn init_logs() {
 }
 
 pub fn rand_hex() -> String {
-    kubelet::runtime::random_hex(4)
+    runtime::random_hex(4)
 }
 
 /// Aborts its task when dropped.
@@ -225,7 +225,7 @@ fn kubelet_flags() -> &'static KubeletFlags {
 
 /// A /24 for one node: two kubelets on one host need distinct pod ranges (and bridges).
 pub fn random_pod_cidr() -> String {
-    let b = u32::from_str_radix(&kubelet::runtime::random_hex(2), 16).unwrap();
+    let b = u32::from_str_radix(&runtime::random_hex(2), 16).unwrap();
     format!("10.{}.{}.0/24", 200 + (b >> 8) % 40, b & 0xff)
 }
 

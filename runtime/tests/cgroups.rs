@@ -14,9 +14,9 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use kubelet::runtime::cgroups::{Hierarchy, Version};
-use kubelet::runtime::container::{Attach, CreateOptions, Status};
-use kubelet::runtime::Runtime;
+use runtime::cgroups::{Hierarchy, Version};
+use runtime::container::{Attach, CreateOptions, Status};
+use runtime::Runtime;
 
 /// A cgroup parent of the test's own, absent until the runtime creates it; on drop everything
 /// in and under it is killed and removed, in every hierarchy.

@@ -170,7 +170,7 @@ pub struct ContainerSpec {
     pub bundle: Option<PathBuf>,
 }
 
-/// Options of `run`/`create`, as the CLI (or later the kubelet) gives them.
+/// Options of `run`/`create`, as the CLI or the kubelet gives them.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub name: Option<String>,

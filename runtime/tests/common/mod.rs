@@ -29,7 +29,7 @@ impl Rt {
     pub fn new(test: &str) -> Self {
         let root = std::env::temp_dir().join(format!("minik8s-rt-{test}-{}", rand_hex()));
         fs::create_dir_all(&root).unwrap();
-        let state = kubelet::runtime::state_dir_for(&root);
+        let state = runtime::state_dir_for(&root);
         Rt { root, state }
     }
 
@@ -216,7 +216,7 @@ pub fn leftovers(root: &Path, inspect: &serde_json::Value) -> Vec<String> {
     if mounts.contains(root.to_str().unwrap()) {
         out.push("mount under the runtime root".into());
     }
-    let state = kubelet::runtime::state_dir_for(root);
+    let state = runtime::state_dir_for(root);
     if mounts.contains(state.to_str().unwrap()) {
         out.push("mount under the runtime state".into());
     }

@@ -461,7 +461,7 @@ mod tests {
         for round in 0..30 {
             let root = std::env::temp_dir().join(format!(
                 "minik8s-init-layer-{}-{round}",
-                crate::runtime::random_hex(6)
+                crate::random_hex(6)
             ));
             fs::create_dir_all(&root).unwrap();
             let results: Vec<_> = std::thread::scope(|s| {

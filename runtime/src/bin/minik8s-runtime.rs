@@ -1,5 +1,6 @@
-//! `minik8s-runtime`: a docker-like command line over the node's runtime (`kubelet::runtime`),
-//! plus the hidden `shim` subcommand the runtime re-executes itself as, one per container.
+//! `minik8s-runtime`: a docker-like command line over the node's runtime (the [`runtime`]
+//! library of this crate), plus the hidden `shim` subcommand the runtime re-executes itself as,
+//! one per container.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kubelet::runtime::container::{Attach, ContainerError, CreateOptions, SandboxOptions, Status};
-use kubelet::runtime::{exec, namespaces, pause, shim, tty, Runtime, DEFAULT_ROOT};
+use runtime::container::{Attach, ContainerError, CreateOptions, SandboxOptions, Status};
+use runtime::{exec, namespaces, pause, shim, tty, Runtime, DEFAULT_ROOT};
 
 #[derive(Parser)]
 #[command(
@@ -257,7 +258,7 @@ fn main() -> ExitCode {
     }
     // A command line tool stays quiet unless asked.
     if std::env::var_os("RUST_LOG").is_some() {
-        client::logging::init();
+        init_logging();
     }
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
@@ -271,6 +272,19 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// Log `tracing` events to stderr, leaving stdout to the containers and the reports, with
+/// `RUST_LOG` choosing what (the same setup as the cluster's components, `client::logging`,
+/// which this crate does not depend on): colours only when stderr is a terminal.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 impl Cmd {
@@ -496,7 +510,7 @@ fn run(cli: Cli) -> Result<i32> {
             creds,
             quiet,
         } => {
-            use kubelet::runtime::registry::{self, Credentials, PullOptions};
+            use runtime::registry::{self, Credentials, PullOptions};
             if insecure {
                 insecure_registries.push(registry::Reference::parse(&reference)?.registry);
             }
@@ -645,7 +659,7 @@ impl ProgressBars {
         }
     }
 
-    fn update(&mut self, p: kubelet::runtime::registry::Progress<'_>) {
+    fn update(&mut self, p: runtime::registry::Progress<'_>) {
         if !self.enabled || self.finished.as_deref() == Some(p.digest) {
             return;
         }
@@ -673,7 +687,7 @@ impl ProgressBars {
 }
 
 /// `0123456789ab: [=========>          ]  1.5 MiB / 4.0 MiB`
-fn progress_line(p: kubelet::runtime::registry::Progress<'_>, width: usize) -> String {
+fn progress_line(p: runtime::registry::Progress<'_>, width: usize) -> String {
     let hex = p.digest.strip_prefix("sha256:").unwrap_or(p.digest);
     let short = &hex[..hex.len().min(12)];
     let filled = match p.total {
@@ -700,7 +714,7 @@ fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kubelet::runtime::registry::Progress;
+    use runtime::registry::Progress;
 
     #[test]
     fn progress_lines() {

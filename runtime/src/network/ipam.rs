@@ -274,8 +274,7 @@ mod tests {
     struct TempDir(PathBuf);
     impl TempDir {
         fn new() -> Self {
-            let p = std::env::temp_dir()
-                .join(format!("minik8s-ipam-{}", crate::runtime::random_hex(6)));
+            let p = std::env::temp_dir().join(format!("minik8s-ipam-{}", crate::random_hex(6)));
             fs::create_dir_all(&p).unwrap();
             TempDir(p)
         }

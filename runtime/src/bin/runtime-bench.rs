@@ -57,7 +57,7 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&root)?;
     // where the runtime keeps its per-container state for this root (tmpfs); the root must
     // exist first, its canonical path names the state directory
-    let state = kubelet::runtime::state_dir_for(&root);
+    let state = runtime::state_dir_for(&root);
     let result = (|| -> Result<()> {
         let run = |_: usize| {
             check(Command::new(&ours).arg("--root").arg(&root).args([

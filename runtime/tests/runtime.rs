@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use kubelet::runtime::cgroups::Hierarchy;
+use runtime::cgroups::Hierarchy;
 
 #[test]
 fn command_is_pid_1_and_hostname_is_isolated() {
@@ -398,7 +398,7 @@ fn exec_sees_the_containers_processes() {
             if v2 {
                 ctl.is_empty()
             } else {
-                kubelet::runtime::cgroups::V1_CONTROLLERS
+                runtime::cgroups::V1_CONTROLLERS
                     .iter()
                     .any(|c| ctl.split(',').any(|x| x == *c))
             }
@@ -813,7 +813,7 @@ fn a_writable_layer_whose_state_is_gone_is_swept() {
     // reboot only the layer is left, an orphan the kubelet removes when it starts.
     let rt = Rt::new("orphans");
     let id = rt.ok_line(&["run", "-d", "busybox", "sleep", "1000"]);
-    let r = kubelet::runtime::Runtime::open(&rt.root).unwrap();
+    let r = runtime::Runtime::open(&rt.root).unwrap();
     let backdate = |p: &Path| {
         let t = std::time::SystemTime::now() - Duration::from_secs(600);
         fs::File::open(p).unwrap().set_modified(t).unwrap();

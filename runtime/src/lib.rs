@@ -1,11 +1,20 @@
-//! The node's own container runtime (what containerd + runc are to a real kubelet), knowing
-//! nothing of Kubernetes. A container is: an *image* (`image.rs`, layers unpacked by `layer.rs`)
-//! stacked by *overlayfs* (`overlay.rs`) into a root filesystem (`rootfs.rs`), a process in
-//! fresh *namespaces* (`namespaces.rs`, `network.rs`) limited by *cgroups* (`cgroups.rs`) and
-//! *capabilities* (`capabilities.rs`), started by a per-container *shim* (`shim.rs`) that forks
-//! the init (`process.rs`) and keeps its logs (`logs.rs`). `container.rs` is the CRI-like API on
-//! top; `exec.rs` enters a running container; `registry/` pulls images; `oci.rs` speaks the OCI
-//! runtime command line. Start reading at `container.rs`.
+//! The node's container runtime (what containerd + runc are to a real kubelet), a crate of its
+//! own that knows nothing of Kubernetes: no Kubernetes type or client is among its dependencies,
+//! so Cargo, not only review, keeps it below the kubelet, which translates a PodSpec into its
+//! calls (a sandbox, then containers) as CRI separates kubelet and runtime.
+//!
+//! A container is: an *image* (`image.rs`, layers unpacked by `layer.rs`, pulled by
+//! `registry/`) stacked by *overlayfs* (`overlay.rs`) into a root filesystem (`rootfs.rs`), a
+//! process in fresh *namespaces* (`namespaces.rs`; the pod network in `network/`) limited by
+//! *cgroups* (`cgroups.rs`) and *capabilities* (`capabilities.rs`), started by a per-container
+//! *shim* (`shim.rs`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
+//! `container.rs` is the CRI-like API on top; `exec.rs` enters a running container; `oci.rs`
+//! speaks the OCI runtime command line. The `minik8s-runtime` CLI (`src/bin/`) is a docker-like
+//! front end and its own shim; the kubelet's binary is the shim when the kubelet runs containers.
+//! Nearly all of minik8s's `unsafe` lives here (the kubelet keeps its exec pty's few lines and a
+//! malloc tuning), each block with a `// SAFETY:` comment.
+//! Start reading at `container.rs`, then `shim.rs` and `process.rs`; `docs/runtime.md` is the
+//! guide.
 
 pub mod capabilities;
 pub mod cgroups;
