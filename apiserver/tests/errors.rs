@@ -477,17 +477,14 @@ struct Resume(u32);
 
 impl Drop for Resume {
     fn drop(&mut self) {
-        signal(self.0, "-CONT");
+        signal(self.0, nix::sys::signal::Signal::SIGCONT);
     }
 }
 
-/// kill(1) rather than a libc binding: the test needs two signals, nothing more.
-fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {sig} {pid}");
+/// kill(2): a fresh machine need not have kill(1) (procps).
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(target, sig).unwrap_or_else(|e| panic!("kill {sig} {pid}: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,7 +496,7 @@ async fn etcd_unreachable_is_a_quick_503_and_the_server_recovers() {
         .build()
         .unwrap();
 
-    signal(c.etcd.pid(), "-STOP");
+    signal(c.etcd.pid(), nix::sys::signal::Signal::SIGSTOP);
     let resume = Resume(c.etcd.pid());
     for url in [format!("{}/before", pods(&c)), pods(&c)] {
         let start = Instant::now();

@@ -47,13 +47,13 @@ impl Component {
         format!("{}_{}", host.trim(), self.child.id())
     }
 
-    /// Send it a signal by name (`TERM`, `INT`), as kill(1) does.
+    /// Send it a signal by name (`TERM`, `INT`), as kill(1) does (through kill(2): a fresh
+    /// machine need not have kill(1), which is procps').
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -s {name} failed");
+        use nix::sys::signal::{kill, Signal};
+        let sig: Signal = format!("SIG{name}").parse().expect("a signal name");
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        kill(pid, sig).unwrap_or_else(|e| panic!("kill -s {name}: {e}"));
     }
 
     /// Wait up to `timeout` for it to exit.

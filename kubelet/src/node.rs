@@ -112,9 +112,19 @@ fn os_image() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-/// `nodeInfo`: every field filled.
+/// The machine's ID, where cAdvisor (the real kubelet's source) finds it; empty where the
+/// machine has none (a minimal container image).
+fn machine_id() -> String {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .into_iter()
+        .map(read_trim)
+        .find(|id| !id.is_empty())
+        .unwrap_or_default()
+}
+
+/// `nodeInfo`: every field filled that the machine can tell.
 pub fn node_info() -> NodeSystemInfo {
-    let machine_id = read_trim("/etc/machine-id");
+    let machine_id = machine_id();
     let system_uuid = Some(read_trim("/sys/class/dmi/id/product_uuid"))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| machine_id.clone());
