@@ -1,11 +1,10 @@
 //! The controller manager: one process running every reconciler, each on its own watches.
 //!
 //! With leader election (the default) several managers may run; only the one holding the
-//! `kube-system/minik8s-controller` Lease runs the reconcilers (see `client::leader`).
+//! `kube-system/minik8s-controller` Lease runs the reconcilers (see `client::leader` and
+//! `main.rs`, which releases the Lease on SIGTERM).
 
 use std::time::Duration;
-
-use client::leader::{run_as_leader, LeaderConfig};
 
 /// Settings shared by the reconcilers (from the command line).
 #[derive(Debug, Clone)]
@@ -42,18 +41,4 @@ pub async fn run(client: kube::Client, config: Config) {
         _ = crate::node_ipam::run(client.clone(), config.clone()) => {}
         _ = crate::pod_gc::run(client.clone(), config.clone()) => {}
     }
-}
-
-/// Run every controller while holding the `kube-system/minik8s-controller` Lease described by
-/// `leader`. Returns an error if the lease is lost (the process should exit and start over).
-pub async fn run_as_elected_leader(
-    client: kube::Client,
-    config: Config,
-    leader: LeaderConfig,
-) -> anyhow::Result<()> {
-    run_as_leader(client.clone(), leader, || async move {
-        run(client, config).await;
-        Ok(())
-    })
-    .await
 }
