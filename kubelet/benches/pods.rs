@@ -10,10 +10,9 @@
 //! It also prints the whole machine's busy CPU per pod from the first create to the last
 //! Running (`/proc/stat`), which varies far less from run to run than the latencies.
 //!
-//! Last figures (session 6, 2-core VM): `-- 100 0` p50 180–371 ms, p99 256–669 ms, 11.2–15.3 ms
-//! of machine CPU per pod (CPU-bound; leave 30 s between runs, or the previous run's network
-//! namespace teardown is still running); `-- 100 10` p50 9.4 ms, p99 32.8 ms; `-- 100 50` p50
-//! 11.8 ms, p99 15.5 ms; kubelet RSS 15.0–16.5 MiB at 50 pods.
+//! Back-to-back runs are CPU-bound on a small machine: leave 30 s between them, or the previous
+//! run's network namespace teardown is still running. Today's figures are in the README's
+//! Performance table, their history in `docs/perf-log.md`.
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
