@@ -73,8 +73,8 @@ impl Flags {
     pub fn server_config(
         &self,
         tokens: Option<crate::auth::TokenAuth>,
-    ) -> crate::server::ServerConfig {
-        crate::server::ServerConfig {
+    ) -> crate::state::ServerConfig {
+        crate::state::ServerConfig {
             watch_cache_size: self.watch_cache_size,
             min_request_timeout: Duration::from_secs(self.min_request_timeout.max(1)),
             bookmark_interval: Duration::from_secs(self.bookmark_interval.max(1)),

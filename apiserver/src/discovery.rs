@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::codec;
 use crate::resources::{self, Resource, RESOURCES};
-use crate::server::App;
+use crate::state::App;
 
 const AGGREGATED_CT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 

@@ -4,8 +4,9 @@
 //! server. A request flows: `server.rs` (routes, auth, metrics) → `request.rs` (URL →
 //! verb/resource/namespace/name) → `handlers/` (get, list, watch, create, update, patch,
 //! delete, subresources) → `admission/` (defaults, validation) → `storage.rs` (etcd) and
-//! `watch_cache.rs` (one etcd watch per resource fanned out to all watchers). Start reading at
-//! `server.rs`; `docs/ARCHITECTURE.md` has the map.
+//! `watch_cache.rs` (one etcd watch per resource fanned out to all watchers); the shared state
+//! every handler gets (`App`) is `state.rs`. Start reading at `server.rs`;
+//! `docs/ARCHITECTURE.md` has the map.
 
 pub mod admission;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod request;
 pub mod resources;
 pub mod selectors;
 pub mod server;
+pub mod state;
 pub mod storage;
 pub mod tables;
 pub mod testing;

@@ -24,7 +24,7 @@ use crate::codec::{self, Negotiated};
 use crate::error::{ApiError, Subject};
 use crate::request::{self, Query, RequestInfo, Target, Verb};
 use crate::resources::{self, Resource};
-use crate::server::App;
+use crate::state::App;
 use crate::{discovery, event_views, object};
 
 /// Everything a handler needs about the request it serves.

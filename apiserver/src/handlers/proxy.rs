@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite;
 use super::Ctx;
 use crate::error::ApiError;
 use crate::kubelet_client;
-use crate::server::App;
+use crate::state::App;
 
 /// Where a pod's container is served: kubelet `host:port` and the container name.
 struct Target {

@@ -26,7 +26,7 @@ use super::{to_api, Ctx};
 use crate::codec::{Format, View};
 use crate::error::ApiError;
 use crate::resources::Resource;
-use crate::server::App;
+use crate::state::App;
 use crate::tables;
 use crate::watch_cache::{CacheEvent, EventType, Notification};
 
