@@ -5,6 +5,7 @@
 //! shim) is the only truth between processes, so any later CLI call can adopt the container.
 //! Sandboxes (pods) pin shared net/ipc/uts namespaces and own the pod cgroup.
 
+
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -17,158 +18,18 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::cgroups::{self, CgroupsError, Hierarchy, Resources};
-use super::image::{Image, ImageError};
-use super::namespaces::{self, Kind, NamespacesError};
-use super::rootfs::{self, BindMount, RootfsError, RootfsSpec};
+use super::cgroups::{self, Resources};
+use super::image::Image;
+use super::namespaces::{self, Kind};
+use super::rootfs::{self, BindMount, RootfsSpec};
+use super::store::{read_json, valid_name, write_json};
 use super::{capabilities, layer, logs, pause, procfs, random_hex, Runtime};
 
-/// Why a container operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerError {
-    #[error("{0}")]
-    Image(#[from] ImageError),
-    #[error("{0}")]
-    Cgroups(#[from] CgroupsError),
-    #[error("{0}")]
-    Namespaces(#[from] NamespacesError),
-    #[error("{0}")]
-    Capabilities(#[from] capabilities::CapabilitiesError),
-    #[error("{0}")]
-    Pause(#[from] pause::PauseError),
-    #[error("{0}")]
-    Rootfs(#[from] RootfsError),
-    /// No container matches the id or name.
-    #[error("no such container: {id}")]
-    NotFound { id: String },
-    /// No sandbox of that id.
-    #[error("no such sandbox: {id}")]
-    SandboxNotFound { id: String },
-    /// A prefix matches several containers.
-    #[error("container id {id:?} is ambiguous")]
-    Ambiguous { id: String },
-    /// The name is taken.
-    #[error("container name {name:?} is already in use")]
-    NameInUse { name: String },
-    /// A flag has a value we cannot use.
-    #[error("invalid {flag}: {value:?} ({reason})")]
-    InvalidOption {
-        flag: &'static str,
-        value: String,
-        reason: &'static str,
-    },
-    /// The command is not in the image.
-    #[error("executable file not found in $PATH: {command:?}")]
-    CommandNotFound { command: String },
-    /// The container is not in the state the operation needs.
-    #[error("container {id} is {status:?}")]
-    WrongState { id: String, status: Status },
-    /// The shim reported that the container failed to start.
-    #[error("{message}")]
-    StartFailed { code: i32, message: String },
-    /// Reading or writing the container's files failed.
-    #[error("{step} {path:?}: {source}")]
-    Io {
-        step: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// Signalling the container failed.
-    #[error("signal {signal} to pid {pid}: {errno}")]
-    Signal {
-        signal: Signal,
-        pid: i32,
-        errno: nix::Error,
-    },
-}
-
-fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ContainerError + 'a {
-    move |source| ContainerError::Io {
-        step,
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// Lifecycle of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Config written, init not running user code yet.
-    Created,
-    /// The command runs.
-    Running,
-    /// The command exited (see `exit_code`).
-    Stopped,
-}
-
-/// What the shim records in `state.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct State {
-    pub status: Status,
-    pub shim_pid: Option<i32>,
-    /// Host pid of the container's init.
-    pub pid: Option<i32>,
-    pub exit_code: Option<i32>,
-    #[serde(rename = "OOMKilled")]
-    pub oom_killed: bool,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub error: Option<String>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        Self {
-            status: Status::Created,
-            shim_pid: None,
-            pid: None,
-            exit_code: None,
-            oom_killed: false,
-            started_at: None,
-            finished_at: None,
-            error: None,
-        }
-    }
-}
-
-/// Everything needed to run a container, resolved at create time (`config.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ContainerSpec {
-    pub id: String,
-    pub name: String,
-    pub image: String,
-    pub image_manifest: String,
-    pub created_at: String,
-    pub args: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub hostname: String,
-    pub tty: bool,
-    pub sandbox: Option<String>,
-    /// Pinned pod namespaces to setns into; the others are created fresh.
-    pub join_namespaces: Vec<(Kind, PathBuf)>,
-    pub rootfs: RootfsSpec,
-    /// Capability bit mask.
-    pub capabilities: u64,
-    pub no_new_privs: bool,
-    pub resources: Resources,
-    /// Cgroup path relative to the hierarchy root.
-    pub cgroup: PathBuf,
-    /// The pod-level cgroup (removed with the container when the container is standalone).
-    pub pod_cgroup: PathBuf,
-    pub cgroup_hierarchy: Hierarchy,
-    pub auto_remove: bool,
-    /// OCI `create`: init waits on `exec.fifo` until `start`.
-    pub wait_for_start: bool,
-    pub log_path: PathBuf,
-    /// The OCI bundle this container was created from (`oci.rs`).
-    #[serde(default)]
-    pub bundle: Option<PathBuf>,
-}
+pub use super::error::ContainerError;
+use super::error::io_err;
+pub use super::spec::ContainerSpec;
+pub use super::state::{State, Status};
+pub use super::wait::alive;
 
 /// Options of `run`/`create`, as the CLI or the kubelet gives them.
 #[derive(Debug, Clone, Default)]
@@ -250,26 +111,6 @@ impl Started {
     }
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ContainerError> {
-    // unique per call: threads of one process may write the same file
-    let tmp = path.with_extension(format!("tmp{}-{}", std::process::id(), random_hex(6)));
-    fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(value).expect("serializable"),
-    )
-    .map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io_err("rename", path))
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ContainerError> {
-    let bytes = fs::read(path).map_err(io_err("read", path))?;
-    serde_json::from_slice(&bytes).map_err(|e| ContainerError::Io {
-        step: "parse",
-        path: path.to_owned(),
-        source: io::Error::other(e),
-    })
-}
-
 /// Whether this process has a single thread: only then may it fork and go on running Rust
 /// code in the child (with more threads, the child may only exec).
 fn single_threaded() -> bool {
@@ -279,33 +120,6 @@ fn single_threaded() -> bool {
                 .any(|l| l.split_whitespace().eq(["Threads:", "1"]))
         })
         .unwrap_or(false)
-}
-
-/// Remove the cgroups that are the container's alone: its own, and its pod level when it has
-/// no sandbox. A sandbox's pod level goes with the sandbox, and the parent stays: other
-/// containers may be creating under them (cgroups.rs).
-pub(super) fn remove_cgroups(spec: &ContainerSpec) -> Result<(), CgroupsError> {
-    spec.cgroup_hierarchy.remove(&spec.cgroup)?;
-    if spec.sandbox.is_none() {
-        spec.cgroup_hierarchy.remove(&spec.pod_cgroup)?;
-    }
-    Ok(())
-}
-
-/// Whether a process exists (signal 0).
-pub fn alive(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
-}
-
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|r| r.trim_start().starts_with('Z'))
-                .unwrap_or(false)
-        })
-        .unwrap_or(true)
 }
 
 /// Find `uid:gid` for a user spec (`name`, `uid`, `uid:gid`, `name:group`) in the image's
@@ -404,196 +218,9 @@ pub fn parse_volume(v: &str) -> Result<BindMount, ContainerError> {
     })
 }
 
-/// Container names (and ids) are file names in the name index: letters, digits, `-_.`, and
-/// not `.` or `..`.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
 impl Runtime {
-    /// The container's state on tmpfs: config.json, state.json, generated files, rootfs.
-    pub fn container_dir(&self, id: &str) -> PathBuf {
-        self.state.join("containers").join(id)
-    }
-
-    /// The container's files on disk: its writable layer (`upper`, `work`) and its log.
-    /// On disk: `containers/<shard>/<id>`, the shard being the id's first two hex digits (see
-    /// [`super::spread_subdirectories`]).
-    pub fn container_disk_dir(&self, id: &str) -> PathBuf {
-        self.root
-            .join("containers")
-            .join(id.get(..2).unwrap_or("_"))
-            .join(id)
-    }
-
     pub fn sandbox_dir(&self, id: &str) -> PathBuf {
         self.state.join("sandboxes").join(id)
-    }
-
-    /// All container ids.
-    pub fn container_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = fs::read_dir(self.state.join("containers"))
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.path().join("config.json").exists())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    }
-
-    /// Resolve a full id, a name, or a unique id prefix (in that order).
-    pub fn lookup(&self, id_or_name: &str) -> Result<String, ContainerError> {
-        if !valid_name(id_or_name) {
-            return Err(ContainerError::NotFound {
-                id: id_or_name.to_string(),
-            });
-        }
-        if self.has_config(id_or_name) {
-            return Ok(id_or_name.to_string());
-        }
-        if let Some(id) = self.named(id_or_name) {
-            return Ok(id);
-        }
-        // ids are hex: anything else was a name, and there is none
-        if !id_or_name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ContainerError::NotFound {
-                id: id_or_name.to_string(),
-            });
-        }
-        let ids = self.container_ids();
-        let matches: Vec<&String> = ids.iter().filter(|i| i.starts_with(id_or_name)).collect();
-        match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(ContainerError::NotFound {
-                id: id_or_name.to_string(),
-            }),
-            _ => Err(ContainerError::Ambiguous {
-                id: id_or_name.to_string(),
-            }),
-        }
-    }
-
-    /// The name index: `names/<name>` on tmpfs is a symlink to the id of the container of that
-    /// name. Creating the link reserves the name (`symlink` fails if it exists), and finding a
-    /// container by name is one `readlink` instead of reading every container's config.
-    fn name_link(&self, name: &str) -> PathBuf {
-        self.state.join("names").join(name)
-    }
-
-    /// The id of the live container named `name`, from the index.
-    fn named(&self, name: &str) -> Option<String> {
-        let target = fs::read_link(self.name_link(name)).ok()?;
-        let id = target.to_str()?.to_string();
-        (valid_name(&id) && self.has_config(&id)).then_some(id)
-    }
-
-    /// Whether container `id` exists: `create` writes its config.json once its directories do.
-    fn has_config(&self, id: &str) -> bool {
-        self.container_dir(id).join("config.json").exists()
-    }
-
-    /// Reserve `name` for container `id`; a link left by a container that is gone is taken over.
-    fn reserve_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
-        let link = self.name_link(name);
-        for _ in 0..2 {
-            match std::os::unix::fs::symlink(id, &link) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if self.named(name).is_some() {
-                        return Err(ContainerError::NameInUse {
-                            name: name.to_string(),
-                        });
-                    }
-                    let _ = fs::remove_file(&link);
-                }
-                Err(e) => return Err(io_err("reserve name", &link)(e)),
-            }
-        }
-        Err(ContainerError::NameInUse {
-            name: name.to_string(),
-        })
-    }
-
-    /// Drop `name`'s index entry if it is container `id`'s.
-    fn release_name(&self, name: &str, id: &str) {
-        let link = self.name_link(name);
-        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == id) {
-            let _ = fs::remove_file(&link);
-        }
-    }
-
-    /// Index the names of containers created before the name index existed (once).
-    pub(super) fn index_names(&self) -> io::Result<()> {
-        let names = self.state.join("names");
-        if names.is_dir() {
-            return Ok(());
-        }
-        let building = self.state.join("names.new");
-        let _ = fs::remove_dir_all(&building);
-        fs::create_dir(&building)?;
-        for id in self.container_ids() {
-            if let Ok(spec) = self.spec(&id) {
-                if valid_name(&spec.name) {
-                    let _ = std::os::unix::fs::symlink(&id, building.join(&spec.name));
-                }
-            }
-        }
-        fs::rename(&building, &names)
-    }
-
-    pub fn spec(&self, id: &str) -> Result<ContainerSpec, ContainerError> {
-        read_json(&self.container_dir(id).join("config.json"))
-    }
-
-    /// The recorded state, corrected if the shim died without recording the exit.
-    pub fn state(&self, id: &str) -> Result<State, ContainerError> {
-        let path = self.container_dir(id).join("state.json");
-        let mut st: State = if path.exists() {
-            read_json(&path)?
-        } else {
-            State::default()
-        };
-        if st.status == Status::Running {
-            let shim_alive = st.shim_pid.is_some_and(alive);
-            let init_alive = st.pid.is_some_and(alive);
-            if !shim_alive && !init_alive {
-                // the shim may have recorded the exit, and ended, since the state was read
-                let recorded: Option<State> = read_json(&path).ok();
-                if let Some(done) = recorded.filter(|r| r.status == Status::Stopped) {
-                    return Ok(done);
-                }
-                st.status = Status::Stopped;
-                st.error
-                    .get_or_insert_with(|| "shim died without recording the exit".into());
-            }
-        }
-        Ok(st)
-    }
-
-    pub fn write_state(&self, id: &str, st: &State) -> Result<(), ContainerError> {
-        write_json(&self.container_dir(id).join("state.json"), st)
-    }
-
-    /// Record that the container never ran: its cgroup removed, its state stopped with `code`
-    /// and `message` (the shim's failures, and `start`'s own before there is a shim).
-    pub(super) fn record_start_failure(&self, spec: &ContainerSpec, code: i32, message: &str) {
-        let _ = spec.cgroup_hierarchy.remove(&spec.cgroup);
-        let st = State {
-            status: Status::Stopped,
-            exit_code: Some(code),
-            error: Some(message.to_string()),
-            finished_at: Some(logs::now()),
-            ..State::default()
-        };
-        let _ = self.write_state(&spec.id, &st);
     }
 
     /// Create a sandbox: pinned net/ipc/uts namespaces (loopback up), /etc files, pod cgroup.
@@ -1201,71 +828,6 @@ impl Runtime {
         self.cleanup(&spec)
     }
 
-    /// Delete cgroups and files of a container that no longer runs.
-    pub fn cleanup(&self, spec: &ContainerSpec) -> Result<(), ContainerError> {
-        remove_cgroups(spec)?;
-        // the overlay lives only in the container's mount namespace; nothing to unmount here.
-        // The disk part first: without its state a leftover is only an orphan to sweep
-        // the disk part is where its log is (a container of an older layout keeps its path)
-        let disk = spec
-            .log_path
-            .parent()
-            .map_or_else(|| self.container_disk_dir(&spec.id), Path::to_owned);
-        for dir in [disk, self.container_dir(&spec.id)] {
-            fs::remove_dir_all(&dir)
-                .or_else(|e| {
-                    if e.kind() == io::ErrorKind::NotFound {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(io_err("remove container dir", &dir))?;
-        }
-        self.release_name(&spec.name, &spec.id);
-        Ok(())
-    }
-
-    /// Remove what a container left on disk when its state is gone (the node rebooted, or a
-    /// crash came between the two removals of `cleanup`). Directories younger than a minute are
-    /// spared: they may belong to a `create` in progress in another process.
-    pub fn remove_orphans(&self) -> usize {
-        let Ok(rd) = fs::read_dir(self.root.join("containers")) else {
-            return 0;
-        };
-        // the shards' entries, and entries of the flat layout before the shards
-        let entries = rd.flatten().flat_map(|e| {
-            let name = e.file_name();
-            let shard =
-                name.len() == 2 && name.as_encoded_bytes().iter().all(u8::is_ascii_hexdigit);
-            match shard.then(|| fs::read_dir(e.path()).ok()).flatten() {
-                Some(inner) => inner.flatten().collect(),
-                None => vec![e],
-            }
-        });
-        let mut n = 0;
-        for e in entries {
-            let id = e.file_name();
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
-            // a `config.json` on disk is the layout before the state moved to tmpfs: that
-            // container may still run, so it is left alone
-            let legacy = e.path().join("config.json").exists();
-            if legacy {
-                tracing::warn!(id = %id.to_string_lossy(), "a container in the old on-disk layout is left alone; remove it with an older runtime");
-            }
-            if old && !legacy && !self.state.join("containers").join(&id).exists() {
-                tracing::info!(id = %id.to_string_lossy(), "removing an orphaned writable layer");
-                if fs::remove_dir_all(e.path()).is_ok() {
-                    n += 1;
-                }
-            }
-        }
-        n
-    }
-
     /// The log text of a container (CRI records parsed back into lines), from byte `offset`.
     pub fn read_logs(
         &self,
@@ -1325,12 +887,6 @@ fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), ContainerError> {
 }
 
 impl Runtime {
-    /// Remove whatever a failed `start` left (the shim already removed the cgroup).
-    pub fn cleanup_failed(&self, id: &str) -> Result<(), ContainerError> {
-        let spec = self.spec(id)?;
-        self.cleanup(&spec)
-    }
-
     /// Configuration plus live kernel state: host pid, namespace inodes, cgroup limit files,
     /// overlay directories and the container's mounts.
     pub fn inspect(&self, id: &str) -> Result<serde_json::Value, ContainerError> {

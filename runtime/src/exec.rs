@@ -11,7 +11,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
-use super::container::{alive, ContainerError, Status};
+use super::error::ContainerError;
+use super::state::Status;
+use super::wait::alive;
 use super::namespaces::{Kind, NamespacesError};
 use super::process::{find_executable, ProcessError};
 use super::{capabilities, tty, Runtime};

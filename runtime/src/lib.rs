@@ -8,17 +8,26 @@
 //! process in fresh *namespaces* (`namespaces.rs`; the pod network in `network/`) limited by
 //! *cgroups* (`cgroups.rs`) and *capabilities* (`capabilities.rs`), started by a per-container
 //! *shim* (`shim.rs`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
-//! `container.rs` is the CRI-like API on top; `exec.rs` enters a running container; `oci.rs`
-//! speaks the OCI runtime command line. The `minik8s-runtime` CLI (`src/bin/`) is a docker-like
-//! front end and its own shim; the kubelet's binary is the shim when the kubelet runs containers.
-//! Nearly all of minik8s's `unsafe` lives here (the kubelet keeps its exec pty's few lines and a
-//! malloc tuning), each block with a `// SAFETY:` comment.
+//!
+//! The modules form layers, each using only those below it:
+//! - records: `spec.rs` (what to run, `config.json`), `state.rs` (how it goes, `state.json`),
+//!   `wait.rs` (is a process alive, how it ended), `error.rs`, and `store/` (the container
+//!   directories, the name index, their removal);
+//! - processes: `tty.rs`, then `process.rs` (the init), then `shim.rs` (its monitor);
+//! - the CRI-like API: `container.rs`; above it `exec.rs` (enter a running container),
+//!   `oci.rs` (the OCI runtime command line) and `overlay.rs` (commit a container's layer).
+//!
+//! The `minik8s-runtime` CLI (`src/bin/`) is a docker-like front end and its own shim; the
+//! kubelet's binary is the shim when the kubelet runs containers. Nearly all of minik8s's
+//! `unsafe` lives here (the kubelet keeps its exec pty's few lines and a malloc tuning), each
+//! block with a `// SAFETY:` comment.
 //! Start reading at `container.rs`, then `shim.rs` and `process.rs`; `docs/runtime.md` is the
 //! guide.
 
 pub mod capabilities;
 pub mod cgroups;
 pub mod container;
+pub mod error;
 pub mod exec;
 pub mod image;
 pub mod layer;
@@ -33,7 +42,11 @@ pub mod procfs;
 pub mod registry;
 pub mod rootfs;
 pub mod shim;
+pub mod spec;
+pub mod state;
+mod store;
 pub mod tty;
+pub mod wait;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

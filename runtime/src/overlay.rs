@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::container::ContainerError;
+use super::error::ContainerError;
 use super::image::{NewLayer, MEDIA_LAYER_TAR};
 use super::layer::{is_opaque, is_whiteout, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::Runtime;

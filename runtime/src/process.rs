@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{signal, SigHandler, Signal};
 
 use super::capabilities::{self, CapabilitiesError};
-use super::container::ContainerSpec;
+use super::spec::ContainerSpec;
 use super::namespaces::{self, Kind, NamespacesError};
 use super::rootfs::{self, RootfsError};
 use super::tty::{self, TtyError};

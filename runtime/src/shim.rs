@@ -12,16 +12,17 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use super::cgroups;
-use super::container::{ContainerSpec, State, Status};
+use super::spec::ContainerSpec;
+use super::state::{State, Status};
+use super::wait::{exit_code, wait_exit};
 use super::logs::{self, LineSplitter};
 use super::namespaces::{self, Kind};
 use super::process::{self, InitStdio};
@@ -286,33 +287,9 @@ fn run(
         let _ = rt.cleanup(spec);
     } else {
         // the cgroup goes with the process; the recorded state keeps what matters
-        let _ = super::container::remove_cgroups(spec);
+        let _ = spec.remove_cgroups();
     }
     Ok(())
-}
-
-pub(crate) fn exit_code(ws: WaitStatus) -> Option<i32> {
-    match ws {
-        WaitStatus::Exited(_, c) => Some(c),
-        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
-        _ => None,
-    }
-}
-
-/// Block until `child` ends; its exit code (128 + signal when killed, 255 if it cannot be
-/// waited for).
-pub(crate) fn wait_exit(child: Pid) -> i32 {
-    loop {
-        match waitpid(child, None) {
-            Ok(ws) => {
-                if let Some(c) = exit_code(ws) {
-                    return c;
-                }
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => return 255,
-        }
-    }
 }
 
 /// Copy container output to the log (and our stdout/stderr when attached) until the init exits.
@@ -441,8 +418,3 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     Ok(())
 }
 
-/// Unused helper kept for symmetry with `Path`-based APIs.
-#[allow(dead_code)]
-fn exists(p: &Path) -> bool {
-    p.exists()
-}

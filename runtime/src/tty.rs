@@ -22,7 +22,7 @@ use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-use super::shim::{exit_code, wait_exit};
+use super::wait::{exit_code, wait_exit};
 
 /// Why setting up a terminal failed.
 #[derive(Debug, thiserror::Error)]

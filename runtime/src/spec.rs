@@ -1,0 +1,62 @@
+//! A container's specification: everything `create` resolved from its options and its image
+//! (command, environment, user, rootfs layers, namespaces to join, cgroup and limits), written
+//! once to `config.json`. The shim and the init read nothing else, so a container runs the same
+//! whoever started it. Read next: `wait.rs`, then `store/`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::cgroups::{CgroupsError, Hierarchy, Resources};
+use super::namespaces::Kind;
+use super::rootfs::RootfsSpec;
+
+/// Everything needed to run a container, resolved at create time (`config.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_manifest: String,
+    pub created_at: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: String,
+    pub tty: bool,
+    pub sandbox: Option<String>,
+    /// Pinned pod namespaces to setns into; the others are created fresh.
+    pub join_namespaces: Vec<(Kind, PathBuf)>,
+    pub rootfs: RootfsSpec,
+    /// Capability bit mask.
+    pub capabilities: u64,
+    pub no_new_privs: bool,
+    pub resources: Resources,
+    /// Cgroup path relative to the hierarchy root.
+    pub cgroup: PathBuf,
+    /// The pod-level cgroup (removed with the container when the container is standalone).
+    pub pod_cgroup: PathBuf,
+    pub cgroup_hierarchy: Hierarchy,
+    pub auto_remove: bool,
+    /// OCI `create`: init waits on `exec.fifo` until `start`.
+    pub wait_for_start: bool,
+    pub log_path: PathBuf,
+    /// The OCI bundle this container was created from (`oci.rs`).
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
+}
+
+impl ContainerSpec {
+    /// Remove the cgroups that are the container's alone: its own, and its pod level when it has
+    /// no sandbox. A sandbox's pod level goes with the sandbox, and the parent stays: other
+    /// containers may be creating under them (cgroups.rs).
+    pub fn remove_cgroups(&self) -> Result<(), CgroupsError> {
+        self.cgroup_hierarchy.remove(&self.cgroup)?;
+        if self.sandbox.is_none() {
+            self.cgroup_hierarchy.remove(&self.pod_cgroup)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! Removing a container's records: its cgroups, its directories on tmpfs and on disk, its
+//! name; after a failed start; and the writable layers left on disk by containers whose state
+//! is gone (a reboot empties tmpfs). The shim calls `cleanup` itself for an auto-removed
+//! container, so this sits below it. Read next: `tty.rs`.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{io_err, ContainerError};
+use crate::spec::ContainerSpec;
+use crate::Runtime;
+
+impl Runtime {
+    /// Delete cgroups and files of a container that no longer runs.
+    pub fn cleanup(&self, spec: &ContainerSpec) -> Result<(), ContainerError> {
+        spec.remove_cgroups()?;
+        // the overlay lives only in the container's mount namespace; nothing to unmount here.
+        // The disk part first: without its state a leftover is only an orphan to sweep
+        // the disk part is where its log is (a container of an older layout keeps its path)
+        let disk = spec
+            .log_path
+            .parent()
+            .map_or_else(|| self.container_disk_dir(&spec.id), Path::to_owned);
+        for dir in [disk, self.container_dir(&spec.id)] {
+            fs::remove_dir_all(&dir)
+                .or_else(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(io_err("remove container dir", &dir))?;
+        }
+        self.release_name(&spec.name, &spec.id);
+        Ok(())
+    }
+
+    /// Remove what a container left on disk when its state is gone (the node rebooted, or a
+    /// crash came between the two removals of `cleanup`). Directories younger than a minute are
+    /// spared: they may belong to a `create` in progress in another process.
+    pub fn remove_orphans(&self) -> usize {
+        let Ok(rd) = fs::read_dir(self.root.join("containers")) else {
+            return 0;
+        };
+        // the shards' entries, and entries of the flat layout before the shards
+        let entries = rd.flatten().flat_map(|e| {
+            let name = e.file_name();
+            let shard =
+                name.len() == 2 && name.as_encoded_bytes().iter().all(u8::is_ascii_hexdigit);
+            match shard.then(|| fs::read_dir(e.path()).ok()).flatten() {
+                Some(inner) => inner.flatten().collect(),
+                None => vec![e],
+            }
+        });
+        let mut n = 0;
+        for e in entries {
+            let id = e.file_name();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
+            // a `config.json` on disk is the layout before the state moved to tmpfs: that
+            // container may still run, so it is left alone
+            let legacy = e.path().join("config.json").exists();
+            if legacy {
+                tracing::warn!(id = %id.to_string_lossy(), "a container in the old on-disk layout is left alone; remove it with an older runtime");
+            }
+            if old && !legacy && !self.state.join("containers").join(&id).exists() {
+                tracing::info!(id = %id.to_string_lossy(), "removing an orphaned writable layer");
+                if fs::remove_dir_all(e.path()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Remove whatever a failed `start` left (the shim already removed the cgroup).
+    pub fn cleanup_failed(&self, id: &str) -> Result<(), ContainerError> {
+        let spec = self.spec(id)?;
+        self.cleanup(&spec)
+    }
+
+}
