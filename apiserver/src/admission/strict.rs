@@ -3,10 +3,54 @@
 //! `strict decoding error: unknown field "spec.containers[0].imagee"`; with `Warn` it adds a
 //! `Warning` header per field; with `Ignore` it drops them silently. The trick: decode into the
 //! typed k8s-openapi struct, encode it back, and any input key missing from the round trip is unknown.
+//! The mode itself is `FieldValidation`, parsed from the query; `handlers/write.rs` applies it.
+
+use std::str::FromStr;
 
 use serde_json::Value;
 
 use super::typed_roundtrip;
+
+/// The `fieldValidation` query parameter of create, update and patch: what the server does
+/// with fields of the body that the schema does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Refuse the request with 400 and the `strict decoding error` text.
+    Strict,
+    /// Accept it and name each unknown field in a `Warning` header (the server default, as in
+    /// kube-apiserver ≥ 1.27).
+    #[default]
+    Warn,
+    /// Accept it and drop the unknown fields silently.
+    Ignore,
+}
+
+/// A `fieldValidation` value that is none of the three (the server answers 400).
+#[derive(Debug, thiserror::Error)]
+#[error("fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {0:?}")]
+pub struct UnknownFieldValidation(pub String);
+
+impl FieldValidation {
+    /// The mode a query asks for: absent or empty means the default, `Warn`.
+    pub fn from_query(value: Option<&str>) -> Result<FieldValidation, UnknownFieldValidation> {
+        value
+            .filter(|v| !v.is_empty())
+            .map_or(Ok(FieldValidation::default()), str::parse)
+    }
+}
+
+impl FromStr for FieldValidation {
+    type Err = UnknownFieldValidation;
+
+    fn from_str(s: &str) -> Result<FieldValidation, UnknownFieldValidation> {
+        match s {
+            "Strict" => Ok(FieldValidation::Strict),
+            "Warn" => Ok(FieldValidation::Warn),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(UnknownFieldValidation(other.to_string())),
+        }
+    }
+}
 
 /// The dotted paths (with list indexes) of every field in `obj` that the typed schema of
 /// `resource` does not know, sorted by key at each level (serde_json maps are ordered). Keys
@@ -164,6 +208,31 @@ mod tests {
         assert_eq!(
             unknown_fields("namespaces", &top).unwrap(),
             vec!["extra".to_string()]
+        );
+    }
+
+    #[test]
+    fn field_validation_modes_and_their_default() {
+        assert_eq!(
+            FieldValidation::from_query(None).unwrap(),
+            FieldValidation::Warn
+        );
+        assert_eq!(
+            FieldValidation::from_query(Some("")).unwrap(),
+            FieldValidation::Warn
+        );
+        assert_eq!(
+            FieldValidation::from_query(Some("Strict")).unwrap(),
+            FieldValidation::Strict
+        );
+        assert_eq!(
+            FieldValidation::from_query(Some("Ignore")).unwrap(),
+            FieldValidation::Ignore
+        );
+        let err = FieldValidation::from_query(Some("strict")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got \"strict\""
         );
     }
 

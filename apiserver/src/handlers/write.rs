@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use serde_json::{json, Value};
 
 use super::{check_namespace_open, check_type_meta, from_api, normalize, to_api, Ctx};
+use crate::admission::strict::FieldValidation;
 use crate::admission::{self, defaults, strict, validation};
 use crate::codec;
 use crate::error::ApiError;
@@ -245,33 +246,28 @@ fn decode_typed_pod(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>, Pod), 
     Ok((typed, warnings, pod))
 }
 
-/// The `fieldValidation` query parameter (default `Warn`).
-fn field_validation(ctx: &Ctx) -> Result<&str, ApiError> {
-    let mode = ctx.query.non_empty("fieldValidation").unwrap_or("Warn");
-    if !matches!(mode, "Strict" | "Warn" | "Ignore") {
-        return Err(ApiError::BadRequest(format!(
-            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {mode:?}"
-        )));
-    }
-    Ok(mode)
+/// The `fieldValidation` query parameter (default `Warn`); any other value is a 400.
+fn field_validation(ctx: &Ctx) -> Result<FieldValidation, ApiError> {
+    FieldValidation::from_query(ctx.query.get("fieldValidation"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// The fields of `obj` missing from its typed round trip `typed`: 400 under `Strict`, warnings
 /// under `Warn`, nothing under `Ignore`.
 fn unknown_field_warnings(
     r: &Resource,
-    mode: &str,
+    mode: FieldValidation,
     obj: &Value,
     typed: &Value,
 ) -> Result<Vec<String>, ApiError> {
-    if mode == "Ignore" {
+    if mode == FieldValidation::Ignore {
         return Ok(vec![]);
     }
     let unknown = strict::unknown_in(obj, typed);
     if unknown.is_empty() {
         return Ok(vec![]);
     }
-    if mode == "Strict" {
+    if mode == FieldValidation::Strict {
         return Err(ApiError::BadRequest(format!(
             "{} in version \"{}\" cannot be handled as a {}: {}",
             r.kind,
