@@ -16,10 +16,10 @@ use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use runtime::network::Network;
-use runtime::{Runtime, Status};
 use tokio::sync::watch;
 
 use crate::container_config::parse_runtime_name;
+use crate::cri::{ContainerRuntime, Status};
 use crate::events::Recorder;
 use crate::metrics::Metrics;
 use crate::pod_worker::{PodWorker, Record};
@@ -28,7 +28,7 @@ use crate::volumes;
 /// What every pod worker shares.
 pub struct Context {
     pub client: kube::Client,
-    pub runtime: Runtime,
+    pub runtime: Arc<dyn ContainerRuntime>,
     pub node_name: String,
     pub node_ip: Option<String>,
     /// `--root-dir`: pods' volumes live under `pods/<uid>/`.
@@ -46,8 +46,6 @@ pub struct Context {
     /// the other instead of all of them sharing the CPUs (and the kernel's rtnl lock) and
     /// finishing together at the end of the burst.
     pub start_slots: tokio::sync::Semaphore,
-    /// How image pulls reach registries (`--insecure-registry`, `--registry-ca-file`).
-    pub registry: runtime::registry::PullOptions,
 }
 
 /// How many starting pods sync at once: two per CPU, so that one waiting on its container's
@@ -58,11 +56,13 @@ pub fn start_slots() -> tokio::sync::Semaphore {
 }
 
 /// The runtime's containers grouped by pod UID (from their names).
-pub fn inventory(rt: &Runtime) -> HashMap<String, Vec<Record>> {
+pub fn inventory(rt: &dyn ContainerRuntime) -> HashMap<String, Vec<Record>> {
     let mut out: HashMap<String, Vec<Record>> = HashMap::new();
-    for id in rt.container_ids() {
-        let Ok(spec) = rt.spec(&id) else { continue };
-        if let Some((uid, container, attempt)) = parse_runtime_name(&spec.name) {
+    for id in rt.list_containers() {
+        let Ok(info) = rt.container_info(&id) else {
+            continue;
+        };
+        if let Some((uid, container, attempt)) = parse_runtime_name(&info.name) {
             out.entry(uid).or_default().push(Record {
                 id,
                 container,
@@ -78,23 +78,23 @@ fn remove_orphans(ctx: &Context, orphans: HashMap<String, Vec<Record>>, live: &H
     for (uid, records) in orphans {
         tracing::info!(uid = %uid, "removing containers of a pod that no longer exists");
         for r in records {
-            let _ = ctx.runtime.stop(&r.id, Duration::from_secs(2));
-            let _ = ctx.runtime.remove(&r.id, true);
+            let _ = ctx.runtime.stop_container(&r.id, Duration::from_secs(2));
+            let _ = ctx.runtime.remove_container(&r.id);
         }
     }
-    for sb in ctx.runtime.sandbox_ids() {
+    for sb in ctx.runtime.list_sandboxes() {
         if !live.contains(&sb) {
             tracing::info!(uid = %sb, "removing sandbox of a pod that no longer exists");
             if let Some(net) = ctx.network.get() {
                 let _ = net.detach(&sb);
             }
-            let _ = ctx.runtime.remove_sandbox(&sb, true);
+            let _ = ctx.runtime.remove_sandbox(&sb);
             volumes::teardown(&ctx.root_dir, &sb);
         }
     }
     // addresses whose sandbox is gone (removed behind our back, e.g. by `sandbox rm`)
     if let Some(net) = ctx.network.get() {
-        let sandboxes = ctx.runtime.sandbox_ids();
+        let sandboxes = ctx.runtime.list_sandboxes();
         for (ip, owner) in net.allocations() {
             if !sandboxes.contains(&owner) {
                 tracing::info!(%ip, sandbox = %owner, "releasing the address of a sandbox that no longer exists");
@@ -115,11 +115,11 @@ fn remove_orphans(ctx: &Context, orphans: HashMap<String, Vec<Record>>, live: &H
 /// Count running containers for the gauge.
 fn count_running(ctx: &Context) -> u64 {
     ctx.runtime
-        .container_ids()
+        .list_containers()
         .iter()
         .filter(|id| {
             ctx.runtime
-                .state(id)
+                .container_state(id)
                 .is_ok_and(|s| s.status == Status::Running)
         })
         .count() as u64
@@ -128,7 +128,7 @@ fn count_running(ctx: &Context) -> u64 {
 /// Watch this node's pods and keep one worker per pod until the watch ends (never, normally).
 pub async fn run(ctx: Arc<Context>) {
     let c = ctx.clone();
-    let mut adopt = tokio::task::spawn_blocking(move || inventory(&c.runtime))
+    let mut adopt = tokio::task::spawn_blocking(move || inventory(c.runtime.as_ref()))
         .await
         .unwrap_or_default();
     let adopted: usize = adopt.values().map(Vec::len).sum();

@@ -7,12 +7,14 @@
 //!
 //! Underneath sits the node's container runtime, the crate [`runtime`] (package
 //! `minik8s-runtime`, `runtime/` in the workspace), which knows nothing of Kubernetes: the
-//! kubelet talks to it through a CRI-like boundary (`runtime/src/container.rs`), the way a real
-//! kubelet talks to containerd.
+//! kubelet talks to it through a CRI-like boundary, the trait [`cri::ContainerRuntime`] (with
+//! a fake in-memory runtime beside the real one for unit tests), the way a real kubelet talks
+//! to containerd.
 //! Read `agent.rs`, then `pod_worker.rs`.
 
 pub mod agent;
 pub mod container_config;
+pub mod cri;
 pub mod events;
 pub mod metrics;
 pub mod node;

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use runtime::{Attach, State, Status};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::agent::Context;
 use crate::container_config;
+use crate::cri::{SandboxOptions, SandboxStatus, State, Status};
 use crate::events::PodEvent;
 use crate::probes::{self, ContainerProbes};
 use crate::status::{self, Observed};
@@ -49,7 +49,8 @@ pub struct PodWorker {
     waiting: HashMap<String, (String, String)>,
     volumes: Option<BTreeMap<String, PathBuf>>,
     mount_error: Option<String>,
-    sandbox_ready: bool,
+    /// The pod's sandbox, once it exists.
+    sandbox: Option<SandboxStatus>,
     /// The pod's address on the pod network (None: not attached, or no pod network).
     pod_ip: Option<std::net::Ipv4Addr>,
     last_status: Option<PodStatus>,
@@ -84,7 +85,7 @@ impl PodWorker {
             waiting: HashMap::new(),
             volumes: None,
             mount_error: None,
-            sandbox_ready: false,
+            sandbox: None,
             pod_ip: None,
             last_status: None,
             first_seen: Instant::now(),
@@ -224,7 +225,7 @@ impl PodWorker {
     }
 
     fn state(&self, id: &str) -> State {
-        self.ctx.runtime.state(id).unwrap_or(State {
+        self.ctx.runtime.container_state(id).unwrap_or(State {
             status: Status::Stopped,
             exit_code: Some(128),
             error: Some("container state lost".into()),
@@ -265,21 +266,21 @@ impl PodWorker {
             }
         }
         let t = Instant::now();
-        if !self.sandbox_ready && self.volumes.is_some() && !terminal {
+        if self.sandbox.is_none() && self.volumes.is_some() && !terminal {
             let hostname = spec
                 .hostname
                 .clone()
                 .unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
             let hostname: String = hostname.chars().take(63).collect();
-            if self.ctx.runtime.sandbox(&self.uid).is_ok() {
-                self.sandbox_ready = true;
+            if let Ok(sandbox) = self.ctx.runtime.sandbox_status(&self.uid) {
+                self.sandbox = Some(sandbox);
             } else {
-                let opts = runtime::container::SandboxOptions {
+                let opts = SandboxOptions {
                     hostname: Some(hostname),
                     share_pid: spec.share_process_namespace == Some(true),
                 };
-                match self.ctx.runtime.create_sandbox_with(&self.uid, &opts) {
-                    Ok(_) => self.sandbox_ready = true,
+                match self.ctx.runtime.run_sandbox(&self.uid, &opts) {
+                    Ok(sandbox) => self.sandbox = Some(sandbox),
                     Err(e) => {
                         events.push(PodEvent::warning(
                             "FailedCreatePodSandBox",
@@ -295,7 +296,7 @@ impl PodWorker {
             self.start_steps.push(("sandbox", t.elapsed()));
         }
         let t = Instant::now();
-        if self.sandbox_ready && self.pod_ip.is_none() && !terminal {
+        if self.sandbox.is_some() && self.pod_ip.is_none() && !terminal {
             if let Err(e) = self.attach_network() {
                 events.push(PodEvent::warning(
                     "FailedCreatePodSandBox",
@@ -309,7 +310,8 @@ impl PodWorker {
             self.start_steps.push(("network", t.elapsed()));
         }
         let network_ready = self.ctx.network.get().is_none() || self.pod_ip.is_some();
-        let can_run = self.sandbox_ready && network_ready && self.volumes.is_some() && !terminal;
+        let can_run =
+            self.sandbox.is_some() && network_ready && self.volumes.is_some() && !terminal;
 
         // init containers, in order; each must exit 0 before the next
         let mut init_done = true;
@@ -376,8 +378,8 @@ impl PodWorker {
                 let digest = w
                     .ctx
                     .runtime
-                    .spec(&r.id)
-                    .map(|s| s.image_manifest)
+                    .container_info(&r.id)
+                    .map(|i| i.image_digest)
                     .unwrap_or_default();
                 (r.id.clone(), r.attempt, w.state(&r.id), digest)
             });
@@ -427,7 +429,7 @@ impl PodWorker {
             init,
             containers,
             init_done,
-            self.sandbox_ready,
+            self.sandbox.is_some(),
             self.ctx.node_ip.as_deref(),
             self.pod_ip.map(|ip| ip.to_string()).as_deref(),
         );
@@ -444,15 +446,12 @@ impl PodWorker {
     /// Give the sandbox its address on the pod network, or find the one it has (a restarted
     /// kubelet). Nothing to do while the node has no pod network.
     fn attach_network(&mut self) -> Result<(), runtime::network::NetworkError> {
-        let Some(net) = self.ctx.network.get() else {
+        let (Some(net), Some(sandbox)) = (self.ctx.network.get(), self.sandbox.as_ref()) else {
             return Ok(());
         };
         let ip = match net.attached(&self.uid) {
             Some(ip) => ip,
-            None => {
-                let netns = self.ctx.runtime.sandbox_dir(&self.uid).join("net");
-                net.attach(&self.uid, &netns)?
-            }
+            None => net.attach(&self.uid, &sandbox.netns)?,
         };
         tracing::debug!(uid = %self.uid, %ip, "pod network attached");
         self.pod_ip = Some(ip);
@@ -466,7 +465,7 @@ impl PodWorker {
         let image = c.image.clone().unwrap_or_default();
         // image: busybox is built in; others are pulled per imagePullPolicy
         let normalized = runtime::image::normalize(&image);
-        let present = rt.images.resolve(&image).is_ok();
+        let present = rt.image_present(&image);
         let pull_policy = c.image_pull_policy.clone().unwrap_or_else(|| {
             if normalized.ends_with(":latest") {
                 "Always".into()
@@ -492,7 +491,7 @@ impl PodWorker {
                 format!("Pulling image {image:?}"),
             ));
             let t = Instant::now();
-            match runtime::registry::pull(&rt.images, &image, &self.ctx.registry) {
+            match rt.pull_image(&image) {
                 Ok(_) => events.push(PodEvent::normal(
                     "Pulled",
                     Some(name),
@@ -524,7 +523,7 @@ impl PodWorker {
             .cloned()
             .collect();
         for r in old {
-            let _ = rt.remove(&r.id, true);
+            let _ = rt.remove_container(&r.id);
             self.records.retain(|x| x.id != r.id);
         }
         let host_ip = self.ctx.node_ip.clone().unwrap_or_default();
@@ -551,11 +550,11 @@ impl PodWorker {
             }
         };
         // a leftover of this very attempt (kubelet died between create and record) goes first
-        if let Ok(id) = rt.lookup(opts.name.as_deref().unwrap_or_default()) {
-            let _ = rt.remove(&id, true);
+        if let Some(id) = rt.find_container(opts.name.as_deref().unwrap_or_default()) {
+            let _ = rt.remove_container(&id);
         }
-        let spec = match rt.create(&opts) {
-            Ok(s) => s,
+        let id = match rt.create_container(&opts) {
+            Ok(id) => id,
             Err(e) => {
                 events.push(PodEvent::warning(
                     "Failed",
@@ -573,19 +572,19 @@ impl PodWorker {
             format!("Created container {name}"),
         ));
         self.records.push(Record {
-            id: spec.id.clone(),
+            id: id.clone(),
             container: name.into(),
             attempt,
         });
         self.waiting.remove(name);
-        match rt.start(&spec.id, Attach::Detached) {
+        match rt.start_container(&id) {
             Ok(_) => {
                 events.push(PodEvent::normal(
                     "Started",
                     Some(name),
                     format!("Started container {name}"),
                 ));
-                self.probes.insert(spec.id.clone(), ContainerProbes::new());
+                self.probes.insert(id, ContainerProbes::new());
             }
             Err(e) => events.push(PodEvent::warning(
                 "Failed",
@@ -654,8 +653,6 @@ impl PodWorker {
         events: &mut Vec<PodEvent>,
         next: &mut Duration,
     ) {
-        let exe = self.ctx.runtime.shim_exe.clone();
-        let root = self.ctx.runtime.root.clone();
         let pr = self.probes.entry(id.to_string()).or_default();
         let now = Instant::now();
         let started = c.startup_probe.is_none() || pr.startup.result == Some(true);
@@ -677,7 +674,8 @@ impl PodWorker {
                 *next = (*next).min(due - now);
                 continue;
             }
-            let (ok, out) = probes::run(&exe, &root, id, &self.uid, self.pod_ip, probe);
+            let (ok, out) =
+                probes::run(self.ctx.runtime.as_ref(), id, &self.uid, self.pod_ip, probe);
             if !ok {
                 events.push(PodEvent::warning(
                     "Unhealthy",
@@ -700,7 +698,7 @@ impl PodWorker {
         }
         if let Some(msg) = kill_reason {
             events.push(PodEvent::normal("Killing", Some(&c.name), msg));
-            let _ = self.ctx.runtime.stop(id, grace(pod));
+            let _ = self.ctx.runtime.stop_container(id, grace(pod));
             self.probes.remove(id);
             *next = Duration::ZERO;
         }
@@ -714,7 +712,10 @@ impl PodWorker {
         let running: Vec<Record> = self
             .records
             .iter()
-            .filter(|r| rt.state(&r.id).is_ok_and(|s| s.status != Status::Stopped))
+            .filter(|r| {
+                rt.container_state(&r.id)
+                    .is_ok_and(|s| s.status != Status::Stopped)
+            })
             .cloned()
             .collect();
         for r in &running {
@@ -727,11 +728,11 @@ impl PodWorker {
         std::thread::scope(|s| {
             for r in &running {
                 let rt = &rt;
-                s.spawn(move || rt.stop(&r.id, grace));
+                s.spawn(move || rt.stop_container(&r.id, grace));
             }
         });
         for r in &self.records {
-            let _ = rt.remove(&r.id, true);
+            let _ = rt.remove_container(&r.id);
         }
         self.records.clear();
         if let Some(net) = self.ctx.network.get() {
@@ -740,11 +741,10 @@ impl PodWorker {
             }
         }
         self.pod_ip = None;
-        if let Err(e) = rt.remove_sandbox(&self.uid, true) {
-            if !matches!(e, runtime::ContainerError::SandboxNotFound { .. }) {
-                tracing::warn!(uid = %self.uid, "removing sandbox: {e}");
-            }
+        if let Err(e) = rt.remove_sandbox(&self.uid) {
+            tracing::warn!(uid = %self.uid, error = %e, "removing sandbox");
         }
+        self.sandbox = None;
         volumes::teardown(&self.ctx.root_dir, &self.uid);
         events
     }

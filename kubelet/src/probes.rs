@@ -9,11 +9,12 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::cri::{self, ContainerRuntime};
 
 /// Counters of one probe of one container.
 #[derive(Debug, Clone, Default)]
@@ -96,48 +97,10 @@ fn port(p: &IntOrString) -> Option<u16> {
     }
 }
 
-/// Run a helper with a timeout; (exit success, output).
-fn run_helper(mut cmd: Command, timeout: Duration) -> (bool, String) {
-    let mut child = match cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return (false, format!("starting probe: {e}")),
-    };
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                let mut out = String::new();
-                if let Some(mut o) = child.stdout.take() {
-                    let _ = o.read_to_string(&mut out);
-                }
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut out);
-                }
-                return (status.success(), out.trim().to_string());
-            }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return (
-                    false,
-                    format!("probe timed out after {}s", timeout.as_secs()),
-                );
-            }
-        }
-    }
-}
-
 /// Run `probe` against container `id` of the pod whose sandbox is `sandbox` and whose address
 /// on the pod network is `pod_ip`; (ok, message).
 pub fn run(
-    exe: &Path,
-    runtime_root: &Path,
+    rt: &dyn ContainerRuntime,
     id: &str,
     sandbox: &str,
     pod_ip: Option<std::net::Ipv4Addr>,
@@ -164,14 +127,13 @@ pub fn run(
             Err(e) => (false, e),
         };
     }
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root").arg(runtime_root);
     if let Some(e) = &probe.exec {
-        cmd.arg("exec")
-            .arg(id)
-            .arg("--")
-            .args(e.command.iter().flatten());
-    } else if let Some(t) = &probe.tcp_socket {
+        let command = e.command.clone().unwrap_or_default();
+        let out = rt.exec_sync(id, &command, timeout);
+        return (out.success, out.output);
+    }
+    let mut cmd = rt.helper_command();
+    if let Some(t) = &probe.tcp_socket {
         let Some(p) = port(&t.port) else {
             return (false, "named ports are not supported".into());
         };
@@ -194,7 +156,8 @@ pub fn run(
             "probe has no handler (exec, httpGet or tcpSocket)".into(),
         );
     }
-    run_helper(cmd, timeout)
+    let out = cri::run_with_timeout(cmd, timeout);
+    (out.success, out.output)
 }
 
 /// The helper's side of tcp/http probes: enter the sandbox's network namespace (we are

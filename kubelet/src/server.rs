@@ -21,11 +21,12 @@ use axum::Router;
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use runtime::{logs, Status};
+use runtime::logs;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::{inventory, Context};
+use crate::cri::Status;
 
 #[derive(Clone)]
 struct AppState {
@@ -86,10 +87,13 @@ async fn find_container(
     };
     let uid = p.metadata.uid.clone().unwrap_or_default();
     let c = ctx.clone();
-    let mut records: Vec<_> =
-        tokio::task::spawn_blocking(move || inventory(&c.runtime).remove(&uid).unwrap_or_default())
-            .await
-            .unwrap_or_default();
+    let mut records: Vec<_> = tokio::task::spawn_blocking(move || {
+        inventory(c.runtime.as_ref())
+            .remove(&uid)
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
     records.retain(|r| r.container == container);
     records.sort_by_key(|r| std::cmp::Reverse(r.attempt));
     match records.get(usize::from(previous)) {
@@ -144,7 +148,7 @@ async fn container_logs(
         Err(r) => return r,
     };
     let rt = s.ctx.runtime.clone();
-    let Ok(spec) = rt.spec(&id) else {
+    let Ok(info) = rt.container_info(&id) else {
         return error(StatusCode::NOT_FOUND, "container is gone".into());
     };
     let (follow, timestamps) = (flag("follow"), flag("timestamps"));
@@ -170,7 +174,7 @@ async fn container_logs(
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
-        let path = spec.log_path.clone();
+        let path = info.log_path.clone();
         let (mut lines, mut offset) = read_records(&path, 0);
         if let Some(n) = tail {
             lines.drain(..lines.len().saturating_sub(n));
@@ -180,7 +184,7 @@ async fn container_logs(
         }
         loop {
             let stopped = rt
-                .state(&id)
+                .container_state(&id)
                 .map(|s| s.status == Status::Stopped)
                 .unwrap_or(true);
             let (lines, next) = read_records(&path, offset);
@@ -277,14 +281,8 @@ async fn run_exec(
 ) -> anyhow::Result<()> {
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::process::Stdio;
-    let mut cmd = tokio::process::Command::new(&ctx.runtime.shim_exe);
-    cmd.arg("--root")
-        .arg(&ctx.runtime.root)
-        .arg("exec")
-        .arg(&id)
-        .arg("--")
-        .args(&command)
-        .kill_on_drop(true);
+    let mut cmd = tokio::process::Command::from(ctx.runtime.exec_command(&id, &command));
+    cmd.kill_on_drop(true);
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
     let mut readers = Vec::new();
     let mut stdin_writer: Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> = None;
@@ -427,15 +425,16 @@ async fn stats_summary(State(s): State<AppState>) -> Response {
     let body = tokio::task::spawn_blocking(move || {
         let rt = &ctx.runtime;
         let containers: Vec<serde_json::Value> = rt
-            .container_ids()
+            .list_containers()
             .into_iter()
             .filter_map(|id| {
-                let spec = rt.spec(&id).ok()?;
-                let st = rt.state(&id).ok()?;
-                (st.status == Status::Running).then(|| {
-                    let stats = spec.cgroup_hierarchy.stats(&spec.cgroup);
-                    json!({"name": spec.name, "cpu": {"usageCoreNanoSeconds": stats.cpu_usage_ns}, "memory": {"usageBytes": stats.memory_usage_bytes}})
-                })
+                let info = rt.container_info(&id).ok()?;
+                let st = rt.container_state(&id).ok()?;
+                if st.status != Status::Running {
+                    return None;
+                }
+                let stats = rt.container_stats(&id).unwrap_or_default();
+                Some(json!({"name": info.name, "cpu": {"usageCoreNanoSeconds": stats.cpu_usage_ns}, "memory": {"usageBytes": stats.memory_usage_bytes}}))
             })
             .collect();
         json!({"node": {"nodeName": ctx.node_name}, "containers": containers})

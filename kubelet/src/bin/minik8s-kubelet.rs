@@ -13,6 +13,7 @@ use client::connect::ClusterFlags;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kubelet::agent::{self, Context};
+use kubelet::cri::RealRuntime;
 use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
 use kubelet::serving_cert::ServingCert;
@@ -229,9 +230,14 @@ async fn run(cli: Cli) -> Result<()> {
         cli.lease_interval,
     ));
 
+    let registry = runtime::registry::PullOptions {
+        insecure_registries: cli.insecure_registries.clone(),
+        ca_file: cli.registry_ca_file.clone(),
+        credentials: None,
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        runtime,
+        runtime: Arc::new(RealRuntime::new(runtime, registry)),
         node_name: node_name.clone(),
         node_ip: cli.node_ip.clone(),
         root_dir: cli.root_dir.clone(),
@@ -244,11 +250,6 @@ async fn run(cli: Cli) -> Result<()> {
         metrics: Default::default(),
         network: Default::default(),
         start_slots: kubelet::agent::start_slots(),
-        registry: runtime::registry::PullOptions {
-            insecure_registries: cli.insecure_registries.clone(),
-            ca_file: cli.registry_ca_file.clone(),
-            credentials: None,
-        },
     });
     let net_config = |cidr: String| NetworkConfig {
         bridge: cli.bridge_name.clone(),
