@@ -18,8 +18,6 @@ use kube::ResourceExt;
 use serde_json::json;
 use tracing::{info, instrument, warn};
 
-use crate::manager::Config;
-
 /// What can fail while assigning a pod CIDR.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -68,8 +66,8 @@ pub struct Context {
     pub allocated: Mutex<HashSet<String>>,
 }
 
-/// Run the allocator until the future is dropped.
-pub async fn run(client: kube::Client, config: Config) {
+/// Run the allocator over `cluster_cidr` (`--cluster-cidr`) until the future is dropped.
+pub async fn run(client: kube::Client, cluster_cidr: String) {
     let controller = crate::cache::controller(Api::<Node>::all(client.clone()))
         // One node at a time: two concurrent syncs could pick the same subnet.
         .with_config(controller::Config::default().concurrency(1));
@@ -77,7 +75,7 @@ pub async fn run(client: kube::Client, config: Config) {
     let ctx = Arc::new(Context {
         client,
         nodes,
-        cidr: config.cluster_cidr,
+        cidr: cluster_cidr,
         allocated: Mutex::default(),
     });
     controller

@@ -29,7 +29,7 @@ use tracing::{info, instrument, warn};
 use crate::cache;
 use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
-use crate::manager::Config;
+use crate::config::Config;
 
 /// The taint a node gets when its kubelet stops renewing its Lease.
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
@@ -66,6 +66,8 @@ pub enum Error {
 pub struct Context {
     pub client: kube::Client,
     pub leases: Store<Lease>,
+    /// The manager's settings; this controller reads `node_monitor_grace_period` and
+    /// `pod_eviction_timeout`.
     pub config: Config,
     pub recorder: Recorder,
 }

@@ -20,7 +20,6 @@ use tokio::time::Instant;
 use tracing::{info, instrument, warn};
 
 use crate::cache;
-use crate::manager::Config;
 
 /// The reason of the `DisruptionTarget` condition a collected pod gets.
 pub const REASON: &str = "DeletionByPodGC";
@@ -61,8 +60,9 @@ struct PodGc {
     missing_since: HashMap<String, Instant>,
 }
 
-/// Run the orphaned-pod collector until dropped.
-pub async fn run(client: kube::Client, config: Config) {
+/// Run the orphaned-pod collector until dropped; a missing node's pods go after `quarantine`
+/// (`--pod-gc-quarantine`).
+pub async fn run(client: kube::Client, quarantine: Duration) {
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (nodes, node_writer) = reflector::store::<Node>();
     let pod_watch = reflector::reflector(pod_writer, cache::watch(Api::all(client.clone())))
@@ -73,7 +73,7 @@ pub async fn run(client: kube::Client, config: Config) {
         client,
         pods,
         nodes,
-        quarantine: config.pod_gc_quarantine,
+        quarantine,
         missing_since: HashMap::new(),
     };
     tokio::join!(pod_watch, node_watch, gc.run());

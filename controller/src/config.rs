@@ -1,0 +1,31 @@
+//! The controller manager's settings, as its command line sets them (`main.rs`).
+//!
+//! This module sits below every reconciler: `manager.rs` reads it to hand each reconciler what
+//! it needs (node IPAM the cluster CIDR, pod GC its quarantine, node lifecycle its grace period
+//! and eviction timeout), and no reconciler imports the manager. Read next: `manager.rs`.
+
+use std::time::Duration;
+
+/// Settings of the reconcilers that have any (from the command line).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A node whose Lease is older than this is NotReady (Unknown).
+    pub node_monitor_grace_period: Duration,
+    /// How long pods stay on an unreachable node without a matching toleration.
+    pub pod_eviction_timeout: Duration,
+    /// The cluster's pod network, split into one /24 per node.
+    pub cluster_cidr: String,
+    /// How long a node must be missing before the pods bound to it are collected.
+    pub pod_gc_quarantine: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            node_monitor_grace_period: Duration::from_secs(50),
+            pod_eviction_timeout: Duration::from_secs(300),
+            cluster_cidr: "10.244.0.0/16".into(),
+            pod_gc_quarantine: Duration::from_secs(40),
+        }
+    }
+}
