@@ -14,14 +14,15 @@
 //!   `wait.rs` (is a process alive, how it ended), `error.rs`, and `store/` (the container
 //!   directories, the name index, their removal);
 //! - processes: `tty.rs`, then `process.rs` (the init), then `shim.rs` (its monitor);
-//! - the CRI-like API: `container.rs`; above it `exec.rs` (enter a running container),
-//!   `oci.rs` (the OCI runtime command line) and `overlay.rs` (commit a container's layer).
+//! - the CRI-like API: `container/`, one file per operation; above it `exec.rs` (enter a
+//!   running container), `oci.rs` (the OCI runtime command line) and `overlay.rs` (commit a
+//!   container's layer).
 //!
 //! The `minik8s-runtime` CLI (`src/bin/`) is a docker-like front end and its own shim; the
 //! kubelet's binary is the shim when the kubelet runs containers. Nearly all of minik8s's
 //! `unsafe` lives here (the kubelet keeps its exec pty's few lines and a malloc tuning), each
 //! block with a `// SAFETY:` comment.
-//! Start reading at `container.rs`, then `shim.rs` and `process.rs`; `docs/runtime.md` is the
+//! Start reading at `container/`, then `shim.rs` and `process.rs`; `docs/runtime.md` is the
 //! guide.
 
 pub mod capabilities;

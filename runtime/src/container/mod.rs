@@ -1,0 +1,84 @@
+//! Containers: the runtime's CRI-like surface, one file per operation (as youki's
+//! `container/container_start.rs`, `container_kill.rs`, ...). `create.rs` turns options and an
+//! image into a `config.json` in the container's directory (nothing runs yet); `start.rs`
+//! launches a shim that forks the container's init; `stop.rs` sends SIGTERM, waits the grace
+//! period, then SIGKILLs, and removes; `inspect.rs` reads the configuration, the live kernel
+//! state and the log back. The state (`state.json`, written by the shim) is the only truth
+//! between processes, so any later CLI call can adopt the container. Sandboxes (pods,
+//! `sandbox.rs`) pin shared net/ipc/uts namespaces and own the pod cgroup.
+//! The records these operations share (spec, state, the name index, cleanup) are below the
+//! shim, in `spec.rs`, `state.rs` and `store/`. Read next: `create.rs`, then `start.rs`.
+
+mod create;
+mod inspect;
+mod sandbox;
+mod start;
+mod stop;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+
+pub use super::error::ContainerError;
+pub use super::spec::ContainerSpec;
+pub use super::state::{State, Status};
+pub use super::wait::alive;
+pub use create::parse_volume;
+pub use sandbox::{Sandbox, SandboxOptions};
+
+/// Options of `run`/`create`, as the CLI or the kubelet gives them.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    pub image: String,
+    /// Replaces the image's Cmd (and keeps its Entrypoint), like `docker run IMAGE CMD...`.
+    pub command: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub volumes: Vec<String>,
+    pub hostname: Option<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<u64>,
+    pub memory: Option<String>,
+    pub pids: Option<i64>,
+    pub cpuset: Option<String>,
+    pub tty: bool,
+    pub sandbox: Option<String>,
+    pub readonly: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub no_new_privs: bool,
+    pub auto_remove: bool,
+    pub wait_for_start: bool,
+}
+
+/// How `start` connects to the container's stdio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Output only to the log; `start` returns once the command runs.
+    Detached,
+    /// Output also to our stdout/stderr; stdin forwarded if `stdin`.
+    Foreground { stdin: bool },
+}
+
+/// What a started container reports back.
+pub struct Started {
+    pub pid: i32,
+    /// Kept open in foreground mode: the shim writes `exited <code> <oom>` here.
+    status: Option<BufReader<fs::File>>,
+}
+
+impl Started {
+    /// Wait for the exit line of a foreground container: (exit code, OOM killed).
+    pub fn wait(mut self) -> Option<(i32, bool)> {
+        let mut line = String::new();
+        self.status.as_mut()?.read_line(&mut line).ok()?;
+        let mut it = line.split_whitespace();
+        match (it.next(), it.next(), it.next()) {
+            (Some("exited"), Some(code), Some(oom)) => Some((code.parse().ok()?, oom == "1")),
+            _ => None,
+        }
+    }
+}
