@@ -33,6 +33,53 @@ pub struct NodeInfo {
     pub node: Arc<Node>,
     /// `status.allocatable`, parsed.
     pub allocatable: Resources,
+    /// The node's Ready condition, read once when the cache takes the node.
+    pub readiness: Readiness,
+}
+
+impl NodeInfo {
+    /// The node as the cache keeps it: allocatable parsed, readiness read.
+    pub fn new(node: Node) -> NodeInfo {
+        NodeInfo {
+            allocatable: resources::node_allocatable(&node),
+            readiness: Readiness::of(&node),
+            node: Arc::new(node),
+        }
+    }
+}
+
+/// The status of a node's `Ready` condition. The node lifecycle controller taints a node that
+/// is not Ready; the filters treat such a node as carrying that taint already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// `Ready` is True: the kubelet reports a healthy node.
+    Ready,
+    /// `Ready` is Unknown: the node stopped renewing its heartbeat (unreachable).
+    Unknown,
+    /// `Ready` is False, or the node has no `Ready` condition yet.
+    NotReady,
+}
+
+impl Readiness {
+    /// Read the `Ready` condition of `node`.
+    pub fn of(node: &Node) -> Readiness {
+        let status = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.as_str());
+        match status {
+            Some("True") => Readiness::Ready,
+            Some("Unknown") => Readiness::Unknown,
+            _ => Readiness::NotReady,
+        }
+    }
+
+    /// Whether the node is Ready.
+    pub fn is_ready(self) -> bool {
+        self == Readiness::Ready
+    }
 }
 
 /// What the cache remembers of a placed pod, to undo its accounting later.
@@ -87,23 +134,17 @@ impl Cache {
     /// (new node, or labels/taints/allocatable/schedulability/readiness changed).
     pub fn apply_node(&mut self, node: Node) -> bool {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let allocatable = resources::node_allocatable(&node);
+        let new = NodeInfo::new(node);
         let relevant = match self.nodes.get(&name) {
             None => true,
             Some(old) => {
-                old.allocatable != allocatable
-                    || old.node.metadata.labels != node.metadata.labels
-                    || old.node.spec != node.spec
-                    || crate::filter::is_ready(&old.node) != crate::filter::is_ready(&node)
+                old.allocatable != new.allocatable
+                    || old.node.metadata.labels != new.node.metadata.labels
+                    || old.node.spec != new.node.spec
+                    || old.readiness.is_ready() != new.readiness.is_ready()
             }
         };
-        self.nodes.insert(
-            name,
-            NodeInfo {
-                node: Arc::new(node),
-                allocatable,
-            },
-        );
+        self.nodes.insert(name, new);
         relevant
     }
 
@@ -258,6 +299,45 @@ mod tests {
                      "resources": {"requests": {"cpu": cpu}}}]}
         }))
         .unwrap()
+    }
+
+    fn node(name: &str, ready: Option<&str>) -> Node {
+        let conditions: Vec<_> = ready
+            .into_iter()
+            .map(|s| json!({"type": "Ready", "status": s}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {"conditions": conditions, "allocatable": {"cpu": "2", "pods": "10"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn readiness_is_read_from_the_ready_condition() {
+        assert_eq!(Readiness::of(&node("n", Some("True"))), Readiness::Ready);
+        assert_eq!(
+            Readiness::of(&node("n", Some("Unknown"))),
+            Readiness::Unknown
+        );
+        assert_eq!(
+            Readiness::of(&node("n", Some("False"))),
+            Readiness::NotReady
+        );
+        assert_eq!(Readiness::of(&node("n", None)), Readiness::NotReady);
+    }
+
+    #[test]
+    fn a_node_update_matters_when_readiness_flips() {
+        let mut cache = Cache::new();
+        assert!(cache.apply_node(node("n1", Some("False"))), "a new node");
+        assert!(!cache.apply_node(node("n1", Some("False"))), "no change");
+        assert!(
+            !cache.apply_node(node("n1", Some("Unknown"))),
+            "still not Ready"
+        );
+        assert!(cache.apply_node(node("n1", Some("True"))), "now Ready");
+        assert_eq!(cache.nodes().next().unwrap().readiness, Readiness::Ready);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! that refuses a node gives the reasons, worded exactly like upstream, that `explain.rs` counts
 //! into "0/3 nodes are available: ...". A node whose Ready condition is not True is treated as
 //! carrying the `node.kubernetes.io/not-ready` (or `unreachable`) NoSchedule taint, as the node
-//! lifecycle controller would add it. Read next: `score.rs`.
+//! lifecycle controller would add it (the cache reads that condition once per node update, into
+//! `NodeInfo::readiness`). Read next: `score.rs`.
 
 use std::fmt;
 
@@ -13,7 +14,7 @@ use k8s_openapi::api::core::v1::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
 };
 
-use crate::cache::{NodeInfo, NodeUsage};
+use crate::cache::{NodeInfo, NodeUsage, Readiness};
 use crate::resources::{HostPort, Resources};
 
 /// Why a node was refused; `Display` is kube-scheduler's wording.
@@ -81,23 +82,10 @@ impl<'a> PodFacts<'a> {
 /// Run every filter; `Err` holds the reasons of the first filter that refused.
 pub fn filter(pod: &PodFacts, node: &NodeInfo, usage: &NodeUsage) -> Result<(), Vec<Reason>> {
     node_unschedulable(pod, &node.node)?;
-    taint_toleration(pod, &node.node)?;
+    taint_toleration(pod, &node.node, node.readiness)?;
     node_affinity(pod.pod, &node.node)?;
     node_ports(pod, usage)?;
     resources_fit(pod, &node.allocatable, usage)
-}
-
-/// Whether the node's Ready condition is True.
-pub fn is_ready(node: &Node) -> bool {
-    ready_status(node) == Some("True")
-}
-
-fn ready_status(node: &Node) -> Option<&str> {
-    let conditions = node.status.as_ref()?.conditions.as_ref()?;
-    conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.as_str())
 }
 
 /// Whether `toleration` tolerates `taint` (upstream `Toleration.ToleratesTaint`).
@@ -155,16 +143,16 @@ fn node_unschedulable(pod: &PodFacts, node: &Node) -> Result<(), Vec<Reason>> {
 /// effect NoSchedule, also when it already has that key as NoExecute (the node lifecycle
 /// controller's eviction taint): every pod tolerates the NoExecute one for a while
 /// (DefaultTolerationSeconds), and that must not let new pods land on a dead node.
-fn taint_toleration(pod: &PodFacts, node: &Node) -> Result<(), Vec<Reason>> {
+fn taint_toleration(pod: &PodFacts, node: &Node, readiness: Readiness) -> Result<(), Vec<Reason>> {
     let mut taints: Vec<Taint> = node
         .spec
         .as_ref()
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
-    let implicit = match ready_status(node) {
-        Some("True") => None,
-        Some("Unknown") => Some("node.kubernetes.io/unreachable"),
-        _ => Some("node.kubernetes.io/not-ready"),
+    let implicit = match readiness {
+        Readiness::Ready => None,
+        Readiness::Unknown => Some("node.kubernetes.io/unreachable"),
+        Readiness::NotReady => Some("node.kubernetes.io/not-ready"),
     };
     if let Some(key) = implicit {
         if !taints
@@ -316,7 +304,6 @@ fn resources_fit(
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use std::sync::Arc;
 
     fn node(extra: Value) -> NodeInfo {
         let mut n = json!({
@@ -326,11 +313,7 @@ mod tests {
                        "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "3"}}
         });
         merge(&mut n, extra);
-        let node: Node = serde_json::from_value(n).unwrap();
-        NodeInfo {
-            allocatable: crate::resources::node_allocatable(&node),
-            node: Arc::new(node),
-        }
+        NodeInfo::new(serde_json::from_value(n).unwrap())
     }
 
     fn pod(spec: Value) -> Pod {

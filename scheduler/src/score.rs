@@ -159,7 +159,6 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Node;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn node(name: &str, labels: serde_json::Value) -> NodeInfo {
         let node: Node = serde_json::from_value(json!({
@@ -167,10 +166,7 @@ mod tests {
             "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}
         }))
         .unwrap();
-        NodeInfo {
-            allocatable: crate::resources::node_allocatable(&node),
-            node: Arc::new(node),
-        }
+        NodeInfo::new(node)
     }
 
     fn pod(spec: serde_json::Value) -> Pod {
