@@ -5,9 +5,8 @@
 //! complete, containers and sandboxes of pods that no longer exist are removed.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,45 +14,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use runtime::network::Network;
 use tokio::sync::watch;
 
 use crate::container_config::parse_runtime_name;
 use crate::cri::{ContainerRuntime, Status};
-use crate::events::Recorder;
-use crate::metrics::Metrics;
-use crate::pod_worker::{PodWorker, Record};
+use crate::pod_worker::{Context, PodWorker, Record};
 use crate::volumes;
-
-/// What every pod worker shares.
-pub struct Context {
-    pub client: kube::Client,
-    pub runtime: Arc<dyn ContainerRuntime>,
-    pub node_name: String,
-    pub node_ip: Option<String>,
-    /// `--root-dir`: pods' volumes live under `pods/<uid>/`.
-    pub root_dir: PathBuf,
-    /// First CrashLoopBackOff delay (doubles per crash up to `backoff_max`).
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    pub recorder: Recorder,
-    pub metrics: Metrics,
-    /// The pod network, once the node's pod range is known (`--pod-cidr` or the Node's
-    /// spec.podCIDR); until then sandboxes get loopback only.
-    pub network: OnceLock<Network>,
-    /// Passes of pods that are still starting run at most this many at a time, first come
-    /// first served ([`start_slots`]): on a small node a burst of pods then starts one after
-    /// the other instead of all of them sharing the CPUs (and the kernel's rtnl lock) and
-    /// finishing together at the end of the burst.
-    pub start_slots: tokio::sync::Semaphore,
-}
-
-/// How many starting pods sync at once: two per CPU, so that one waiting on its container's
-/// init (rootfs, exec) leaves the CPU to another.
-pub fn start_slots() -> tokio::sync::Semaphore {
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::sync::Semaphore::new(2 * cpus)
-}
 
 /// The runtime's containers grouped by pod UID (from their names).
 pub fn inventory(rt: &dyn ContainerRuntime) -> HashMap<String, Vec<Record>> {

@@ -7,21 +7,52 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use runtime::network::Network;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::agent::Context;
 use crate::container_config;
-use crate::cri::{SandboxOptions, SandboxStatus, State, Status};
-use crate::events::PodEvent;
+use crate::cri::{ContainerRuntime, SandboxOptions, SandboxStatus, State, Status};
+use crate::events::{PodEvent, Recorder};
+use crate::metrics::Metrics;
 use crate::probes::{self, ContainerProbes};
 use crate::status::{self, Observed};
 use crate::volumes;
+
+/// What every pod worker shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub node_name: String,
+    pub node_ip: Option<String>,
+    /// `--root-dir`: pods' volumes live under `pods/<uid>/`.
+    pub root_dir: PathBuf,
+    /// First CrashLoopBackOff delay (doubles per crash up to `backoff_max`).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// The pod network, once the node's pod range is known (`--pod-cidr` or the Node's
+    /// spec.podCIDR); until then sandboxes get loopback only.
+    pub network: OnceLock<Network>,
+    /// Passes of pods that are still starting run at most this many at a time, first come
+    /// first served ([`start_slots`]): on a small node a burst of pods then starts one after
+    /// the other instead of all of them sharing the CPUs (and the kernel's rtnl lock) and
+    /// finishing together at the end of the burst.
+    pub start_slots: tokio::sync::Semaphore,
+}
+
+/// How many starting pods sync at once: two per CPU, so that one waiting on its container's
+/// init (rootfs, exec) leaves the CPU to another.
+pub fn start_slots() -> tokio::sync::Semaphore {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(2 * cpus)
+}
 
 /// A runtime container of this pod.
 #[derive(Debug, Clone)]

@@ -25,8 +25,9 @@ use runtime::logs;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::agent::{inventory, Context};
+use crate::agent::inventory;
 use crate::cri::Status;
+use crate::pod_worker::Context;
 
 #[derive(Clone)]
 struct AppState {

@@ -12,10 +12,11 @@ use clap::Parser;
 use client::connect::ClusterFlags;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
-use kubelet::agent::{self, Context};
+use kubelet::agent;
 use kubelet::cri::RealRuntime;
 use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
+use kubelet::pod_worker::{self, Context};
 use kubelet::serving_cert::ServingCert;
 use runtime::network::{self, Network, NetworkConfig};
 use runtime::{exec, shim, Runtime};
@@ -249,7 +250,7 @@ async fn run(cli: Cli) -> Result<()> {
         },
         metrics: Default::default(),
         network: Default::default(),
-        start_slots: kubelet::agent::start_slots(),
+        start_slots: pod_worker::start_slots(),
     });
     let net_config = |cidr: String| NetworkConfig {
         bridge: cli.bridge_name.clone(),
