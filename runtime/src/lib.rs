@@ -7,13 +7,13 @@
 //! `registry/`) stacked by *overlayfs* (`overlay.rs`) into a root filesystem (`rootfs.rs`), a
 //! process in fresh *namespaces* (`namespaces.rs`; the pod network in `network/`) limited by
 //! *cgroups* (`cgroups.rs`) and *capabilities* (`capabilities.rs`), started by a per-container
-//! *shim* (`shim.rs`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
+//! *shim* (`shim/`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
 //!
 //! The modules form layers, each using only those below it:
 //! - records: `spec.rs` (what to run, `config.json`), `state.rs` (how it goes, `state.json`),
 //!   `wait.rs` (is a process alive, how it ended), `error.rs`, and `store/` (the container
 //!   directories, the name index, their removal);
-//! - processes: `tty.rs`, then `process.rs` (the init), then `shim.rs` (its monitor);
+//! - processes: `tty.rs`, then `process.rs` (the init), then `shim/` (its monitor);
 //! - the CRI-like API: `container/`, one file per operation; above it `exec.rs` (enter a
 //!   running container), `oci.rs` (the OCI runtime command line) and `overlay.rs` (commit a
 //!   container's layer).
@@ -22,7 +22,7 @@
 //! kubelet's binary is the shim when the kubelet runs containers. Nearly all of minik8s's
 //! `unsafe` lives here (the kubelet keeps its exec pty's few lines and a malloc tuning), each
 //! block with a `// SAFETY:` comment.
-//! Start reading at `container/`, then `shim.rs` and `process.rs`; `docs/runtime.md` is the
+//! Start reading at `container/`, then `shim/` and `process.rs`; `docs/runtime.md` is the
 //! guide.
 
 pub mod capabilities;

@@ -6,7 +6,7 @@
 //! other's processes. It joins the pod's net/ipc/uts namespaces, has an empty read-only root, no
 //! capabilities, is not dumpable and shows `/pause` as its command line, so a container cannot
 //! reach or learn about the host through `/proc/1/`.
-//! Read next: `shim.rs`, which joins the pinned namespace instead of creating one.
+//! Read next: `shim/`, which joins the pinned namespace instead of creating one.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;

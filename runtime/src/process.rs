@@ -2,11 +2,11 @@
 //! namespace, so it is PID 1 of a new one, and it is single-threaded, so it may call setns(2)
 //! and unshare(CLONE_NEWNS) freely. It joins the pod's namespaces, unshares its own, builds the
 //! rootfs, then waits until the shim has moved it into its cgroup (so every byte and cycle of
-//! user code is accounted and limited; the move overlaps the setup, see `shim.rs`), unshares a
+//! user code is accounted and limited; the move overlaps the setup, see `shim/`), unshares a
 //! cgroup namespace, sets up its terminal (`tty.rs`), drops privileges and finally execve(2)s
 //! the command.
 //! Any failure is written to an error pipe the shim reads; a successful exec closes the pipe
-//! (it is CLOEXEC), which is how the shim knows the command started. Read next: `shim.rs`.
+//! (it is CLOEXEC), which is how the shim knows the command started. Read next: `shim/`.
 
 use std::convert::Infallible;
 use std::ffi::CString;

@@ -7,7 +7,7 @@
 //! ^C → SIGINT to the foreground group) by starting a new session (setsid(2)) and claiming the
 //! slave with ioctl(TIOCSCTTY). The container's init hands the master back to the shim over a
 //! unix socket (SCM_RIGHTS, unix(7)), like runc's `--console-socket`.
-//! Read next: `process.rs` (the init's side), `shim.rs` (the relay), `exec.rs`.
+//! Read next: `process.rs` (the init's side), `shim/` (the relay), `exec.rs`.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

@@ -18,6 +18,8 @@ mod stop;
 use std::fs;
 use std::io::{BufRead, BufReader};
 
+use super::shim::StatusMessage;
+
 pub use super::error::ContainerError;
 pub use super::spec::ContainerSpec;
 pub use super::state::{State, Status};
@@ -66,7 +68,7 @@ pub enum Attach {
 /// What a started container reports back.
 pub struct Started {
     pub pid: i32,
-    /// Kept open in foreground mode: the shim writes `exited <code> <oom>` here.
+    /// Kept open in foreground mode: the shim reports [`StatusMessage::Exited`] here.
     status: Option<BufReader<fs::File>>,
 }
 
@@ -75,9 +77,8 @@ impl Started {
     pub fn wait(mut self) -> Option<(i32, bool)> {
         let mut line = String::new();
         self.status.as_mut()?.read_line(&mut line).ok()?;
-        let mut it = line.split_whitespace();
-        match (it.next(), it.next(), it.next()) {
-            (Some("exited"), Some(code), Some(oom)) => Some((code.parse().ok()?, oom == "1")),
+        match StatusMessage::decode(&line).ok()? {
+            StatusMessage::Exited { code, oom_killed } => Some((code, oom_killed)),
             _ => None,
         }
     }

@@ -1,7 +1,7 @@
 //! `start`: launch the container's shim and wait until the command runs (or fails). A
 //! multi-threaded caller (the kubelet) re-executes our binary as the shim; a single-threaded
 //! one (the CLI) forks it, which skips loading the binary again. The shim answers on a status
-//! pipe. Read next: `../shim.rs`, then `stop.rs`.
+//! pipe. Read next: `../shim/`, then `stop.rs`.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader};
@@ -14,7 +14,8 @@ use nix::unistd::Pid;
 
 use super::{Attach, ContainerError, ContainerSpec, Started, Status};
 use crate::error::io_err;
-use crate::{cgroups, shim, Runtime};
+use crate::shim::{self, StatusMessage};
+use crate::{cgroups, Runtime};
 
 /// Whether this process has a single thread: only then may it fork and go on running Rust
 /// code in the child (with more threads, the child may only exec).
@@ -79,16 +80,14 @@ impl Runtime {
         let mut reader = BufReader::new(fs::File::from(status_r));
         let mut line = String::new();
         let _ = reader.read_line(&mut line);
-        let mut it = line.trim_end().splitn(3, ' ');
-        let result = match (it.next(), it.next(), it.next()) {
-            (Some("started"), Some(pid), _) => Ok(Started {
-                pid: pid.parse().unwrap_or(0),
+        let result = match StatusMessage::decode(&line) {
+            Ok(StatusMessage::Started { pid }) => Ok(Started {
+                pid,
                 status: foreground.then_some(reader),
             }),
-            (Some("error"), Some(code), msg) => Err(ContainerError::StartFailed {
-                code: code.parse().unwrap_or(125),
-                message: msg.unwrap_or("").to_string(),
-            }),
+            Ok(StatusMessage::Failed { code, message }) => {
+                Err(ContainerError::StartFailed { code, message })
+            }
             _ => Err(ContainerError::StartFailed {
                 code: 125,
                 message: format!("shim exited without reporting ({})", line.trim()),

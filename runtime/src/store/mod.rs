@@ -3,7 +3,7 @@
 //! log), the name index (`names.rs`) and their removal (`cleanup.rs`). Records are JSON files
 //! replaced atomically (write a temporary file, then rename(2)), so a reader in another process
 //! sees the old record or the new one, never half of one. Read next: `names.rs`, then the
-//! processes that run a container: `tty.rs`, `process.rs`, `shim.rs`.
+//! processes that run a container: `tty.rs`, `process.rs`, `shim/`.
 
 mod cleanup;
 mod names;

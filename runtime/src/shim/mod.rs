@@ -7,7 +7,8 @@
 //! start, so it should not wait alone. The init execs only once the move is done. Then it owns
 //! the container's stdio, writing every line to the CRI log (and to an attached terminal), reaps
 //! the init, reads the OOM counter and records exit code and `OOMKilled` in `state.json`.
-//! It is single-threaded: no threads exist when it forks.
+//! It is single-threaded: no threads exist when it forks. It reports to its caller with typed
+//! messages (`message.rs`).
 
 use std::fs;
 use std::io::{self, Write};
@@ -19,6 +20,8 @@ use nix::sys::socket;
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{fork, ForkResult, Pid};
 
+mod message;
+
 use super::cgroups;
 use super::spec::ContainerSpec;
 use super::state::{State, Status};
@@ -29,13 +32,15 @@ use super::process::{self, InitStdio};
 use super::tty;
 use super::Runtime;
 
+pub use message::{MessageError, StatusMessage};
+
 /// The pipe back to whoever started us: one line per event.
 struct StatusPipe(Option<fs::File>);
 
 impl StatusPipe {
-    fn send(&mut self, line: &str) {
+    fn send(&mut self, message: &StatusMessage) {
         if let Some(f) = self.0.as_mut() {
-            if writeln!(f, "{line}").is_err() {
+            if writeln!(f, "{}", message.encode()).is_err() {
                 self.0 = None;
             }
         }
@@ -86,7 +91,10 @@ pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i
     let spec = match rt.spec(id) {
         Ok(s) => s,
         Err(e) => {
-            StatusPipe(status).send(&format!("error 125 {e}"));
+            StatusPipe(status).send(&StatusMessage::Failed {
+                code: 125,
+                message: e.to_string(),
+            });
             return 1;
         }
     };
@@ -101,7 +109,7 @@ pub fn serve(rt: &Runtime, spec: &ContainerSpec, status: Option<fs::File>, attac
         Ok(()) => 0,
         Err((code, msg)) => {
             rt.record_start_failure(spec, code, &msg);
-            status.send(&format!("error {code} {msg}"));
+            status.send(&StatusMessage::Failed { code, message: msg });
             1
         }
     }
@@ -172,8 +180,11 @@ fn run(
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            let msg = format!("{} {err}", err.exit_code());
-            let _ = nix::unistd::write(&errpipe_w, msg.as_bytes());
+            let msg = StatusMessage::Failed {
+                code: err.exit_code(),
+                message: err.to_string(),
+            };
+            let _ = nix::unistd::write(&errpipe_w, msg.encode().as_bytes());
             // SAFETY: _exit(2) ends the child without running the parent's atexit handlers.
             unsafe { libc::_exit(err.exit_code()) };
         }
@@ -224,18 +235,17 @@ fn run(
     if spec.wait_for_start {
         st.status = Status::Created;
         rt.write_state(&spec.id, &st).map_err(|e| fail(&e))?;
-        status.send(&format!("started {}", child.as_raw()));
+        status.send(&StatusMessage::Started { pid: child.as_raw() });
     }
     let mut msg = Vec::new();
     let _ = io::Read::read_to_end(&mut fs::File::from(errpipe_r), &mut msg);
     if !msg.is_empty() {
         let _ = waitpid(child, None);
         let text = String::from_utf8_lossy(&msg).to_string();
-        let (code, text) = text
-            .split_once(' ')
-            .map(|(c, t)| (c.parse().unwrap_or(125), t.to_string()))
-            .unwrap_or((125, text));
-        return Err((code, text));
+        return Err(match StatusMessage::decode(&text) {
+            Ok(StatusMessage::Failed { code, message }) => (code, message),
+            _ => (125, text),
+        });
     }
     // with a tty the init sent the pty master before it exec'd: that is our stdout now (the
     // stdout pipe was only the fallback until then)
@@ -248,7 +258,7 @@ fn run(
     st.status = Status::Running;
     rt.write_state(&spec.id, &st).map_err(|e| fail(&e))?;
     if !spec.wait_for_start {
-        status.send(&format!("started {}", child.as_raw()));
+        status.send(&StatusMessage::Started { pid: child.as_raw() });
     }
     if !attached {
         status.close();
@@ -275,7 +285,10 @@ fn run(
     }
     // report first, clean up after: removing the dead mount namespace's mount points and the
     // cgroups waits for RCU grace periods the caller need not sit through
-    status.send(&format!("exited {code} {}", st.oom_killed as u8));
+    status.send(&StatusMessage::Exited {
+        code,
+        oom_killed: st.oom_killed,
+    });
     status.close();
     // what is left is housekeeping: let it yield to the node's real work (the next container's
     // start on a small node). Our own session is our own scheduling autogroup, whose nice
