@@ -161,41 +161,82 @@ pub fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferen
     }
 }
 
-/// One sync of one ReplicaSet.
+/// One sync of one ReplicaSet:
+/// 1. wait for a synced pod cache and for the writes of earlier syncs to show in it;
+/// 2. claim the pods: adopt matching orphans, release owned pods that stopped matching;
+/// 3. create or delete pods toward `spec.replicas`;
+/// 4. write the status, and come back when a ready pod becomes available.
 #[instrument(skip_all, fields(replicaset = %format!("{}/{}", rs.namespace().unwrap_or_default(), rs.name_any())))]
 pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = rs.namespace().unwrap_or_default();
-    let name = rs.name_any();
-    let rs_key = key(&ns, &name);
     let Some(spec) = rs.spec.as_ref() else {
         return Ok(Action::await_change());
     };
-    let uid = rs.uid().unwrap_or_default();
     // Never act on a half-filled cache: right after a (re)start an empty pod cache would read
     // as "no replicas" and we would create a whole second set.
     if !crate::cache::has_synced(&ctx.pods) {
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
+    let ns = rs.namespace().unwrap_or_default();
     let all: Vec<Arc<Pod>> = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(&ns))
         .collect();
+    let may_sync = expectations_met(&ctx, &rs, &all);
+    let deleting = rs.metadata.deletion_timestamp.is_some();
+    let owned = claim_pods(&ctx, &rs, &all).await?;
+    let mut active: Vec<Arc<Pod>> = owned.into_iter().filter(|p| pod::is_active(p)).collect();
+    if may_sync && !deleting {
+        let want = spec.replicas.unwrap_or(1).max(0) as usize;
+        active = scale(&ctx, &rs, active, want).await?;
+    }
+    let now = jiff::Timestamp::now();
+    // Only a sync that could act has observed the spec: a Deployment reads a current
+    // observedGeneration as "the pods match spec.replicas" and fills the surge room by it.
+    let status = status(&rs, &active, may_sync || deleting, now);
+    tracing::debug!(active = active.len(), ready = ?status.ready_replicas, may_sync, "synced");
+    write_status(&ctx, &rs, &status).await?;
+    // Wake up when a ready pod becomes available, or when expectations may have been met.
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let next = active
+        .iter()
+        .filter_map(|p| pod::seconds_until_available(p, min_ready, now))
+        .min();
+    Ok(match (may_sync, next) {
+        (false, _) => Action::requeue(Duration::from_secs(1)),
+        (_, Some(s)) => Action::requeue(Duration::from_secs(s as u64 + 1)),
+        _ => Action::requeue(Duration::from_secs(300)),
+    })
+}
 
-    let may_sync = ctx.expectations.satisfied(
-        &rs_key,
+/// Step 1: does the cache (`all`, the namespace's pods) show every pod this controller
+/// created for `rs` and none it deleted? Until it does, the ReplicaSet is not scaled.
+fn expectations_met(ctx: &Context, rs: &ReplicaSet, all: &[Arc<Pod>]) -> bool {
+    ctx.expectations.satisfied(
+        &key(&rs.namespace().unwrap_or_default(), &rs.name_any()),
         |n| all.iter().any(|p| p.name_any() == n),
         |u| {
             all.iter()
                 .any(|p| p.uid().as_deref() == Some(u) && p.metadata.deletion_timestamp.is_none())
         },
-    );
+    )
+}
 
-    // Claim: adopt matching orphans, release owned pods that no longer match.
+/// Step 2: the pods `rs` controls and whose labels match its selector. Matching orphans are
+/// adopted (unless `rs` is being deleted), owned pods that stopped matching are released.
+async fn claim_pods(
+    ctx: &Context,
+    rs: &ReplicaSet,
+    all: &[Arc<Pod>],
+) -> Result<Vec<Arc<Pod>>, Error> {
+    let Some(spec) = rs.spec.as_ref() else {
+        return Ok(vec![]);
+    };
+    let uid = rs.uid().unwrap_or_default();
     let deleting = rs.metadata.deletion_timestamp.is_some();
     let mut owned: Vec<Arc<Pod>> = Vec::new();
-    for p in &all {
+    for p in all {
         let matches =
             !pod::selector_is_empty(&spec.selector) && selector_matches(&spec.selector, p.labels());
         match controller_of(&p.metadata) {
@@ -207,92 +248,90 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
                 }
             }
             None if matches && !deleting && p.metadata.deletion_timestamp.is_none() => {
-                adopt(&ctx.client, p, rs.as_ref()).await?;
+                adopt(&ctx.client, p, rs).await?;
                 owned.push(p.clone());
             }
             _ => {}
         }
     }
-    let mut active: Vec<Arc<Pod>> = owned
-        .iter()
-        .filter(|p| pod::is_active(p))
-        .cloned()
-        .collect();
+    Ok(owned)
+}
 
-    let want = spec.replicas.unwrap_or(1).max(0) as usize;
-    if may_sync && !deleting {
-        if active.len() < want {
-            create_pods(&rs, &ctx, want - active.len()).await?;
-        } else if active.len() > want {
-            // Status must not count the pods just deleted: a Deployment reads it to decide
-            // how many more old pods it may take down.
-            let gone = delete_pods(&rs, &ctx, active.clone(), active.len() - want).await?;
-            active.retain(|p| !gone.contains(&p.uid().unwrap_or_default()));
-        }
+/// Step 3: create the missing pods or delete the surplus; returns the active pods left. The
+/// status must not count the pods just deleted: a Deployment reads it to decide how many more
+/// old pods it may take down.
+async fn scale(
+    ctx: &Context,
+    rs: &ReplicaSet,
+    mut active: Vec<Arc<Pod>>,
+    want: usize,
+) -> Result<Vec<Arc<Pod>>, Error> {
+    if active.len() < want {
+        create_pods(rs, ctx, want - active.len()).await?;
+    } else if active.len() > want {
+        let gone = delete_pods(rs, ctx, active.clone(), active.len() - want).await?;
+        active.retain(|p| !gone.contains(&p.uid().unwrap_or_default()));
     }
+    Ok(active)
+}
 
-    let now = jiff::Timestamp::now();
+/// Step 4: the status from the active pods. `observed` says this sync acted on the current
+/// spec, so `observedGeneration` moves up to `metadata.generation`.
+pub fn status(
+    rs: &ReplicaSet,
+    active: &[Arc<Pod>],
+    observed: bool,
+    now: jiff::Timestamp,
+) -> ReplicaSetStatus {
+    let spec = rs.spec.clone().unwrap_or_default();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let template_labels = spec
         .template
-        .as_ref()
-        .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
+        .and_then(|t| t.metadata)
+        .and_then(|m| m.labels)
         .unwrap_or_default();
-    let status = ReplicaSetStatus {
+    let count = |f: &dyn Fn(&Pod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
+    ReplicaSetStatus {
         replicas: active.len() as i32,
-        fully_labeled_replicas: Some(
-            active
+        fully_labeled_replicas: Some(count(&|p| {
+            template_labels
                 .iter()
-                .filter(|p| {
-                    template_labels
-                        .iter()
-                        .all(|(k, v)| p.labels().get(k) == Some(v))
-                })
-                .count() as i32,
-        ),
-        ready_replicas: Some(active.iter().filter(|p| pod::is_ready(p)).count() as i32),
-        available_replicas: Some(
-            active
-                .iter()
-                .filter(|p| pod::is_available(p, min_ready, now))
-                .count() as i32,
-        ),
-        // Only a sync that could act has observed the spec: a Deployment reads a current
-        // observedGeneration as "the pods match spec.replicas" and fills the surge room by it.
-        observed_generation: if may_sync || deleting {
+                .all(|(k, v)| p.labels().get(k) == Some(v))
+        })),
+        ready_replicas: Some(count(&pod::is_ready)),
+        available_replicas: Some(count(&|p| pod::is_available(p, min_ready, now))),
+        observed_generation: if observed {
             rs.metadata.generation
         } else {
             rs.status.as_ref().and_then(|s| s.observed_generation)
         },
         conditions: rs.status.as_ref().and_then(|s| s.conditions.clone()),
         terminating_replicas: None,
-    };
-    tracing::debug!(active = active.len(), ready = ?status.ready_replicas, may_sync, "synced");
-    if rs.status.as_ref() != Some(&status) {
-        let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map_err(|source| Error::UpdateStatus {
-            rs: rs_key.clone(),
-            source,
-        })?;
     }
+}
 
-    // Wake up when a ready pod becomes available, or when expectations may have been met.
-    let next = active
-        .iter()
-        .filter_map(|p| pod::seconds_until_available(p, min_ready, now))
-        .min();
-    Ok(match (may_sync, next) {
-        (false, _) => Action::requeue(Duration::from_secs(1)),
-        (_, Some(s)) => Action::requeue(Duration::from_secs(s as u64 + 1)),
-        _ => Action::requeue(Duration::from_secs(300)),
-    })
+/// Write the status if it changed.
+async fn write_status(
+    ctx: &Context,
+    rs: &ReplicaSet,
+    status: &ReplicaSetStatus,
+) -> Result<(), Error> {
+    if rs.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let ns = rs.namespace().unwrap_or_default();
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    api.patch_status(
+        &rs.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(|source| Error::UpdateStatus {
+        rs: key(&ns, &rs.name_any()),
+        source,
+    })?;
+    Ok(())
 }
 
 /// Build a pod from the ReplicaSet's template: `generateName: <rs>-`, owned by the RS.

@@ -1,12 +1,14 @@
 //! The Deployment controller: roll a Deployment's pods from one template to the next.
 //!
 //! A Deployment never touches pods. It owns one ReplicaSet per template revision
-//! (`history.rs`) and moves replicas between them: `RollingUpdate` step by step within
-//! maxSurge/maxUnavailable (`rolling.rs`), `Recreate` by emptying the old ones first. Its status
-//! (`status.rs`) sums its ReplicaSets' statuses. Read `replicaset.rs` first.
+//! (`history.rs`) and moves replicas between them (`rollout.rs`): `RollingUpdate` step by step
+//! within maxSurge/maxUnavailable (`rolling.rs`), `Recreate` by emptying the old ones first. Its
+//! status (`status.rs`) sums its ReplicaSets' statuses. Read `replicaset.rs` first; here,
+//! [`reconcile`] is the recipe and each of its steps a function below it.
 
 pub mod history;
 pub mod rolling;
+pub mod rollout;
 pub mod status;
 
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use crate::cache;
 use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
 use crate::pod::{controller_of, selector_is_empty, selector_matches};
-use rolling::Counts;
+use rollout::{counts, status_current, Rollout, Strategy};
 
 /// What can fail while syncing a Deployment.
 #[derive(Debug, thiserror::Error)]
@@ -133,51 +135,97 @@ impl MaybeConflict for Error {
     }
 }
 
-fn counts(rs: &ReplicaSet) -> Counts {
-    let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-    let available = rs
-        .status
-        .as_ref()
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0)
-        .min(replicas);
-    Counts {
-        replicas,
-        available,
+/// A Deployment's ReplicaSets, as one sync sees them.
+struct Revisions {
+    /// The ReplicaSet running the current template, if there is one yet.
+    new: Option<ReplicaSet>,
+    /// The others, oldest revision first.
+    olds: Vec<ReplicaSet>,
+}
+
+impl Revisions {
+    /// The highest revision of the old ReplicaSets (0 if none).
+    fn max_old_revision(&self) -> i64 {
+        self.olds.iter().map(history::revision).max().unwrap_or(0)
+    }
+
+    fn all(&self) -> Vec<&ReplicaSet> {
+        self.new.iter().chain(self.olds.iter()).collect()
     }
 }
 
-/// Has the ReplicaSet controller acted on this ReplicaSet's latest spec?
-fn status_current(rs: &ReplicaSet) -> bool {
-    rs.status
-        .as_ref()
-        .and_then(|s| s.observed_generation)
-        .unwrap_or(0)
-        >= rs.metadata.generation.unwrap_or(0)
+/// What [`ensure_new_replica_set`] found or did.
+enum NewReplicaSet {
+    /// The ReplicaSet of the current template; `moved` if this sync created or promoted it.
+    Current { rs: ReplicaSet, moved: bool },
+    /// Its name is taken by a ReplicaSet of another template (or our cache is behind):
+    /// collisionCount was bumped if needed, and the sync runs again shortly.
+    NameTaken,
 }
 
-/// One sync of one Deployment.
+/// One sync of one Deployment:
+/// 1. claim its ReplicaSets (adopting matching orphans);
+/// 2. make sure the ReplicaSet of the current template exists and is the newest revision;
+/// 3. label the Deployment with that revision;
+/// 4. scale one rollout step, on ReplicaSet statuses that have caught up with their spec;
+/// 5. delete empty old ReplicaSets beyond revisionHistoryLimit;
+/// 6. write the status, and come back when the progress deadline may pass.
 #[instrument(skip_all, fields(deployment = %format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any())))]
 pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if d.metadata.deletion_timestamp.is_some() {
+    if d.metadata.deletion_timestamp.is_some() || d.spec.is_none() {
         return Ok(Action::await_change());
     }
-    let Some(spec) = d.spec.clone() else {
-        return Ok(Action::await_change());
-    };
     // Never act on a half-filled cache: an empty ReplicaSet cache after a (re)start would
     // read as "no ReplicaSets yet" and scale from nothing.
     if !crate::cache::has_synced(&ctx.replica_sets) {
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
+    let rollout = Rollout::of(&d);
+    let mut revisions = claim_replica_sets(&ctx, &d).await?;
+    let mut moved = false;
+    if !rollout.paused {
+        let new = revisions.new.take();
+        match ensure_new_replica_set(&ctx, &d, &rollout, new, &revisions).await? {
+            NewReplicaSet::Current { rs, moved: made } => {
+                revisions.new = Some(rs);
+                moved = made;
+            }
+            NewReplicaSet::NameTaken => return Ok(Action::requeue(Duration::from_millis(200))),
+        }
+    }
+    annotate_revision(&ctx, &d, revisions.new.as_ref()).await?;
+    // Scale, but only on ReplicaSet statuses that reflect their current spec.
+    let all_current = revisions.all().into_iter().all(status_current);
+    if let (true, Some(new)) = (all_current, revisions.new.as_mut()) {
+        moved |= rollout::step(&ctx, &d, &rollout, new, &mut revisions.olds).await?;
+    }
+    clean_up_history(&ctx, &d, &revisions.olds).await?;
+    let now = jiff::Timestamp::now();
+    let status = status::compute(
+        &d,
+        revisions.new.as_ref(),
+        &revisions.all(),
+        rollout.max_unavailable,
+        moved,
+        now,
+    );
+    write_status(&ctx, &d, &status).await?;
+    let wait = if !all_current {
+        Some(1)
+    } else {
+        status::seconds_to_deadline(&d, &status, now)
+    };
+    Ok(Action::requeue(Duration::from_secs(
+        wait.map(|s| s as u64).unwrap_or(300),
+    )))
+}
+
+/// Step 1: the Deployment's ReplicaSets, adopting orphans that match its selector, split into
+/// the one running the current template and the older ones.
+async fn claim_replica_sets(ctx: &Context, d: &Deployment) -> Result<Revisions, Error> {
     let ns = d.namespace().unwrap_or_default();
     let uid = d.uid().unwrap_or_default();
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let want = spec.replicas.unwrap_or(1);
-    let (surge, unavailable) = rolling::fenceposts(&d);
-    let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
-
-    // Our ReplicaSets, adopting orphans that match the selector.
+    let selector = &d.spec.as_ref().expect("checked by reconcile").selector;
     let mut owned: Vec<ReplicaSet> = Vec::new();
     for rs in ctx
         .replica_sets
@@ -187,24 +235,11 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, 
     {
         match controller_of(&rs.metadata) {
             Some(r) if r.uid == uid => owned.push((**rs).clone()),
-            None if !selector_is_empty(&spec.selector)
-                && selector_matches(&spec.selector, rs.labels())
+            None if !selector_is_empty(selector)
+                && selector_matches(selector, rs.labels())
                 && rs.metadata.deletion_timestamp.is_none() =>
             {
-                let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
-                refs.push(crate::replicaset::owner_reference(d.as_ref()));
-                let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.resource_version()}});
-                rs_api
-                    .patch(
-                        &rs.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                    .map_err(|source| Error::UpdateReplicaSet {
-                        rs: rs.name_any(),
-                        source,
-                    })?;
+                adopt(ctx, d, rs).await?;
                 owned.push((**rs).clone());
             }
             _ => {}
@@ -216,145 +251,191 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, 
             rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
         )
     });
-    let new_idx = owned.iter().position(|rs| history::same_template(rs, &d));
-    let mut new = new_idx.map(|i| owned.remove(i));
-    let mut olds = owned;
-    let max_old_revision = olds.iter().map(history::revision).max().unwrap_or(0);
-    let paused = spec.paused == Some(true);
-    let mut moved = false;
+    let new = owned
+        .iter()
+        .position(|rs| history::same_template(rs, d))
+        .map(|i| owned.remove(i));
+    Ok(Revisions { new, olds: owned })
+}
 
-    if !paused {
-        match &mut new {
-            None => {
-                let initial = if recreate {
-                    0
-                } else {
-                    rolling::new_rs_replicas(
-                        want,
-                        surge,
-                        Counts {
-                            replicas: 0,
-                            available: 0,
-                        },
-                        olds.iter().map(|r| counts(r).replicas).sum(),
-                    )
-                };
-                let collisions = d.status.as_ref().and_then(|s| s.collision_count);
-                let hash = history::template_hash(&spec.template, collisions);
-                let rs = history::new_replica_set(&d, &hash, initial, max_old_revision + 1, surge);
-                match rs_api.create(&PostParams::default(), &rs).await {
-                    Ok(created) => {
-                        info!(replicaset = %created.name_any(), replicas = initial, "created new replicaset");
-                        if initial > 0 {
-                            ctx.recorder
-                                .normal(
-                                    d.as_ref(),
-                                    "ScalingReplicaSet",
-                                    format!(
-                                        "Scaled up replica set {} from 0 to {initial}",
-                                        created.name_any()
-                                    ),
-                                )
-                                .await;
-                        }
-                        new = Some(created);
-                        moved = true;
-                    }
-                    Err(kube::Error::Api(e)) if e.code == 409 => {
-                        // Same name, different template: a hash collision. Bump collisionCount so
-                        // the next hash differs. (Same template: our cache is just behind.)
-                        let existing = rs_api.get(&rs.name_any()).await.map_err(|source| {
-                            Error::UpdateReplicaSet {
-                                rs: rs.name_any(),
-                                source,
-                            }
-                        })?;
-                        if !history::same_template(&existing, &d) {
-                            let dapi: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-                            let patch =
-                                json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}});
-                            dapi.patch_status(
-                                &d.name_any(),
-                                &PatchParams::default(),
-                                &Patch::Merge(patch),
-                            )
-                            .await
-                            .map_err(|source| {
-                                Error::UpdateDeployment {
-                                    deployment: d.name_any(),
-                                    source,
-                                }
-                            })?;
-                        }
-                        return Ok(Action::requeue(Duration::from_millis(200)));
-                    }
-                    Err(source) => {
-                        return Err(Error::CreateReplicaSet {
-                            rs: rs.name_any(),
-                            source,
-                        })
-                    }
-                }
-            }
-            Some(rs) if history::revision(rs) <= max_old_revision => {
-                // An old template came back (rollback): its ReplicaSet becomes the newest revision.
-                let patch = json!({"metadata": {"annotations": {history::REVISION: (max_old_revision + 1).to_string()}}});
-                *rs = rs_api
-                    .patch(
-                        &rs.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                    .map_err(|source| Error::UpdateReplicaSet {
-                        rs: rs.name_any(),
-                        source,
-                    })?;
-                moved = true;
-            }
-            Some(_) => {}
+/// Make the Deployment the controller of an orphaned ReplicaSet; the resourceVersion makes a
+/// racing adopter fail.
+async fn adopt(ctx: &Context, d: &Deployment, rs: &ReplicaSet) -> Result<(), Error> {
+    let api: Api<ReplicaSet> =
+        Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
+    let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
+    refs.push(crate::replicaset::owner_reference(d));
+    let patch =
+        json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.resource_version()}});
+    api.patch(
+        &rs.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
+    .map_err(|source| Error::UpdateReplicaSet {
+        rs: rs.name_any(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Step 2: the ReplicaSet of the current template, created if missing; if a rollback brought
+/// an old template back, its ReplicaSet becomes the newest revision.
+async fn ensure_new_replica_set(
+    ctx: &Context,
+    d: &Deployment,
+    rollout: &Rollout,
+    new: Option<ReplicaSet>,
+    revisions: &Revisions,
+) -> Result<NewReplicaSet, Error> {
+    let max_old_revision = revisions.max_old_revision();
+    match new {
+        None => create_new_replica_set(ctx, d, rollout, revisions).await,
+        Some(rs) if history::revision(&rs) <= max_old_revision => {
+            let rs = set_revision(ctx, &rs, max_old_revision + 1).await?;
+            Ok(NewReplicaSet::Current { rs, moved: true })
         }
+        Some(rs) => Ok(NewReplicaSet::Current { rs, moved: false }),
     }
+}
 
-    // The Deployment carries its current revision.
-    if let Some(rs) = &new {
-        let rev = history::revision(rs).to_string();
-        if d.annotations().get(history::REVISION) != Some(&rev) {
-            let dapi: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-            let patch = json!({"metadata": {"annotations": {history::REVISION: rev}}});
-            dapi.patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-                .await
-                .map_err(|source| Error::UpdateDeployment {
-                    deployment: d.name_any(),
-                    source,
-                })?;
-        }
-    }
-
-    // Scale, but only on ReplicaSet statuses that reflect their current spec.
-    let all_current = new.iter().chain(olds.iter()).all(status_current);
-    if all_current {
-        if let Some(rs) = new.as_mut() {
-            if paused {
-                if olds.iter().all(|o| counts(o).replicas == 0) && counts(rs).replicas != want {
-                    scale(&ctx, &d, rs, want, surge).await?;
-                    moved = true;
-                }
-            } else if recreate {
-                moved |= recreate_step(&ctx, &d, rs, &mut olds, want, surge).await?;
-            } else {
-                moved |= rolling_step(&ctx, &d, rs, &mut olds, want, surge, unavailable).await?;
+/// Create `<deployment>-<pod-template-hash>` for the current template, as the next revision:
+/// empty for Recreate, else as large as the surge room allows.
+async fn create_new_replica_set(
+    ctx: &Context,
+    d: &Deployment,
+    rollout: &Rollout,
+    revisions: &Revisions,
+) -> Result<NewReplicaSet, Error> {
+    let spec = d.spec.as_ref().expect("checked by reconcile");
+    let initial = match rollout.strategy {
+        Strategy::Recreate => 0,
+        Strategy::RollingUpdate => rolling::new_rs_replicas(
+            rollout.replicas,
+            rollout.max_surge,
+            rolling::Counts {
+                replicas: 0,
+                available: 0,
+            },
+            revisions.olds.iter().map(|r| counts(r).replicas).sum(),
+        ),
+    };
+    let collisions = d.status.as_ref().and_then(|s| s.collision_count);
+    let hash = history::template_hash(&spec.template, collisions);
+    let revision = revisions.max_old_revision() + 1;
+    let rs = history::new_replica_set(d, &hash, initial, revision, rollout.max_surge);
+    let api: Api<ReplicaSet> =
+        Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
+    match api.create(&PostParams::default(), &rs).await {
+        Ok(created) => {
+            info!(replicaset = %created.name_any(), replicas = initial, "created new replicaset");
+            if initial > 0 {
+                let message = format!(
+                    "Scaled up replica set {} from 0 to {initial}",
+                    created.name_any()
+                );
+                ctx.recorder.normal(d, "ScalingReplicaSet", message).await;
             }
+            Ok(NewReplicaSet::Current {
+                rs: created,
+                moved: true,
+            })
         }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            resolve_name_collision(ctx, d, &rs.name_any(), collisions).await?;
+            Ok(NewReplicaSet::NameTaken)
+        }
+        Err(source) => Err(Error::CreateReplicaSet {
+            rs: rs.name_any(),
+            source,
+        }),
     }
+}
 
-    // Old, empty ReplicaSets beyond revisionHistoryLimit go away.
+/// The new ReplicaSet's name exists. Same name, different template: a hash collision, so
+/// collisionCount goes up and the next hash differs. Same template: our cache is just behind.
+async fn resolve_name_collision(
+    ctx: &Context,
+    d: &Deployment,
+    name: &str,
+    collisions: Option<i32>,
+) -> Result<(), Error> {
+    let ns = d.namespace().unwrap_or_default();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = rs_api
+        .get(name)
+        .await
+        .map_err(|source| Error::UpdateReplicaSet {
+            rs: name.to_string(),
+            source,
+        })?;
+    if history::same_template(&existing, d) {
+        return Ok(());
+    }
+    let patch = json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}});
+    Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
+        .patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| Error::UpdateDeployment {
+            deployment: d.name_any(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Annotate a ReplicaSet with `revision` (a rollback's old ReplicaSet becoming the newest).
+async fn set_revision(ctx: &Context, rs: &ReplicaSet, revision: i64) -> Result<ReplicaSet, Error> {
+    let api: Api<ReplicaSet> =
+        Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {history::REVISION: revision.to_string()}}});
+    api.patch(
+        &rs.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
+    .map_err(|source| Error::UpdateReplicaSet {
+        rs: rs.name_any(),
+        source,
+    })
+}
+
+/// Step 3: the Deployment carries the revision of its new ReplicaSet.
+async fn annotate_revision(
+    ctx: &Context,
+    d: &Deployment,
+    new: Option<&ReplicaSet>,
+) -> Result<(), Error> {
+    let Some(rs) = new else { return Ok(()) };
+    let rev = history::revision(rs).to_string();
+    if d.annotations().get(history::REVISION) == Some(&rev) {
+        return Ok(());
+    }
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {history::REVISION: rev}}});
+    api.patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| Error::UpdateDeployment {
+            deployment: d.name_any(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Step 5: old, empty ReplicaSets beyond revisionHistoryLimit (default 10) go away.
+async fn clean_up_history(ctx: &Context, d: &Deployment, olds: &[ReplicaSet]) -> Result<(), Error> {
+    let limit = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.revision_history_limit)
+        .unwrap_or(10);
+    let api: Api<ReplicaSet> =
+        Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
     let old_refs: Vec<&ReplicaSet> = olds.iter().collect();
-    for rs in history::to_clean_up(&old_refs, spec.revision_history_limit.unwrap_or(10)) {
-        match rs_api
-            .delete(&rs.name_any(), &DeleteParams::default())
-            .await
-        {
+    for rs in history::to_clean_up(&old_refs, limit) {
+        match api.delete(&rs.name_any(), &DeleteParams::default()).await {
             Ok(_) => {
                 info!(replicaset = %rs.name_any(), "deleted old replicaset beyond the history limit")
             }
@@ -367,131 +448,29 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, 
             }
         }
     }
-
-    let now = jiff::Timestamp::now();
-    let all: Vec<&ReplicaSet> = new.iter().chain(olds.iter()).collect();
-    let status = status::compute(&d, new.as_ref(), &all, unavailable, moved, now);
-    if d.status.as_ref() != Some(&status) {
-        let dapi: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-        dapi.patch_status(
-            &d.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map_err(|source| Error::UpdateDeployment {
-            deployment: d.name_any(),
-            source,
-        })?;
-    }
-    let wait = if !all_current {
-        Some(1)
-    } else {
-        status::seconds_to_deadline(&d, &status, now)
-    };
-    Ok(Action::requeue(Duration::from_secs(
-        wait.map(|s| s as u64).unwrap_or(300),
-    )))
+    Ok(())
 }
 
-/// One RollingUpdate step: grow the new ReplicaSet into the surge room, else shrink old ones
-/// as far as availability allows. Returns whether anything was scaled.
-async fn rolling_step(
+/// Step 6: write the status if it changed.
+async fn write_status(
     ctx: &Context,
     d: &Deployment,
-    new: &mut ReplicaSet,
-    olds: &mut [ReplicaSet],
-    want: i32,
-    surge: i32,
-    unavailable: i32,
-) -> Result<bool, Error> {
-    let all: i32 = counts(new).replicas + olds.iter().map(|o| counts(o).replicas).sum::<i32>();
-    let target = rolling::new_rs_replicas(want, surge, counts(new), all);
-    if target != counts(new).replicas {
-        scale(ctx, d, new, target, surge).await?;
-        return Ok(true);
-    }
-    let old_counts: Vec<Counts> = olds.iter().map(counts).collect();
-    let targets = rolling::old_rs_scale_down(want, unavailable, counts(new), &old_counts);
-    let mut moved = false;
-    for (rs, to) in olds.iter_mut().zip(targets) {
-        if to != counts(rs).replicas {
-            scale(ctx, d, rs, to, surge).await?;
-            moved = true;
-        }
-    }
-    Ok(moved)
-}
-
-/// One Recreate step: old ReplicaSets to zero, wait until their pods are gone, then the new one up.
-async fn recreate_step(
-    ctx: &Context,
-    d: &Deployment,
-    new: &mut ReplicaSet,
-    olds: &mut [ReplicaSet],
-    want: i32,
-    surge: i32,
-) -> Result<bool, Error> {
-    let mut moved = false;
-    for rs in olds.iter_mut().filter(|rs| counts(rs).replicas > 0) {
-        scale(ctx, d, rs, 0, surge).await?;
-        moved = true;
-    }
-    let old_pods: i32 = olds
-        .iter()
-        .map(|rs| rs.status.as_ref().map(|s| s.replicas).unwrap_or(0))
-        .sum();
-    if moved || old_pods > 0 {
-        return Ok(moved);
-    }
-    if counts(new).replicas != want {
-        scale(ctx, d, new, want, surge).await?;
-        moved = true;
-    }
-    Ok(moved)
-}
-
-/// Set a ReplicaSet's `spec.replicas` (guarded by its resourceVersion) and record the event.
-async fn scale(
-    ctx: &Context,
-    d: &Deployment,
-    rs: &mut ReplicaSet,
-    to: i32,
-    surge: i32,
+    status: &k8s_openapi::api::apps::v1::DeploymentStatus,
 ) -> Result<(), Error> {
-    let from = counts(rs).replicas;
-    let api: Api<ReplicaSet> =
-        Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": rs.resource_version(),
-            "annotations": {history::DESIRED_REPLICAS: want.to_string(), history::MAX_REPLICAS: (want + surge).to_string()},
-        },
-        "spec": {"replicas": to},
-    });
-    *rs = api
-        .patch(
-            &rs.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
-        .await
-        .map_err(|source| Error::UpdateReplicaSet {
-            rs: rs.name_any(),
-            source,
-        })?;
-    let direction = if to > from { "up" } else { "down" };
-    info!(replicaset = %rs.name_any(), from, to, "scaled replicaset");
-    ctx.recorder
-        .normal(
-            d,
-            "ScalingReplicaSet",
-            format!(
-                "Scaled {direction} replica set {} from {from} to {to}",
-                rs.name_any()
-            ),
-        )
-        .await;
+    if d.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
+    api.patch_status(
+        &d.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(|source| Error::UpdateDeployment {
+        deployment: d.name_any(),
+        source,
+    })?;
     Ok(())
 }
