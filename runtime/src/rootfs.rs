@@ -250,10 +250,42 @@ pub fn ensure_target(root: &Path, dest: &Path, dir: bool) -> Result<PathBuf, Roo
     Ok(path)
 }
 
-/// Build the container's filesystem and enter it. Must run in a fresh mount namespace.
+/// Build the container's filesystem and enter it. Must run in a fresh mount namespace. The
+/// recipe, one function per step:
+/// 1. [`make_mounts_private`]: nothing we mount reaches the host, nothing of the host follows;
+/// 2. [`mount_root`]: the overlay of the image layers (or an OCI bundle's rootfs);
+/// 3. [`mount_proc`]: `/proc` of the new pid namespace;
+/// 4. [`mount_dev`]: a minimal `/dev`;
+/// 5. [`mount_sys`]: `/sys`, read-only;
+/// 6. [`bind_files_and_volumes`]: the pod's `/etc` files, generated `/proc` files, volumes;
+/// 7. [`mask_paths`]: hide or freeze what leaks or reconfigures the host (unless privileged);
+/// 8. [`enter`] the new root, then [`remount_readonly`] if asked.
 pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
     let root = &spec.merged;
-    // 1. nothing we mount may propagate to the host, and host mounts must not follow us
+    make_mounts_private()?;
+    mount_root(spec)?;
+    mount_proc(root)?;
+    let dev = mount_dev(root)?;
+    mount_sys(root)?;
+    bind_files_and_volumes(root, spec)?;
+    if !spec.privileged {
+        mask_paths(root, &dev)?;
+    }
+    enter(root)?;
+    if spec.readonly {
+        remount_readonly()?;
+    }
+    Ok(())
+}
+
+/// Mount flags of the pseudo filesystems that hold no programs or devices.
+const NODEV: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NODEV);
+
+/// Step 1: make every mount private, recursively (`MS_REC|MS_PRIVATE`): nothing we mount may
+/// propagate to the host, and host mounts must not follow us.
+fn make_mounts_private() -> Result<(), RootfsError> {
     mount(
         None::<&str>,
         "/",
@@ -261,44 +293,36 @@ pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(|errno| RootfsError::MakePrivate { errno })?;
-    // 2. the overlay: image layers read-only below, the container's own upper dir on top.
-    //    `volatile` (Linux 5.10): no fsync/syncfs reaches the upper filesystem. Without it the
-    //    overlay's unmount when the container exits syncs the *whole* host filesystem its upper
-    //    dir is on, costing the exit milliseconds to seconds on a busy node. A writable layer is
-    //    mounted once and never survives a host crash in Kubernetes anyway (CRI-O and podman
-    //    `--rm` mount the same way)
-    match &spec.bind_rootfs {
-        Some(dir) => bind(dir, root, false)?,
-        None => {
-            let options = overlay_options(spec);
-            let volatile = format!("{options},volatile");
-            mnt(
-                Some("overlay"),
-                root,
-                "overlay",
-                MsFlags::empty(),
-                Some(&volatile),
-            )
-            .or_else(
-                // an older kernel: the plain overlay
-                |_| {
-                    mnt(
-                        Some("overlay"),
-                        root,
-                        "overlay",
-                        MsFlags::empty(),
-                        Some(&options),
-                    )
-                },
-            )?
-        }
+    .map_err(|errno| RootfsError::MakePrivate { errno })
+}
+
+/// Step 2: the overlay: image layers read-only below, the container's own upper dir on top.
+/// `volatile` (Linux 5.10): no fsync/syncfs reaches the upper filesystem. Without it the
+/// overlay's unmount when the container exits syncs the *whole* host filesystem its upper dir
+/// is on, costing the exit milliseconds to seconds on a busy node. A writable layer is mounted
+/// once and never survives a host crash in Kubernetes anyway (CRI-O and podman `--rm` mount
+/// the same way). An OCI bundle's ready-made rootfs is bind-mounted instead.
+fn mount_root(spec: &RootfsSpec) -> Result<(), RootfsError> {
+    let root = &spec.merged;
+    if let Some(dir) = &spec.bind_rootfs {
+        return bind(dir, root, false);
     }
-    // 3. /proc for the new pid namespace
-    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    let options = overlay_options(spec);
+    let volatile = format!("{options},volatile");
+    let overlay = |data: &str| mnt(Some("overlay"), root, "overlay", MsFlags::empty(), Some(data));
+    // an older kernel: the plain overlay
+    overlay(&volatile).or_else(|_| overlay(&options))
+}
+
+/// Step 3: `/proc` for the new pid namespace.
+fn mount_proc(root: &Path) -> Result<(), RootfsError> {
     let proc = ensure_target(root, Path::new("/proc"), true)?;
-    mnt(Some("proc"), &proc, "proc", nodev, None)?;
-    // 4. a minimal /dev: a tmpfs with only harmless devices
+    mnt(Some("proc"), &proc, "proc", NODEV, None)
+}
+
+/// Step 4: a minimal `/dev`: a tmpfs with only harmless devices, the usual links, and its own
+/// `pts` (a devpts instance of the container's own), `shm` and `mqueue`. Returns its path.
+fn mount_dev(root: &Path) -> Result<PathBuf, RootfsError> {
     let dev = ensure_target(root, Path::new("/dev"), true)?;
     mnt(
         Some("tmpfs"),
@@ -307,37 +331,7 @@ pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
-    for (name, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
-        let p = dev.join(name);
-        mknod(
-            &p,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            makedev(major, minor),
-        )
-        .map_err(|errno| RootfsError::Mknod {
-            path: p.clone(),
-            errno,
-        })?;
-        // mknod honours the umask; set the mode explicitly
-        nix::sys::stat::fchmodat(
-            nix::fcntl::AT_FDCWD,
-            &p,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|errno| RootfsError::Mknod {
-            path: p.clone(),
-            errno,
-        })?;
-    }
+    make_devices(&dev)?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -357,8 +351,8 @@ pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             "newinstance,ptmxmode=0666,mode=0620,gid=5",
         ),
-        ("shm", "tmpfs", nodev, "mode=1777,size=65536k"),
-        ("mqueue", "mqueue", nodev, ""),
+        ("shm", "tmpfs", NODEV, "mode=1777,size=65536k"),
+        ("mqueue", "mqueue", NODEV, ""),
     ] {
         let p = dev.join(d);
         fs::create_dir(&p).map_err(|source| RootfsError::Create {
@@ -373,16 +367,51 @@ pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
             if data.is_empty() { None } else { Some(data) },
         )?;
     }
-    // 5. /sys read-only
+    Ok(dev)
+}
+
+/// The device nodes of step 4: null, zero, full, random, urandom and tty, mode 0666.
+fn make_devices(dev: &Path) -> Result<(), RootfsError> {
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let p = dev.join(name);
+        let mknod_err = |errno| RootfsError::Mknod {
+            path: p.clone(),
+            errno,
+        };
+        mknod(
+            &p,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .map_err(mknod_err)?;
+        // mknod honours the umask; set the mode explicitly
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &p,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(mknod_err)?;
+    }
+    Ok(())
+}
+
+/// Step 5: `/sys`, read-only.
+fn mount_sys(root: &Path) -> Result<(), RootfsError> {
     let sys = ensure_target(root, Path::new("/sys"), true)?;
-    mnt(
-        Some("sysfs"),
-        &sys,
-        "sysfs",
-        nodev | MsFlags::MS_RDONLY,
-        None,
-    )?;
-    // 6. per-pod files (/etc/hosts...), generated /proc files, then volumes
+    mnt(Some("sysfs"), &sys, "sysfs", NODEV | MsFlags::MS_RDONLY, None)
+}
+
+/// Step 6: per-pod files (`/etc/hosts`...), generated `/proc` files, then volumes.
+fn bind_files_and_volumes(root: &Path, spec: &RootfsSpec) -> Result<(), RootfsError> {
     for f in &spec.files {
         let target = ensure_target(root, &f.destination, false)?;
         bind(&f.source, &target, f.readonly)?;
@@ -391,37 +420,40 @@ pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
         let target = ensure_target(root, &v.destination, v.source.is_dir())?;
         bind(&v.source, &target, v.readonly)?;
     }
-    // 7. hide what leaks host information or allows reconfiguring the host
-    if !spec.privileged {
-        for p in MASKED_PATHS {
-            let target = root.join(&p[1..]);
-            match fs::metadata(&target) {
-                Ok(m) if m.is_dir() => {
-                    mnt(Some("tmpfs"), &target, "tmpfs", MsFlags::MS_RDONLY, None)?
-                }
-                Ok(_) => bind(&dev.join("null"), &target, false)?,
-                Err(_) => {}
-            }
-        }
-        for p in READONLY_PATHS {
-            let target = root.join(&p[1..]);
-            if target.exists() {
-                bind(&target, &target, true)?;
-            }
+    Ok(())
+}
+
+/// Step 7: hide what leaks host information ([`MASKED_PATHS`]: an empty read-only tmpfs over a
+/// directory, `/dev/null` over a file) and freeze what allows reconfiguring the host
+/// ([`READONLY_PATHS`]: bound read-only onto themselves).
+fn mask_paths(root: &Path, dev: &Path) -> Result<(), RootfsError> {
+    for p in MASKED_PATHS {
+        let target = root.join(&p[1..]);
+        match fs::metadata(&target) {
+            Ok(m) if m.is_dir() => mnt(Some("tmpfs"), &target, "tmpfs", MsFlags::MS_RDONLY, None)?,
+            Ok(_) => bind(&dev.join("null"), &target, false)?,
+            Err(_) => {}
         }
     }
-    // 8. enter the new root
-    enter(root)?;
-    if spec.readonly {
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-            .map_err(|errno| RootfsError::RemountReadonly { errno })?;
+    for p in READONLY_PATHS {
+        let target = root.join(&p[1..]);
+        if target.exists() {
+            bind(&target, &target, true)?;
+        }
     }
     Ok(())
 }
 
-/// pivot_root(".", ".") stacks the old root on top of the new one at "/", and umount2 detaches it:
-/// the runc recipe that needs no temporary directory. Falls back to MS_MOVE + chroot.
+/// After step 8: `readOnlyRootFilesystem`, the root remounted read-only (mounts below it keep
+/// their own flags).
+fn remount_readonly() -> Result<(), RootfsError> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .map_err(|errno| RootfsError::RemountReadonly { errno })
+}
+
+/// Step 8: pivot_root(".", ".") stacks the old root on top of the new one at "/", and umount2
+/// detaches it: the runc recipe that needs no temporary directory. Falls back to MS_MOVE + chroot.
 fn enter(root: &Path) -> Result<(), RootfsError> {
     nix::unistd::chdir(root).map_err(|errno| RootfsError::Chdir {
         path: root.to_owned(),

@@ -3,14 +3,14 @@
 //! one per container.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use runtime::container::{Attach, ContainerError, CreateOptions, SandboxOptions, Status};
-use runtime::{exec, namespaces, pause, shim, tty, Runtime, DEFAULT_ROOT};
+use runtime::{exec, pause, shim, tty, Runtime, DEFAULT_ROOT};
 
 #[derive(Parser)]
 #[command(
@@ -343,6 +343,8 @@ fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
     nix::sys::signal::Signal::from_str(&name).with_context(|| format!("unknown signal {s:?}"))
 }
 
+/// Open the runtime and run one subcommand: each has a function of its own below, but the
+/// one-liners.
 fn run(cli: Cli) -> Result<i32> {
     let mut rt =
         Runtime::open(&cli.root).with_context(|| format!("open runtime root {:?}", cli.root))?;
@@ -353,17 +355,7 @@ fn run(cli: Cli) -> Result<i32> {
             pid_file,
             console_socket,
             id,
-        } => {
-            if console_socket.is_some() {
-                bail!("--console-socket (terminal) is not supported");
-            }
-            let pid = rt.oci_create(&id, &bundle)?;
-            if let Some(f) = pid_file {
-                std::fs::write(&f, pid.to_string())
-                    .with_context(|| format!("write pid file {f:?}"))?;
-            }
-            Ok(0)
-        }
+        } => cmd_oci_create(&rt, &id, &bundle, pid_file, console_socket),
         Cmd::Start { id } => {
             rt.oci_start(&id)?;
             Ok(0)
@@ -383,37 +375,7 @@ fn run(cli: Cli) -> Result<i32> {
         } => Ok(shim::main(&rt, &id, status_fd, attached)),
         Cmd::Pause { dir } => Ok(pause::main(&dir)),
         Cmd::Run(a) => cmd_run(&rt, *a),
-        Cmd::Ps { quiet, .. } => {
-            if !quiet {
-                println!(
-                    "{:<14} {:<20} {:<18} {:<9} {:<8} COMMAND",
-                    "CONTAINER ID", "NAME", "IMAGE", "STATUS", "PID"
-                );
-            }
-            for id in rt.container_ids() {
-                let (Ok(spec), Ok(st)) = (rt.spec(&id), rt.state(&id)) else {
-                    continue;
-                };
-                if quiet {
-                    println!("{id}");
-                    continue;
-                }
-                let status = match st.status {
-                    Status::Stopped => format!("exited({})", st.exit_code.unwrap_or(-1)),
-                    s => format!("{s:?}").to_lowercase(),
-                };
-                println!(
-                    "{:<14} {:<20} {:<18} {:<9} {:<8} {}",
-                    &id[..12],
-                    spec.name,
-                    spec.image,
-                    status,
-                    st.pid.map(|p| p.to_string()).unwrap_or_default(),
-                    spec.args.join(" ")
-                );
-            }
-            Ok(0)
-        }
+        Cmd::Ps { quiet, .. } => cmd_ps(&rt, quiet),
         Cmd::Exec {
             interactive,
             tty,
@@ -424,51 +386,11 @@ fn run(cli: Cli) -> Result<i32> {
             let terminal = tty.then_some(exec::Terminal { stdin: interactive });
             Ok(exec::exec_with(&rt, &id, &command, terminal)?)
         }
-        Cmd::Logs { follow, id } => {
-            let id = rt.lookup(&id)?;
-            let mut offset = 0;
-            loop {
-                let (lines, next) = rt.read_logs(&id, offset)?;
-                offset = next;
-                let mut out = std::io::stdout().lock();
-                let mut err = std::io::stderr().lock();
-                for (stream, text) in lines {
-                    if stream == "stderr" {
-                        writeln!(err, "{text}")?;
-                    } else {
-                        writeln!(out, "{text}")?;
-                    }
-                }
-                drop((out, err));
-                if !follow {
-                    return Ok(0);
-                }
-                if rt.state(&id)?.status == Status::Stopped {
-                    let (lines, _) = rt.read_logs(&id, offset)?;
-                    for (_, text) in lines {
-                        println!("{text}");
-                    }
-                    return Ok(0);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Cmd::Stop { time, ids } => {
-            for id in ids {
-                let id = rt.lookup(&id)?;
-                rt.stop(&id, Duration::from_secs(time))?;
-                println!("{id}");
-            }
-            Ok(0)
-        }
-        Cmd::Rm { force, ids } => {
-            for id in ids {
-                let id = rt.lookup(&id)?;
-                rt.remove(&id, force)?;
-                println!("{id}");
-            }
-            Ok(0)
-        }
+        Cmd::Logs { follow, id } => cmd_logs(&rt, &id, follow),
+        Cmd::Stop { time, ids } => each_container(&rt, &ids, |id| {
+            rt.stop(id, Duration::from_secs(time)).map(drop)
+        }),
+        Cmd::Rm { force, ids } => each_container(&rt, &ids, |id| rt.remove(id, force)),
         Cmd::Kill { id, signal } => {
             let id = rt.lookup(&id)?;
             rt.kill(&id, parse_signal(&signal)?)?;
@@ -479,18 +401,7 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&rt.inspect(&id)?)?);
             Ok(0)
         }
-        Cmd::Images => {
-            println!("{:<40} {:<20} LAYERS", "NAME", "MANIFEST");
-            for r in rt.images.list()? {
-                let layers = rt
-                    .images
-                    .resolve(&r.name)
-                    .map(|i| i.layers.len())
-                    .unwrap_or(0);
-                println!("{:<40} {:<20} {}", r.name, &r.manifest[7..19], layers);
-            }
-            Ok(0)
-        }
+        Cmd::Images => cmd_images(&rt),
         Cmd::Import { file, name } => {
             for n in rt.images.import(&file, name.as_deref())? {
                 println!("{n}");
@@ -505,56 +416,191 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Pull {
             reference,
             insecure,
-            mut insecure_registries,
+            insecure_registries,
             registry_ca,
             creds,
             quiet,
         } => {
-            use runtime::registry::{self, Credentials, PullOptions};
-            if insecure {
-                insecure_registries.push(registry::Reference::parse(&reference)?.registry);
-            }
-            let credentials = match creds {
-                Some(c) => Some(Credentials::parse(&c).context("--creds wants USER:PASSWORD")?),
-                None => None,
-            };
-            let opts = PullOptions {
+            let pull = PullArgs {
+                insecure,
                 insecure_registries,
-                ca_file: registry_ca,
-                credentials,
+                registry_ca,
+                creds,
+                quiet,
             };
-            let mut bars = ProgressBars::new(!quiet && std::io::stderr().is_terminal());
-            let name = registry::pull_with_progress(&rt.images, &reference, &opts, &mut |p| {
-                bars.update(p)
-            });
-            bars.finish();
-            println!("{}", name?);
-            Ok(0)
+            cmd_pull(&rt, &reference, pull)
         }
         Cmd::Rmi { name } => {
             rt.images.untag(&name)?;
             Ok(0)
         }
-        Cmd::Sandbox(SandboxCmd::Create {
+        Cmd::Sandbox(cmd) => cmd_sandbox(&rt, cmd),
+    }
+}
+
+/// `stop`, `rm`: `op` on each container, whose id is printed once done.
+fn each_container(
+    rt: &Runtime,
+    ids: &[String],
+    op: impl Fn(&str) -> Result<(), ContainerError>,
+) -> Result<i32> {
+    for id in ids {
+        let id = rt.lookup(id)?;
+        op(&id)?;
+        println!("{id}");
+    }
+    Ok(0)
+}
+
+/// OCI `create`: the container's init waits on its exec fifo until `start`.
+fn cmd_oci_create(
+    rt: &Runtime,
+    id: &str,
+    bundle: &Path,
+    pid_file: Option<PathBuf>,
+    console_socket: Option<PathBuf>,
+) -> Result<i32> {
+    if console_socket.is_some() {
+        bail!("--console-socket (terminal) is not supported");
+    }
+    let pid = rt.oci_create(id, bundle)?;
+    if let Some(f) = pid_file {
+        std::fs::write(&f, pid.to_string()).with_context(|| format!("write pid file {f:?}"))?;
+    }
+    Ok(0)
+}
+
+/// `ps`: one line per container (or only ids).
+fn cmd_ps(rt: &Runtime, quiet: bool) -> Result<i32> {
+    if !quiet {
+        println!(
+            "{:<14} {:<20} {:<18} {:<9} {:<8} COMMAND",
+            "CONTAINER ID", "NAME", "IMAGE", "STATUS", "PID"
+        );
+    }
+    for id in rt.container_ids() {
+        let (Ok(spec), Ok(st)) = (rt.spec(&id), rt.state(&id)) else {
+            continue;
+        };
+        if quiet {
+            println!("{id}");
+            continue;
+        }
+        let status = match st.status {
+            Status::Stopped => format!("exited({})", st.exit_code.unwrap_or(-1)),
+            s => format!("{s:?}").to_lowercase(),
+        };
+        println!(
+            "{:<14} {:<20} {:<18} {:<9} {:<8} {}",
+            &id[..12],
+            spec.name,
+            spec.image,
+            status,
+            st.pid.map(|p| p.to_string()).unwrap_or_default(),
+            spec.args.join(" ")
+        );
+    }
+    Ok(0)
+}
+
+/// `logs [-f]`: the container's output on our stdout and stderr; with `-f` until it stops.
+fn cmd_logs(rt: &Runtime, id: &str, follow: bool) -> Result<i32> {
+    let id = rt.lookup(id)?;
+    let mut offset = 0;
+    loop {
+        let (lines, next) = rt.read_logs(&id, offset)?;
+        offset = next;
+        let mut out = std::io::stdout().lock();
+        let mut err = std::io::stderr().lock();
+        for (stream, text) in lines {
+            if stream == "stderr" {
+                writeln!(err, "{text}")?;
+            } else {
+                writeln!(out, "{text}")?;
+            }
+        }
+        drop((out, err));
+        if !follow {
+            return Ok(0);
+        }
+        if rt.state(&id)?.status == Status::Stopped {
+            let (lines, _) = rt.read_logs(&id, offset)?;
+            for (_, text) in lines {
+                println!("{text}");
+            }
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `images`: name, manifest digest and layer count of each image.
+fn cmd_images(rt: &Runtime) -> Result<i32> {
+    println!("{:<40} {:<20} LAYERS", "NAME", "MANIFEST");
+    for r in rt.images.list()? {
+        let layers = rt
+            .images
+            .resolve(&r.name)
+            .map(|i| i.layers.len())
+            .unwrap_or(0);
+        println!("{:<40} {:<20} {}", r.name, &r.manifest[7..19], layers);
+    }
+    Ok(0)
+}
+
+/// The options of `pull`.
+struct PullArgs {
+    insecure: bool,
+    insecure_registries: Vec<String>,
+    registry_ca: Option<PathBuf>,
+    creds: Option<String>,
+    quiet: bool,
+}
+
+/// `pull`: from a registry into the image store, with progress bars on a terminal.
+fn cmd_pull(rt: &Runtime, reference: &str, a: PullArgs) -> Result<i32> {
+    use runtime::registry::{self, Credentials, PullOptions};
+    let mut insecure_registries = a.insecure_registries;
+    if a.insecure {
+        insecure_registries.push(registry::Reference::parse(reference)?.registry);
+    }
+    let credentials = match a.creds {
+        Some(c) => Some(Credentials::parse(&c).context("--creds wants USER:PASSWORD")?),
+        None => None,
+    };
+    let opts = PullOptions {
+        insecure_registries,
+        ca_file: a.registry_ca,
+        credentials,
+    };
+    let mut bars = ProgressBars::new(!a.quiet && std::io::stderr().is_terminal());
+    let name = registry::pull_with_progress(&rt.images, reference, &opts, &mut |p| bars.update(p));
+    bars.finish();
+    println!("{}", name?);
+    Ok(0)
+}
+
+/// `sandbox create|rm|ls`.
+fn cmd_sandbox(rt: &Runtime, cmd: SandboxCmd) -> Result<i32> {
+    match cmd {
+        SandboxCmd::Create {
             id,
             hostname,
             share_pid,
-        }) => {
+        } => {
             let opts = SandboxOptions {
                 hostname,
                 share_pid,
             };
             rt.create_sandbox_with(&id, &opts)?;
             println!("{id}");
-            Ok(0)
         }
-        Cmd::Sandbox(SandboxCmd::Rm { force, id }) => {
+        SandboxCmd::Rm { force, id } => {
             rt.sandbox(&id)?;
             rt.remove_sandbox(&id, force)?;
             println!("{id}");
-            Ok(0)
         }
-        Cmd::Sandbox(SandboxCmd::Ls) => {
+        SandboxCmd::Ls => {
             for id in rt.sandbox_ids() {
                 let sdir = rt.sandbox_dir(&id);
                 let net = std::fs::metadata(sdir.join("net"))
@@ -562,10 +608,9 @@ fn run(cli: Cli) -> Result<i32> {
                     .unwrap_or(0);
                 println!("{id}\tnet:[{net}]");
             }
-            let _ = namespaces::Kind::ALL;
-            Ok(0)
         }
     }
+    Ok(0)
 }
 
 fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {

@@ -6,8 +6,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use oci_spec::image::Config as ImageConfig;
+
 use super::sandbox::write_etc_files;
-use super::{ContainerError, ContainerSpec, CreateOptions, State};
+use super::{ContainerError, ContainerSpec, CreateOptions, Sandbox, State};
 use crate::cgroups::{self, Resources};
 use crate::error::io_err;
 use crate::image::Image;
@@ -114,85 +116,40 @@ pub fn parse_volume(v: &str) -> Result<BindMount, ContainerError> {
 
 impl Runtime {
     /// Resolve options and an image into a container directory with its `config.json`.
-    /// On any error nothing is left behind.
+    /// On any error nothing is left behind. The recipe:
+    /// 1. [`Runtime::validate`]: everything about the options and the image, before the disk is
+    ///    touched;
+    /// 2. [`Runtime::place`]: the container's id, directories, hostname, namespaces and cgroup,
+    ///    alone or in its sandbox;
+    /// 3. [`Runtime::assemble`]: the specification;
+    /// 4. [`Runtime::write_container`]: its directories and files, `config.json` last.
     pub fn create(&self, opts: &CreateOptions) -> Result<ContainerSpec, ContainerError> {
-        // validate everything before touching the disk
+        let valid = self.validate(opts)?;
+        let place = self.place(opts, valid.sandbox.as_ref());
+        let spec = self.assemble(opts, valid, &place)?;
+        self.reserve_name(&spec.name, &spec.id)?;
+        if let Err(e) = self.write_container(&spec, &place) {
+            let _ = fs::remove_dir_all(&place.dir);
+            let _ = fs::remove_dir_all(&place.disk);
+            self.release_name(&spec.name, &spec.id);
+            return Err(e);
+        }
+        tracing::debug!(id = spec.id, image = %spec.image, "container created");
+        Ok(spec)
+    }
+
+    /// Step 1: resolve the image and check every option against it.
+    fn validate(&self, opts: &CreateOptions) -> Result<Validated, ContainerError> {
         let image = self.images.resolve(&opts.image)?;
         let ic = image.config.config().clone().unwrap_or_default();
-        let entrypoint = opts
-            .entrypoint
-            .clone()
-            .unwrap_or_else(|| ic.entrypoint().clone().unwrap_or_default());
-        let cmd = if opts.command.is_empty() {
-            ic.cmd().clone().unwrap_or_default()
-        } else {
-            opts.command.clone()
-        };
-        let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
-        if args.is_empty() {
-            return Err(ContainerError::InvalidOption {
-                flag: "command",
-                value: String::new(),
-                reason: "the image has no default command; give one",
-            });
-        }
-        let mut env: Vec<String> = ic.env().clone().unwrap_or_default();
-        for e in &opts.env {
-            let Some((k, _)) = e.split_once('=') else {
-                return Err(ContainerError::InvalidOption {
-                    flag: "env",
-                    value: e.clone(),
-                    reason: "expected KEY=VALUE",
-                });
-            };
-            env.retain(|x| x.split_once('=').map(|(xk, _)| xk) != Some(k));
-            env.push(e.clone());
-        }
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-        }
+        let args = command_line(opts, &ic)?;
+        let env = environment(opts, &ic)?;
         if !command_in_image(&args[0], &env, &image) {
             return Err(ContainerError::CommandNotFound {
                 command: args[0].clone(),
             });
         }
-        let resources = Resources {
-            cpu_quota_us: match &opts.cpus {
-                None => None,
-                Some(c) => Some(cgroups::cpus_to_quota(c).ok_or_else(|| {
-                    ContainerError::InvalidOption {
-                        flag: "cpus",
-                        value: c.clone(),
-                        reason: "expected a positive number of CPUs like 0.5 or 500m",
-                    }
-                })?),
-            },
-            cpu_shares: opts.cpu_shares,
-            memory_bytes: match &opts.memory {
-                None => None,
-                Some(m) => Some(
-                    cgroups::parse_bytes(m)
-                        .filter(|b| *b >= 1 << 20)
-                        .ok_or_else(|| ContainerError::InvalidOption {
-                            flag: "memory",
-                            value: m.clone(),
-                            reason: "expected a size of at least 1Mi like 64Mi or 1G",
-                        })?,
-                ),
-            },
-            pids: match opts.pids {
-                None => None,
-                Some(p) if p > 0 => Some(p as u64),
-                Some(p) => {
-                    return Err(ContainerError::InvalidOption {
-                        flag: "pids",
-                        value: p.to_string(),
-                        reason: "must be positive",
-                    })
-                }
-            },
-            cpuset_cpus: opts.cpuset.clone(),
-        };
+        let resources = resources(opts)?;
         let volumes = opts
             .volumes
             .iter()
@@ -220,20 +177,36 @@ impl Runtime {
             Some(s) => Some(self.sandbox(s)?),
             None => None,
         };
+        let cwd = opts
+            .workdir
+            .clone()
+            .or_else(|| ic.working_dir().clone().filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into());
+        Ok(Validated {
+            image,
+            args,
+            env,
+            cwd,
+            resources,
+            volumes,
+            capabilities,
+            uid,
+            gid,
+            sandbox,
+        })
+    }
 
+    /// Step 2: a fresh id and where the container goes: its directories, hostname, the pod
+    /// namespaces it joins, where its `/etc` files come from, its pod-level cgroup.
+    fn place(&self, opts: &CreateOptions, sandbox: Option<&Sandbox>) -> Placement {
         let id = random_hex(32);
         let dir = self.container_dir(&id);
-        let disk = self.container_disk_dir(&id);
-        let name = opts
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("c-{}", &id[..12]));
         let hostname = opts
             .hostname
             .clone()
-            .or_else(|| sandbox.as_ref().map(|s| s.hostname.clone()))
+            .or_else(|| sandbox.map(|s| s.hostname.clone()))
             .unwrap_or_else(|| id[..12].to_string());
-        let (join_namespaces, etc_dir, pod_cgroup) = match &sandbox {
+        let (join_namespaces, etc_dir, pod_cgroup) = match sandbox {
             Some(sb) => {
                 let sdir = self.sandbox_dir(&sb.id);
                 let shared_pid = sb.pause_pid.map(|_| Kind::Pid);
@@ -250,55 +223,63 @@ impl Runtime {
                 self.cgroup_parent.join(format!("pod-{}", &id[..12])),
             ),
         };
+        Placement {
+            disk: self.container_disk_dir(&id),
+            dir,
+            hostname,
+            join_namespaces,
+            etc_dir,
+            pod_cgroup,
+            own_etc_files: sandbox.is_none(),
+            id,
+        }
+    }
+
+    /// Step 3: the container's specification, from the validated options and its place.
+    fn assemble(
+        &self,
+        opts: &CreateOptions,
+        valid: Validated,
+        place: &Placement,
+    ) -> Result<ContainerSpec, ContainerError> {
+        let Validated {
+            image,
+            args,
+            mut env,
+            cwd,
+            resources,
+            volumes,
+            capabilities,
+            uid,
+            gid,
+            sandbox: _,
+        } = valid;
+        let id = &place.id;
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-            env.push(format!("HOSTNAME={hostname}"));
+            env.push(format!("HOSTNAME={}", place.hostname));
         }
         if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
         }
-        let mut files: Vec<BindMount> = ["hosts", "hostname", "resolv.conf"]
-            .iter()
-            .map(|f| BindMount {
-                source: etc_dir.join(f),
-                destination: Path::new("/etc").join(f),
-                readonly: opts.readonly,
-            })
-            .collect();
-        if let Some(m) = resources.memory_bytes {
-            files.push(BindMount {
-                source: dir.join("meminfo"),
-                destination: "/proc/meminfo".into(),
-                readonly: true,
-            });
-            let _ = m;
-        }
-        if resources.cpu_quota_us.is_some() {
-            files.push(BindMount {
-                source: dir.join("cpuinfo"),
-                destination: "/proc/cpuinfo".into(),
-                readonly: true,
-            });
-        }
         let init_layer = rootfs::init_layer(&self.root)?;
-        let spec = ContainerSpec {
+        Ok(ContainerSpec {
             id: id.clone(),
-            name,
+            name: opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("c-{}", &id[..12])),
             image: image.name.clone(),
             image_manifest: image.manifest_digest.clone(),
             created_at: logs::now(),
             args,
             env,
-            cwd: opts
-                .workdir
-                .clone()
-                .or_else(|| ic.working_dir().clone().filter(|w| !w.is_empty()))
-                .unwrap_or_else(|| "/".into()),
+            cwd,
             uid,
             gid,
-            hostname: hostname.clone(),
+            hostname: place.hostname.clone(),
             tty: opts.tty,
             sandbox: opts.sandbox.clone(),
-            join_namespaces,
+            join_namespaces: place.join_namespaces.clone(),
             rootfs: RootfsSpec {
                 lowerdirs: image
                     .layers
@@ -307,10 +288,10 @@ impl Runtime {
                     .cloned()
                     .chain([init_layer])
                     .collect(),
-                upperdir: disk.join("upper"),
-                workdir: disk.join("work"),
-                merged: dir.join("rootfs"),
-                files,
+                upperdir: place.disk.join("upper"),
+                workdir: place.disk.join("work"),
+                merged: place.dir.join("rootfs"),
+                files: bound_files(place, &resources, opts.readonly),
                 volumes,
                 readonly: opts.readonly,
                 privileged: opts.privileged,
@@ -319,53 +300,192 @@ impl Runtime {
             capabilities,
             no_new_privs: opts.no_new_privs,
             resources,
-            cgroup: pod_cgroup.join(&id[..12]),
-            pod_cgroup,
+            cgroup: place.pod_cgroup.join(&id[..12]),
+            pod_cgroup: place.pod_cgroup.clone(),
             cgroup_hierarchy: self.cgroups.clone(),
             auto_remove: opts.auto_remove,
             wait_for_start: opts.wait_for_start,
-            log_path: disk.join("container.log"),
+            log_path: place.disk.join("container.log"),
             bundle: None,
-        };
-        self.reserve_name(&spec.name, &id)?;
-        let result = (|| {
-            for p in [dir.join("rootfs"), disk.join("upper"), disk.join("work")] {
-                fs::create_dir_all(&p).map_err(io_err("create container dir", &p))?;
-            }
-            if sandbox.is_none() {
-                write_etc_files(&dir, &hostname)?;
-            }
-            if let Some(m) = spec.resources.memory_bytes {
-                fs::write(dir.join("meminfo"), procfs::meminfo(m))
-                    .map_err(io_err("write meminfo", &dir))?;
-            }
-            if let Some(q) = spec.resources.cpu_quota_us {
-                let host = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-                let n = q.div_ceil(cgroups::CPU_PERIOD_US) as usize;
-                fs::write(dir.join("cpuinfo"), procfs::cpuinfo(&host, n))
-                    .map_err(io_err("write cpuinfo", &dir))?;
-            }
-            if spec.wait_for_start {
-                nix::unistd::mkfifo(
-                    &dir.join("exec.fifo"),
-                    nix::sys::stat::Mode::from_bits_truncate(0o600),
-                )
-                .map_err(|e| ContainerError::Io {
-                    step: "mkfifo",
-                    path: dir.join("exec.fifo"),
-                    source: e.into(),
-                })?;
-            }
-            write_json(&dir.join("config.json"), &spec)?;
-            self.write_state(&id, &State::default())
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_dir_all(&dir);
-            let _ = fs::remove_dir_all(&disk);
-            self.release_name(&spec.name, &id);
-            return Err(e);
-        }
-        tracing::debug!(id, image = %spec.image, "container created");
-        Ok(spec)
+        })
     }
+
+    /// Step 4: the container's directories (on tmpfs and on disk), its own `/etc` files when it
+    /// has no sandbox, the generated `/proc` files, the exec fifo of an OCI `create`, then
+    /// `config.json` (which makes the container exist) and its first state.
+    fn write_container(&self, spec: &ContainerSpec, place: &Placement) -> Result<(), ContainerError> {
+        let (dir, disk) = (&place.dir, &place.disk);
+        for p in [dir.join("rootfs"), disk.join("upper"), disk.join("work")] {
+            fs::create_dir_all(&p).map_err(io_err("create container dir", &p))?;
+        }
+        if place.own_etc_files {
+            write_etc_files(dir, &place.hostname)?;
+        }
+        if let Some(m) = spec.resources.memory_bytes {
+            fs::write(dir.join("meminfo"), procfs::meminfo(m))
+                .map_err(io_err("write meminfo", dir))?;
+        }
+        if let Some(q) = spec.resources.cpu_quota_us {
+            let host = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+            let n = q.div_ceil(cgroups::CPU_PERIOD_US) as usize;
+            fs::write(dir.join("cpuinfo"), procfs::cpuinfo(&host, n))
+                .map_err(io_err("write cpuinfo", dir))?;
+        }
+        if spec.wait_for_start {
+            let fifo = dir.join("exec.fifo");
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
+                |e| ContainerError::Io {
+                    step: "mkfifo",
+                    path: fifo.clone(),
+                    source: e.into(),
+                },
+            )?;
+        }
+        write_json(&dir.join("config.json"), spec)?;
+        self.write_state(&spec.id, &State::default())
+    }
+}
+
+/// What step 1 of `create` found valid.
+struct Validated {
+    image: Image,
+    /// Entrypoint and command.
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: String,
+    resources: Resources,
+    volumes: Vec<BindMount>,
+    capabilities: u64,
+    uid: u32,
+    gid: u32,
+    sandbox: Option<Sandbox>,
+}
+
+/// Where step 2 of `create` puts the container.
+struct Placement {
+    id: String,
+    /// On tmpfs: config, state, generated files, the rootfs mount point.
+    dir: PathBuf,
+    /// On disk: the writable layer and the log.
+    disk: PathBuf,
+    hostname: String,
+    join_namespaces: Vec<(Kind, PathBuf)>,
+    /// Where `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` come from: the sandbox's,
+    /// or the container's own directory.
+    etc_dir: PathBuf,
+    pod_cgroup: PathBuf,
+    /// No sandbox: the container writes its own `/etc` files.
+    own_etc_files: bool,
+}
+
+/// The image's Entrypoint (or the options') followed by its Cmd, which a command in the options
+/// replaces, like `docker run IMAGE CMD...`.
+fn command_line(opts: &CreateOptions, ic: &ImageConfig) -> Result<Vec<String>, ContainerError> {
+    let entrypoint = opts
+        .entrypoint
+        .clone()
+        .unwrap_or_else(|| ic.entrypoint().clone().unwrap_or_default());
+    let cmd = if opts.command.is_empty() {
+        ic.cmd().clone().unwrap_or_default()
+    } else {
+        opts.command.clone()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(ContainerError::InvalidOption {
+            flag: "command",
+            value: String::new(),
+            reason: "the image has no default command; give one",
+        });
+    }
+    Ok(args)
+}
+
+/// The image's environment, overridden by the options' `KEY=VALUE`s, with a default `PATH`.
+fn environment(opts: &CreateOptions, ic: &ImageConfig) -> Result<Vec<String>, ContainerError> {
+    let mut env: Vec<String> = ic.env().clone().unwrap_or_default();
+    for e in &opts.env {
+        let Some((k, _)) = e.split_once('=') else {
+            return Err(ContainerError::InvalidOption {
+                flag: "env",
+                value: e.clone(),
+                reason: "expected KEY=VALUE",
+            });
+        };
+        env.retain(|x| x.split_once('=').map(|(xk, _)| xk) != Some(k));
+        env.push(e.clone());
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    Ok(env)
+}
+
+/// Files bound into the container: the `/etc` files, and `/proc/meminfo` and `/proc/cpuinfo`
+/// generated from the limits when there are limits.
+fn bound_files(place: &Placement, resources: &Resources, readonly: bool) -> Vec<BindMount> {
+    let mut files: Vec<BindMount> = ["hosts", "hostname", "resolv.conf"]
+        .iter()
+        .map(|f| BindMount {
+            source: place.etc_dir.join(f),
+            destination: Path::new("/etc").join(f),
+            readonly,
+        })
+        .collect();
+    if resources.memory_bytes.is_some() {
+        files.push(BindMount {
+            source: place.dir.join("meminfo"),
+            destination: "/proc/meminfo".into(),
+            readonly: true,
+        });
+    }
+    if resources.cpu_quota_us.is_some() {
+        files.push(BindMount {
+            source: place.dir.join("cpuinfo"),
+            destination: "/proc/cpuinfo".into(),
+            readonly: true,
+        });
+    }
+    files
+}
+
+/// The cgroup limits of the options.
+fn resources(opts: &CreateOptions) -> Result<Resources, ContainerError> {
+    Ok(Resources {
+        cpu_quota_us: match &opts.cpus {
+            None => None,
+            Some(c) => Some(cgroups::cpus_to_quota(c).ok_or_else(|| {
+                ContainerError::InvalidOption {
+                    flag: "cpus",
+                    value: c.clone(),
+                    reason: "expected a positive number of CPUs like 0.5 or 500m",
+                }
+            })?),
+        },
+        cpu_shares: opts.cpu_shares,
+        memory_bytes: match &opts.memory {
+            None => None,
+            Some(m) => Some(
+                cgroups::parse_bytes(m)
+                    .filter(|b| *b >= 1 << 20)
+                    .ok_or_else(|| ContainerError::InvalidOption {
+                        flag: "memory",
+                        value: m.clone(),
+                        reason: "expected a size of at least 1Mi like 64Mi or 1G",
+                    })?,
+            ),
+        },
+        pids: match opts.pids {
+            None => None,
+            Some(p) if p > 0 => Some(p as u64),
+            Some(p) => {
+                return Err(ContainerError::InvalidOption {
+                    flag: "pids",
+                    value: p.to_string(),
+                    reason: "must be positive",
+                })
+            }
+        },
+        cpuset_cpus: opts.cpuset.clone(),
+    })
 }

@@ -13,23 +13,24 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
 
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket;
-use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
 
 mod message;
+mod relay;
 
 use super::cgroups;
 use super::spec::ContainerSpec;
 use super::state::{State, Status};
-use super::wait::{exit_code, wait_exit};
-use super::logs::{self, LineSplitter};
+use super::logs;
 use super::namespaces::{self, Kind};
 use super::process::{self, InitStdio};
 use super::tty;
+use relay::relay;
 use super::Runtime;
 
 pub use message::{MessageError, StatusMessage};
@@ -115,68 +116,172 @@ pub fn serve(rt: &Runtime, spec: &ContainerSpec, status: Option<fs::File>, attac
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), (i32, String)> {
+/// Why the container did not start: the exit code to report (125: the runtime failed) and
+/// the message.
+type Failure = (i32, String);
+
+fn runtime_failure(e: &dyn std::fmt::Display) -> Failure {
+    (125, e.to_string())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Failure> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| (125, format!("pipe: {e}")))
 }
 
+/// The shim's recipe, one function per step:
+/// 1. [`InitPipes::new`]: the init's stdio, its error pipe and the cgroup-joined pipe;
+/// 2. [`enter_pid_namespace`]: a fresh pid namespace, or the pod's shared one;
+///    then [`fork_init`]: the init, PID 1 of that namespace (`process.rs`);
+/// 3. [`put_in_cgroup`]: the init's cgroups, while it builds its rootfs;
+/// 4. [`wait_for_exec`]: the init execs the command or reports why it could not;
+/// 5. [`relay`]: output to the log until the init exits;
+/// 6. [`finish`]: record the exit, report it, clean up.
 fn run(
     rt: &Runtime,
     spec: &ContainerSpec,
     status: &mut StatusPipe,
     attached: bool,
-) -> Result<(), (i32, String)> {
-    let fail = |e: &dyn std::fmt::Display| (125, e.to_string());
-    // 1. stdio: one pipe per stream, or (tty) a socket the init sends the pty master over
-    let (out_r, out_w) = pipe()?;
-    let err_pipe = if spec.tty { None } else { Some(pipe()?) };
-    let console = if spec.tty {
-        let (ours, theirs) = socket::socketpair(
-            socket::AddressFamily::Unix,
-            socket::SockType::SeqPacket,
-            None,
-            socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| (125, format!("socketpair: {e}")))?;
-        // SAFETY: fd 0 stays open for the life of the shim.
-        let size = attached
-            .then(|| tty::winsize(unsafe { BorrowedFd::borrow_raw(0) }))
-            .flatten();
-        Some((ours, theirs, size))
-    } else {
-        None
-    };
-    let (errpipe_r, errpipe_w) = pipe()?;
-    // one byte on it: the init is in its cgroup and may go on to exec; EOF: give up
-    let (joined_r, joined_w) = pipe()?;
+) -> Result<(), Failure> {
+    let pipes = InitPipes::new(spec, attached)?;
+    let shared_pid = enter_pid_namespace(spec)?;
     let start_fifo = spec
         .wait_for_start
         .then(|| rt.container_dir(&spec.id).join("exec.fifo"));
+    let (child, ours) = fork_init(spec, pipes, attached, start_fifo.as_deref())?;
+    put_in_cgroup(spec, child, ours.joined)?;
+    let mut st = State {
+        status: Status::Running,
+        shim_pid: Some(std::process::id() as i32),
+        pid: Some(child.as_raw()),
+        started_at: Some(logs::now()),
+        ..State::default()
+    };
+    if spec.wait_for_start {
+        st.status = Status::Created;
+        rt.write_state(&spec.id, &st).map_err(|e| runtime_failure(&e))?;
+        status.send(&StatusMessage::Started { pid: child.as_raw() });
+    }
+    let out_r = wait_for_exec(child, ours.error, ours.out, ours.console)?;
+    st.status = Status::Running;
+    rt.write_state(&spec.id, &st).map_err(|e| runtime_failure(&e))?;
+    if !spec.wait_for_start {
+        status.send(&StatusMessage::Started { pid: child.as_raw() });
+    }
+    if !attached {
+        status.close();
+    }
 
-    // 2. the pid namespace: a fresh one whose PID 1 our next child becomes, or the pod's
-    //    shared one (its PID 1 is the sandbox's pause process)
+    let code = relay(spec, child, &out_r, ours.err.as_ref(), spec.tty, attached);
+    drop(out_r);
+    drop(ours.err);
+    // without its own pid namespace nothing kills the init's leftover children with it
+    if shared_pid {
+        spec.cgroup_hierarchy.kill_all(&spec.cgroup);
+    }
+    finish(rt, spec, status, st, code);
+    Ok(())
+}
+
+/// The descriptors between the shim and the init, both ends, made before the fork.
+struct InitPipes {
+    /// The init's stdout (and stderr with a tty, until the pty replaces it).
+    out: (OwnedFd, OwnedFd),
+    /// The init's stderr, without a tty.
+    err: Option<(OwnedFd, OwnedFd)>,
+    /// With a tty: a socket pair over which the init sends the pty master, and the size the
+    /// pty starts with (the attached terminal's).
+    console: Option<(OwnedFd, OwnedFd, Option<libc::winsize>)>,
+    /// CLOEXEC: EOF when the init execs, a [`StatusMessage::Failed`] when it cannot.
+    error: (OwnedFd, OwnedFd),
+    /// One byte on it: the init is in its cgroup and may go on to exec; EOF: give up.
+    joined: (OwnedFd, OwnedFd),
+}
+
+/// The shim's ends of [`InitPipes`] once the init is forked.
+struct ShimEnds {
+    out: OwnedFd,
+    err: Option<OwnedFd>,
+    console: Option<OwnedFd>,
+    error: OwnedFd,
+    joined: OwnedFd,
+}
+
+impl InitPipes {
+    /// Step 1: stdio is one pipe per stream, or (tty) a socket the init sends the pty master
+    /// over.
+    fn new(spec: &ContainerSpec, attached: bool) -> Result<Self, Failure> {
+        let out = pipe()?;
+        let err = if spec.tty { None } else { Some(pipe()?) };
+        let console = if spec.tty {
+            let (ours, theirs) = socket::socketpair(
+                socket::AddressFamily::Unix,
+                socket::SockType::SeqPacket,
+                None,
+                socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| (125, format!("socketpair: {e}")))?;
+            // SAFETY: fd 0 stays open for the life of the shim.
+            let size = attached
+                .then(|| tty::winsize(unsafe { BorrowedFd::borrow_raw(0) }))
+                .flatten();
+            Some((ours, theirs, size))
+        } else {
+            None
+        };
+        Ok(Self {
+            out,
+            err,
+            console,
+            error: pipe()?,
+            joined: pipe()?,
+        })
+    }
+}
+
+/// Step 2: the pid namespace: a fresh one whose PID 1 our next child becomes, or the pod's
+/// shared one (its PID 1 is the sandbox's pause process). Returns whether it is shared.
+fn enter_pid_namespace(spec: &ContainerSpec) -> Result<bool, Failure> {
     let shared_pid = spec.join_namespaces.iter().find(|(k, _)| *k == Kind::Pid);
     match shared_pid {
         Some((kind, path)) => namespaces::join(path, *kind),
         None => namespaces::create(&[Kind::Pid]),
     }
-    .map_err(|e| fail(&e))?;
+    .map_err(|e| runtime_failure(&e))?;
+    Ok(shared_pid.is_some())
+}
 
+/// Step 2, continued: fork the container's init, which never returns here (it execs the
+/// command, or reports its failure on the error pipe and exits). Returns its pid and the
+/// shim's ends of the pipes.
+fn fork_init(
+    spec: &ContainerSpec,
+    pipes: InitPipes,
+    attached: bool,
+    start_fifo: Option<&Path>,
+) -> Result<(Pid, ShimEnds), Failure> {
+    let InitPipes {
+        out: (out_r, out_w),
+        err,
+        console,
+        error: (error_r, error_w),
+        joined: (joined_r, joined_w),
+    } = pipes;
     // SAFETY: the shim is single-threaded, so the child may run arbitrary code after fork.
     let child = match unsafe { fork() } {
         Err(e) => return Err((125, format!("fork: {e}"))),
         Ok(ForkResult::Child) => {
-            drop(errpipe_r);
+            drop(error_r);
             drop(joined_w);
             let stdio = InitStdio {
                 keep_stdin: attached,
                 stdout: out_w.as_raw_fd(),
-                stderr: err_pipe
+                stderr: err
                     .as_ref()
                     .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
                 console_socket: console.as_ref().map(|(_, theirs, _)| theirs.as_raw_fd()),
                 winsize: console.as_ref().and_then(|(_, _, size)| *size),
             };
-            let err = match process::init(spec, &stdio, joined_r, start_fifo.as_deref()) {
+            let err = match process::init(spec, &stdio, joined_r, start_fifo) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -184,21 +289,30 @@ fn run(
                 code: err.exit_code(),
                 message: err.to_string(),
             };
-            let _ = nix::unistd::write(&errpipe_w, msg.encode().as_bytes());
+            let _ = nix::unistd::write(&error_w, msg.encode().as_bytes());
             // SAFETY: _exit(2) ends the child without running the parent's atexit handlers.
             unsafe { libc::_exit(err.exit_code()) };
         }
         Ok(ForkResult::Parent { child }) => child,
     };
-    drop(errpipe_w);
-    drop(joined_r);
-    drop(out_w);
+    // the init's ends close here: EOF on each pipe then means the init is gone (or exec'd)
+    drop((error_w, joined_r, out_w));
+    let ends = ShimEnds {
+        out: out_r,
+        err: err.map(|(r, _w)| r),
+        console: console.map(|(ours, _theirs, _)| ours),
+        error: error_r,
+        joined: joined_w,
+    };
+    Ok((child, ends))
+}
 
-    // 3. the init's cgroups, while it builds its namespaces and rootfs; it waits for us before
-    //    it runs any of the container's code. On v1 we create them (pod level, then the
-    //    container with its limits) and the init moves itself in (`prepare_self_join`). On v2
-    //    `start` created them and we move the init: the first write to cgroup.procs after a
-    //    quiet spell waits for an RCU grace period (milliseconds), which `start` began early
+/// Step 3: the init's cgroups, while it builds its namespaces and rootfs; it waits for us before
+/// it runs any of the container's code. On v1 we create them (pod level, then the container
+/// with its limits) and the init moves itself in (`prepare_self_join`). On v2 `start` created
+/// them and we move the init: the first write to cgroup.procs after a quiet spell waits for an
+/// RCU grace period (milliseconds), which `start` began early. On failure the init is killed.
+fn put_in_cgroup(spec: &ContainerSpec, child: Pid, joined_w: OwnedFd) -> Result<(), Failure> {
     let joined = match spec.cgroup_hierarchy.version {
         cgroups::Version::V1 => spec
             .cgroup_hierarchy
@@ -211,34 +325,23 @@ fn run(
         drop(joined_w);
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(child, None);
-        return Err(fail(&e));
+        return Err(runtime_failure(&e));
     }
     let _ = nix::unistd::write(&joined_w, b"j");
-    drop(joined_w);
-    let console = console.map(|(ours, theirs, _)| {
-        drop(theirs);
-        ours
-    });
-    let err_r = err_pipe.map(|(r, w)| {
-        drop(w);
-        r
-    });
+    Ok(())
+}
 
-    // 4. wait for exec (EOF on the CLOEXEC error pipe) or an error message
-    let mut st = State {
-        status: Status::Running,
-        shim_pid: Some(std::process::id() as i32),
-        pid: Some(child.as_raw()),
-        started_at: Some(logs::now()),
-        ..State::default()
-    };
-    if spec.wait_for_start {
-        st.status = Status::Created;
-        rt.write_state(&spec.id, &st).map_err(|e| fail(&e))?;
-        status.send(&StatusMessage::Started { pid: child.as_raw() });
-    }
+/// Step 4: wait for exec (EOF on the CLOEXEC error pipe) or the init's failure. Returns the
+/// container's output: with a tty the pty master the init sent before it exec'd (the stdout
+/// pipe was only the fallback until then), else the stdout pipe.
+fn wait_for_exec(
+    child: Pid,
+    error_r: OwnedFd,
+    out_r: OwnedFd,
+    console: Option<OwnedFd>,
+) -> Result<OwnedFd, Failure> {
     let mut msg = Vec::new();
-    let _ = io::Read::read_to_end(&mut fs::File::from(errpipe_r), &mut msg);
+    let _ = io::Read::read_to_end(&mut fs::File::from(error_r), &mut msg);
     if !msg.is_empty() {
         let _ = waitpid(child, None);
         let text = String::from_utf8_lossy(&msg).to_string();
@@ -247,34 +350,17 @@ fn run(
             _ => (125, text),
         });
     }
-    // with a tty the init sent the pty master before it exec'd: that is our stdout now (the
-    // stdout pipe was only the fallback until then)
-    let out_r = match &console {
-        Some(sock) => tty::recv_fd(sock.as_fd()).map_err(|e| fail(&e))?,
-        None => out_r,
-    };
-    drop(console);
-    let tty = spec.tty;
-    st.status = Status::Running;
-    rt.write_state(&spec.id, &st).map_err(|e| fail(&e))?;
-    if !spec.wait_for_start {
-        status.send(&StatusMessage::Started { pid: child.as_raw() });
+    match &console {
+        Some(sock) => tty::recv_fd(sock.as_fd()).map_err(|e| runtime_failure(&e)),
+        None => Ok(out_r),
     }
-    if !attached {
-        status.close();
-    }
+}
 
-    // 5. relay output until the init exits
-    let code = relay(spec, child, &out_r, err_r.as_ref(), tty, attached);
-    drop(out_r);
-    drop(err_r);
-
-    // without its own pid namespace nothing kills the init's leftover children with it
-    if shared_pid.is_some() {
-        spec.cgroup_hierarchy.kill_all(&spec.cgroup);
-    }
-
-    // 6. record the exit
+/// Step 6: record the exit (exit code, OOM kill), report it, then clean up: the cgroups (the
+/// recorded state keeps what matters), or everything of an auto-removed container. Reporting
+/// comes first: removing the dead mount namespace's mount points and the cgroups waits for
+/// RCU grace periods the caller need not sit through.
+fn finish(rt: &Runtime, spec: &ContainerSpec, status: &mut StatusPipe, mut st: State, code: i32) {
     let stats = spec.cgroup_hierarchy.stats(&spec.cgroup);
     st.status = Status::Stopped;
     st.exit_code = Some(code);
@@ -283,8 +369,6 @@ fn run(
     if !spec.auto_remove {
         let _ = rt.write_state(&spec.id, &st);
     }
-    // report first, clean up after: removing the dead mount namespace's mount points and the
-    // cgroups waits for RCU grace periods the caller need not sit through
     status.send(&StatusMessage::Exited {
         code,
         oom_killed: st.oom_killed,
@@ -299,135 +383,6 @@ fn run(
     if spec.auto_remove {
         let _ = rt.cleanup(spec);
     } else {
-        // the cgroup goes with the process; the recorded state keeps what matters
         let _ = spec.remove_cgroups();
     }
-    Ok(())
 }
-
-/// Copy container output to the log (and our stdout/stderr when attached) until the init exits.
-fn relay(
-    spec: &ContainerSpec,
-    child: Pid,
-    out: &OwnedFd,
-    err: Option<&OwnedFd>,
-    tty: bool,
-    attached: bool,
-) -> i32 {
-    let mut log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log_path)
-        .ok();
-    let mut splitters = [LineSplitter::default(), LineSplitter::default()];
-    let mut open = [true, err.is_some()];
-    let mut stdin_open = tty && attached;
-    let mut forward = attached;
-    let mut buf = vec![0u8; 32 * 1024];
-    // SAFETY: fd 0 stays open for the life of the shim.
-    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-    let mut exit: Option<i32> = None;
-    loop {
-        if !open[0] && !open[1] {
-            break;
-        }
-        if exit.is_some() {
-            // the init is gone but a stray holder keeps the pipes open: drain what is there
-            let mut fds = vec![PollFd::new(out.as_fd(), PollFlags::POLLIN)];
-            if let Some(e) = err {
-                fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
-            }
-            if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
-                break;
-            }
-        }
-        let mut fds = Vec::new();
-        let mut which = Vec::new();
-        if open[0] {
-            fds.push(PollFd::new(out.as_fd(), PollFlags::POLLIN));
-            which.push(0);
-        }
-        if let (true, Some(e)) = (open[1], err) {
-            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
-            which.push(1);
-        }
-        if stdin_open {
-            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
-            which.push(2);
-        }
-        match poll(&mut fds, PollTimeout::from(200u16)) {
-            Ok(0) => {
-                // the init may be gone while a stray descendant holds the pipe
-                if let Ok(ws) = waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                    if let Some(c) = exit_code(ws) {
-                        exit = Some(c);
-                    }
-                }
-                continue;
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-        let ready: Vec<(usize, bool)> = fds
-            .iter()
-            .zip(&which)
-            .map(|(f, w)| (*w, f.revents().is_some_and(|r| !r.is_empty())))
-            .collect();
-        for (w, is_ready) in ready {
-            if !is_ready {
-                continue;
-            }
-            if w == 2 {
-                match nix::unistd::read(stdin, &mut buf) {
-                    Ok(n) if n > 0 => {
-                        let _ = nix::unistd::write(out, &buf[..n]);
-                    }
-                    _ => stdin_open = false,
-                }
-                continue;
-            }
-            let fd = if w == 0 {
-                out.as_fd()
-            } else {
-                err.expect("polled").as_fd()
-            };
-            match nix::unistd::read(fd, &mut buf) {
-                Ok(n) if n > 0 => {
-                    let stream = if w == 0 { "stdout" } else { "stderr" };
-                    if let Some(l) = log.as_mut() {
-                        let _ = splitters[w].feed(stream, &buf[..n], l);
-                    }
-                    if forward {
-                        let target = if w == 0 || tty { 1 } else { 2 };
-                        // SAFETY: fds 1 and 2 stay open for the life of the shim.
-                        let t = unsafe { BorrowedFd::borrow_raw(target) };
-                        if write_all(t, &buf[..n]).is_err() {
-                            forward = false;
-                        }
-                    }
-                }
-                // EIO on a pty master means the last slave holder is gone
-                _ => open[w] = false,
-            }
-        }
-    }
-    for (i, s) in splitters.iter_mut().enumerate() {
-        if let Some(l) = log.as_mut() {
-            let _ = s.finish(if i == 0 { "stdout" } else { "stderr" }, l);
-        }
-    }
-    exit.unwrap_or_else(|| wait_exit(child))
-}
-
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
