@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod node;
 pub mod pod_worker;
 pub mod probes;
+pub mod restart;
 pub mod server;
 pub mod serving_cert;
 pub mod status;

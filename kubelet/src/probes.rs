@@ -16,6 +16,34 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cri::{self, ContainerRuntime};
 
+/// The three kinds of probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Holds the other two until it succeeds; failing, it restarts the container.
+    Startup,
+    /// Failing, it restarts the container.
+    Liveness,
+    /// Gates the container's (and so the pod's) Ready condition; never restarts.
+    Readiness,
+}
+
+impl ProbeKind {
+    /// Does a failure verdict of this probe stop the container?
+    pub fn kills(self) -> bool {
+        self != Self::Readiness
+    }
+}
+
+impl std::fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Startup => "Startup",
+            Self::Liveness => "Liveness",
+            Self::Readiness => "Readiness",
+        })
+    }
+}
+
 /// Counters of one probe of one container.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeState {
@@ -42,6 +70,17 @@ impl ContainerProbes {
             liveness: Default::default(),
             readiness: Default::default(),
             startup: Default::default(),
+        }
+    }
+}
+
+impl ContainerProbes {
+    /// The counters of the probe of `kind`.
+    pub fn state_mut(&mut self, kind: ProbeKind) -> &mut ProbeState {
+        match kind {
+            ProbeKind::Startup => &mut self.startup,
+            ProbeKind::Liveness => &mut self.liveness,
+            ProbeKind::Readiness => &mut self.readiness,
         }
     }
 }

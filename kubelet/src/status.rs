@@ -4,12 +4,13 @@
 //! four conditions (PodScheduled, Initialized, ContainersReady, Ready), whose
 //! lastTransitionTime only moves when their status changes.
 
+use crate::cri::{State, Status};
+use crate::restart::RestartPolicy;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use runtime::{State, Status};
 
 /// What the worker knows about one container of the pod.
 #[derive(Debug, Clone, Default)]
@@ -134,18 +135,9 @@ pub fn container_status(c: &Container, o: &Observed, default_waiting: &str) -> C
     cs
 }
 
-/// Would the restart policy run this exited container again?
-pub fn restarts(policy: &str, exit_code: i32) -> bool {
-    match policy {
-        "Never" => false,
-        "OnFailure" => exit_code != 0,
-        _ => true,
-    }
-}
-
 /// The pod phase from its containers' states.
 pub fn phase(
-    policy: &str,
+    policy: RestartPolicy,
     init_failed: bool,
     init_done: bool,
     containers: &[ContainerStatus],
@@ -189,7 +181,7 @@ pub fn phase(
     if exits.len() < containers.len() {
         return "Running";
     }
-    if exits.iter().any(|e| restarts(policy, *e)) {
+    if exits.iter().any(|e| policy.restarts(*e)) {
         return "Running";
     }
     if exits.iter().all(|e| *e == 0) {
@@ -337,6 +329,7 @@ pub fn qos_class(pod: &Pod) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use RestartPolicy::{Always, Never, OnFailure};
 
     fn stopped(code: i32, oom: bool) -> State {
         State {
@@ -388,7 +381,7 @@ mod tests {
             Some("OOMKilled")
         );
         assert_eq!(cs.container_id.as_deref(), Some("minik8s://id1"));
-        assert_eq!(phase("Always", false, true, &[cs]), "Running");
+        assert_eq!(phase(Always, false, true, &[cs]), "Running");
     }
 
     #[test]
@@ -403,13 +396,13 @@ mod tests {
                 "",
             )
         };
-        assert_eq!(phase("Never", false, true, &[done(0)]), "Succeeded");
-        assert_eq!(phase("Never", false, true, &[done(1)]), "Failed");
-        assert_eq!(phase("OnFailure", false, true, &[done(0)]), "Succeeded");
-        assert_eq!(phase("Always", false, true, &[done(0)]), "Running");
-        assert_eq!(phase("Always", false, false, &[]), "Pending");
+        assert_eq!(phase(Never, false, true, &[done(0)]), "Succeeded");
+        assert_eq!(phase(Never, false, true, &[done(1)]), "Failed");
+        assert_eq!(phase(OnFailure, false, true, &[done(0)]), "Succeeded");
+        assert_eq!(phase(Always, false, true, &[done(0)]), "Running");
+        assert_eq!(phase(Always, false, false, &[]), "Pending");
         let none = container_status(&ctr(), &Observed::default(), "ContainerCreating");
-        assert_eq!(phase("Always", false, true, &[none]), "Pending");
+        assert_eq!(phase(Always, false, true, &[none]), "Pending");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use kubelet::agent;
 use kubelet::cri::RealRuntime;
 use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
-use kubelet::pod_worker::{self, Context};
+use kubelet::pod_worker::{self, Context, KubeApi};
 use kubelet::serving_cert::ServingCert;
 use runtime::network::{self, Network, NetworkConfig};
 use runtime::{exec, shim, Runtime};
@@ -244,10 +244,13 @@ async fn run(cli: Cli) -> Result<()> {
         root_dir: cli.root_dir.clone(),
         backoff_base: cli.backoff_base,
         backoff_max: Duration::from_secs(300),
-        recorder: Recorder {
-            client,
-            node: node_name.clone(),
-        },
+        api: Arc::new(KubeApi {
+            client: client.clone(),
+            recorder: Recorder {
+                client,
+                node: node_name.clone(),
+            },
+        }),
         metrics: Default::default(),
         network: Default::default(),
         start_slots: pod_worker::start_slots(),
