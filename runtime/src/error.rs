@@ -76,7 +76,10 @@ pub enum ContainerError {
 }
 
 /// Wraps an I/O error as [`ContainerError::Io`] of `step` on `path`.
-pub(crate) fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ContainerError + 'a {
+pub(crate) fn io_err<'a>(
+    step: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> ContainerError + 'a {
     move |source| ContainerError::Io {
         step,
         path: path.to_owned(),

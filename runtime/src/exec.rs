@@ -12,10 +12,10 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
 use super::error::ContainerError;
-use super::state::Status;
-use super::wait::alive;
 use super::namespaces::{Kind, NamespacesError};
 use super::process::{find_executable, ProcessError};
+use super::state::Status;
+use super::wait::alive;
 use super::{capabilities, tty, Runtime};
 
 /// Why an exec failed.

@@ -127,19 +127,7 @@ fn unpack_entry<R: Read>(
         return Ok(());
     }
     if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-        let target = parent.join(OsStr::from_bytes(hidden));
-        remove_any(&target).map_err(|e| create(&target, e))?;
-        mknod(
-            &target,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o000),
-            makedev(0, 0),
-        )
-        .map_err(|errno| LayerError::Mknod {
-            path: target.clone(),
-            errno,
-        })?;
-        return Ok(());
+        return write_whiteout(&parent.join(OsStr::from_bytes(hidden)));
     }
 
     let target = parent.join(&name);
@@ -148,33 +136,79 @@ fn unpack_entry<R: Read>(
     let uid = header.uid().unwrap_or(0) as u32;
     let gid = header.gid().unwrap_or(0) as u32;
     let kind = header.entry_type();
+    if !create_node(entry, &target, dest, mode)? {
+        return Ok(());
+    }
+    // ownership first: chown clears the setuid/setgid bits that chmod then restores
+    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(|e| create(&target, e))?;
+    if kind != tar::EntryType::Symlink {
+        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+            .map_err(|e| create(&target, e))?;
+    }
+    Ok(())
+}
+
+/// A whiteout (`.wh.<name>` in the tar) as overlayfs wants it: a character device 0/0 in place
+/// of `target`.
+fn write_whiteout(target: &Path) -> Result<(), LayerError> {
+    remove_any(target).map_err(|source| LayerError::Create {
+        path: target.to_owned(),
+        source,
+    })?;
+    mknod(
+        target,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o000),
+        makedev(0, 0),
+    )
+    .map_err(|errno| LayerError::Mknod {
+        path: target.to_owned(),
+        errno,
+    })
+}
+
+/// Create the file, directory, link or device of a tar entry at `target` (replacing what is
+/// there). Returns whether it still needs its owner and mode: not a hard link, which shares
+/// its source's, nor a header this skips.
+fn create_node<R: Read>(
+    entry: &mut tar::Entry<R>,
+    target: &Path,
+    dest: &Path,
+    mode: u32,
+) -> Result<bool, LayerError> {
+    let create = |path: &Path, source: io::Error| LayerError::Create {
+        path: path.to_owned(),
+        source,
+    };
+    let header = entry.header();
+    let kind = header.entry_type();
     match kind {
-        tar::EntryType::Directory => match fs::symlink_metadata(&target) {
+        tar::EntryType::Directory => match fs::symlink_metadata(target) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                remove_any(&target).map_err(|e| create(&target, e))?;
-                fs::create_dir(&target).map_err(|e| create(&target, e))?;
+                remove_any(target).map_err(|e| create(target, e))?;
+                fs::create_dir(target).map_err(|e| create(target, e))?;
             }
-            Err(_) => fs::create_dir(&target).map_err(|e| create(&target, e))?,
+            Err(_) => fs::create_dir(target).map_err(|e| create(target, e))?,
         },
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-            remove_any(&target).map_err(|e| create(&target, e))?;
+            remove_any(target).map_err(|e| create(target, e))?;
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .custom_flags(libc::O_NOFOLLOW)
                 .mode(0o600)
-                .open(&target)
-                .map_err(|e| create(&target, e))?;
-            io::copy(entry, &mut file).map_err(|e| create(&target, e))?;
+                .open(target)
+                .map_err(|e| create(target, e))?;
+            io::copy(entry, &mut file).map_err(|e| create(target, e))?;
         }
         tar::EntryType::Symlink => {
             let link = entry
                 .link_name()
                 .map_err(LayerError::ReadTar)?
                 .unwrap_or_default();
-            remove_any(&target).map_err(|e| create(&target, e))?;
-            symlink(&link, &target).map_err(|e| create(&target, e))?;
+            remove_any(target).map_err(|e| create(target, e))?;
+            symlink(&link, target).map_err(|e| create(target, e))?;
         }
         tar::EntryType::Link => {
             let link = entry
@@ -183,9 +217,9 @@ fn unpack_entry<R: Read>(
                 .unwrap_or_default();
             let link_rel = clean_relative(&link)?;
             let source = resolve_in_root(dest, &link_rel, &link, false)?;
-            remove_any(&target).map_err(|e| create(&target, e))?;
-            fs::hard_link(&source, &target).map_err(|e| create(&target, e))?;
-            return Ok(()); // a hard link shares the metadata of its source
+            remove_any(target).map_err(|e| create(target, e))?;
+            fs::hard_link(&source, target).map_err(|e| create(target, e))?;
+            return Ok(false); // a hard link shares the metadata of its source
         }
         tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
             let major = header.device_major().ok().flatten().unwrap_or(0);
@@ -195,28 +229,22 @@ fn unpack_entry<R: Read>(
                 tar::EntryType::Block => SFlag::S_IFBLK,
                 _ => SFlag::S_IFIFO,
             };
-            remove_any(&target).map_err(|e| create(&target, e))?;
+            remove_any(target).map_err(|e| create(target, e))?;
             mknod(
-                &target,
+                target,
                 flag,
                 Mode::from_bits_truncate(mode),
                 makedev(major as u64, minor as u64),
             )
             .map_err(|errno| LayerError::Mknod {
-                path: target.clone(),
+                path: target.to_owned(),
                 errno,
             })?;
         }
         // pax/GNU long-name headers are folded into the next entry by the tar crate
-        _ => return Ok(()),
+        _ => return Ok(false),
     }
-    // ownership first: chown clears the setuid/setgid bits that chmod then restores
-    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(|e| create(&target, e))?;
-    if kind != tar::EntryType::Symlink {
-        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-            .map_err(|e| create(&target, e))?;
-    }
-    Ok(())
+    Ok(true)
 }
 
 /// Strip `./`, refuse `..` and absolute paths.

@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 use serde_json::json;
 
 use super::cgroups::{Resources, CPU_PERIOD_US};
@@ -23,6 +23,96 @@ fn invalid(reason: &'static str, value: impl Into<String>) -> ContainerError {
         value: value.into(),
         reason,
     }
+}
+
+/// The capability mask of the process's bounding set.
+fn capability_mask(process: &Process) -> Result<u64, ContainerError> {
+    let caps: Vec<String> = process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().clone())
+        .map(|set| {
+            set.iter()
+                .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut mask = 0u64;
+    for c in &caps {
+        mask |=
+            1 << capabilities::number(c).ok_or_else(|| invalid("unknown capability", c.clone()))?;
+    }
+    Ok(mask)
+}
+
+/// The net, ipc and uts namespaces the bundle names by path: joined; the others are created.
+fn namespaces_to_join(linux: &Linux) -> Vec<(Kind, PathBuf)> {
+    let mut join = Vec::new();
+    for ns in linux.namespaces().clone().unwrap_or_default() {
+        let kind = match ns.typ() {
+            LinuxNamespaceType::Network => Kind::Net,
+            LinuxNamespaceType::Ipc => Kind::Ipc,
+            LinuxNamespaceType::Uts => Kind::Uts,
+            _ => continue,
+        };
+        if let Some(p) = ns.path() {
+            join.push((kind, p.clone()));
+        }
+    }
+    join
+}
+
+/// The bundle's cgroup limits.
+fn resources(linux: &Linux) -> Resources {
+    let res = linux.resources().clone().unwrap_or_default();
+    let cpu = res.cpu().clone().unwrap_or_default();
+    Resources {
+        cpu_quota_us: cpu
+            .quota()
+            .filter(|q| *q > 0)
+            .map(|q| q as u64 * CPU_PERIOD_US / cpu.period().unwrap_or(CPU_PERIOD_US)),
+        cpu_shares: cpu.shares(),
+        memory_bytes: res
+            .memory()
+            .as_ref()
+            .and_then(|m| m.limit())
+            .filter(|l| *l > 0)
+            .map(|l| l as u64),
+        pids: res
+            .pids()
+            .as_ref()
+            .map(|p| p.limit())
+            .filter(|l| *l > 0)
+            .map(|l| l as u64),
+        cpuset_cpus: cpu.cpus().clone(),
+    }
+}
+
+/// The bundle's bind mounts (`type: bind`, or a `bind`/`rbind` option); `ro` makes one
+/// read-only.
+fn bind_mounts(spec: &Spec) -> Vec<BindMount> {
+    spec.mounts()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+        })
+        .filter_map(|m| {
+            let readonly = m
+                .options()
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| x == "ro"));
+            Some(BindMount {
+                source: m.source().clone()?,
+                destination: m.destination().clone(),
+                readonly,
+            })
+        })
+        .collect()
 }
 
 impl Runtime {
@@ -55,80 +145,11 @@ impl Runtime {
         } else {
             bundle.join(root.path())
         };
-        let caps: Vec<String> = process
-            .capabilities()
-            .as_ref()
-            .and_then(|c| c.bounding().clone())
-            .map(|set| {
-                set.iter()
-                    .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut mask = 0u64;
-        for c in &caps {
-            mask |= 1
-                << capabilities::number(c)
-                    .ok_or_else(|| invalid("unknown capability", c.clone()))?;
-        }
+        let mask = capability_mask(&process)?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let mut join = Vec::new();
-        for ns in linux.namespaces().clone().unwrap_or_default() {
-            let kind = match ns.typ() {
-                LinuxNamespaceType::Network => Kind::Net,
-                LinuxNamespaceType::Ipc => Kind::Ipc,
-                LinuxNamespaceType::Uts => Kind::Uts,
-                _ => continue,
-            };
-            if let Some(p) = ns.path() {
-                join.push((kind, p.clone()));
-            }
-        }
-        let res = linux.resources().clone().unwrap_or_default();
-        let cpu = res.cpu().clone().unwrap_or_default();
-        let resources = Resources {
-            cpu_quota_us: cpu
-                .quota()
-                .filter(|q| *q > 0)
-                .map(|q| q as u64 * CPU_PERIOD_US / cpu.period().unwrap_or(CPU_PERIOD_US)),
-            cpu_shares: cpu.shares(),
-            memory_bytes: res
-                .memory()
-                .as_ref()
-                .and_then(|m| m.limit())
-                .filter(|l| *l > 0)
-                .map(|l| l as u64),
-            pids: res
-                .pids()
-                .as_ref()
-                .map(|p| p.limit())
-                .filter(|l| *l > 0)
-                .map(|l| l as u64),
-            cpuset_cpus: cpu.cpus().clone(),
-        };
-        let volumes: Vec<BindMount> = spec
-            .mounts()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| {
-                m.typ().as_deref() == Some("bind")
-                    || m.options()
-                        .as_ref()
-                        .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
-            })
-            .filter_map(|m| {
-                let readonly = m
-                    .options()
-                    .as_ref()
-                    .is_some_and(|o| o.iter().any(|x| x == "ro"));
-                Some(BindMount {
-                    source: m.source().clone()?,
-                    destination: m.destination().clone(),
-                    readonly,
-                })
-            })
-            .collect();
+        let join = namespaces_to_join(&linux);
+        let resources = resources(&linux);
+        let volumes = bind_mounts(&spec);
         let dir = self.container_dir(id);
         let hostname = spec.hostname().clone().unwrap_or_else(|| id.to_string());
         let user = process.user();
@@ -169,9 +190,21 @@ impl Runtime {
             log_path: dir.join("container.log"),
             bundle: Some(bundle.clone()),
         };
-        let d = dir.clone();
+        self.write_bundle_container(&cspec)?;
+        match self.start(id, Attach::Detached) {
+            Ok(started) => Ok(started.pid),
+            Err(e) => {
+                let _ = self.cleanup(&cspec);
+                Err(e)
+            }
+        }
+    }
+
+    /// The container's directory with its exec fifo, `config.json` and first state.
+    fn write_bundle_container(&self, cspec: &ContainerSpec) -> Result<(), ContainerError> {
+        let dir = self.container_dir(&cspec.id);
         let io = |step: &'static str| {
-            let path = d.clone();
+            let path = dir.clone();
             move |source| ContainerError::Io { step, path, source }
         };
         fs::create_dir_all(dir.join("rootfs")).map_err(io("create container dir"))?;
@@ -182,17 +215,10 @@ impl Runtime {
         .map_err(|e| io("mkfifo")(e.into()))?;
         fs::write(
             dir.join("config.json"),
-            serde_json::to_vec_pretty(&cspec).expect("serializable"),
+            serde_json::to_vec_pretty(cspec).expect("serializable"),
         )
         .map_err(io("write config"))?;
-        self.write_state(id, &State::default())?;
-        match self.start(id, Attach::Detached) {
-            Ok(started) => Ok(started.pid),
-            Err(e) => {
-                let _ = self.cleanup(&cspec);
-                Err(e)
-            }
-        }
+        self.write_state(&cspec.id, &State::default())
     }
 
     /// OCI `start`: release the init blocked on `exec.fifo`.

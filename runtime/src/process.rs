@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{signal, SigHandler, Signal};
 
 use super::capabilities::{self, CapabilitiesError};
-use super::spec::ContainerSpec;
 use super::namespaces::{self, Kind, NamespacesError};
 use super::rootfs::{self, RootfsError};
+use super::spec::ContainerSpec;
 use super::tty::{self, TtyError};
 
 /// Why the container's init failed before exec.
@@ -127,14 +127,47 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
     })
 }
 
-/// Become the container: runs in the freshly forked child and only returns on error.
+/// Become the container: runs in the freshly forked child and only returns on error. The
+/// stages, one function each:
+/// 0. [`reset_signals`], then open the v1 cgroup directories (`prepare_self_join`: on v1 we
+///    move ourselves in at stage 4, with no grace period to wait for, through directories
+///    opened while we still see the host's; on v2 the shim moves us);
+/// 1. [`enter_namespaces`]: the pod's, then our own;
+/// 2. [`hold_start_fifo`]: OCI `create`'s exec fifo, held before the host disappears;
+/// 3. the filesystem ([`rootfs::prepare`]);
+/// 4. [`wait_for_cgroup`]: nothing of the container runs before it is in its cgroup; then the
+///    cgroup namespace, whose root is the cgroup we are in;
+/// 5. [`set_up_stdio`]: session, terminal, stdio, working directory;
+/// 6. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs;
+/// 7. [`wait_for_start`]: OCI `create` stops until `start`;
+/// 8. [`exec`] the command.
 pub fn init(
     spec: &ContainerSpec,
     stdio: &InitStdio,
     cgroup_joined: OwnedFd,
     start_fifo: Option<&Path>,
 ) -> Result<Infallible, ProcessError> {
-    // the shim ignores SIGPIPE (Rust does); ignored signals survive exec, so restore the default
+    reset_signals();
+    let self_join = spec.cgroup_hierarchy.prepare_self_join(&spec.cgroup)?;
+    enter_namespaces(spec)?;
+    let fifo_fd = start_fifo.map(hold_start_fifo).transpose()?;
+    rootfs::prepare(&spec.rootfs)?;
+    wait_for_cgroup(cgroup_joined)?;
+    if let Some(j) = self_join {
+        j.join()?;
+    }
+    namespaces::create(&[Kind::Cgroup])?;
+    set_up_stdio(spec, stdio)?;
+    drop_privileges(spec)?;
+    if let Some(fd) = fifo_fd {
+        wait_for_start(&fd)?;
+    }
+    exec(spec)
+}
+
+/// Stage 0: the shim ignores SIGPIPE (Rust does); ignored signals survive exec, so restore the
+/// default, and unblock every signal.
+fn reset_signals() {
     // SAFETY: installing SIG_DFL has no handler code that could run unsafely.
     unsafe {
         let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
@@ -144,14 +177,12 @@ pub fn init(
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
+}
 
-    // 0. on cgroup v1 we move ourselves into our cgroup (step 4: no grace period to wait for,
-    //    see `Hierarchy::prepare_self_join`), through directories opened while we still see
-    //    the host's; on v2 the shim moves us
-    let self_join = spec.cgroup_hierarchy.prepare_self_join(&spec.cgroup)?;
-
-    // 1. the pod's namespaces (pinned files), then our own namespaces
-    // (a shared pid namespace was joined by the shim: only children enter one)
+/// Stage 1: the pod's namespaces (pinned files), then our own: always a mount namespace, and
+/// net (loopback up), ipc and uts (our hostname) unless the pod's were joined. A shared pid
+/// namespace was joined by the shim: only children enter one.
+fn enter_namespaces(spec: &ContainerSpec) -> Result<(), ProcessError> {
     for (kind, path) in spec.join_namespaces.iter().filter(|(k, _)| *k != Kind::Pid) {
         namespaces::join(path, *kind)?;
     }
@@ -172,45 +203,39 @@ pub fn init(
             errno,
         })?;
     }
+    Ok(())
+}
 
-    // 2. the exec fifo lives on the host: hold it by O_PATH before the host disappears
-    let fifo_fd = match start_fifo {
-        Some(p) => Some(
-            nix::fcntl::open(
-                p,
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(|errno| ProcessError::WaitStart {
-                path: p.to_owned(),
-                errno,
-            })?,
-        ),
-        None => None,
-    };
+/// Stage 2: the exec fifo lives on the host: hold it by O_PATH before the host disappears.
+fn hold_start_fifo(path: &Path) -> Result<OwnedFd, ProcessError> {
+    nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|errno| ProcessError::WaitStart {
+        path: path.to_owned(),
+        errno,
+    })
+}
 
-    // 3. the filesystem
-    rootfs::prepare(&spec.rootfs)?;
-
-    // 4. our cgroup: the shim creates it meanwhile (v1; then we move ourselves in) or moves us
-    //    into it (v2), and tells us when it has; nothing of the container runs before that.
-    //    Only then the cgroup namespace, whose root is the cgroup we are in
+/// Stage 4: the shim creates our cgroup meanwhile (v1; then we move ourselves in) or moves us
+/// into it (v2), and writes one byte when it has; EOF means it failed.
+fn wait_for_cgroup(cgroup_joined: OwnedFd) -> Result<(), ProcessError> {
     let mut byte = [0u8; 1];
     match nix::unistd::read(&cgroup_joined, &mut byte) {
-        Ok(1) => {}
-        Ok(_) => return Err(ProcessError::CgroupJoin { errno: None }),
-        Err(errno) => return Err(ProcessError::CgroupJoin { errno: Some(errno) }),
+        Ok(1) => Ok(()),
+        Ok(_) => Err(ProcessError::CgroupJoin { errno: None }),
+        Err(errno) => Err(ProcessError::CgroupJoin { errno: Some(errno) }),
     }
-    drop(cgroup_joined);
-    if let Some(j) = self_join {
-        j.join()?;
-    }
-    namespaces::create(&[Kind::Cgroup])?;
+}
 
-    // 5. session, terminal, stdio
+/// Stage 5: a new session with, for a tty, a pty from the container's devpts (mounted by
+/// `prepare`, so inside it is /dev/pts/0; the shim gets the master, we keep the slave as our
+/// controlling terminal), else the shim's pipes on 1 and 2 and /dev/null or the caller's
+/// stdin on 0; then the working directory.
+fn set_up_stdio(spec: &ContainerSpec, stdio: &InitStdio) -> Result<(), ProcessError> {
     if let Some(socket) = stdio.console_socket {
-        // the pty comes from the container's devpts (mounted by `prepare`), so inside it is
-        // /dev/pts/0; the shim gets the master, we keep the slave
         let pty = tty::open_in_root(spec.uid, stdio.winsize)?;
         tty::bind_console(&pty)?;
         // SAFETY: the shim created the socket before fork and it stays open until we exec.
@@ -236,9 +261,12 @@ pub fn init(
     nix::unistd::chdir(cwd).map_err(|errno| ProcessError::Chdir {
         path: cwd.to_owned(),
         errno,
-    })?;
+    })
+}
 
-    // 6. privileges: bounding set while still root, then the user, then the remaining sets
+/// Stage 6: the bounding set while still root, then the user, then the remaining capability
+/// sets, then no_new_privs.
+fn drop_privileges(spec: &ContainerSpec) -> Result<(), ProcessError> {
     let (uid, gid) = (spec.uid, spec.gid);
     capabilities::drop_bounding(spec.capabilities)?;
     let set_user = |errno| ProcessError::SetUser { uid, gid, errno };
@@ -256,23 +284,28 @@ pub fn init(
             });
         }
     }
+    Ok(())
+}
 
-    // 7. OCI `create` stops here until `start` opens the fifo for reading
-    if let Some(fd) = fifo_fd {
-        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let w = nix::fcntl::open(
-            path.as_str(),
-            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|errno| ProcessError::WaitStart {
-            path: path.clone().into(),
-            errno,
-        })?;
-        let _ = nix::unistd::write(&w, b"0");
-    }
+/// Stage 7: OCI `create` stops here: opening the fifo for writing blocks until `start` opens
+/// it for reading.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), ProcessError> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let w = nix::fcntl::open(
+        path.as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|errno| ProcessError::WaitStart {
+        path: path.clone().into(),
+        errno,
+    })?;
+    let _ = nix::unistd::write(&w, b"0");
+    Ok(())
+}
 
-    // 8. exec the command
+/// Stage 8: execve(2) the command, found in the container's `$PATH`.
+fn exec(spec: &ContainerSpec) -> Result<Infallible, ProcessError> {
     let command = spec.args.first().cloned().unwrap_or_default();
     let exe = find_executable(&command, &spec.env)?;
     let c = |s: &[u8]| CString::new(s).unwrap_or_default();

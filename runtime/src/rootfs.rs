@@ -309,7 +309,15 @@ fn mount_root(spec: &RootfsSpec) -> Result<(), RootfsError> {
     }
     let options = overlay_options(spec);
     let volatile = format!("{options},volatile");
-    let overlay = |data: &str| mnt(Some("overlay"), root, "overlay", MsFlags::empty(), Some(data));
+    let overlay = |data: &str| {
+        mnt(
+            Some("overlay"),
+            root,
+            "overlay",
+            MsFlags::empty(),
+            Some(data),
+        )
+    };
     // an older kernel: the plain overlay
     overlay(&volatile).or_else(|_| overlay(&options))
 }
@@ -407,7 +415,13 @@ fn make_devices(dev: &Path) -> Result<(), RootfsError> {
 /// Step 5: `/sys`, read-only.
 fn mount_sys(root: &Path) -> Result<(), RootfsError> {
     let sys = ensure_target(root, Path::new("/sys"), true)?;
-    mnt(Some("sysfs"), &sys, "sysfs", NODEV | MsFlags::MS_RDONLY, None)
+    mnt(
+        Some("sysfs"),
+        &sys,
+        "sysfs",
+        NODEV | MsFlags::MS_RDONLY,
+        None,
+    )
 }
 
 /// Step 6: per-pod files (`/etc/hosts`...), generated `/proc` files, then volumes.

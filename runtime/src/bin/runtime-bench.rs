@@ -59,129 +59,24 @@ fn main() -> Result<()> {
     // exist first, its canonical path names the state directory
     let state = runtime::state_dir_for(&root);
     let result = (|| -> Result<()> {
-        let run = |_: usize| {
-            check(Command::new(&ours).arg("--root").arg(&root).args([
-                "run",
-                "--rm",
-                "--cpus",
-                "1",
-                "--memory",
-                "256Mi",
-                "--pids",
-                "1000",
-                "busybox",
-                "/bin/true",
-            ]))
+        let bench = Bench {
+            ours: &ours,
+            root: &root,
+            containers: state.join("containers"),
+            runc_root: work.join("runc-state"),
+            bundle: work.join("bundle"),
         };
-        run(usize::MAX)?; // imports busybox: the runc bundle below is made of its layer
-
-        // the same rootfs as a runc bundle
-        let layers: Vec<PathBuf> = std::fs::read_dir(root.join("layers"))?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        let bundle = work.join("bundle");
-        std::fs::create_dir_all(&bundle)?;
-        check(
-            Command::new("cp")
-                .arg("-a")
-                .arg(&layers[0])
-                .arg(bundle.join("rootfs")),
-        )?;
-        check(Command::new("runc").arg("spec").current_dir(&bundle))?;
-        let cfg_path = bundle.join("config.json");
-        let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
-        cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
-        cfg["process"]["terminal"] = serde_json::json!(false);
-        std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
-        let runc_root = work.join("runc-state");
-        let runc = |i: usize| {
-            check(
-                Command::new("runc")
-                    .arg("--root")
-                    .arg(&runc_root)
-                    .args(["run", "--bundle"])
-                    .arg(&bundle)
-                    .arg(format!("bench-{}-{i}", std::process::id())),
-            )
-        };
-
-        let rootfs = bundle.join("rootfs");
-        let floor = |_: usize| {
-            check(
-                Command::new("unshare")
-                    .arg("-fmuipn")
-                    .arg("chroot")
-                    .arg(&rootfs)
-                    .arg("/bin/true"),
-            )
-        };
+        bench.run(usize::MAX)?; // imports busybox: the runc bundle is made of its layer
+        bench.make_runc_bundle()?;
         // warm-up, then the three in turns
-        let runc_ok = runc(usize::MAX)
+        let runc_ok = bench
+            .runc(usize::MAX)
             .map_err(|e| println!("runc run failed: {e:#}"))
             .is_ok();
-        floor(usize::MAX)?;
-        // `run --rm` returns once the exit is recorded; the shim then removes the container
-        // (overlay, cgroups, state) in the background at nice 19. `runc run` removes before it
-        // returns, so the time until our container is gone is shown as well.
-        // the container's state (tmpfs) goes last, after its writable layer
-        let containers = state.join("containers");
-        let gone = || -> Result<()> {
-            while std::fs::read_dir(&containers)?.next().is_some() {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            Ok(())
-        };
-        gone()?;
-        let (mut o, mut r, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for i in 0..n {
-            let t = Instant::now();
-            run(i)?;
-            o.push(t.elapsed());
-            gone()?;
-            g.push(t.elapsed());
-            if runc_ok {
-                r.push(timed(|| runc(i))?);
-            }
-            f.push(timed(|| floor(i))?);
-        }
-        let (our_med, our_p90) = summary(o);
-        let (gone_med, gone_p90) = summary(g);
-        let (floor_med, floor_p90) = summary(f);
-        let runc_result = if runc_ok { Ok(summary(r)) } else { Err(()) };
-
-        println!("{n} iterations, /bin/true in busybox");
-        println!("{:<44} {:>9} {:>9}", "", "median", "p90");
-        println!(
-            "{:<44} {:>7.2}ms {:>7.2}ms",
-            "minik8s-runtime run --rm (ns+cgroups+overlay)",
-            ms(our_med),
-            ms(our_p90)
-        );
-        println!(
-            "{:<44} {:>7.2}ms {:>7.2}ms",
-            "  ... until removed (background cleanup done)",
-            ms(gone_med),
-            ms(gone_p90)
-        );
-        match &runc_result {
-            Ok((m, p)) => println!("{:<44} {:>7.2}ms {:>7.2}ms", "runc run", ms(*m), ms(*p)),
-            Err(()) => {}
-        }
-        println!(
-            "{:<44} {:>7.2}ms {:>7.2}ms",
-            "unshare -fmuipn chroot (floor)",
-            ms(floor_med),
-            ms(floor_p90)
-        );
-        if let Ok((m, _)) = runc_result {
-            println!("ours / runc  = {:.2} (goal <= 0.35)", ms(our_med) / ms(m));
-            println!("ours until removed / runc = {:.2}", ms(gone_med) / ms(m));
-        }
-        println!(
-            "ours / floor = {:.2} (goal <= 3)",
-            ms(our_med) / ms(floor_med)
-        );
+        bench.floor()?;
+        bench.gone()?;
+        let t = bench.measure(n, runc_ok)?;
+        report(n, t);
         Ok(())
     })();
     let _ = Command::new(&ours)
@@ -194,7 +89,154 @@ fn main() -> Result<()> {
     result
 }
 
-#[allow(dead_code)]
-fn exists(p: &Path) -> bool {
-    p.exists()
+/// The three ways of running `/bin/true`, and where each keeps its files.
+struct Bench<'a> {
+    ours: &'a Path,
+    root: &'a Path,
+    /// The runtime's container state directory (tmpfs): empty once our container is removed.
+    containers: PathBuf,
+    runc_root: PathBuf,
+    bundle: PathBuf,
+}
+
+/// The samples of [`Bench::measure`].
+struct Timings {
+    ours: Vec<Duration>,
+    /// Ours until the container is removed.
+    gone: Vec<Duration>,
+    /// Empty if runc failed.
+    runc: Vec<Duration>,
+    floor: Vec<Duration>,
+}
+
+impl Bench<'_> {
+    /// `minik8s-runtime run --rm` with limits.
+    fn run(&self, _: usize) -> Result<()> {
+        check(Command::new(self.ours).arg("--root").arg(self.root).args([
+            "run",
+            "--rm",
+            "--cpus",
+            "1",
+            "--memory",
+            "256Mi",
+            "--pids",
+            "1000",
+            "busybox",
+            "/bin/true",
+        ]))
+    }
+
+    /// The same rootfs as a runc bundle, running `/bin/true` without a terminal.
+    fn make_runc_bundle(&self) -> Result<()> {
+        let layers: Vec<PathBuf> = std::fs::read_dir(self.root.join("layers"))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        let bundle = &self.bundle;
+        std::fs::create_dir_all(bundle)?;
+        check(
+            Command::new("cp")
+                .arg("-a")
+                .arg(&layers[0])
+                .arg(bundle.join("rootfs")),
+        )?;
+        check(Command::new("runc").arg("spec").current_dir(bundle))?;
+        let cfg_path = bundle.join("config.json");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path)?)?;
+        cfg["process"]["args"] = serde_json::json!(["/bin/true"]);
+        cfg["process"]["terminal"] = serde_json::json!(false);
+        std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg)?)?;
+        Ok(())
+    }
+
+    /// `runc run` of the bundle.
+    fn runc(&self, i: usize) -> Result<()> {
+        check(
+            Command::new("runc")
+                .arg("--root")
+                .arg(&self.runc_root)
+                .args(["run", "--bundle"])
+                .arg(&self.bundle)
+                .arg(format!("bench-{}-{i}", std::process::id())),
+        )
+    }
+
+    /// The floor: namespaces and a chroot, nothing else.
+    fn floor(&self) -> Result<()> {
+        check(
+            Command::new("unshare")
+                .arg("-fmuipn")
+                .arg("chroot")
+                .arg(self.bundle.join("rootfs"))
+                .arg("/bin/true"),
+        )
+    }
+
+    /// Wait until our containers are removed. `run --rm` returns once the exit is recorded; the
+    /// shim then removes the container (overlay, cgroups, state) in the background at nice 19.
+    /// `runc run` removes before it returns, so the time until ours is gone is shown as well.
+    /// The container's state (tmpfs) goes last, after its writable layer.
+    fn gone(&self) -> Result<()> {
+        while std::fs::read_dir(&self.containers)?.next().is_some() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
+    /// `n` rounds of ours, runc (if it works) and the floor, taking turns.
+    fn measure(&self, n: usize, runc_ok: bool) -> Result<Timings> {
+        let mut t = Timings {
+            ours: Vec::new(),
+            gone: Vec::new(),
+            runc: Vec::new(),
+            floor: Vec::new(),
+        };
+        for i in 0..n {
+            let start = Instant::now();
+            self.run(i)?;
+            t.ours.push(start.elapsed());
+            self.gone()?;
+            t.gone.push(start.elapsed());
+            if runc_ok {
+                t.runc.push(timed(|| self.runc(i))?);
+            }
+            t.floor.push(timed(|| self.floor())?);
+        }
+        Ok(t)
+    }
+}
+
+/// Medians, p90s and the ratios against the goals.
+fn report(n: usize, t: Timings) {
+    let (our_med, our_p90) = summary(t.ours);
+    let (gone_med, gone_p90) = summary(t.gone);
+    let (floor_med, floor_p90) = summary(t.floor);
+    let runc_result = (!t.runc.is_empty()).then(|| summary(t.runc));
+    let line = |what: &str, med: Duration, p90: Duration| {
+        println!("{what:<44} {:>7.2}ms {:>7.2}ms", ms(med), ms(p90));
+    };
+    println!("{n} iterations, /bin/true in busybox");
+    println!("{:<44} {:>9} {:>9}", "", "median", "p90");
+    line(
+        "minik8s-runtime run --rm (ns+cgroups+overlay)",
+        our_med,
+        our_p90,
+    );
+    line(
+        "  ... until removed (background cleanup done)",
+        gone_med,
+        gone_p90,
+    );
+    if let Some((m, p)) = runc_result {
+        line("runc run", m, p);
+    }
+    line("unshare -fmuipn chroot (floor)", floor_med, floor_p90);
+    if let Some((m, _)) = runc_result {
+        println!("ours / runc  = {:.2} (goal <= 0.35)", ms(our_med) / ms(m));
+        println!("ours until removed / runc = {:.2}", ms(gone_med) / ms(m));
+    }
+    println!(
+        "ours / floor = {:.2} (goal <= 3)",
+        ms(our_med) / ms(floor_med)
+    );
 }

@@ -313,7 +313,11 @@ impl Runtime {
     /// Step 4: the container's directories (on tmpfs and on disk), its own `/etc` files when it
     /// has no sandbox, the generated `/proc` files, the exec fifo of an OCI `create`, then
     /// `config.json` (which makes the container exist) and its first state.
-    fn write_container(&self, spec: &ContainerSpec, place: &Placement) -> Result<(), ContainerError> {
+    fn write_container(
+        &self,
+        spec: &ContainerSpec,
+        place: &Placement,
+    ) -> Result<(), ContainerError> {
         let (dir, disk) = (&place.dir, &place.disk);
         for p in [dir.join("rootfs"), disk.join("upper"), disk.join("work")] {
             fs::create_dir_all(&p).map_err(io_err("create container dir", &p))?;
@@ -454,13 +458,15 @@ fn resources(opts: &CreateOptions) -> Result<Resources, ContainerError> {
     Ok(Resources {
         cpu_quota_us: match &opts.cpus {
             None => None,
-            Some(c) => Some(cgroups::cpus_to_quota(c).ok_or_else(|| {
-                ContainerError::InvalidOption {
-                    flag: "cpus",
-                    value: c.clone(),
-                    reason: "expected a positive number of CPUs like 0.5 or 500m",
-                }
-            })?),
+            Some(c) => {
+                Some(
+                    cgroups::cpus_to_quota(c).ok_or_else(|| ContainerError::InvalidOption {
+                        flag: "cpus",
+                        value: c.clone(),
+                        reason: "expected a positive number of CPUs like 0.5 or 500m",
+                    })?,
+                )
+            }
         },
         cpu_shares: opts.cpu_shares,
         memory_bytes: match &opts.memory {

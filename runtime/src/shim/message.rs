@@ -65,7 +65,10 @@ impl StatusMessage {
             }
             "exited" => {
                 let mut it = rest.split_whitespace();
-                let code = it.next().and_then(|c| c.parse().ok()).ok_or_else(malformed)?;
+                let code = it
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(malformed)?;
                 let oom_killed = match it.next() {
                     Some("1") => true,
                     Some("0") => false,
@@ -138,9 +141,18 @@ mod tests {
             StatusMessage::decode("hello 1"),
             Err(MessageError::Unknown { .. })
         ));
-        for line in ["started", "started x", "error x msg", "exited 1", "exited 1 2"] {
+        for line in [
+            "started",
+            "started x",
+            "error x msg",
+            "exited 1",
+            "exited 1 2",
+        ] {
             assert!(
-                matches!(StatusMessage::decode(line), Err(MessageError::Malformed { .. })),
+                matches!(
+                    StatusMessage::decode(line),
+                    Err(MessageError::Malformed { .. })
+                ),
                 "{line}"
             );
         }

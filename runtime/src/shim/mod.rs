@@ -24,14 +24,14 @@ mod message;
 mod relay;
 
 use super::cgroups;
-use super::spec::ContainerSpec;
-use super::state::{State, Status};
 use super::logs;
 use super::namespaces::{self, Kind};
 use super::process::{self, InitStdio};
+use super::spec::ContainerSpec;
+use super::state::{State, Status};
 use super::tty;
-use relay::relay;
 use super::Runtime;
+use relay::relay;
 
 pub use message::{MessageError, StatusMessage};
 
@@ -158,14 +158,20 @@ fn run(
     };
     if spec.wait_for_start {
         st.status = Status::Created;
-        rt.write_state(&spec.id, &st).map_err(|e| runtime_failure(&e))?;
-        status.send(&StatusMessage::Started { pid: child.as_raw() });
+        rt.write_state(&spec.id, &st)
+            .map_err(|e| runtime_failure(&e))?;
+        status.send(&StatusMessage::Started {
+            pid: child.as_raw(),
+        });
     }
     let out_r = wait_for_exec(child, ours.error, ours.out, ours.console)?;
     st.status = Status::Running;
-    rt.write_state(&spec.id, &st).map_err(|e| runtime_failure(&e))?;
+    rt.write_state(&spec.id, &st)
+        .map_err(|e| runtime_failure(&e))?;
     if !spec.wait_for_start {
-        status.send(&StatusMessage::Started { pid: child.as_raw() });
+        status.send(&StatusMessage::Started {
+            pid: child.as_raw(),
+        });
     }
     if !attached {
         status.close();

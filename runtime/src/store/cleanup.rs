@@ -83,5 +83,4 @@ impl Runtime {
         let spec = self.spec(id)?;
         self.cleanup(&spec)
     }
-
 }
