@@ -1,6 +1,6 @@
 //! The apiserver benchmark: what does the API layer cost on top of etcd?
 //!
-//! Everything runs in one process against one private etcd (`testing::EtcdProcess`), and the
+//! Everything runs in one process against one private etcd (`testkit::EtcdProcess`), and the
 //! figures are compared as ratios, because the build machine is small, shared and noisy:
 //! an absolute "creates per second" means little there, "the apiserver reaches 0.8× of what
 //! etcd itself does" means a lot. The apiserver is the real `minik8s-apiserver` binary
@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiserver::testing::EtcdProcess;
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use futures::StreamExt;
 use serde_json::{json, Value};
+use testkit::EtcdProcess;
 
 const CLIENTS: usize = 16;
 const CREATES_PER_ROUND: usize = 1500;

@@ -2,14 +2,18 @@
 //!
 //! Integration tests and benchmarks run against a real etcd (Debian's `etcd-server`), never a
 //! mock. Each `EtcdProcess` gets its own free loopback ports and a temporary data directory,
-//! and is killed and removed on drop, also when a test panics.
+//! and is killed and removed on drop, also when a test panics. They live here, beside the
+//! internals `TestServer` starts; tests reach them through `testkit` (the `minik8s-testkit`
+//! crate), which builds clusters, kubectl and nodes on them.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::server::{app, App, ServerConfig};
+use crate::server::{app, App};
+/// How the in-process server is configured (tests set the kubelet token, timeouts).
+pub use crate::server::ServerConfig;
 use crate::storage::Storage;
 
 /// A private etcd on loopback, killed on drop.
@@ -201,20 +205,4 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.handle.shutdown();
     }
-}
-
-/// The kubectl the tests run: `$KUBECTL` if set (hack/test.sh sets it to a kubectl it checked
-/// is 1.30 or newer), else `kubectl` on `PATH`.
-pub fn kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-        return PathBuf::from(k);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("kubectl"))
-        .find(|k| k.is_file())
-        .unwrap_or_else(|| {
-            panic!("no kubectl on PATH and KUBECTL not set (hack/test.sh installs one)")
-        })
 }

@@ -1,33 +1,13 @@
 //! The `minik8s-apiserver` binary itself: flag checks, TLS with bearer tokens, health and
 //! metrics endpoints, reached by the real kubectl.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::EtcdProcess;
-
-/// Kills the server process we started when the test ends, also on panic.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use testkit::{free_port, ChildGuard as ServerProcess, EtcdProcess};
 
 fn kubectl(server: &str, cache: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    Command::new(apiserver::testing::kubectl())
+    Command::new(testkit::kubectl())
         .args(["--server", server, "--cache-dir"])
         .arg(cache)
         .args(extra)

@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{pod_json, send, Cluster};
+use common::{pod_json, send, Cluster, ClusterHttp};
 use serde_json::{json, Value};
 
 const CLIENTS: usize = 8;

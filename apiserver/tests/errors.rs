@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_status, eventually, pod_json, send, Cluster};
+use common::{assert_status, pod_json, send, wait_for, Cluster, ClusterHttp};
 use serde_json::{json, Value};
 
 fn pods(c: &Cluster) -> String {
@@ -519,7 +519,7 @@ async fn etcd_unreachable_is_a_quick_503_and_the_server_recovers() {
 
     drop(resume);
     // Same server, no restart: requests succeed again.
-    eventually(30, "GET to succeed after SIGCONT", || async {
+    wait_for(30, "GET to succeed after SIGCONT", || async {
         let got = send(http.get(format!("{}/before", pods(&c)))).await;
         (got.0 == 200).then_some(())
     })

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, send, EtcdProcess, ServerConfig, TestServer, WatchStream};
+use common::{send, wait_for, EtcdProcess, ServerConfig, TestServer, WatchStream};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -299,7 +299,7 @@ async fn truth(api: &Api<Pod>) -> Snapshot {
 }
 
 async fn wait_for_store(store: &reflector::Store<Pod>, api: &Api<Pod>, what: &str) -> Snapshot {
-    eventually(60, what, || async {
+    wait_for(60, what, || async {
         let want = truth(api).await;
         let have = snapshot(store.state().iter().map(|p| p.as_ref()));
         (have == want).then_some(want)
@@ -372,7 +372,7 @@ async fn reflector_survives_restart_and_compaction_with_410_and_relist() {
 
     // A goes away; another apiserver on the same etcd data changes things meanwhile.
     a.shutdown();
-    eventually(30, "server A's port to close", || async {
+    wait_for(30, "server A's port to close", || async {
         std::net::TcpStream::connect(a_addr).is_err().then_some(())
     })
     .await;

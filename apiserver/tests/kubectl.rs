@@ -238,11 +238,8 @@ async fn replace_with_a_stale_object_is_a_conflict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_changes_as_they_happen() {
     let c = Cluster::start().await;
-    let mut cmd = tokio::process::Command::new(apiserver::testing::kubectl());
-    cmd.args(["--server", c.url(), "--cache-dir"])
-        .arg(std::env::temp_dir().join(format!("kc-watch-{}", std::process::id())))
-        .args(["get", "pods", "-w", "--request-timeout", "8s"])
-        .env("KUBECONFIG", "/dev/null")
+    let mut cmd = c.kubectl_command();
+    cmd.args(["get", "pods", "-w", "--request-timeout", "8s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);

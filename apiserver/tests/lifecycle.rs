@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_status, pod_json, send, Cluster};
+use common::{assert_status, pod_json, send, Cluster, ClusterHttp};
 use serde_json::{json, Value};
 
 fn ns_url(c: &Cluster, group_version: &str, resource: &str) -> String {

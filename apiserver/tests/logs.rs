@@ -1,30 +1,10 @@
 //! The `minik8s-apiserver` binary's logs: on stderr only, without colours when stderr is not a
 //! terminal (here a pipe), `info` by default.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::EtcdProcess;
-
-/// Kills the server process we started when the test ends, also on panic.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use testkit::{free_port, ChildGuard as ServerProcess, EtcdProcess};
 
 #[test]
 fn logs_go_to_stderr_without_colours() {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pod_json, send, Cluster, ServerConfig, WatchStream};
+use common::{pod_json, send, Cluster, ClusterHttp, ServerConfig, WatchStream};
 use serde_json::{json, Value};
 
 fn pods(c: &Cluster) -> String {
@@ -249,7 +249,7 @@ async fn too_old_resource_version_is_an_expired_error_event() {
     }
     // The cache applies etcd's events asynchronously: wait until it has seen them all (a list
     // at resourceVersion=0 is served from it), so its short history has moved past p0.
-    common::eventually(30, "the watch cache to catch up", || async {
+    common::wait_for(30, "the watch cache to catch up", || async {
         let list = send(c.http().get(format!("{}?resourceVersion=0", pods(&c))))
             .await
             .1;

@@ -7,10 +7,8 @@
 //!   component can run and only one acts; the Lease is released on a clean shutdown.
 //! - `shutdown.rs`: SIGTERM and SIGINT as a future, to stop cleanly.
 //! - `logging.rs`: logs to stderr, `RUST_LOG` honoured, colours only on a terminal.
-//! - `testing.rs`: fixtures for the components' binary tests.
 
 pub mod connect;
 pub mod leader;
 pub mod logging;
 pub mod shutdown;
-pub mod testing;

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use apiserver::testing::{EtcdProcess, TestServer};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -21,9 +20,8 @@ async fn count(pods: &Api<Pod>) -> usize {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let etcd = EtcdProcess::start();
-    let server = TestServer::start(&etcd, Default::default()).await;
-    let client = kube::Client::try_from(kube::Config::new(server.url.parse().unwrap())).unwrap();
+    let cluster = testkit::Cluster::start().await;
+    let client = cluster.client();
     let ctrl = tokio::spawn(controller::manager::run(client.clone(), Default::default()));
     let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");

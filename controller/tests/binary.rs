@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use client::testing::{lease_holder, wait_for_holder, Component};
 use common::Cluster;
+use testkit::{lease_holder, wait_for_holder, Component};
 
 const BIN: &str = env!("CARGO_BIN_EXE_minik8s-controller");
 const LEASE: &str = "minik8s-controller";

@@ -102,7 +102,7 @@ async fn rolling_update_respects_surge_and_unavailability_and_kubectl_rollout_wo
     .unwrap();
     wait_complete(&client, "web", 10, "nginx:1").await;
     let (ok, out) = cluster
-        .kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .kubectl_text(&["rollout", "status", "deployment/web", "--timeout=60s"])
         .await;
     assert!(ok && out.contains("successfully rolled out"), "{out}");
     let first_rs: Vec<String> = Api::<ReplicaSet>::namespaced(client.clone(), "default")
@@ -160,7 +160,7 @@ async fn rolling_update_respects_surge_and_unavailability_and_kubectl_rollout_wo
         .await
         .unwrap();
     let (ok, out) = cluster
-        .kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"])
+        .kubectl_text(&["rollout", "status", "deployment/web", "--timeout=90s"])
         .await;
     assert!(ok && out.contains("successfully rolled out"), "{out}");
     wait_complete(&client, "web", 10, "nginx:2").await;
@@ -220,7 +220,7 @@ async fn rolling_update_respects_surge_and_unavailability_and_kubectl_rollout_wo
 
     // kubectl rollout undo copies the old template back: the old ReplicaSet comes back as revision 3.
     let (ok, out) = cluster
-        .kubectl(&["rollout", "undo", "deployment/web"])
+        .kubectl_text(&["rollout", "undo", "deployment/web"])
         .await;
     assert!(ok, "{out}");
     wait_complete(&client, "web", 10, "nginx:1").await;
@@ -242,13 +242,13 @@ async fn rolling_update_respects_surge_and_unavailability_and_kubectl_rollout_wo
     let d = api.get("web").await.unwrap();
     assert_eq!(image_of(&d), "nginx:1");
     let (ok, out) = cluster
-        .kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .kubectl_text(&["rollout", "status", "deployment/web", "--timeout=60s"])
         .await;
     assert!(ok, "{out}");
 
     // kubectl rollout restart changes a template annotation: a third ReplicaSet.
     let (ok, out) = cluster
-        .kubectl(&["rollout", "restart", "deployment/web"])
+        .kubectl_text(&["rollout", "restart", "deployment/web"])
         .await;
     assert!(ok, "{out}");
     wait_for(90, "a restarted rollout", || async {
@@ -320,11 +320,11 @@ async fn pause_holds_a_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
 
     // Paused: a template change makes no new ReplicaSet.
     let (ok, out) = cluster
-        .kubectl(&["rollout", "pause", "deployment/web"])
+        .kubectl_text(&["rollout", "pause", "deployment/web"])
         .await;
     assert!(ok, "{out}");
     let (ok, out) = cluster
-        .kubectl(&["set", "image", "deployment/web", "c=nginx:2"])
+        .kubectl_text(&["set", "image", "deployment/web", "c=nginx:2"])
         .await;
     assert!(ok, "{out}");
     wait_for(30, "the paused change observed", || async {
@@ -345,7 +345,7 @@ async fn pause_holds_a_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
 
     // Resumed with no pod ever becoming ready: the rollout stalls past its 2 s deadline.
     let (ok, out) = cluster
-        .kubectl(&["rollout", "resume", "deployment/web"])
+        .kubectl_text(&["rollout", "resume", "deployment/web"])
         .await;
     assert!(ok, "{out}");
     wait_for(30, "ProgressDeadlineExceeded", || async {
@@ -366,7 +366,7 @@ async fn pause_holds_a_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
         2
     );
     let (ok, out) = cluster
-        .kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"])
+        .kubectl_text(&["rollout", "status", "deployment/web", "--timeout=30s"])
         .await;
     assert!(
         !ok && out.contains("exceeded its progress deadline"),

@@ -56,7 +56,7 @@ async fn cascading_delete_background_foreground_and_orphan() {
 
     // Background: the Deployment goes at once; its ReplicaSet and pods follow.
     let (ok, out) = cluster
-        .kubectl(&["delete", "deployment", "bg", "--cascade=background"])
+        .kubectl_text(&["delete", "deployment", "bg", "--cascade=background"])
         .await;
     assert!(ok, "{out}");
     wait_for(30, "background cascade", || async {
@@ -68,7 +68,7 @@ async fn cascading_delete_background_foreground_and_orphan() {
 
     // Foreground: the Deployment stays (with a finalizer) until its dependents are gone.
     let (ok, out) = cluster
-        .kubectl(&[
+        .kubectl_text(&[
             "delete",
             "deployment",
             "fg",
@@ -97,7 +97,7 @@ async fn cascading_delete_background_foreground_and_orphan() {
 
     // Orphan: the Deployment goes, its ReplicaSet stays without the ownerReference, pods stay.
     let (ok, out) = cluster
-        .kubectl(&["delete", "deployment", "orph", "--cascade=orphan"])
+        .kubectl_text(&["delete", "deployment", "orph", "--cascade=orphan"])
         .await;
     assert!(ok, "{out}");
     wait_for(30, "orphaning", || async {
@@ -123,11 +123,11 @@ async fn deleting_a_namespace_empties_and_removes_it() {
     namespace(&client, "team").await;
     deploy(&client, "team", "app").await;
     let (ok, out) = cluster
-        .kubectl(&["-n", "team", "create", "configmap", "x"])
+        .kubectl_text(&["-n", "team", "create", "configmap", "x"])
         .await;
     let _ = (ok, out); // configmaps may not be served; the namespace must go either way
     let (ok, out) = cluster
-        .kubectl(&["delete", "namespace", "team", "--timeout=60s"])
+        .kubectl_text(&["delete", "namespace", "team", "--timeout=60s"])
         .await;
     assert!(ok, "{out}");
     let namespaces: Api<Namespace> = Api::all(client.clone());

@@ -68,11 +68,11 @@ async fn main() {
         .collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100);
     let pace = Duration::from_millis(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0));
-    let c = Cluster::start().await;
+    let c = Cluster::for_kubelets().await;
     let net = (std::env::var_os("BENCH_NO_NET").is_none()).then(TestNet::new);
     let flags = net.as_ref().map(TestNet::flags).unwrap_or_default();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let k = Kubelet::start(&c, &flags);
+    let k = start_kubelet(&c, &flags);
     let pid = k.pid().expect("kubelet runs");
     // wait for the node
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(c.client());

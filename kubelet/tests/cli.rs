@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use client::testing::Component;
+use testkit::Component;
 
 const KUBELET: &str = env!("CARGO_BIN_EXE_minik8s-kubelet");
 

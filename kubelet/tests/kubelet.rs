@@ -25,8 +25,8 @@ async fn lease_renew_time(c: &Cluster, node: &str) -> Option<jiff::Timestamp> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn node_registers_and_lease_renews_until_the_kubelet_stops() {
-    let c = Cluster::start().await;
-    let mut k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let mut k = start_kubelet(&c, &[]);
     let nodes: Api<Node> = Api::all(c.client());
     let deadline = Instant::now() + Duration::from_secs(30);
     let node = loop {
@@ -138,8 +138,8 @@ async fn node_registers_and_lease_renews_until_the_kubelet_stops() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_runs_with_init_container_env_volumes_and_events() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     let pod = c
         .create_pod(
             "web",
@@ -253,8 +253,8 @@ async fn pod_runs_with_init_container_env_volumes_and_events() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crashing_container_backs_off_and_restart_count_grows() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     c.create_pod("crash", &k.node, json!({"containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo boom; exit 3"]}]})).await;
     let p = c
         .wait_pod("crash", 60, "two restarts", |p| {
@@ -292,8 +292,8 @@ async fn crashing_container_backs_off_and_restart_count_grows() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_policy_never_ends_in_succeeded_or_failed() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     c.create_pod("ok", &k.node, json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]})).await;
     c.create_pod("bad", &k.node, json!({"restartPolicy": "OnFailure", "initContainers": [{"name": "i", "image": "busybox", "command": ["true"]}],
         "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "test -e /marker || { touch /marker; exit 1; }"]}]})).await;
@@ -349,8 +349,8 @@ async fn restart_policy_never_ends_in_succeeded_or_failed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_delete_stops_within_grace_and_removes_everything() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     let pod = c
         .create_pod("term", &k.node, json!({"terminationGracePeriodSeconds": 20,
             "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done"]}]}))
@@ -385,8 +385,8 @@ async fn kubectl_delete_stops_within_grace_and_removes_everything() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubelet_restart_readopts_running_containers_and_removes_orphans() {
-    let c = Cluster::start().await;
-    let mut k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let mut k = start_kubelet(&c, &[]);
     let keep = c.create_pod("keep", &k.node, json!({"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}], "terminationGracePeriodSeconds": 0})).await;
     let gone = c.create_pod("gone", &k.node, json!({"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}], "terminationGracePeriodSeconds": 0})).await;
     let before = c
@@ -448,8 +448,8 @@ async fn kubelet_restart_readopts_running_containers_and_removes_orphans() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_liveness_probe_restarts_the_container() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     c.create_pod("live", &k.node, json!({"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "busybox",
         "command": ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 1000"],
         "livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1, "failureThreshold": 2}}]})).await;
@@ -481,8 +481,8 @@ async fn failing_liveness_probe_restarts_the_container() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_probe_gates_ready() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     c.create_pod("ready", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
         "command": ["sh", "-c", "sleep 4; touch /tmp/ready; sleep 1000"],
         "readinessProbe": {"exec": {"command": ["test", "-e", "/tmp/ready"]}, "periodSeconds": 1}}]})).await;
@@ -502,8 +502,8 @@ async fn readiness_probe_gates_ready() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubelet_api_requires_the_token() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     let base = format!("https://127.0.0.1:{}", k.port);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -611,8 +611,8 @@ fn text(o: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_logs_and_exec_through_the_apiserver() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     c.create_pod("talk", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
         "command": ["sh", "-c", "echo one; echo two; echo err >&2; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done"]}]})).await;
     c.wait_pod("talk", 60, "Running", |p| phase(p) == "Running")
@@ -646,7 +646,7 @@ async fn kubectl_logs_and_exec_through_the_apiserver() {
     assert!(rest.starts_with("tick ") || rest == "err", "{s}");
 
     // logs -f keeps streaming new lines
-    let mut follow = tokio::process::Command::new(apiserver::testing::kubectl())
+    let mut follow = tokio::process::Command::new(testkit::kubectl())
         .args(["--server", c.url(), "--cache-dir"])
         .arg(&c.cache)
         .args(["logs", "-f", "talk", "--tail=1"])
@@ -687,7 +687,7 @@ async fn kubectl_logs_and_exec_through_the_apiserver() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
     let out = c.kubectl(&["exec", "talk", "--", "true"]).await;
     assert!(out.status.success(), "{}", text(&out));
-    let mut child = tokio::process::Command::new(apiserver::testing::kubectl())
+    let mut child = tokio::process::Command::new(testkit::kubectl())
         .args(["--server", c.url(), "--cache-dir"])
         .arg(&c.cache)
         .args(["exec", "-i", "talk", "--", "sh", "-c", "tr a-z A-Z"])
@@ -717,8 +717,8 @@ async fn kubectl_logs_and_exec_through_the_apiserver() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_and_tcp_probes_reach_the_pod_network_namespace() {
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     c.create_pod("web", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
         "command": ["sh", "-c", "mkdir /www; echo ok > /www/index.html; sleep 2; exec httpd -f -p 8080 -h /www"],
         "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1},
@@ -753,12 +753,12 @@ async fn kubectl_exec_with_a_terminal() {
         eprintln!("skipping: util-linux `script` (gives kubectl a terminal) is not installed");
         return;
     }
-    let c = Cluster::start().await;
-    let k = Kubelet::start(&c, &[]);
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
     c.create_pod("tty", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]})).await;
     c.wait_pod("tty", 60, "Running", |p| phase(p) == "Running")
         .await;
-    let kubectl = format!("{} --server {} --cache-dir {} exec -it tty -- sh -c 'test -t 0 && test -t 1 && echo on-a-terminal; exit 4'", apiserver::testing::kubectl().display(), c.url(), c.cache.display());
+    let kubectl = format!("{} --server {} --cache-dir {} exec -it tty -- sh -c 'test -t 0 && test -t 1 && echo on-a-terminal; exit 4'", testkit::kubectl().display(), c.url(), c.cache.display());
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new("/usr/bin/script")
@@ -937,10 +937,10 @@ fn pod_network_attach_detach_and_cleanup_without_a_cluster() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
     let net = TestNet::new();
-    let c = Cluster::start().await;
+    let c = Cluster::for_kubelets().await;
     let flags = net.flags();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut k = Kubelet::start(&c, &flags);
+    let mut k = start_kubelet(&c, &flags);
     let server = c
         .create_pod("server", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
             "command": ["sh", "-c", "mkdir /www; echo hello from $MY_IP > /www/index.html; exec httpd -f -p 8080 -h /www"],

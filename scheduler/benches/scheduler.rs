@@ -4,11 +4,13 @@
 //! and the creation → bound latency. Run: `cargo bench -p minik8s-scheduler`
 //! (`NODES=`, `PODS=` override the sizes).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apiserver::testing::{EtcdProcess, TestServer};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -30,12 +32,8 @@ async fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let nodes = env("NODES", 1000);
     let pods = env("PODS", 10_000);
-    let etcd = EtcdProcess::start();
-    let server = TestServer::start(&etcd, Default::default()).await;
-    let client = client::connect::ClusterFlags::for_server(&server.url)
-        .client()
-        .await
-        .unwrap();
+    let cluster = common::Cluster::start().await;
+    let client = cluster.client.clone();
 
     let t = Instant::now();
     let node_api: Api<Node> = Api::all(client.clone());
@@ -134,8 +132,7 @@ async fn main() {
         scheduler.abort();
     }
     watch.abort();
-    drop(server);
-    drop(etcd);
+    drop(cluster);
 }
 
 /// Create `n` pods named `<prefix>-<i>` with `CONCURRENCY` requests in flight; returns when the

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use client::testing::{lease_holder, wait_for_holder, Component};
 use common::Cluster;
+use testkit::{lease_holder, wait_for_holder, Component};
 
 const BIN: &str = env!("CARGO_BIN_EXE_minik8s-scheduler");
 const LEASE: &str = "minik8s-scheduler";
@@ -15,14 +15,14 @@ const LEASE: &str = "minik8s-scheduler";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_lease_so_the_next_scheduler_leads_at_once() {
     let c = Cluster::start().await;
-    let mut first = Component::start(BIN, &["--server", &c.server.url], &[]);
+    let mut first = Component::start(BIN, &["--server", &c.kit.server.url], &[]);
     wait_for_holder(&c.client, LEASE, &first.identity(), Duration::from_secs(30))
         .await
         .unwrap_or_else(|| panic!("the first scheduler never led\n{}", first.output()));
 
     first.signal("TERM");
     let exit = first.wait_exit(Duration::from_secs(5)).await;
-    let second = Component::start(BIN, &["--server", &c.server.url], &[]);
+    let second = Component::start(BIN, &["--server", &c.kit.server.url], &[]);
     // Without the release this takes the rest of the 15 s lease duration.
     let took = wait_for_holder(&c.client, LEASE, &second.identity(), Duration::from_secs(3)).await;
     assert!(
@@ -39,7 +39,7 @@ async fn sigterm_releases_the_lease_so_the_next_scheduler_leads_at_once() {
 async fn server_flag_wins_over_a_kubeconfig_in_the_environment() {
     let c = Cluster::start().await;
     let missing = [("KUBECONFIG", "/nonexistent/kubeconfig")];
-    let scheduler = Component::start(BIN, &["--server", &c.server.url], &missing);
+    let scheduler = Component::start(BIN, &["--server", &c.kit.server.url], &missing);
     wait_for_holder(
         &c.client,
         LEASE,

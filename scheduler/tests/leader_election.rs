@@ -22,15 +22,11 @@ fn candidate(c: &Cluster, identity: &str) -> TaskGuard<anyhow::Result<()>> {
         scheduler_name: "default-scheduler".into(),
         identity: identity.into(),
     };
-    TaskGuard(tokio::spawn(run_as_leader(
-        client.clone(),
-        lease,
-        move || async move {
-            scheduler::run(client, config)
-                .await
-                .map_err(anyhow::Error::from)
-        },
-    )))
+    TaskGuard::spawn(run_as_leader(client.clone(), lease, move || async move {
+        scheduler::run(client, config)
+            .await
+            .map_err(anyhow::Error::from)
+    }))
 }
 
 async fn holder(c: &Cluster) -> String {

@@ -30,10 +30,10 @@ fn lab_config() -> Config {
 
 /// A cluster with two Ready nodes, `<id>-a` and `<id>-b`.
 async fn two_nodes(config: Config) -> (Cluster, Kubelet, Kubelet) {
-    let c = Cluster::start(config).await;
+    let c = start_cluster(config).await;
     let id = rand_hex();
-    let a = Kubelet::start(&c, &format!("e2e-{id}-a"));
-    let b = Kubelet::start(&c, &format!("e2e-{id}-b"));
+    let a = start_kubelet(&c, &format!("e2e-{id}-a"));
+    let b = start_kubelet(&c, &format!("e2e-{id}-b"));
     for k in [&a, &b] {
         let nodes = c.nodes();
         wait_for(30, &format!("node {} Ready", k.node), || async {
@@ -163,7 +163,7 @@ async fn wait_running(
 /// the kubelets stop and remove every container and sandbox. Then drop the kubelets and check
 /// the kernel holds nothing of the test.
 async fn delete_and_check_clean(c: &Cluster, app: &str, kubelets: Vec<Kubelet>, seen: &mut Seen) {
-    let (ok, out) = c.kubectl(&["delete", "deployment", app]).await;
+    let (ok, out) = c.kubectl_text(&["delete", "deployment", app]).await;
     assert!(ok, "kubectl delete deployment: {out}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -214,7 +214,7 @@ async fn deployment_runs_across_two_real_kubelets_and_rolls_out() {
         );
     }
     let (ok, out) = c
-        .kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .kubectl_text(&["rollout", "status", "deployment/web", "--timeout=60s"])
         .await;
     assert!(ok, "kubectl rollout status failed: {out}");
     assert!(out.contains("successfully rolled out"), "{out}");
@@ -310,7 +310,7 @@ async fn crashed_node_pods_are_replaced_and_the_restarted_kubelet_cleans_up() {
         crashed.elapsed()
     );
     let (ok, out) = c
-        .kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"])
+        .kubectl_text(&["rollout", "status", "deployment/web", "--timeout=30s"])
         .await;
     assert!(ok, "kubectl rollout status failed: {out}");
 
@@ -319,7 +319,7 @@ async fn crashed_node_pods_are_replaced_and_the_restarted_kubelet_cleans_up() {
     // longer exists. The others are still Terminating, waiting for their kubelet.
     let gone = victims[0].metadata.name.clone().unwrap();
     let (ok, out) = c
-        .kubectl(&["delete", "pod", &gone, "--grace-period=0", "--force"])
+        .kubectl_text(&["delete", "pod", &gone, "--grace-period=0", "--force"])
         .await;
     assert!(ok, "kubectl delete --force: {out}");
     assert!(victim_pids.iter().all(|p| runtime::container::alive(*p)));

@@ -66,7 +66,7 @@ impl Quickstart {
             .env("MINIK8S_BRIDGE", &self.bridge)
             .env("MINIK8S_POD_CIDR", &self.pod_cidr)
             .env("API_PORT", self.api_port.to_string())
-            .env("KUBECTL", apiserver::testing::kubectl())
+            .env("KUBECTL", testkit::kubectl())
             .stdin(Stdio::null())
             .output()
             .expect("run hack/quickstart.sh")
@@ -92,7 +92,7 @@ impl Quickstart {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(apiserver::testing::kubectl())
+        Command::new(testkit::kubectl())
             .arg("--kubeconfig")
             .arg(self.state.join("kubeconfig"))
             .args(args)

@@ -1,101 +1,21 @@
-//! Shared by the integration tests: a real etcd, an apiserver on loopback, and real kubectl.
-#![allow(dead_code)]
+//! Shared by the apiserver's integration tests: what `testkit` gives every crate (a real etcd,
+//! an apiserver on loopback, the real kubectl), plus raw HTTP: requests answered with a
+//! `Status`, and watches read one event at a time.
+// Each test binary includes this module and uses a part of it (and of what it re-exports).
+#![allow(dead_code, unused_imports)]
 
-use std::process::Output;
+pub use testkit::objects::{manifest, pod_json};
+pub use testkit::{wait_for, Cluster, EtcdProcess, ServerConfig, TestServer};
 
-pub use apiserver::server::ServerConfig;
-pub use apiserver::testing::{EtcdProcess, TestServer};
-
-/// An etcd plus an apiserver; both stop when dropped.
-pub struct Cluster {
-    pub server: TestServer,
-    pub etcd: EtcdProcess,
-    kube_cache: tempfile::TempDir,
+/// A plain HTTP client for raw requests to a test cluster.
+pub trait ClusterHttp {
+    fn http(&self) -> reqwest::Client;
 }
 
-impl Cluster {
-    pub async fn start() -> Cluster {
-        Self::with_config(ServerConfig::default()).await
-    }
-
-    pub async fn with_config(config: ServerConfig) -> Cluster {
-        let etcd = EtcdProcess::start();
-        let server = TestServer::start(&etcd, config).await;
-        Cluster {
-            server,
-            etcd,
-            kube_cache: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.server.url
-    }
-
-    /// Run the real kubectl against this server.
-    pub async fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_stdin(args, None).await
-    }
-
-    /// Run kubectl with `stdin` piped in (for `-f -`).
-    pub async fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new(apiserver::testing::kubectl());
-        cmd.arg("--server")
-            .arg(&self.server.url)
-            .arg("--cache-dir")
-            .arg(self.kube_cache.path())
-            .env("KUBECONFIG", "/dev/null")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("run kubectl");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).await.unwrap();
-        }
-        drop(input);
-        child.wait_with_output().await.unwrap()
-    }
-
-    /// kubectl that must succeed; returns stdout.
-    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args).await;
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A `kube` client for this server.
-    pub fn kube_client(&self) -> kube::Client {
-        let config = kube::Config::new(self.server.url.parse().unwrap());
-        kube::Client::try_from(config).unwrap()
-    }
-
-    /// A plain HTTP client for raw requests.
-    pub fn http(&self) -> reqwest::Client {
+impl ClusterHttp for Cluster {
+    fn http(&self) -> reqwest::Client {
         reqwest::Client::new()
     }
-}
-
-/// The manifests folder of the repository.
-pub fn manifest(name: &str) -> String {
-    format!("{}/../manifests/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A minimal valid pod in API form.
-pub fn pod_json(name: &str, labels: serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]}
-    })
 }
 
 /// Send a raw request; returns the HTTP code and the body as JSON (`Null` if it is not JSON).
@@ -194,24 +114,5 @@ impl WatchStream {
                 return ev;
             }
         }
-    }
-}
-
-/// Poll `f` until it returns `Some`, for up to `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

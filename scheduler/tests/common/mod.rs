@@ -1,34 +1,29 @@
-//! Shared by the integration tests: a real etcd and apiserver, simulated nodes (Node objects
-//! with a Ready condition and allocatable, no kubelet), pods, and a scheduler in-process.
-#![allow(dead_code)]
+//! Shared by the integration tests: what `testkit` gives every crate (a real etcd and
+//! apiserver, polling), simulated nodes (Node objects with a Ready condition and allocatable,
+//! no kubelet), pods, and a scheduler in-process.
+// Each test binary includes this module and uses a part of it (and of what it re-exports).
+#![allow(dead_code, unused_imports)]
 
-use std::time::Duration;
-
-use apiserver::testing::{EtcdProcess, TestServer};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
+pub use testkit::objects::merge;
+pub use testkit::poll;
 
-/// An etcd plus an apiserver; both stop when dropped.
+/// An etcd plus an apiserver, and a client built the way the scheduler builds its own.
 pub struct Cluster {
-    pub server: TestServer,
-    pub etcd: EtcdProcess,
     pub client: kube::Client,
+    pub kit: testkit::Cluster,
 }
 
 impl Cluster {
     pub async fn start() -> Cluster {
-        let etcd = EtcdProcess::start();
-        let server = TestServer::start(&etcd, Default::default()).await;
-        let client = client::connect::ClusterFlags::for_server(&server.url)
+        let kit = testkit::Cluster::start().await;
+        let client = client::connect::ClusterFlags::for_server(kit.url())
             .client()
             .await
             .unwrap();
-        Cluster {
-            server,
-            etcd,
-            client,
-        }
+        Cluster { client, kit }
     }
 
     /// Create a Node, then set its status: Ready (or not) and allocatable.
@@ -100,38 +95,12 @@ impl Cluster {
             scheduler_name: "default-scheduler".into(),
             identity: identity.into(),
         };
-        TaskGuard(tokio::spawn(scheduler::run(self.client.clone(), config)))
+        TaskGuard::spawn(scheduler::run(self.client.clone(), config))
     }
 }
 
-/// Aborts a spawned task when dropped.
-pub struct TaskGuard<T = Result<(), scheduler::schedule_one::ScheduleError>>(
-    pub tokio::task::JoinHandle<T>,
-);
-
-impl<T> Drop for TaskGuard<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Poll `f` every 100 ms for up to `secs` seconds until it returns `Some`.
-pub async fn poll<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// Aborts a spawned task when dropped; by default the scheduler's.
+pub type TaskGuard<T = Result<(), scheduler::schedule_one::ScheduleError>> = testkit::Task<T>;
 
 /// The PodScheduled condition of a pod: (status, reason, message).
 pub fn pod_scheduled(pod: &Pod) -> Option<(String, String, String)> {
@@ -147,15 +116,4 @@ pub fn pod_scheduled(pod: &Pod) -> Option<(String, String, String)> {
         c.reason.clone().unwrap_or_default(),
         c.message.clone().unwrap_or_default(),
     ))
-}
-
-pub fn merge(a: &mut Value, b: Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
 }

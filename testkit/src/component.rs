@@ -1,6 +1,6 @@
-//! Fixtures for the components' binary tests: a component process started against a test
-//! apiserver, with its stdout and stderr captured, its leader-election identity, signals, and
-//! the holder of its Lease. The apiserver and etcd come from `apiserver::testing`.
+//! A component binary (scheduler, controller manager, kubelet, apiserver) running for a test,
+//! started the way an operator would, with its stdout and stderr captured, its leader-election
+//! identity, signals, and the holder of its Lease. Read next: `process.rs`.
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
