@@ -16,6 +16,8 @@ mod containers;
 mod context;
 mod pass;
 mod teardown;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
