@@ -84,15 +84,6 @@ fn tainted(n: &Node) -> bool {
         })
 }
 
-fn ready_status(n: &Node) -> Option<String> {
-    n.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.clone())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_node_is_tainted_its_pods_evicted_and_a_renewed_lease_lifts_the_taint() {
@@ -134,7 +125,7 @@ async fn silent_node_is_tainted_its_pods_evicted_and_a_renewed_lease_lifts_the_t
     alive.store(false, Ordering::SeqCst);
     wait_for(30, "n1 Ready=Unknown and tainted", || async {
         let n = nodes.get("n1").await.unwrap();
-        (tainted(&n) && ready_status(&n).as_deref() == Some("Unknown")).then_some(())
+        (tainted(&n) && ready(&n) == Some("Unknown")).then_some(())
     })
     .await;
     wait_for(30, "the pod with a 1 s toleration evicted", || async {
@@ -235,7 +226,7 @@ async fn after_a_short_apiserver_outage_nodes_are_handled_within_seconds() {
     let (unknown, cidr) = tokio::join!(
         seconds_until(back, "n1 Ready=Unknown and tainted", || async {
             let n = nodes.get("n1").await.ok()?;
-            (tainted(&n) && ready_status(&n).as_deref() == Some("Unknown")).then_some(())
+            (tainted(&n) && ready(&n) == Some("Unknown")).then_some(())
         }),
         seconds_until(back, "n2's pod CIDR", || async {
             nodes.get("n2").await.ok()?.spec?.pod_cidr.map(|_| ())
@@ -382,7 +373,7 @@ async fn a_sync_on_a_stale_copy_of_a_node_reads_it_again_and_finishes() {
     let synced = reconcile(Arc::new(stale), ctx).await;
     assert!(synced.is_ok(), "{:?}", synced.err());
     let n = nodes.get("n1").await.unwrap();
-    assert_eq!(ready_status(&n).as_deref(), Some("Unknown"));
+    assert_eq!(ready(&n), Some("Unknown"));
     assert!(tainted(&n));
     assert_eq!(n.labels().get("rack").map(String::as_str), Some("r2"));
 }

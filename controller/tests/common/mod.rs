@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-pub use testkit::objects::{live_pods, mark_ready, namespace};
+pub use testkit::objects::{live_pods, mark_ready, namespace, ready};
 pub use testkit::{wait_for, Cluster, EtcdProcess, Task, TestServer};
 
 /// The controller manager against a test cluster.
