@@ -18,17 +18,17 @@ use super::state::Status;
 /// Why a container operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    #[error("{0}")]
+    #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("{0}")]
+    #[error(transparent)]
     Cgroups(#[from] CgroupsError),
-    #[error("{0}")]
+    #[error(transparent)]
     Namespaces(#[from] NamespacesError),
-    #[error("{0}")]
+    #[error(transparent)]
     Capabilities(#[from] capabilities::CapabilitiesError),
-    #[error("{0}")]
+    #[error(transparent)]
     Pause(#[from] pause::PauseError),
-    #[error("{0}")]
+    #[error(transparent)]
     Rootfs(#[from] RootfsError),
     /// No container matches the id or name.
     #[error("no such container: {id}")]

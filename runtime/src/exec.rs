@@ -21,9 +21,9 @@ use super::{capabilities, tty, Runtime};
 /// Why an exec failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("{0}")]
+    #[error(transparent)]
     Container(#[from] ContainerError),
-    #[error("{0}")]
+    #[error(transparent)]
     Namespaces(#[from] NamespacesError),
     /// The container does not run.
     #[error("container {id} is not running")]
@@ -35,7 +35,7 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Tty(#[from] tty::TtyError),
     /// fork(2) failed.
     #[error("fork: {errno}")]

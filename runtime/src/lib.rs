@@ -86,6 +86,7 @@ impl Runtime {
             root.join("containers"),
             state.join("containers"),
             state.join("sandboxes"),
+            state.join("names"),
         ] {
             std::fs::create_dir_all(&p).map_err(|source| ImageError::Io {
                 step: "create state dir",
@@ -94,20 +95,14 @@ impl Runtime {
             })?;
         }
         spread_subdirectories(&root.join("containers"));
-        let rt = Self {
+        Ok(Self {
             root: root.to_owned(),
             state,
             images,
             cgroups: cgroups::Hierarchy::host(),
             cgroup_parent: PathBuf::from("minik8s"),
             shim_exe: PathBuf::from("/proc/self/exe"),
-        };
-        rt.index_names().map_err(|source| ImageError::Io {
-            step: "index container names",
-            path: rt.state.join("names"),
-            source,
-        })?;
-        Ok(rt)
+        })
     }
 }
 

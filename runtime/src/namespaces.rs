@@ -43,7 +43,7 @@ pub enum NamespacesError {
     #[error("set hostname {hostname:?}: {errno}")]
     Hostname { hostname: String, errno: nix::Error },
     /// Bringing loopback up failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Network(#[from] super::network::NetworkError),
     /// The helper thread panicked.
     #[error("namespace helper thread died")]

@@ -34,7 +34,7 @@ pub enum PauseError {
     /// The helper did not report a pid.
     #[error("pause helper failed: {message}")]
     Helper { message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Namespaces(#[from] NamespacesError),
 }
 

@@ -25,22 +25,22 @@ use super::tty::{self, TtyError};
 /// Why the container's init failed before exec.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("{0}")]
+    #[error(transparent)]
     Namespaces(#[from] NamespacesError),
-    #[error("{0}")]
+    #[error(transparent)]
     Rootfs(#[from] RootfsError),
-    #[error("{0}")]
+    #[error(transparent)]
     Capabilities(#[from] CapabilitiesError),
     /// The shim did not confirm that we are in our cgroup (it failed to put us there).
     #[error("wait for the cgroup join: {errno:?}")]
     CgroupJoin { errno: Option<nix::Error> },
     /// Moving ourselves into our cgroup failed (cgroup v1).
-    #[error("{0}")]
+    #[error(transparent)]
     Cgroups(#[from] super::cgroups::CgroupsError),
     /// Redirecting stdio failed.
     #[error("set up stdio: {errno}")]
     Stdio { errno: nix::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Tty(#[from] TtyError),
     /// The working directory does not exist.
     #[error("chdir to working directory {path:?}: {errno}")]

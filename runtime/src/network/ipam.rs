@@ -122,8 +122,7 @@ fn valid_owner(owner: &str) -> bool {
 }
 
 impl Allocator {
-    /// Open (and create) the allocation directory; allocations made before the owner index
-    /// existed are indexed once.
+    /// Open (and create) the allocation directory and its owner index.
     pub fn open(dir: &Path, cidr: Cidr) -> Result<Self, IpamError> {
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -133,19 +132,8 @@ impl Allocator {
                 source,
             }
         };
-        fs::create_dir_all(dir).map_err(io(dir))?;
         let owners = dir.join(OWNERS);
-        if !owners.is_dir() {
-            let building = dir.join(format!("{OWNERS}.new"));
-            let _ = fs::remove_dir_all(&building);
-            fs::create_dir(&building).map_err(io(&building))?;
-            for (ip, owner) in allocations(dir) {
-                if valid_owner(&owner) {
-                    let _ = std::os::unix::fs::symlink(ip.to_string(), building.join(&owner));
-                }
-            }
-            fs::rename(&building, &owners).map_err(io(&owners))?;
-        }
+        fs::create_dir_all(&owners).map_err(io(&owners))?;
         Ok(Self {
             dir: dir.to_owned(),
             cidr,
@@ -336,17 +324,10 @@ mod tests {
     }
 
     #[test]
-    fn the_owner_index_is_checked_against_the_record_and_built_for_old_allocations() {
+    fn the_owner_index_is_checked_against_the_record() {
         let d = TempDir::new();
         let cidr: Cidr = "10.244.11.0/24".parse().unwrap();
-        // allocations of a kubelet from before the index: address files only
-        fs::write(d.0.join("10.244.11.2"), "old-pod").unwrap();
         let a = Allocator::open(&d.0, cidr).unwrap();
-        assert_eq!(a.lookup("old-pod"), Some(Ipv4Addr::new(10, 244, 11, 2)));
-        assert_eq!(
-            a.allocate("old-pod").unwrap(),
-            Ipv4Addr::new(10, 244, 11, 2)
-        );
         let ip = a.allocate("pod-a").unwrap();
         assert_eq!(
             fs::read_link(d.0.join("owners/pod-a")).unwrap(),

@@ -39,13 +39,13 @@ pub enum NetworkError {
         errno: nix::Error,
     },
     /// Allocating or releasing a pod address failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Ipam(#[from] IpamError),
     /// A link, address or route step failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Link(#[from] LinkError),
     /// Installing firewall rules failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Iptables(#[from] IptablesError),
     /// The bridge name is not a valid interface name.
     #[error("invalid bridge name {name:?}: 1 to 15 characters, no '/' or whitespace")]

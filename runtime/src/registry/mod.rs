@@ -49,7 +49,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// Storing what we fetched failed (includes digest mismatches).
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] ImageError),
 }
 

@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{io_err, ContainerError};
@@ -18,12 +17,10 @@ impl Runtime {
         spec.remove_cgroups()?;
         // the overlay lives only in the container's mount namespace; nothing to unmount here.
         // The disk part first: without its state a leftover is only an orphan to sweep
-        // the disk part is where its log is (a container of an older layout keeps its path)
-        let disk = spec
-            .log_path
-            .parent()
-            .map_or_else(|| self.container_disk_dir(&spec.id), Path::to_owned);
-        for dir in [disk, self.container_dir(&spec.id)] {
+        for dir in [
+            self.container_disk_dir(&spec.id),
+            self.container_dir(&spec.id),
+        ] {
             fs::remove_dir_all(&dir)
                 .or_else(|e| {
                     if e.kind() == io::ErrorKind::NotFound {
@@ -45,15 +42,13 @@ impl Runtime {
         let Ok(rd) = fs::read_dir(self.root.join("containers")) else {
             return 0;
         };
-        // the shards' entries, and entries of the flat layout before the shards
+        // the shards' entries: `containers/<first two hex digits of the id>/<id>`
         let entries = rd.flatten().flat_map(|e| {
             let name = e.file_name();
             let shard =
                 name.len() == 2 && name.as_encoded_bytes().iter().all(u8::is_ascii_hexdigit);
-            match shard.then(|| fs::read_dir(e.path()).ok()).flatten() {
-                Some(inner) => inner.flatten().collect(),
-                None => vec![e],
-            }
+            let inner = shard.then(|| fs::read_dir(e.path()).ok()).flatten();
+            inner.into_iter().flat_map(|rd| rd.flatten())
         });
         let mut n = 0;
         for e in entries {
@@ -62,13 +57,7 @@ impl Runtime {
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
-            // a `config.json` on disk is the layout before the state moved to tmpfs: that
-            // container may still run, so it is left alone
-            let legacy = e.path().join("config.json").exists();
-            if legacy {
-                tracing::warn!(id = %id.to_string_lossy(), "a container in the old on-disk layout is left alone; remove it with an older runtime");
-            }
-            if old && !legacy && !self.state.join("containers").join(&id).exists() {
+            if old && !self.state.join("containers").join(&id).exists() {
                 tracing::info!(id = %id.to_string_lossy(), "removing an orphaned writable layer");
                 if fs::remove_dir_all(e.path()).is_ok() {
                     n += 1;

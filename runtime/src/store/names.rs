@@ -109,23 +109,4 @@ impl Runtime {
             let _ = fs::remove_file(&link);
         }
     }
-
-    /// Index the names of containers created before the name index existed (once).
-    pub(crate) fn index_names(&self) -> io::Result<()> {
-        let names = self.state.join("names");
-        if names.is_dir() {
-            return Ok(());
-        }
-        let building = self.state.join("names.new");
-        let _ = fs::remove_dir_all(&building);
-        fs::create_dir(&building)?;
-        for id in self.container_ids() {
-            if let Ok(spec) = self.spec(&id) {
-                if valid_name(&spec.name) {
-                    let _ = std::os::unix::fs::symlink(&id, building.join(&spec.name));
-                }
-            }
-        }
-        fs::rename(&building, &names)
-    }
 }
