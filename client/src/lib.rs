@@ -7,8 +7,11 @@
 //!   component can run and only one acts; the Lease is released on a clean shutdown.
 //! - `shutdown.rs`: SIGTERM and SIGINT as a future, to stop cleanly.
 //! - `logging.rs`: logs to stderr, `RUST_LOG` honoured, colours only on a terminal.
+//! - `quantity.rs`: resource quantities (`500m`, `1.5Gi`), parsed exactly as Kubernetes does;
+//!   the one parser of the workspace (the apiserver's defaults and validation use it too).
 
 pub mod connect;
 pub mod leader;
 pub mod logging;
+pub mod quantity;
 pub mod shutdown;
