@@ -1,6 +1,5 @@
 //! `minik8s-apiserver`: parse flags, connect to etcd, serve the API.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,11 +9,10 @@ use apiserver::server::app;
 use apiserver::state::App;
 use apiserver::storage::Storage;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    init_logging();
+    client::logging::init();
     if let Err(msg) = flags.check_exposure() {
         eprintln!("minik8s-apiserver: {msg}");
         return ExitCode::from(2);
@@ -31,18 +29,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr, `RUST_LOG` honoured (default info), colours only on a terminal: what
-/// `client::logging::init` does for the other components (the apiserver does not depend on the
-/// client crate).
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {

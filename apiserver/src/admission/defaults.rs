@@ -16,10 +16,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use client::quantity;
 use serde_json::Value;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use super::quantity;
 
 /// Fills defaults into `obj` (a JSON object of the resource named by its plural). Objects that do
 /// not decode are left untouched: validation or strict decoding reports them.
@@ -193,13 +193,11 @@ pub fn qos_class(spec: &PodSpec) -> String {
 }
 
 fn is_zero(q: &Quantity) -> bool {
-    quantity::parse(&q.0)
-        .map(|q| q.mantissa == 0)
-        .unwrap_or(false)
+    quantity::Quantity::try_from(q).is_ok_and(|q| q.is_zero())
 }
 
 fn same_amount(a: &Quantity, b: &Quantity) -> bool {
-    match (quantity::parse(&a.0), quantity::parse(&b.0)) {
+    match (quantity::Quantity::try_from(a), quantity::Quantity::try_from(b)) {
         (Ok(a), Ok(b)) => a.compare(&b).is_eq(),
         _ => a.0 == b.0,
     }
@@ -326,8 +324,8 @@ fn default_http_get(h: &mut HTTPGetAction) {
 /// SetDefaults_ResourceList: round up to milli precision; serialization then emits canonical form.
 fn canonicalize_list(list: &mut BTreeMap<String, Quantity>) {
     for q in list.values_mut() {
-        if let Ok(c) = quantity::canonicalize(&q.0) {
-            q.0 = c;
+        if let Ok(amount) = quantity::Quantity::try_from(&*q) {
+            q.0 = amount.round_up(-3).canonical();
         }
     }
 }

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 pub mod defaults;
-pub mod quantity;
 pub mod strict;
 pub mod validation;
 

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use client::quantity;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::super::quantity;
 use super::super::Cause;
 use super::names;
 
@@ -77,7 +77,7 @@ fn validate_quantity(
     path: &str,
     causes: &mut Vec<Cause>,
 ) -> Option<quantity::Quantity> {
-    match quantity::parse(&q.0) {
+    match quantity::Quantity::try_from(q) {
         Err(e) => {
             causes.push(Cause::invalid(path, q.0.as_str(), &e.to_string()));
             None
@@ -91,7 +91,7 @@ fn validate_quantity(
             None
         }
         Ok(v) => {
-            if !overcommit_allowed(name) && v.milli_value() % 1000 != 0 {
+            if !overcommit_allowed(name) && v.millis() % 1000 != 0 {
                 causes.push(Cause::invalid(path, v.canonical(), "must be an integer"));
             }
             Some(v)
