@@ -3,10 +3,12 @@
 //! A pod's *request* is what the scheduler reserves on a node: the sum of its containers'
 //! `resources.requests`, or the largest init container's if that is bigger (init containers run
 //! one at a time, before the others), plus `spec.overhead`. A node offers `status.allocatable`.
-//! Quantities are strings like `500m`, `2`, `1.5Gi` or `1e3`; read next: `filter.rs`.
+//! Quantities are strings like `500m`, `2`, `1.5Gi` or `1e3`, read exactly (no floats) by
+//! `client::quantity`; read next: `filter.rs`.
 
 use std::collections::BTreeMap;
 
+use client::quantity::Quantity as Amount;
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -57,51 +59,14 @@ impl HostPort {
     }
 }
 
-/// Parse a Kubernetes quantity into a number of base units (cores, bytes); `None` if malformed.
-pub fn parse_quantity(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q
-        .char_indices()
-        .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || ((*c == '+' || *c == '-') && *i == 0)))
-        .map(|(i, _)| i)
-        .unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        s if s.starts_with(['e', 'E']) => 10f64.powi(s[1..].parse::<i32>().ok()?),
-        _ => return None,
-    };
-    Some(number * multiplier)
-}
-
-/// Millicores in a quantity, rounded up like `Quantity.MilliValue()`.
+/// Millicores in a quantity, rounded up like `Quantity.MilliValue()`; 0 if malformed.
 fn milli(q: &Quantity) -> i64 {
-    parse_quantity(&q.0)
-        .map(|v| (v * 1000.0 - 1e-6).ceil() as i64)
-        .unwrap_or(0)
+    Amount::try_from(q).map_or(0, |q| q.millis())
 }
 
-/// Whole units in a quantity, rounded up like `Quantity.Value()`.
+/// Whole units (bytes, pods) in a quantity, rounded up like `Quantity.Value()`; 0 if malformed.
 fn units(q: &Quantity) -> i64 {
-    parse_quantity(&q.0)
-        .map(|v| (v - 1e-9).ceil() as i64)
-        .unwrap_or(0)
+    Amount::try_from(q).map_or(0, |q| q.value())
 }
 
 /// Read `cpu`, `memory` and `pods` from a resource list.
@@ -199,18 +164,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantities_parse_like_the_apiserver() {
-        assert_eq!(parse_quantity("500m"), Some(0.5));
-        assert_eq!(parse_quantity("2"), Some(2.0));
-        assert_eq!(parse_quantity("1Gi"), Some(1073741824.0));
-        assert_eq!(parse_quantity("1.5Ki"), Some(1536.0));
-        assert_eq!(parse_quantity("1e3"), Some(1000.0));
-        assert_eq!(parse_quantity("128M"), Some(128e6));
-        assert_eq!(parse_quantity("abc"), None);
-        assert_eq!(parse_quantity("1Zi"), None);
-        assert_eq!(milli(&Quantity("0.1".into())), 100);
-        assert_eq!(milli(&Quantity("1".into())), 1000);
-        assert_eq!(units(&Quantity("256Gi".into())), 256 * 1024 * 1024 * 1024);
+    fn quantities_round_up_like_the_apiserver() {
+        let q = |s: &str| Quantity(s.to_string());
+        assert_eq!(milli(&q("500m")), 500);
+        assert_eq!(milli(&q("0.1")), 100);
+        assert_eq!(milli(&q("1")), 1000);
+        assert_eq!(milli(&q("1k")), 1_000_000);
+        assert_eq!(milli(&q("0.1m")), 1, "rounded up");
+        assert_eq!(units(&q("1Gi")), 1073741824);
+        assert_eq!(units(&q("1.5Ki")), 1536);
+        assert_eq!(units(&q("1e3")), 1000);
+        assert_eq!(units(&q("128M")), 128_000_000);
+        assert_eq!(units(&q("256Gi")), 256 * 1024 * 1024 * 1024);
+        assert_eq!(units(&q("0.5")), 1, "rounded up");
+        assert_eq!(units(&q("abc")), 0);
+        assert_eq!(milli(&q("1Zi")), 0);
     }
 
     #[test]
