@@ -3,10 +3,11 @@
 //! Every controller here is a *reconciler*: it watches objects, keeps a cache of them, and for
 //! each object repeatedly drives the cluster toward `spec` from what the cache says now
 //! (level-triggered), never from the event that woke it. Each file holds one reconciler; start
-//! with `replicaset.rs`, then `deployment/`, `garbage_collector.rs`, `namespace.rs`,
+//! with `replicaset/`, then `deployment/`, `garbage_collector.rs`, `namespace.rs`,
 //! `node_lifecycle.rs`, `pod_gc.rs` and `node_ipam.rs`. `manager.rs` runs them all with the
 //! settings of `config.rs`; `cache.rs` and `conflict.rs` hold what they share: watches that
 //! recover quickly after an apiserver outage, and writes that retry at once on a stale copy.
+//! The reconcilers' unit tests run them against a fake apiserver, `testing/`.
 
 pub mod cache;
 pub mod config;
@@ -22,3 +23,5 @@ pub mod node_lifecycle;
 pub mod pod;
 pub mod pod_gc;
 pub mod replicaset;
+#[cfg(test)]
+mod testing;

@@ -27,9 +27,9 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::cache;
+use crate::config::Config;
 use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
-use crate::config::Config;
 
 /// The taint a node gets when its kubelet stops renewing its Lease.
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";

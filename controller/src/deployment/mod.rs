@@ -3,7 +3,7 @@
 //! A Deployment never touches pods. It owns one ReplicaSet per template revision
 //! (`history.rs`) and moves replicas between them (`rollout.rs`): `RollingUpdate` step by step
 //! within maxSurge/maxUnavailable (`rolling.rs`), `Recreate` by emptying the old ones first. Its
-//! status (`status.rs`) sums its ReplicaSets' statuses. Read `replicaset.rs` first; here,
+//! status (`status.rs`) sums its ReplicaSets' statuses. Read `replicaset/` first; here,
 //! [`reconcile`] is the recipe and each of its steps a function below it.
 
 pub mod history;
@@ -157,7 +157,7 @@ impl Revisions {
 /// What [`ensure_new_replica_set`] found or did.
 enum NewReplicaSet {
     /// The ReplicaSet of the current template; `moved` if this sync created or promoted it.
-    Current { rs: ReplicaSet, moved: bool },
+    Current { rs: Box<ReplicaSet>, moved: bool },
     /// Its name is taken by a ReplicaSet of another template (or our cache is behind):
     /// collisionCount was bumped if needed, and the sync runs again shortly.
     NameTaken,
@@ -187,7 +187,7 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, 
         let new = revisions.new.take();
         match ensure_new_replica_set(&ctx, &d, &rollout, new, &revisions).await? {
             NewReplicaSet::Current { rs, moved: made } => {
-                revisions.new = Some(rs);
+                revisions.new = Some(*rs);
                 moved = made;
             }
             NewReplicaSet::NameTaken => return Ok(Action::requeue(Duration::from_millis(200))),
@@ -294,9 +294,15 @@ async fn ensure_new_replica_set(
         None => create_new_replica_set(ctx, d, rollout, revisions).await,
         Some(rs) if history::revision(&rs) <= max_old_revision => {
             let rs = set_revision(ctx, &rs, max_old_revision + 1).await?;
-            Ok(NewReplicaSet::Current { rs, moved: true })
+            Ok(NewReplicaSet::Current {
+                rs: Box::new(rs),
+                moved: true,
+            })
         }
-        Some(rs) => Ok(NewReplicaSet::Current { rs, moved: false }),
+        Some(rs) => Ok(NewReplicaSet::Current {
+            rs: Box::new(rs),
+            moved: false,
+        }),
     }
 }
 
@@ -338,7 +344,7 @@ async fn create_new_replica_set(
                 ctx.recorder.normal(d, "ScalingReplicaSet", message).await;
             }
             Ok(NewReplicaSet::Current {
-                rs: created,
+                rs: Box::new(created),
                 moved: true,
             })
         }
@@ -474,3 +480,6 @@ async fn write_status(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -501,3 +501,6 @@ async fn patch_owner_refs(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;
