@@ -36,7 +36,7 @@ impl App {
                 match handlers::ensure_namespace(self, ns).await {
                     Ok(()) => break,
                     Err(e) => {
-                        if attempts % 20 == 0 {
+                        if attempts.is_multiple_of(20) {
                             tracing::warn!(namespace = ns, error = %e, "bootstrap: waiting for etcd");
                         }
                         attempts += 1;
