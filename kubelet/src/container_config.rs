@@ -1,12 +1,16 @@
 //! From a Kubernetes container to runtime options (the kubelet's `generateContainerConfig`):
 //! `command`/`args` against the image's Entrypoint/Cmd, env (values and downward-API field
 //! refs, `$(VAR)` expansion), resources → cgroup limits, securityContext → user,
-//! capabilities, privileged, read-only rootfs and `no_new_privs`.
+//! capabilities, privileged, read-only rootfs and `no_new_privs`. The runtime takes limits in
+//! the cgroup files' units (bytes, a CFS quota and period, shares): the Kubernetes quantities
+//! are converted here, and only here ([`memory_bytes`], [`cpu_millis`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use runtime::cgroups::{CpuQuota, CPU_PERIOD_US};
 use runtime::CreateOptions;
 
 use crate::volumes::{self, VolumeError};
@@ -88,12 +92,121 @@ fn pod_field(pod: &Pod, path: &str, host_ip: &str, pod_ip: Option<&str>) -> Stri
     }
 }
 
-/// CPU quantity (`500m`, `0.5`, `2`) in millicores.
-pub fn millicores(q: &str) -> Option<u64> {
-    match q.strip_suffix('m') {
+/// Why a container's runtime options cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerConfigError {
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// A resource limit the runtime cannot take.
+    #[error("resources.limits.{resource}: {source}")]
+    Limit {
+        resource: &'static str,
+        #[source]
+        source: QuantityError,
+    },
+}
+
+/// A quantity this file cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid quantity {quantity:?}")]
+pub struct QuantityError {
+    pub quantity: String,
+}
+
+/// A memory quantity in bytes: plain, `Ki/Mi/Gi/Ti` (binary) or `k/K/M/G/T` (decimal).
+/// The kubelet's own parser until the workspace has one; this function is the seam.
+pub fn memory_bytes(q: &Quantity) -> Result<u64, QuantityError> {
+    let s = q.0.trim();
+    let (num, mult) = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1000),
+        ("K", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ]
+    .iter()
+    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
+    .unwrap_or((s, 1));
+    num.parse::<u64>()
+        .ok()
+        .and_then(|v| v.checked_mul(mult))
+        .filter(|b| *b > 0)
+        .ok_or_else(|| QuantityError {
+            quantity: q.0.clone(),
+        })
+}
+
+/// A CPU quantity (`500m`, `0.5`, `2`) in millicores. The kubelet's own parser until the
+/// workspace has one; this function is the seam.
+pub fn cpu_millis(q: &Quantity) -> Result<u64, QuantityError> {
+    let millis = match q.0.strip_suffix('m') {
         Some(m) => m.parse().ok(),
-        None => q.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
-    }
+        None => {
+            q.0.parse::<f64>()
+                .ok()
+                .filter(|c| c.is_finite() && *c >= 0.0)
+                .map(|c| (c * 1000.0).round() as u64)
+        }
+    };
+    millis.ok_or_else(|| QuantityError {
+        quantity: q.0.clone(),
+    })
+}
+
+/// A CPU limit as the kubelet sets it (`MilliCPUToQuota`): `millis` thousandths of the default
+/// period, at least the kernel's 1 ms.
+fn cpu_quota(millis: u64) -> CpuQuota {
+    CpuQuota::per_default_period((millis * CPU_PERIOD_US / 1000).max(CpuQuota::MIN_US))
+}
+
+/// A container's cgroup limits in the runtime's units.
+struct Limits {
+    cpu_quota: Option<CpuQuota>,
+    cpu_shares: Option<u64>,
+    memory_bytes: Option<u64>,
+}
+
+/// The cgroup limits of `resources`: `limits.cpu` → CFS quota, `limits.memory` → bytes,
+/// `requests.cpu` → shares (1024 per CPU, at least 2; an unreadable request sets none).
+fn limits(resources: Option<&ResourceRequirements>) -> Result<Limits, ContainerConfigError> {
+    let limits = resources.and_then(|r| r.limits.as_ref());
+    let requests = resources.and_then(|r| r.requests.as_ref());
+    let limit = |resource: &'static str| limits.and_then(|l| l.get(resource));
+    let cpu_quota = match limit("cpu") {
+        None => None,
+        Some(q) => Some(
+            cpu_millis(q)
+                .and_then(|m| {
+                    (m > 0).then(|| cpu_quota(m)).ok_or_else(|| QuantityError {
+                        quantity: q.0.clone(),
+                    })
+                })
+                .map_err(|source| ContainerConfigError::Limit {
+                    resource: "cpu",
+                    source,
+                })?,
+        ),
+    };
+    let memory_bytes = limit("memory")
+        .map(memory_bytes)
+        .transpose()
+        .map_err(|source| ContainerConfigError::Limit {
+            resource: "memory",
+            source,
+        })?;
+    let cpu_shares = requests
+        .and_then(|r| r.get("cpu"))
+        .and_then(|q| cpu_millis(q).ok())
+        .map(|m| (m * 1024 / 1000).max(2));
+    Ok(Limits {
+        cpu_quota,
+        cpu_shares,
+        memory_bytes,
+    })
 }
 
 /// Everything the runtime needs to create this container of `pod`.
@@ -104,7 +217,7 @@ pub fn create_options(
     volumes: &BTreeMap<String, PathBuf>,
     host_ip: &str,
     pod_ip: Option<&str>,
-) -> Result<CreateOptions, VolumeError> {
+) -> Result<CreateOptions, ContainerConfigError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let spec = pod.spec.as_ref();
     // environment, in order, each value expanded against the ones before it
@@ -158,12 +271,7 @@ pub fn create_options(
             .collect::<Vec<_>>()
     };
 
-    let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
-    let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-    let cpu_shares = requests
-        .and_then(|r| r.get("cpu"))
-        .and_then(|q| millicores(&q.0))
-        .map(|m| (m * 1024 / 1000).max(2));
+    let limits = limits(c.resources.as_ref())?;
 
     let mut binds = volumes::binds(c, volumes)?;
     binds.dedup();
@@ -180,9 +288,9 @@ pub fn create_options(
         hostname: Some(hostname.chars().take(63).collect()),
         workdir: c.working_dir.clone().filter(|w| !w.is_empty()),
         user,
-        cpus: limits.and_then(|l| l.get("cpu")).map(|q| q.0.clone()),
-        cpu_shares,
-        memory: limits.and_then(|l| l.get("memory")).map(|q| q.0.clone()),
+        cpu_quota: limits.cpu_quota,
+        cpu_shares: limits.cpu_shares,
+        memory_bytes: limits.memory_bytes,
         pids: None,
         cpuset: None,
         tty: c.tty == Some(true),
@@ -242,10 +350,41 @@ mod tests {
         assert_eq!(o.command, vec!["sh", "-c", "echo hi"]);
         assert_eq!(o.env, vec!["X=hi", "N=p", "IP=10.244.0.7", "H=10.0.0.1"]);
         assert_eq!(o.user.as_deref(), Some("1000:7"));
-        assert_eq!(o.cpus.as_deref(), Some("500m"));
+        assert_eq!(o.cpu_quota, Some(CpuQuota::per_default_period(50_000)));
+        assert_eq!(o.memory_bytes, Some(64 << 20));
         assert_eq!(o.cpu_shares, Some(256));
         assert!(o.no_new_privs);
         assert_eq!(o.cap_add, vec!["NET_ADMIN"]);
         assert_eq!(o.name.as_deref(), Some("u_c_2"));
+    }
+
+    #[test]
+    fn quantities_become_the_runtimes_units() {
+        let q = |s: &str| Quantity(s.into());
+        assert_eq!(memory_bytes(&q("64Mi")).unwrap(), 64 << 20);
+        assert_eq!(memory_bytes(&q("1G")).unwrap(), 1_000_000_000);
+        assert_eq!(memory_bytes(&q("4096")).unwrap(), 4096);
+        assert!(memory_bytes(&q("12Q")).is_err());
+        assert!(memory_bytes(&q("0")).is_err());
+        assert_eq!(cpu_millis(&q("250m")).unwrap(), 250);
+        assert_eq!(cpu_millis(&q("0.2")).unwrap(), 200);
+        assert_eq!(cpu_millis(&q("2")).unwrap(), 2000);
+        assert!(cpu_millis(&q("abc")).is_err());
+        assert!(cpu_millis(&q("-1")).is_err());
+        assert_eq!(cpu_quota(200), CpuQuota::per_default_period(20_000));
+        assert_eq!(cpu_quota(1), CpuQuota::per_default_period(1000));
+    }
+
+    #[test]
+    fn a_bad_limit_is_a_config_error() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c", "resources": {"limits": {"memory": "lots"}}
+        }))
+        .unwrap();
+        let e = limits(c.resources.as_ref()).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "resources.limits.memory: invalid quantity \"lots\""
+        );
     }
 }

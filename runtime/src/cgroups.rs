@@ -104,16 +104,57 @@ pub enum Version {
     V2,
 }
 
-/// Limits for a container cgroup; `None` means unlimited.
+/// Limits for a container cgroup, in the units the cgroup files take; `None` means unlimited.
+/// The runtime parses no quantity: its callers convert theirs (the kubelet Kubernetes
+/// quantities, the CLI Docker's flags).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
-    /// CFS quota in µs per [`CPU_PERIOD_US`].
-    pub cpu_quota_us: Option<u64>,
-    /// Relative weight as v1 shares (2..262144, default 1024).
+    /// CFS bandwidth: CPU time per period.
+    pub cpu_quota: Option<CpuQuota>,
+    /// Relative weight as v1 shares (2..262144, default 1024; v2's weight is derived).
     pub cpu_shares: Option<u64>,
+    /// Hard memory limit in bytes.
     pub memory_bytes: Option<u64>,
+    /// Maximum number of processes (tasks).
     pub pids: Option<u64>,
+    /// CPUs the container may run on, in the kernel's list format (`0-2,4`).
     pub cpuset_cpus: Option<String>,
+}
+
+/// A CFS bandwidth limit: the cgroup's processes together may run `quota_us` µs of CPU time in
+/// every `period_us` µs of wall time (`cpu.max` on v2; `cpu.cfs_quota_us` and
+/// `cpu.cfs_period_us` on v1). A quota of half the period is half a CPU, of twice the period
+/// two CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuQuota {
+    pub quota_us: u64,
+    pub period_us: u64,
+}
+
+impl CpuQuota {
+    /// The smallest quota and period the kernel accepts (1 ms).
+    pub const MIN_US: u64 = 1000;
+    /// The largest period the kernel accepts (1 s).
+    pub const MAX_PERIOD_US: u64 = 1_000_000;
+
+    /// `quota_us` per the default period, [`CPU_PERIOD_US`].
+    pub fn per_default_period(quota_us: u64) -> Self {
+        Self {
+            quota_us,
+            period_us: CPU_PERIOD_US,
+        }
+    }
+
+    /// Whether the kernel takes it: both at least 1 ms, the period at most 1 s.
+    pub fn is_valid(&self) -> bool {
+        self.quota_us >= Self::MIN_US
+            && (Self::MIN_US..=Self::MAX_PERIOD_US).contains(&self.period_us)
+    }
+
+    /// How many CPUs the container can keep busy: the quota in periods, rounded up.
+    pub fn whole_cpus(&self) -> u64 {
+        self.quota_us.div_ceil(self.period_us.max(1))
+    }
 }
 
 /// Usage figures read from a cgroup.
@@ -140,40 +181,6 @@ pub struct Hierarchy {
 pub fn shares_to_weight(shares: u64) -> u64 {
     let s = shares.clamp(2, 262_144);
     1 + ((s - 2) * 9999) / 262_142
-}
-
-/// Parse a CPU count like `0.2` or `500m` into a CFS quota for [`CPU_PERIOD_US`].
-pub fn cpus_to_quota(cpus: &str) -> Option<u64> {
-    let millis = if let Some(m) = cpus.strip_suffix('m') {
-        m.parse::<f64>().ok()?
-    } else {
-        cpus.parse::<f64>().ok()? * 1000.0
-    };
-    if !(millis.is_finite() && millis >= 1.0) {
-        return None;
-    }
-    Some(((millis * CPU_PERIOD_US as f64 / 1000.0).round() as u64).max(1000))
-}
-
-/// Parse a Kubernetes quantity of bytes: plain, `Ki/Mi/Gi/Ti` (binary) or `k/K/M/G/T` (decimal).
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = [
-        ("Ki", 1u64 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1000),
-        ("K", 1000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ]
-    .iter()
-    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
-    .unwrap_or((s, 1));
-    let v: u64 = num.parse().ok()?;
-    v.checked_mul(mult).filter(|b| *b > 0)
 }
 
 impl Hierarchy {
@@ -311,9 +318,9 @@ impl Hierarchy {
         match self.version {
             Version::V1 => {
                 let cpu = self.controller_dir("cpu", rel);
-                if let Some(q) = res.cpu_quota_us {
-                    write_file(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-                    write_file(&cpu.join("cpu.cfs_quota_us"), &q.to_string())?;
+                if let Some(q) = res.cpu_quota {
+                    write_file(&cpu.join("cpu.cfs_period_us"), &q.period_us.to_string())?;
+                    write_file(&cpu.join("cpu.cfs_quota_us"), &q.quota_us.to_string())?;
                 }
                 if let Some(s) = res.cpu_shares {
                     write_file(&cpu.join("cpu.shares"), &s.to_string())?;
@@ -338,8 +345,11 @@ impl Hierarchy {
             }
             Version::V2 => {
                 let dir = self.root.join(rel);
-                if let Some(q) = res.cpu_quota_us {
-                    write_file(&dir.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"))?;
+                if let Some(q) = res.cpu_quota {
+                    write_file(
+                        &dir.join("cpu.max"),
+                        &format!("{} {}", q.quota_us, q.period_us),
+                    )?;
                 }
                 if let Some(s) = res.cpu_shares {
                     write_file(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
@@ -698,9 +708,9 @@ mod tests {
             assert!(root.join(c).join(rel).is_dir(), "{c}");
         }
         let res = Resources {
-            cpu_quota_us: cpus_to_quota("0.2"),
+            cpu_quota: Some(CpuQuota::per_default_period(20_000)),
             cpu_shares: Some(512),
-            memory_bytes: parse_bytes("64Mi"),
+            memory_bytes: Some(64 << 20),
             pids: Some(100),
             cpuset_cpus: None,
         };
@@ -812,7 +822,10 @@ mod tests {
             "+cpu +memory +pids +cpuset"
         );
         let res = Resources {
-            cpu_quota_us: Some(50_000),
+            cpu_quota: Some(CpuQuota {
+                quota_us: 50_000,
+                period_us: 200_000,
+            }),
             cpu_shares: Some(1024),
             memory_bytes: Some(1 << 20),
             pids: Some(10),
@@ -821,7 +834,7 @@ mod tests {
         h.apply(rel, &res).unwrap();
         assert_eq!(
             fs::read_to_string(root.join(rel).join("cpu.max")).unwrap(),
-            "50000 100000"
+            "50000 200000"
         );
         assert_eq!(
             fs::read_to_string(root.join(rel).join("cpu.weight")).unwrap(),
@@ -848,16 +861,17 @@ mod tests {
     }
 
     #[test]
-    fn parses_quantities() {
-        assert_eq!(cpus_to_quota("0.2"), Some(20_000));
-        assert_eq!(cpus_to_quota("250m"), Some(25_000));
-        assert_eq!(cpus_to_quota("2"), Some(200_000));
-        assert_eq!(cpus_to_quota("abc"), None);
-        assert_eq!(cpus_to_quota("-1"), None);
-        assert_eq!(parse_bytes("64Mi"), Some(64 << 20));
-        assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
-        assert_eq!(parse_bytes("4096"), Some(4096));
-        assert_eq!(parse_bytes("12Q"), None);
-        assert_eq!(parse_bytes("0"), None);
+    fn a_cpu_quota_is_valid_within_the_kernels_bounds() {
+        assert!(CpuQuota::per_default_period(1000).is_valid());
+        assert!(!CpuQuota::per_default_period(999).is_valid());
+        let q = |quota_us, period_us| CpuQuota {
+            quota_us,
+            period_us,
+        };
+        assert!(!q(5000, 500).is_valid());
+        assert!(!q(5000, 2_000_000).is_valid());
+        assert_eq!(q(150_000, 100_000).whole_cpus(), 2);
+        assert_eq!(q(20_000, 100_000).whole_cpus(), 1);
+        assert_eq!(q(200_000, 100_000).whole_cpus(), 2);
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 use serde_json::json;
 
-use super::cgroups::{Resources, CPU_PERIOD_US};
+use super::cgroups::{CpuQuota, Resources, CPU_PERIOD_US};
 use super::container::{Attach, ContainerError, ContainerSpec, State, Status};
 use super::namespaces::Kind;
 use super::rootfs::{BindMount, RootfsSpec};
@@ -67,10 +67,10 @@ fn resources(linux: &Linux) -> Resources {
     let res = linux.resources().clone().unwrap_or_default();
     let cpu = res.cpu().clone().unwrap_or_default();
     Resources {
-        cpu_quota_us: cpu
-            .quota()
-            .filter(|q| *q > 0)
-            .map(|q| q as u64 * CPU_PERIOD_US / cpu.period().unwrap_or(CPU_PERIOD_US)),
+        cpu_quota: cpu.quota().filter(|q| *q > 0).map(|q| CpuQuota {
+            quota_us: q as u64,
+            period_us: cpu.period().unwrap_or(CPU_PERIOD_US),
+        }),
         cpu_shares: cpu.shares(),
         memory_bytes: res
             .memory()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use runtime::cgroups::{CpuQuota, CPU_PERIOD_US};
 use runtime::container::{Attach, ContainerError, CreateOptions, SandboxOptions, Status};
 use runtime::{exec, pause, shim, tty, Runtime, DEFAULT_ROOT};
 
@@ -60,13 +61,14 @@ struct RunArgs {
     rm: bool,
     #[arg(long)]
     name: Option<String>,
-    /// CPU limit in CPUs (0.2, 500m).
+    /// CPU limit in CPUs, as Docker's (0.5: half a CPU; 2: two).
     #[arg(long, allow_hyphen_values = true)]
     cpus: Option<String>,
     /// Relative CPU weight (v1 shares).
     #[arg(long)]
     cpu_shares: Option<u64>,
-    /// Memory limit (64Mi, 1G, bytes).
+    /// Memory limit as Docker's: bytes, or with a binary unit b, k, m, g, t (64m, 1g, 1.5G,
+    /// 64Mi, 512MiB).
     #[arg(short = 'm', long, allow_hyphen_values = true)]
     memory: Option<String>,
     /// Maximum number of processes.
@@ -629,10 +631,10 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         hostname: a.hostname,
         workdir: a.workdir,
         user: a.user,
-        cpus: a.cpus,
+        cpu_quota: a.cpus.as_deref().map(docker_cpus).transpose()?,
         cpu_shares: a.cpu_shares,
-        memory: a.memory,
-        pids: a.pids,
+        memory_bytes: a.memory.as_deref().map(docker_memory).transpose()?,
+        pids: a.pids.map(pids_limit).transpose()?,
         cpuset: a.cpuset_cpus,
         tty: a.tty,
         sandbox: a.sandbox,
@@ -681,6 +683,56 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         }
         None => bail!("lost contact with the container's shim"),
     }
+}
+
+/// `--cpus`: a number of CPUs, as Docker takes it: a CFS quota of that many default periods.
+fn docker_cpus(cpus: &str) -> Result<CpuQuota> {
+    let n: f64 = cpus
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n > 0.0)
+        .with_context(|| format!("invalid --cpus {cpus:?}: expected a positive number like 0.5"))?;
+    Ok(CpuQuota::per_default_period(
+        (n * CPU_PERIOD_US as f64).round() as u64,
+    ))
+}
+
+/// `--memory`: Docker's RAM size (go-units' `RAMInBytes`): a number, possibly with a fraction,
+/// then an optional unit `b`, `k`, `m`, `g`, `t` or `p` in either case, each 1024 times the
+/// last, optionally followed by `i` and/or `b` (`64m`, `1.5g`, `64Mi`, `512MiB`).
+fn docker_memory(size: &str) -> Result<u64> {
+    let bad = || anyhow::anyhow!("invalid --memory {size:?}: expected a size like 64m or 1g");
+    let s = size.trim();
+    let digits = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let unit = unit.trim_start().to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(bad()),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// `--pids`: at least one process.
+fn pids_limit(pids: i64) -> Result<u64> {
+    u64::try_from(pids)
+        .ok()
+        .filter(|p| *p > 0)
+        .with_context(|| format!("invalid --pids {pids}: must be positive"))
 }
 
 /// `pull`'s progress on a terminal, like `docker pull`'s: one line per blob, redrawn in place
@@ -760,6 +812,35 @@ fn human_bytes(n: u64) -> String {
 mod tests {
     use super::*;
     use runtime::registry::Progress;
+
+    #[test]
+    fn cpus_and_memory_have_dockers_meaning() {
+        assert_eq!(
+            docker_cpus("0.5").unwrap(),
+            CpuQuota::per_default_period(50_000)
+        );
+        assert_eq!(
+            docker_cpus("2").unwrap(),
+            CpuQuota::per_default_period(200_000)
+        );
+        for bad in ["-1", "0", "500m", "abc", "inf"] {
+            assert!(docker_cpus(bad).is_err(), "{bad}");
+        }
+        assert_eq!(docker_memory("100m").unwrap(), 100 << 20);
+        assert_eq!(docker_memory("64Mi").unwrap(), 64 << 20);
+        assert_eq!(docker_memory("512MiB").unwrap(), 512 << 20);
+        assert_eq!(docker_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(docker_memory("1G").unwrap(), 1 << 30);
+        assert_eq!(docker_memory("1.5k").unwrap(), 1536);
+        assert_eq!(docker_memory("4096").unwrap(), 4096);
+        assert_eq!(docker_memory("10b").unwrap(), 10);
+        for bad in ["lots", "12q", "", "m", "1.2.3m", "-1m"] {
+            assert!(docker_memory(bad).is_err(), "{bad}");
+        }
+        assert_eq!(pids_limit(40).unwrap(), 40);
+        assert!(pids_limit(0).is_err());
+        assert!(pids_limit(-1).is_err());
+    }
 
     #[test]
     fn progress_lines() {

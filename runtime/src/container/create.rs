@@ -10,7 +10,7 @@ use oci_spec::image::Config as ImageConfig;
 
 use super::sandbox::write_etc_files;
 use super::{ContainerError, ContainerSpec, CreateOptions, Sandbox, State};
-use crate::cgroups::{self, Resources};
+use crate::cgroups::Resources;
 use crate::error::io_err;
 use crate::image::Image;
 use crate::namespaces::Kind;
@@ -329,9 +329,9 @@ impl Runtime {
             fs::write(dir.join("meminfo"), procfs::meminfo(m))
                 .map_err(io_err("write meminfo", dir))?;
         }
-        if let Some(q) = spec.resources.cpu_quota_us {
+        if let Some(q) = spec.resources.cpu_quota {
             let host = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-            let n = q.div_ceil(cgroups::CPU_PERIOD_US) as usize;
+            let n = q.whole_cpus() as usize;
             fs::write(dir.join("cpuinfo"), procfs::cpuinfo(&host, n))
                 .map_err(io_err("write cpuinfo", dir))?;
         }
@@ -443,7 +443,7 @@ fn bound_files(place: &Placement, resources: &Resources, readonly: bool) -> Vec<
             readonly: true,
         });
     }
-    if resources.cpu_quota_us.is_some() {
+    if resources.cpu_quota.is_some() {
         files.push(BindMount {
             source: place.dir.join("cpuinfo"),
             destination: "/proc/cpuinfo".into(),
@@ -453,45 +453,35 @@ fn bound_files(place: &Placement, resources: &Resources, readonly: bool) -> Vec<
     files
 }
 
-/// The cgroup limits of the options.
+/// The cgroup limits of the options, checked against what the kernel takes.
 fn resources(opts: &CreateOptions) -> Result<Resources, ContainerError> {
+    let invalid = |flag, value: String, reason| ContainerError::InvalidOption {
+        flag,
+        value,
+        reason,
+    };
+    if let Some(q) = opts.cpu_quota.filter(|q| !q.is_valid()) {
+        return Err(invalid(
+            "cpus",
+            format!("{}/{} µs", q.quota_us, q.period_us),
+            "the CPU quota and period must be at least 1 ms, the period at most 1 s",
+        ));
+    }
+    if let Some(m) = opts.memory_bytes.filter(|m| *m < 1 << 20) {
+        return Err(invalid(
+            "memory",
+            m.to_string(),
+            "expected a size of at least 1 MiB",
+        ));
+    }
+    if let Some(p) = opts.pids.filter(|p| *p == 0) {
+        return Err(invalid("pids", p.to_string(), "must be positive"));
+    }
     Ok(Resources {
-        cpu_quota_us: match &opts.cpus {
-            None => None,
-            Some(c) => {
-                Some(
-                    cgroups::cpus_to_quota(c).ok_or_else(|| ContainerError::InvalidOption {
-                        flag: "cpus",
-                        value: c.clone(),
-                        reason: "expected a positive number of CPUs like 0.5 or 500m",
-                    })?,
-                )
-            }
-        },
+        cpu_quota: opts.cpu_quota,
         cpu_shares: opts.cpu_shares,
-        memory_bytes: match &opts.memory {
-            None => None,
-            Some(m) => Some(
-                cgroups::parse_bytes(m)
-                    .filter(|b| *b >= 1 << 20)
-                    .ok_or_else(|| ContainerError::InvalidOption {
-                        flag: "memory",
-                        value: m.clone(),
-                        reason: "expected a size of at least 1Mi like 64Mi or 1G",
-                    })?,
-            ),
-        },
-        pids: match opts.pids {
-            None => None,
-            Some(p) if p > 0 => Some(p as u64),
-            Some(p) => {
-                return Err(ContainerError::InvalidOption {
-                    flag: "pids",
-                    value: p.to_string(),
-                    reason: "must be positive",
-                })
-            }
-        },
+        memory_bytes: opts.memory_bytes,
+        pids: opts.pids,
         cpuset_cpus: opts.cpuset.clone(),
     })
 }

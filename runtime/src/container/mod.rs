@@ -18,6 +18,7 @@ mod stop;
 use std::fs;
 use std::io::{BufRead, BufReader};
 
+use super::cgroups::CpuQuota;
 use super::shim::StatusMessage;
 
 pub use super::error::ContainerError;
@@ -40,10 +41,17 @@ pub struct CreateOptions {
     pub hostname: Option<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
-    pub cpus: Option<String>,
+    /// CPU limit as a CFS quota and period (Docker's `--cpus`, Kubernetes' `limits.cpu`,
+    /// converted by the caller).
+    pub cpu_quota: Option<CpuQuota>,
+    /// Relative CPU weight as v1 shares, 2..262144 (Kubernetes derives it from
+    /// `requests.cpu`).
     pub cpu_shares: Option<u64>,
-    pub memory: Option<String>,
-    pub pids: Option<i64>,
+    /// Memory limit in bytes, at least 1 MiB.
+    pub memory_bytes: Option<u64>,
+    /// Maximum number of processes, at least 1.
+    pub pids: Option<u64>,
+    /// CPUs to run on, in the kernel's list format (`0-2,4`).
     pub cpuset: Option<String>,
     pub tty: bool,
     pub sandbox: Option<String>,
