@@ -378,7 +378,7 @@ impl ImageStore {
         }
         let mut layers = Vec::new();
         for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
-            layers.push(self.ensure_layer(&desc.digest().to_string(), diff_id)?);
+            layers.push(self.ensure_layer(desc.digest().as_ref(), diff_id)?);
         }
         Ok(Image {
             name,
@@ -503,9 +503,9 @@ impl ImageStore {
                     path: ipath.clone(),
                     reason: e.to_string(),
                 })?;
-            self.copy_blob_from(dir, &manifest.config().digest().to_string())?;
+            self.copy_blob_from(dir, manifest.config().digest().as_ref())?;
             for l in manifest.layers() {
-                self.copy_blob_from(dir, &l.digest().to_string())?;
+                self.copy_blob_from(dir, l.digest().as_ref())?;
             }
             let image_name = match (name, ref_name) {
                 (Some(n), _) => normalize(n),

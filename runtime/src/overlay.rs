@@ -37,7 +37,7 @@ fn walk(
         let r = rel.join(e.file_name());
         let meta = fs::symlink_metadata(e.path())?;
         let ctr_path = Path::new("/").join(&r);
-        let skipped = skip.iter().any(|s| *s == ctr_path);
+        let skipped = skip.contains(&ctr_path);
         if is_whiteout(&meta) {
             let name = format!("{WHITEOUT_PREFIX}{}", e.file_name().to_string_lossy());
             let mut h = tar::Header::new_gnu();
