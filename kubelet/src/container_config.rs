@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use client::quantity;
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use runtime::cgroups::{CpuQuota, CPU_PERIOD_US};
@@ -106,55 +107,41 @@ pub enum ContainerConfigError {
     },
 }
 
-/// A quantity this file cannot read.
+/// A quantity the runtime cannot take: unreadable (`cause` says why), or out of its range.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid quantity {quantity:?}")]
 pub struct QuantityError {
     pub quantity: String,
+    #[source]
+    pub cause: Option<quantity::QuantityError>,
 }
 
-/// A memory quantity in bytes: plain, `Ki/Mi/Gi/Ti` (binary) or `k/K/M/G/T` (decimal).
-/// The kubelet's own parser until the workspace has one; this function is the seam.
-pub fn memory_bytes(q: &Quantity) -> Result<u64, QuantityError> {
-    let s = q.0.trim();
-    let (num, mult) = [
-        ("Ki", 1u64 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1000),
-        ("K", 1000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ]
-    .iter()
-    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
-    .unwrap_or((s, 1));
-    num.parse::<u64>()
-        .ok()
-        .and_then(|v| v.checked_mul(mult))
-        .filter(|b| *b > 0)
-        .ok_or_else(|| QuantityError {
+impl QuantityError {
+    fn of(q: &Quantity, cause: Option<quantity::QuantityError>) -> QuantityError {
+        QuantityError {
             quantity: q.0.clone(),
-        })
+            cause,
+        }
+    }
 }
 
-/// A CPU quantity (`500m`, `0.5`, `2`) in millicores. The kubelet's own parser until the
-/// workspace has one; this function is the seam.
+/// Reads `q` with the workspace's parser (Kubernetes' grammar, exact arithmetic).
+fn parse(q: &Quantity) -> Result<quantity::Quantity, QuantityError> {
+    quantity::Quantity::try_from(q).map_err(|e| QuantityError::of(q, Some(e)))
+}
+
+/// A memory quantity in bytes, rounded up as Kubernetes' `Value()` does; must be positive.
+pub fn memory_bytes(q: &Quantity) -> Result<u64, QuantityError> {
+    u64::try_from(parse(q)?.value())
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or_else(|| QuantityError::of(q, None))
+}
+
+/// A CPU quantity (`500m`, `0.5`, `2`, `1k`) in millicores, rounded up as Kubernetes'
+/// `MilliValue()` does; must not be negative.
 pub fn cpu_millis(q: &Quantity) -> Result<u64, QuantityError> {
-    let millis = match q.0.strip_suffix('m') {
-        Some(m) => m.parse().ok(),
-        None => {
-            q.0.parse::<f64>()
-                .ok()
-                .filter(|c| c.is_finite() && *c >= 0.0)
-                .map(|c| (c * 1000.0).round() as u64)
-        }
-    };
-    millis.ok_or_else(|| QuantityError {
-        quantity: q.0.clone(),
-    })
+    u64::try_from(parse(q)?.millis()).map_err(|_| QuantityError::of(q, None))
 }
 
 /// A CPU limit as the kubelet sets it (`MilliCPUToQuota`): `millis` thousandths of the default
@@ -181,9 +168,9 @@ fn limits(resources: Option<&ResourceRequirements>) -> Result<Limits, ContainerC
         Some(q) => Some(
             cpu_millis(q)
                 .and_then(|m| {
-                    (m > 0).then(|| cpu_quota(m)).ok_or_else(|| QuantityError {
-                        quantity: q.0.clone(),
-                    })
+                    (m > 0)
+                        .then(|| cpu_quota(m))
+                        .ok_or_else(|| QuantityError::of(q, None))
                 })
                 .map_err(|source| ContainerConfigError::Limit {
                     resource: "cpu",
@@ -371,6 +358,10 @@ mod tests {
         assert_eq!(cpu_millis(&q("2")).unwrap(), 2000);
         assert!(cpu_millis(&q("abc")).is_err());
         assert!(cpu_millis(&q("-1")).is_err());
+        assert_eq!(cpu_millis(&q("1k")).unwrap(), 1_000_000);
+        assert_eq!(cpu_millis(&q("1.5m")).unwrap(), 2);
+        assert_eq!(memory_bytes(&q("1e3")).unwrap(), 1000);
+        assert_eq!(memory_bytes(&q("0.5Ki")).unwrap(), 512);
         assert_eq!(cpu_quota(200), CpuQuota::per_default_period(20_000));
         assert_eq!(cpu_quota(1), CpuQuota::per_default_period(1000));
     }
