@@ -3,6 +3,7 @@
 //! already runs (containers are named `<pod uid>_<container>_<attempt>`), so a restarted
 //! kubelet neither restarts containers nor loses restart counts; once the first list is
 //! complete, containers and sandboxes of pods that no longer exist are removed.
+//! Read `pod_worker/mod.rs` next.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -121,7 +122,7 @@ pub async fn run(ctx: Arc<Context>) {
         let ev = match ev {
             Ok(ev) => ev,
             Err(e) => {
-                tracing::warn!(node = %ctx.node_name, "pod watch: {e}");
+                tracing::warn!(node = %ctx.node_name, error = %e, "pod watch");
                 continue;
             }
         };

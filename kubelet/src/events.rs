@@ -88,12 +88,12 @@ impl Recorder {
                 let ev: Event = match serde_json::from_value(ev) {
                     Ok(ev) => ev,
                     Err(err) => {
-                        tracing::warn!("building event: {err}");
+                        tracing::warn!(error = %err, "building event");
                         continue;
                     }
                 };
                 if let Err(err) = api.create(&PostParams::default(), &ev).await {
-                    tracing::debug!(namespace = %ns, pod = %name, reason = e.reason, "posting event: {err}");
+                    tracing::debug!(namespace = %ns, pod = %name, reason = e.reason, error = %err, "posting event");
                 }
             }
         });

@@ -1,8 +1,8 @@
 //! The kubelet: the agent on every node. It registers the Node and renews its Lease
 //! ([`node`]), watches the pods bound to the node ([`agent`]) and runs one level-triggered
 //! worker per pod ([`pod_worker`]) that turns the PodSpec into runtime calls
-//! ([`container_config`], [`volumes`]), runs [`probes`] and reports [`status`] and
-//! [`events`]. [`server`] is its own HTTPS API (logs, exec, health, metrics), with the certificate of
+//! ([`container_config`], [`volumes`]), restarts containers as [`restart`] says, runs
+//! [`probes`] and reports [`status`] and [`events`]. [`server`] is its own HTTPS API (logs, exec, health, metrics), with the certificate of
 //! [`serving_cert`].
 //!
 //! Underneath sits the node's container runtime, the crate [`runtime`] (package
@@ -10,7 +10,7 @@
 //! kubelet talks to it through a CRI-like boundary, the trait [`cri::ContainerRuntime`] (with
 //! a fake in-memory runtime beside the real one for unit tests), the way a real kubelet talks
 //! to containerd.
-//! Read `agent.rs`, then `pod_worker.rs`.
+//! Read `cri/mod.rs`, then `agent.rs`, then `pod_worker/mod.rs`.
 
 pub mod agent;
 pub mod container_config;

@@ -393,7 +393,7 @@ pub async fn status_loop(
                     last = s;
                     since_post = Duration::ZERO;
                 }
-                Err(e) => tracing::warn!(node = %cfg.name, "posting node status: {e}"),
+                Err(e) => tracing::warn!(node = %cfg.name, error = %e, "posting node status"),
             }
         }
     }
@@ -448,7 +448,7 @@ pub async fn lease_loop(client: kube::Client, name: String, interval: Duration) 
                 .and_then(|n| n.metadata.uid);
         }
         if let Err(e) = renew_lease(&leases, uid.as_deref(), &name).await {
-            tracing::warn!(node = %name, "{e}");
+            tracing::warn!(node = %name, error = %e, "renewing the lease");
         }
         tokio::time::sleep(interval).await;
     }

@@ -239,7 +239,7 @@ async fn exec(
     ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
         .on_upgrade(move |socket| async move {
             if let Err(e) = run_exec(socket, ctx, id, command, stdin, tty).await {
-                tracing::warn!(namespace = %ns, pod = %pod, "exec: {e}");
+                tracing::warn!(namespace = %ns, pod = %pod, error = %e, "exec");
             }
         })
 }

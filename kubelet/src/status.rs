@@ -255,18 +255,31 @@ pub fn conditions(
         .collect()
 }
 
+/// What the worker saw of the pod in one pass, for [`pod_status`].
+#[derive(Debug, Clone)]
+pub struct Seen<'a> {
+    pub phase: &'a str,
+    pub init: Vec<ContainerStatus>,
+    pub containers: Vec<ContainerStatus>,
+    /// Every init container exited 0.
+    pub initialized: bool,
+    /// The pod's sandbox exists.
+    pub sandbox_ready: bool,
+    pub host_ip: Option<&'a str>,
+    pub pod_ip: Option<&'a str>,
+}
+
 /// Assemble the pod status.
-pub fn pod_status(
-    pod: &Pod,
-    previous: Option<&PodStatus>,
-    phase: &str,
-    init: Vec<ContainerStatus>,
-    containers: Vec<ContainerStatus>,
-    initialized: bool,
-    sandbox: bool,
-    host_ip: Option<&str>,
-    pod_ip: Option<&str>,
-) -> PodStatus {
+pub fn pod_status(pod: &Pod, previous: Option<&PodStatus>, seen: Seen<'_>) -> PodStatus {
+    let Seen {
+        phase,
+        init,
+        containers,
+        initialized,
+        sandbox_ready: sandbox,
+        host_ip,
+        pod_ip,
+    } = seen;
     let containers_ready = !containers.is_empty() && containers.iter().all(|c| c.ready);
     let start_time = previous
         .and_then(|p| p.start_time.clone())

@@ -111,11 +111,7 @@ pub fn setup(root_dir: &Path, pod: &Pod) -> Result<BTreeMap<String, PathBuf>, Vo
             let p = PathBuf::from(&hp.path);
             match hp.type_.as_deref().unwrap_or("") {
                 "DirectoryOrCreate" => fs::create_dir_all(&p).map_err(io(&p))?,
-                "FileOrCreate" => {
-                    if !p.exists() {
-                        fs::write(&p, b"").map_err(io(&p))?;
-                    }
-                }
+                "FileOrCreate" if !p.exists() => fs::write(&p, b"").map_err(io(&p))?,
                 "Directory" if !p.is_dir() => {
                     return Err(VolumeError::Unsupported {
                         name,

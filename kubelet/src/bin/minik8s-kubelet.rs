@@ -214,7 +214,7 @@ async fn run(cli: Cli) -> Result<()> {
         match node::register(&nodes, &node_cfg).await {
             Ok(s) => break s,
             Err(e) => {
-                tracing::warn!(node = %node_name, "registering: {e}; retrying");
+                tracing::warn!(node = %node_name, error = %e, "registering; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -303,7 +303,7 @@ async fn run(cli: Cli) -> Result<()> {
         let server_ctx = ctx.clone();
         tokio::spawn(async move {
             if let Err(e) = kubelet::server::serve(listener, cert, server_ctx, token).await {
-                tracing::error!("kubelet API: {e}");
+                tracing::error!(error = %e, "kubelet API");
             }
         });
     }
@@ -320,7 +320,7 @@ async fn run(cli: Cli) -> Result<()> {
     let result =
         tokio::task::spawn_blocking(move || c.network.get().map(Network::shutdown)).await?;
     if let Some(Err(e)) = result {
-        tracing::warn!("shutting the pod network down: {e}");
+        tracing::warn!(error = %e, "shutting the pod network down");
     }
     std::process::exit(0)
 }
@@ -333,7 +333,7 @@ async fn network_from_node(ctx: Arc<Context>, dir: PathBuf, mut config: NetworkC
         let cidr = match nodes.get(&ctx.node_name).await {
             Ok(n) => n.spec.and_then(|s| s.pod_cidr),
             Err(e) => {
-                tracing::debug!("reading the node for its podCIDR: {e}");
+                tracing::debug!(error = %e, "reading the node for its podCIDR");
                 None
             }
         };
@@ -346,9 +346,9 @@ async fn network_from_node(ctx: Arc<Context>, dir: PathBuf, mut config: NetworkC
                     return;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(cidr = %config.cidr, "setting up the pod network: {e}")
+                    tracing::warn!(cidr = %config.cidr, error = %e, "setting up the pod network")
                 }
-                Err(e) => tracing::warn!("setting up the pod network: {e}"),
+                Err(e) => tracing::warn!(error = %e, "setting up the pod network"),
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -268,17 +268,17 @@ impl PodWorker {
             .collect();
         let phase = status::phase(policy, init == Init::Failed, init_done, &containers);
         let previous = self.last_status.clone().or_else(|| pod.status.clone());
-        status::pod_status(
-            pod,
-            previous.as_ref(),
+        let pod_ip = self.lifecycle.pod_ip().map(|ip| ip.to_string());
+        let seen = status::Seen {
             phase,
-            init_statuses,
+            init: init_statuses,
             containers,
-            init_done,
-            self.lifecycle.sandbox().is_some(),
-            self.ctx.node_ip.as_deref(),
-            self.lifecycle.pod_ip().map(|ip| ip.to_string()).as_deref(),
-        )
+            initialized: init_done,
+            sandbox_ready: self.lifecycle.sandbox().is_some(),
+            host_ip: self.ctx.node_ip.as_deref(),
+            pod_ip: pod_ip.as_deref(),
+        };
+        status::pod_status(pod, previous.as_ref(), seen)
     }
 
     /// What the runtime and the worker know of container `c`: its latest two attempts, why it

@@ -24,7 +24,7 @@ use crate::events::PodEvent;
 /// What the worker wrote to the API.
 #[derive(Debug, Clone, PartialEq)]
 enum Write {
-    Status(PodStatus),
+    Status(Box<PodStatus>),
     /// (reason, container) of each event posted.
     Events(Vec<(&'static str, Option<String>)>),
     Delete {
@@ -54,7 +54,7 @@ impl PodApi for RecordingApi {
         self.writes
             .lock()
             .unwrap()
-            .push(Write::Status(status.clone()));
+            .push(Write::Status(Box::new(status.clone())));
         async { Ok(()) }.boxed()
     }
 
@@ -140,7 +140,7 @@ impl Node {
             .into_iter()
             .rev()
             .find_map(|w| match w {
-                Write::Status(s) => Some(s),
+                Write::Status(s) => Some(*s),
                 _ => None,
             })
             .expect("a status was written")
@@ -402,7 +402,7 @@ async fn crash_loop_back_off_doubles_its_delay() {
         assert!(message
             .unwrap()
             .starts_with(&format!("back-off {delay:?} ")));
-        assert_eq!(cs.restart_count, attempt as i32);
+        assert_eq!(cs.restart_count, attempt);
         assert_eq!(st.phase.as_deref(), Some("Running"));
         assert!(writes.contains(&Write::Events(vec![("BackOff", Some("app".into()))])));
 
