@@ -15,7 +15,7 @@ pub async fn run(client: kube::Client, config: Config) {
         _ = crate::deployment::run(client.clone()) => {}
         _ = crate::garbage_collector::run(client.clone()) => {}
         _ = crate::namespace::run(client.clone()) => {}
-        _ = crate::node_lifecycle::run(client.clone(), config.clone()) => {}
+        _ = crate::node_lifecycle::run(client.clone(), (&config).into()) => {}
         _ = crate::node_ipam::run(client.clone(), config.cluster_cidr) => {}
         _ = crate::pod_gc::run(client.clone(), config.pod_gc_quarantine) => {}
     }

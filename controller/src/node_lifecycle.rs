@@ -27,7 +27,7 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use crate::cache;
-use crate::config::Config;
+use crate::config;
 use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
 
@@ -62,12 +62,28 @@ pub enum Error {
     },
 }
 
+/// This controller's settings, out of the manager's.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A node whose Lease is older than this is NotReady (Unknown).
+    pub node_monitor_grace_period: Duration,
+    /// How long pods stay on an unreachable node without a matching toleration.
+    pub pod_eviction_timeout: Duration,
+}
+
+impl From<&config::Config> for Config {
+    fn from(c: &config::Config) -> Config {
+        Config {
+            node_monitor_grace_period: c.node_monitor_grace_period,
+            pod_eviction_timeout: c.pod_eviction_timeout,
+        }
+    }
+}
+
 /// Shared by every sync.
 pub struct Context {
     pub client: kube::Client,
     pub leases: Store<Lease>,
-    /// The manager's settings; this controller reads `node_monitor_grace_period` and
-    /// `pod_eviction_timeout`.
     pub config: Config,
     pub recorder: Recorder,
 }

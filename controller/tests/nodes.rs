@@ -367,7 +367,7 @@ async fn a_sync_on_a_stale_copy_of_a_node_reads_it_again_and_finishes() {
     let ctx = Arc::new(Context {
         client: client.clone(),
         leases: kube::runtime::reflector::store::<Lease>().0,
-        config: fast_config(),
+        config: (&fast_config()).into(),
         recorder: controller::events::Recorder::new(client.clone(), "test"),
     });
     let synced = reconcile(Arc::new(stale), ctx).await;
