@@ -20,6 +20,10 @@ trap return_target EXIT
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 say "building the test suite"
 as_build_user cargo test --workspace --no-run
+# Lints are part of the suite: the workspace's [workspace.lints] (a SAFETY comment on every
+# unsafe block, ...) and clippy's defaults, any warning an error.
+say "clippy"
+as_build_user cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 say "running the test suite (kubectl: $KUBECTL, 1.$(kubectl_minor "$KUBECTL"))"
 # Tests start their own etcd, apiserver and registry processes on free loopback ports.

@@ -37,7 +37,8 @@ pub enum ApiError {
     /// 422: validation failed; causes carry the field paths.
     #[error("{message}")]
     Invalid {
-        subject: Subject,
+        /// Boxed: with it inline this variant would make every `Result<_, ApiError>` larger.
+        subject: Box<Subject>,
         message: String,
         causes: Vec<Value>,
     },
@@ -149,8 +150,8 @@ impl ApiError {
             ApiError::NotFound(s)
             | ApiError::AlreadyExists(s)
             | ApiError::Conflict(s, _)
-            | ApiError::Invalid { subject: s, .. }
             | ApiError::Forbidden { subject: s, .. } => Some(s),
+            ApiError::Invalid { subject, .. } => Some(&**subject),
             _ => None,
         };
         if let Some(s) = subject {

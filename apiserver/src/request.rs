@@ -127,11 +127,9 @@ pub fn parse(method: &Method, path: &str, query: &Query) -> Result<Target, ApiEr
         });
     }
     let mut namespace = None;
-    if rest[0] == "namespaces" && rest.len() > 1 {
-        if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
-            namespace = Some(rest[1].to_string());
-            rest = &rest[2..];
-        }
+    if rest[0] == "namespaces" && rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
+        namespace = Some(rest[1].to_string());
+        rest = &rest[2..];
     }
     let (plural, name, sub) = match rest {
         [r] => (*r, None, None),

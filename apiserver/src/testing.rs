@@ -127,7 +127,7 @@ impl Drop for EtcdProcess {
 fn data_parent() -> std::path::PathBuf {
     let shm = std::path::Path::new("/dev/shm");
     let roomy = nix::sys::statvfs::statvfs(shm)
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64 >= 2 << 30)
+        .map(|s| s.blocks_available() * s.fragment_size() >= 2 << 30)
         .unwrap_or(false);
     if roomy {
         shm.to_owned()

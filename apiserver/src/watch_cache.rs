@@ -410,7 +410,7 @@ async fn reflect(cache: Arc<WatchCache>, storage: Storage) {
             Ok(p) => p,
             Err(e) => {
                 // Say it once, then every ~minute: etcd being away is one event, not hundreds.
-                if failures % 30 == 0 {
+                if failures.is_multiple_of(30) {
                     warn!(prefix = %cache.prefix, error = %e, failures, "watch cache list failed; retrying");
                 }
                 failures += 1;

@@ -58,7 +58,7 @@ async fn list_and_follow(c: &Cluster, start: &str) {
     create(c, pod_json("b", json!({}))).await;
     let mut w = WatchStream::open(&format!("{}?watch=true{start}", pods(c))).await;
     assert_eq!(w.code, 200);
-    let mut initial = vec![w.next_change().await, w.next_change().await];
+    let mut initial = [w.next_change().await, w.next_change().await];
     initial.sort_by_key(|e| {
         e["object"]["metadata"]["name"]
             .as_str()

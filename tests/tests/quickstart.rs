@@ -193,8 +193,8 @@ fn quickstart_runs_the_sample_and_down_leaves_nothing() {
     q.down();
 
     assert_nothing_left(
-        &[q.state.clone()],
-        &[q.bridge.clone()],
+        std::slice::from_ref(&q.state),
+        std::slice::from_ref(&q.bridge),
         &uids,
         &BTreeSet::new(),
     );

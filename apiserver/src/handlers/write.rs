@@ -295,7 +295,7 @@ pub fn validate(r: &Resource, name: &str, causes: Vec<admission::Cause>) -> Resu
         return Ok(());
     }
     Err(ApiError::Invalid {
-        subject: r.subject(name),
+        subject: Box::new(r.subject(name)),
         message: admission::invalid_message(r.kind, r.group, name, &causes),
         causes: causes.iter().map(|c| c.to_status_cause()).collect(),
     })
@@ -517,12 +517,12 @@ pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
                 "is required for apply patch",
             )];
             return Err(ApiError::Invalid {
-                subject: crate::error::Subject {
+                subject: Box::new(crate::error::Subject {
                     qualified_resource: "patchoptions.meta.k8s.io".into(),
                     kind: "PatchOptions".into(),
                     name: String::new(),
                     group: "meta.k8s.io".into(),
-                },
+                }),
                 message: admission::invalid_message("PatchOptions", "meta.k8s.io", "", &causes),
                 causes: causes.iter().map(|c| c.to_status_cause()).collect(),
             });
