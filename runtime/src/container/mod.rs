@@ -26,6 +26,10 @@ pub use super::spec::ContainerSpec;
 pub use super::state::{State, Status};
 pub use super::wait::alive;
 pub use create::parse_volume;
+pub use inspect::{
+    process_view, CgroupView, KernelView, LimitFile, MountView, NamespaceView, ProcessView,
+    RootfsView, SandboxView, UpperEntry, UpperKind,
+};
 pub use sandbox::{Sandbox, SandboxOptions};
 
 /// Options of `run`/`create`, as the CLI or the kubelet gives them.
