@@ -2,8 +2,8 @@
 //! ([`node`]), watches the pods bound to the node ([`agent`]) and runs one level-triggered
 //! worker per pod ([`pod_worker`]) that turns the PodSpec into runtime calls
 //! ([`container_config`], [`volumes`]), restarts containers as [`restart`] says, runs
-//! [`probes`] and reports [`status`] and [`events`]. [`server`] is its own HTTPS API (logs, exec, health, metrics), with the certificate of
-//! [`serving_cert`].
+//! [`probes`] and reports [`status`] and [`events`]. [`server`] is its own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod
+//! down to the kernel), with the certificate of [`serving_cert`].
 //!
 //! Underneath sits the node's container runtime, the crate [`runtime`] (package
 //! `minik8s-runtime`, `runtime/` in the workspace), which knows nothing of Kubernetes: the
@@ -16,6 +16,7 @@ pub mod agent;
 pub mod container_config;
 pub mod cri;
 pub mod events;
+pub mod inspect;
 pub mod metrics;
 pub mod node;
 pub mod pod_worker;

@@ -2,7 +2,8 @@
 //! `/containerLogs/{ns}/{pod}/{container}` (follow, tailLines, sinceSeconds, timestamps,
 //! previous), `/exec/{ns}/{pod}/{container}` (WebSocket, `v5`/`v4.channel.k8s.io`: channel 0
 //! stdin, 1 stdout, 2 stderr, 3 error/exit status, 4 resize, 255 close), `/metrics`,
-//! `/stats/summary` and an unauthenticated `/healthz`. Every other request must carry
+//! `/stats/summary`, `/inspect/{ns}/{pod}` and `/inspect/node` (the pod down to the kernel,
+//! [`crate::inspect`]) and an unauthenticated `/healthz`. Every other request must carry
 //! `Authorization: Bearer <token>` (the token the apiserver holds) or gets 401. TLS only,
 //! with the certificate of [`crate::serving_cert`].
 
@@ -445,6 +446,29 @@ async fn stats_summary(State(s): State<AppState>) -> Response {
     axum::Json(body).into_response()
 }
 
+/// `GET /inspect/{ns}/{pod}`: one of this node's pods down to the kernel; 404 for others.
+async fn inspect_pod(
+    State(s): State<AppState>,
+    Path((ns, pod)): Path<(String, String)>,
+) -> Response {
+    match crate::inspect::pod(&s.ctx, &ns, &pod).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => {
+            tracing::debug!(namespace = %ns, pod = %pod, error = %e, "inspect");
+            error(e.status(), format!("{e}\n"))
+        }
+    }
+}
+
+/// `GET /inspect/node`: the runtime's images and counts.
+async fn inspect_node(State(s): State<AppState>) -> Response {
+    let ctx = s.ctx.clone();
+    match tokio::task::spawn_blocking(move || crate::inspect::node(&ctx)).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "inspect failed\n".into()),
+    }
+}
+
 /// The router: `/healthz` open, everything else behind the bearer token.
 pub fn router(ctx: Arc<Context>, token: Option<String>) -> Router {
     let state = AppState {
@@ -456,6 +480,8 @@ pub fn router(ctx: Arc<Context>, token: Option<String>) -> Router {
         .route("/stats/summary", get(stats_summary))
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec).post(exec))
+        .route("/inspect/node", get(inspect_node))
+        .route("/inspect/{ns}/{pod}", get(inspect_pod))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state);
     Router::new()

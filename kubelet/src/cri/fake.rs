@@ -15,7 +15,7 @@ use runtime::ContainerError;
 
 use super::{
     ContainerInfo, ContainerRuntime, ContainerStats, CreateOptions, CriError, ExecOutput,
-    SandboxOptions, SandboxStatus, State, Status,
+    ImageRecord, KernelView, SandboxOptions, SandboxStatus, SandboxView, State, Status,
 };
 use crate::container_config::parse_runtime_name;
 
@@ -60,6 +60,17 @@ pub struct FakeRuntime {
 
 fn now() -> Option<String> {
     Some(jiff::Timestamp::now().to_string())
+}
+
+/// A cgroup with no files: the fake makes none.
+fn fake_cgroup(name: &str) -> runtime::container::CgroupView {
+    runtime::container::CgroupView {
+        version: runtime::cgroups::Version::V2,
+        path: PathBuf::from("minik8s-fake").join(name),
+        dirs: Vec::new(),
+        limits: Vec::new(),
+        usage: Default::default(),
+    }
 }
 
 fn not_found(id: &str) -> CriError {
@@ -310,6 +321,51 @@ impl ContainerRuntime for FakeRuntime {
             .containers
             .contains_key(id)
             .then(ContainerStats::default)
+    }
+
+    fn inspect_container(&self, id: &str) -> Result<KernelView, CriError> {
+        let name = Self::name_of(&self.lock(), id)?;
+        Ok(KernelView {
+            init: None,
+            pid_one: None,
+            namespaces: Vec::new(),
+            cgroup: fake_cgroup(&name),
+            rootfs: runtime::container::RootfsView {
+                layers: Vec::new(),
+                init_layer: None,
+                lowerdirs: Vec::new(),
+                upperdir: PathBuf::from("/fake/upper").join(&name),
+                workdir: PathBuf::from("/fake/work").join(&name),
+                merged: PathBuf::from("/fake/merged").join(&name),
+                mount_options: None,
+                upper: Vec::new(),
+                upper_truncated: false,
+            },
+            mounts: Vec::new(),
+            volumes: Vec::new(),
+        })
+    }
+
+    fn inspect_sandbox(&self, uid: &str) -> Result<SandboxView, CriError> {
+        self.sandbox_status(uid)?;
+        Ok(SandboxView {
+            id: uid.into(),
+            hostname: uid.into(),
+            pause: None,
+            namespaces: Vec::new(),
+            cgroup: fake_cgroup(uid),
+        })
+    }
+
+    fn list_images(&self) -> Vec<ImageRecord> {
+        self.lock()
+            .images
+            .iter()
+            .map(|name| ImageRecord {
+                name: name.clone(),
+                manifest: format!("sha256:{}", "0".repeat(64)),
+            })
+            .collect()
     }
 
     fn helper_command(&self) -> Command {

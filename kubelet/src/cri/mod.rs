@@ -3,7 +3,8 @@
 //! (`RunPodSandbox`, `CreateContainer`, `StartContainer`, `ContainerStatus`, `ExecSync`, ...)
 //! and reads container logs from the file the runtime names. [`ContainerRuntime`] is that
 //! boundary for minik8s: a pod *sandbox* (the namespaces and cgroup a pod's containers share),
-//! images, containers (create, start, stop, remove, state, list), exec and the log file.
+//! images, containers (create, start, stop, remove, state, list), exec, the log file and the
+//! live kernel state the `/inspect` API shows.
 //!
 //! Two implementations: [`RealRuntime`] over the `minik8s-runtime` crate (`real.rs`), and
 //! [`FakeRuntime`] (`fake.rs`), an in-memory runtime whose containers' states a unit test sets
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 
 pub use fake::{Call, FakeRuntime};
 pub use real::RealRuntime;
-pub use runtime::container::SandboxOptions;
+pub use runtime::container::{KernelView, SandboxOptions, SandboxView};
+pub use runtime::image::ImageRecord;
 pub use runtime::{CreateOptions, State, Status};
 
 /// Why a runtime call failed.
@@ -116,6 +118,15 @@ pub trait ContainerRuntime: Send + Sync {
     fn find_container(&self, name: &str) -> Option<String>;
     /// `ContainerStats`: its cgroup's usage.
     fn container_stats(&self, id: &str) -> Option<ContainerStats>;
+
+    // --- inspection (the kubelet's `/inspect` API)
+
+    /// The container's live kernel state: processes, namespaces, cgroup, rootfs, mounts.
+    fn inspect_container(&self, id: &str) -> Result<KernelView, CriError>;
+    /// The sandbox's pinned namespaces, pause process and pod-level cgroup.
+    fn inspect_sandbox(&self, uid: &str) -> Result<SandboxView, CriError>;
+    /// `ListImages`: every image name in the node's store with its manifest digest.
+    fn list_images(&self) -> Vec<ImageRecord>;
 
     // --- exec
 

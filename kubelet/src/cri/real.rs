@@ -10,8 +10,8 @@ use runtime::registry::PullOptions;
 use runtime::{Attach, ContainerError, Runtime};
 
 use super::{
-    ContainerInfo, ContainerRuntime, ContainerStats, CreateOptions, CriError, SandboxOptions,
-    SandboxStatus, State,
+    ContainerInfo, ContainerRuntime, ContainerStats, CreateOptions, CriError, ImageRecord,
+    KernelView, SandboxOptions, SandboxStatus, SandboxView, State,
 };
 
 /// The node's runtime and how it reaches registries.
@@ -111,6 +111,18 @@ impl ContainerRuntime for RealRuntime {
             cpu_usage_ns: stats.cpu_usage_ns,
             memory_usage_bytes: stats.memory_usage_bytes,
         })
+    }
+
+    fn inspect_container(&self, id: &str) -> Result<KernelView, CriError> {
+        Ok(self.runtime.kernel_view(id)?)
+    }
+
+    fn inspect_sandbox(&self, uid: &str) -> Result<SandboxView, CriError> {
+        Ok(self.runtime.sandbox_view(uid)?)
+    }
+
+    fn list_images(&self) -> Vec<ImageRecord> {
+        self.runtime.images.list().unwrap_or_default()
     }
 
     fn helper_command(&self) -> Command {
