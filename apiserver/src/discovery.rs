@@ -139,6 +139,11 @@ fn subresource_info(r: &Resource, sub: &str) -> (String, String, String, Vec<&'s
             vec!["create", "get"],
         ),
         "finalize" => (own, vec!["update"]),
+        // kube-apiserver's verbs for `nodes/proxy`, which relays any method to the kubelet
+        "proxy" => (
+            (String::new(), "v1".into(), "NodeProxyOptions".into()),
+            vec!["create", "delete", "get", "patch", "update"],
+        ),
         _ => (own, vec![]),
     };
     (g, v, k, verbs)

@@ -118,7 +118,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: false,
         short_names: &["no"],
         storage: "minions",
-        subresources: &["status"],
+        subresources: &["status", "proxy"],
         categories: &[],
     },
     Resource {

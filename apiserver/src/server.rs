@@ -65,6 +65,14 @@ pub fn app(state: App) -> Router {
             "/api/v1/namespaces/{namespace}/pods/{name}/exec",
             axum::routing::any(handlers::proxy::exec),
         )
+        .route(
+            "/api/v1/nodes/{name}/proxy",
+            axum::routing::any(handlers::proxy::node),
+        )
+        .route(
+            "/api/v1/nodes/{name}/proxy/{*path}",
+            axum::routing::any(handlers::proxy::node),
+        )
         .fallback(handlers::dispatch)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

@@ -1,18 +1,25 @@
-//! `pods/{p}/log` and `pods/{p}/exec`: served by the pod's kubelet, which the apiserver finds
-//! from the pod's `spec.nodeName`, the Node's address (InternalIP, else Hostname) and
-//! `status.daemonEndpoints.kubeletEndpoint.Port`, and calls over TLS
-//! ([`crate::kubelet_client`]) with `--kubelet-token-file`'s bearer token. Logs are a streamed GET relayed as is (`kubectl logs -f`); exec is a WebSocket
-//! (`v5.channel.k8s.io` or `v4.channel.k8s.io`) whose frames are relayed both ways.
+//! What the apiserver relays to kubelets: `pods/{p}/log`, `pods/{p}/exec` and
+//! `nodes/{n}/proxy/{path}`. Each is served by a kubelet, which the apiserver finds from the
+//! pod's `spec.nodeName` (or the node named in the URL), the Node's address (InternalIP, else
+//! ExternalIP, else Hostname) and `status.daemonEndpoints.kubeletEndpoint.Port`, and calls over
+//! TLS ([`crate::kubelet_client`]) with `--kubelet-token-file`'s bearer token. Logs are a
+//! streamed GET relayed as is (`kubectl logs -f`); exec is a WebSocket (`v5.channel.k8s.io` or
+//! `v4.channel.k8s.io`) whose frames are relayed both ways; the node proxy passes any request
+//! to the kubelet's API (`kubectl get --raw /api/v1/nodes/N/proxy/stats/summary`, the
+//! `/inspect` views of `minikctl inspect`) and its status code and body back, as
+//! kube-apiserver's `nodes/proxy` does.
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite;
 
 use super::Ctx;
@@ -71,6 +78,15 @@ async fn locate(
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::BadRequest(format!("pod {name} does not have a host assigned")))?;
+    Ok(Target {
+        kubelet: kubelet_of(app, node_name).await?,
+        container,
+    })
+}
+
+/// The kubelet of node `node_name` as `host:port`, from the Node's status; an unknown node is
+/// a 404.
+async fn kubelet_of(app: &App, node_name: &str) -> Result<String, ApiError> {
     let node_res = crate::resources::find("", "v1", "nodes").expect("nodes are served");
     let node = app
         .storage
@@ -95,19 +111,119 @@ async fn locate(
         .as_u64()
         .filter(|p| *p > 0)
         .ok_or_else(|| ApiError::BadRequest(format!("node {node_name} reports no kubelet port")))?;
-    let host = if addr.contains(':') {
+    Ok(if addr.contains(':') {
         format!("[{addr}]:{port}")
     } else {
         format!("{addr}:{port}")
-    };
-    Ok(Target {
-        kubelet: host,
-        container,
     })
 }
 
 fn upstream(e: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("error talking to the kubelet: {e}"))
+}
+
+/// A request to a kubelet: method, path with query, and the body with its type.
+struct KubeletRequest<'a> {
+    method: &'a Method,
+    path: &'a str,
+    content_type: Option<&'a str>,
+    body: &'a [u8],
+}
+
+/// A kubelet's answer: its status line and head read, the body still on the connection.
+struct KubeletResponse {
+    code: u16,
+    content_type: Option<String>,
+    /// Body bytes that arrived with the head.
+    rest: Vec<u8>,
+    conn: TlsStream<TcpStream>,
+}
+
+/// Send `req` to the kubelet at `kubelet` as HTTP/1.0 (so the kubelet closes the connection
+/// after the body, whatever its length) with the apiserver's token, and read the head back.
+async fn send(
+    app: &App,
+    kubelet: &str,
+    req: KubeletRequest<'_>,
+) -> Result<KubeletResponse, ApiError> {
+    let tls = app.config.kubelet_tls().map_err(upstream)?;
+    let mut conn = kubelet_client::connect(kubelet, tls)
+        .await
+        .map_err(upstream)?;
+    let mut head = format!("{} {} HTTP/1.0\r\nHost: {kubelet}\r\n", req.method, req.path);
+    if let Some(t) = app.config.kubelet_token.as_deref() {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(ct) = req.content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    if !req.body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await.map_err(upstream)?;
+    conn.write_all(req.body).await.map_err(upstream)?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let body_start = loop {
+        let n = conn.read(&mut buf).await.map_err(upstream)?;
+        if n == 0 {
+            return Err(upstream("connection closed before the response"));
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if head.len() > 64 * 1024 {
+            return Err(upstream("response head too large"));
+        }
+    };
+    let rest = head.split_off(body_start);
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(502);
+    let content_type = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-type")
+            .then(|| v.trim().to_string())
+    });
+    Ok(KubeletResponse {
+        code,
+        content_type,
+        rest,
+        conn,
+    })
+}
+
+impl KubeletResponse {
+    /// The whole body (for error messages).
+    async fn text(mut self) -> String {
+        let mut body = self.rest;
+        let _ = self.conn.read_to_end(&mut body).await;
+        String::from_utf8_lossy(&body).trim().to_string()
+    }
+
+    /// The body as a stream: what came with the head, then the connection until it closes.
+    fn body(self) -> Body {
+        let first = futures::stream::iter(
+            (!self.rest.is_empty()).then(|| Ok::<Bytes, std::io::Error>(Bytes::from(self.rest))),
+        );
+        let tail = futures::stream::unfold(self.conn, |mut s| async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            match s.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), s))
+                }
+                Err(e) => Some((Err(e), s)),
+            }
+        });
+        Body::from_stream(first.chain(tail))
+    }
 }
 
 /// `GET pods/{p}/log`: stream the kubelet's `containerLogs` answer.
@@ -131,73 +247,76 @@ pub async fn log(ctx: &Ctx) -> Result<Response, ApiError> {
         q.finish()
     };
     let path = format!("/containerLogs/{ns}/{}/{}?{query}", ctx.name(), t.container);
-    let tls = ctx.app.config.kubelet_tls().map_err(upstream)?;
-    let mut s = kubelet_client::connect(&t.kubelet, tls)
-        .await
-        .map_err(upstream)?;
-    let auth = ctx
-        .app
-        .config
-        .kubelet_token
-        .as_deref()
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {}\r\n{auth}\r\n", t.kubelet).as_bytes())
-        .await
-        .map_err(upstream)?;
-    // response head, then the body until the kubelet closes the connection
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    let body_start = loop {
-        let n = s.read(&mut buf).await.map_err(upstream)?;
-        if n == 0 {
-            return Err(upstream("connection closed before the response"));
-        }
-        head.extend_from_slice(&buf[..n]);
-        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if head.len() > 64 * 1024 {
-            return Err(upstream("response head too large"));
-        }
+    let req = KubeletRequest {
+        method: &Method::GET,
+        path: &path,
+        content_type: None,
+        body: &[],
     };
-    let rest = head.split_off(body_start);
-    let code: u16 = String::from_utf8_lossy(&head)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(502);
-    if code != 200 {
-        let mut body = rest;
-        let _ = s.read_to_end(&mut body).await;
-        let msg = String::from_utf8_lossy(&body).trim().to_string();
-        return Err(match code {
-            401 | 403 => upstream(format!(
-                "kubelet refused the apiserver's credentials ({code})"
-            )),
-            404 => ApiError::BadRequest(msg),
-            _ => ApiError::BadRequest(msg),
-        });
+    let resp = send(&ctx.app, &t.kubelet, req).await?;
+    match resp.code {
+        200 => Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/plain")
+            .body(resp.body())
+            .expect("valid response")),
+        code @ (401 | 403) => Err(upstream(format!(
+            "kubelet refused the apiserver's credentials ({code})"
+        ))),
+        _ => Err(ApiError::BadRequest(resp.text().await)),
     }
-    let first = futures::stream::iter(
-        (!rest.is_empty()).then(|| Ok::<Bytes, std::io::Error>(Bytes::from(rest))),
-    );
-    let tail = futures::stream::unfold(s, |mut s| async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        match s.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), s))
-            }
-            Err(e) => Some((Err(e), s)),
-        }
-    });
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "text/plain")
-        .body(Body::from_stream(first.chain(tail)))
-        .expect("valid response"))
+}
+
+/// `nodes/{n}/proxy[/{path}]` (its own routes, for any method): the request relayed to the
+/// node's kubelet (path and query as given, body and its type), the kubelet's status code,
+/// content type and body streamed back. An unknown node is a 404 `Status`.
+pub async fn node(State(app): State<App>, req: Request) -> Response {
+    node_proxy(app, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn node_proxy(app: App, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let (node_name, path) = proxied_path(parts.uri.path()).ok_or(ApiError::UnknownResource)?;
+    let path = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let kubelet = kubelet_of(&app, node_name).await?;
+    let body = axum::body::to_bytes(body, crate::codec::MAX_BODY)
+        .await
+        .map_err(|_| ApiError::TooLarge(crate::codec::MAX_BODY))?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let req = KubeletRequest {
+        method: &parts.method,
+        path: &path,
+        content_type,
+        body: &body,
+    };
+    let resp = send(&app, &kubelet, req).await?;
+    tracing::debug!(node = node_name, path = %path, code = resp.code, "node proxy");
+    let mut out = Response::builder().status(resp.code);
+    if let Some(ct) = &resp.content_type {
+        out = out.header(header::CONTENT_TYPE, ct);
+    }
+    out.body(resp.body())
+        .map_err(|e| upstream(format!("bad response from the kubelet: {e}")))
+}
+
+/// `/api/v1/nodes/{node}/proxy/{path}` → (node, `/{path}`); `…/proxy` alone is `/`.
+fn proxied_path(url_path: &str) -> Option<(&str, &str)> {
+    let (node, rest) = url_path
+        .strip_prefix("/api/v1/nodes/")?
+        .split_once("/proxy")?;
+    match rest {
+        "" => Some((node, "/")),
+        r if r.starts_with('/') && !node.is_empty() => Some((node, r)),
+        _ => None,
+    }
 }
 
 /// `pods/{p}/exec` (its own route, because it needs the connection upgrade).
@@ -315,4 +434,21 @@ async fn relay(
         _ = async { up.await; std::future::pending::<()>().await } => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proxied_path;
+
+    #[test]
+    fn the_proxied_path_is_what_follows_proxy() {
+        assert_eq!(
+            proxied_path("/api/v1/nodes/n1/proxy/stats/summary"),
+            Some(("n1", "/stats/summary"))
+        );
+        assert_eq!(proxied_path("/api/v1/nodes/n1/proxy"), Some(("n1", "/")));
+        assert_eq!(proxied_path("/api/v1/nodes/n1/proxy/"), Some(("n1", "/")));
+        assert_eq!(proxied_path("/api/v1/nodes/n1/proxyx"), None);
+        assert_eq!(proxied_path("/api/v1/pods/n1/proxy/x"), None);
+    }
 }
