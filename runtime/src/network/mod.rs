@@ -207,7 +207,7 @@ impl Network {
         let ip = self.ipam.allocate(id)?;
         let result = self.connect(id, netns, ip);
         if let Err(e) = &result {
-            tracing::warn!(sandbox = %id, %ip, "attaching to the pod network failed: {e}");
+            tracing::warn!(sandbox = %id, %ip, error = %e, "attaching to the pod network failed");
             let _ = self.detach(id);
         }
         result.map(|()| ip)
