@@ -539,6 +539,13 @@ async fn kubelet_api_requires_the_token() {
             .0,
         401
     );
+    assert_eq!(
+        reqwest_get(&format!("{base}/inspect/node"), None)
+            .await
+            .unwrap()
+            .0,
+        401
+    );
     let (code, body) = reqwest_get(&format!("{base}/metrics"), Some(&k.token))
         .await
         .unwrap();
@@ -1050,4 +1057,272 @@ async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
         "iptables rules left behind"
     );
     assert!(!iptables_rules("filter").contains(&net.bridge));
+}
+
+/// `kubectl get --raw PATH` as JSON.
+async fn get_raw(c: &Cluster, path: &str) -> serde_json::Value {
+    let out = c.kubectl(&["get", "--raw", path]).await;
+    assert!(out.status.success(), "get --raw {path}: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path}: {e}: {}", text(&out)))
+}
+
+/// The inode of `/proc/<pid>/ns/<kind>`, as `ls -l /proc/<pid>/ns` shows it.
+fn ns_inode(pid: i64, kind: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .ino()
+}
+
+/// The namespace `kind` of a container's kernel view: (inode, sharedFrom).
+fn ns_of(kernel: &serde_json::Value, kind: &str) -> (u64, serde_json::Value) {
+    let n = kernel["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} namespace in {kernel}"));
+    (n["inode"].as_u64().unwrap(), n["sharedFrom"].clone())
+}
+
+fn container_view<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name} in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspect_through_the_node_proxy_matches_the_kernel() {
+    let net = TestNet::new();
+    let c = Cluster::for_kubelets().await;
+    let flags = net.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let k = start_kubelet(&c, &flags);
+    let pod = c.create_pod("peek", &k.node, json!({"terminationGracePeriodSeconds": 0,
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "containers": [
+            {"name": "main", "image": "busybox",
+             "command": ["sh", "-c", "echo changed > /etc/motd; rm /etc/group; mkdir /data/made-inside; exec sleep 1000"],
+             "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
+             "volumeMounts": [{"name": "scratch", "mountPath": "/data"}]},
+            {"name": "side", "image": "busybox", "command": ["sleep", "1000"]}]}))
+        .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    let p = c
+        .wait_pod("peek", 60, "Running", |p| phase(p) == "Running")
+        .await;
+
+    // the kubelet's own API through the apiserver, as kubectl reaches it
+    let summary = get_raw(&c, &format!("/api/v1/nodes/{}/proxy/stats/summary", k.node)).await;
+    assert_eq!(summary["node"]["nodeName"], k.node.as_str(), "{summary}");
+
+    // wait until the main container has made its changes (it execs sleep after them)
+    let path = format!("/api/v1/nodes/{}/proxy/inspect/default/peek", k.node);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let v = get_raw(&c, &path).await;
+        if container_view(&v, "main")["kernel"]["init"]["cmdline"] == json!(["sleep", "1000"]) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "main never exec'd sleep: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(v["uid"], uid.as_str());
+    assert_eq!(v["nodeName"], k.node.as_str());
+    let main = &container_view(&v, "main")["kernel"];
+    let side = &container_view(&v, "side")["kernel"];
+
+    // the init: the host pid the runtime recorded, PID 1 of its own pid namespace
+    let pid = main["init"]["hostPid"].as_i64().unwrap();
+    assert_eq!(Some(pid as i32), k.container_pid(&uid, "main"));
+    assert_eq!(
+        main["init"]["nsPids"].as_array().unwrap().last(),
+        Some(&json!(1))
+    );
+    assert_eq!(main["pidOne"]["hostPid"], pid);
+
+    // namespaces: the inodes /proc shows; net, ipc, uts from the sandbox, the rest its own
+    let sandbox_ns = |kind: &str| {
+        v["sandbox"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n[0] == kind)
+            .map(|n| n[2].as_u64().unwrap())
+    };
+    let side_pid = side["init"]["hostPid"].as_i64().unwrap();
+    for kind in ["net", "ipc", "uts", "pid", "mnt", "cgroup"] {
+        let (inode, shared) = ns_of(main, kind);
+        assert_eq!(inode, ns_inode(pid, kind), "{kind}");
+        let (side_inode, _) = ns_of(side, kind);
+        assert_eq!(side_inode, ns_inode(side_pid, kind), "{kind}");
+        let pod_wide = matches!(kind, "net" | "ipc" | "uts");
+        assert_eq!(shared.is_string(), pod_wide, "{kind}: {shared}");
+        assert_eq!(inode == side_inode, pod_wide, "{kind}");
+        assert_eq!(sandbox_ns(kind) == Some(inode), pod_wide, "{kind}");
+    }
+
+    // the cgroup: every limit file as the cgroup filesystem holds it, the limits of the spec
+    let limits = main["cgroup"]["limits"].as_array().unwrap();
+    let limit = |file: &str| {
+        limits
+            .iter()
+            .find(|l| l["path"].as_str().unwrap().ends_with(file))
+            .map(|l| l["value"].as_str().unwrap().to_string())
+    };
+    for l in limits {
+        let on_disk = std::fs::read_to_string(l["path"].as_str().unwrap()).unwrap();
+        assert_eq!(on_disk.trim(), l["value"], "{l}");
+    }
+    match limit("/cpu.max") {
+        Some(v2) => {
+            assert_eq!(v2, "50000 100000");
+            assert_eq!(limit("/memory.max").as_deref(), Some("67108864"));
+        }
+        None => {
+            assert_eq!(limit("/cpu.cfs_quota_us").as_deref(), Some("50000"));
+            assert_eq!(limit("/memory.limit_in_bytes").as_deref(), Some("67108864"));
+        }
+    }
+    assert!(
+        main["cgroup"]["usage"]["memory_usage_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let leaf = std::path::Path::new(main["cgroup"]["path"].as_str().unwrap())
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        cg.lines().all(|l| l.ends_with(&leaf) || l.ends_with('/')),
+        "{cg} vs {leaf}"
+    );
+
+    // the root filesystem: the overlay /proc/<pid>/mounts shows, its layers, its changes
+    let rootfs = &main["rootfs"];
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mounts")).unwrap();
+    let root_line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some("/"))
+        .unwrap();
+    let upper = rootfs["upperdir"].as_str().unwrap();
+    assert!(root_line.starts_with("overlay / overlay "), "{root_line}");
+    assert!(
+        root_line.contains(&format!("upperdir={upper}")),
+        "{root_line}"
+    );
+    let opts = rootfs["mountOptions"].as_str().unwrap();
+    assert!(opts.contains(&format!("upperdir={upper}")), "{opts}");
+    let layers = rootfs["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for (layer, dir) in layers.iter().zip(rootfs["lowerdirs"].as_array().unwrap()) {
+        let hex = layer.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        assert!(dir.as_str().unwrap().ends_with(hex), "{layer} vs {dir}");
+        assert!(root_line.contains(dir.as_str().unwrap()), "{root_line}");
+    }
+    assert!(rootfs["initLayer"]
+        .as_str()
+        .unwrap()
+        .ends_with("init-layer"));
+    let changed: Vec<(&str, &str)> = rootfs["upper"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap(), e["kind"].as_str().unwrap()))
+        .collect();
+    assert!(changed.contains(&("/etc/group", "whiteout")), "{changed:?}");
+    assert!(changed.contains(&("/etc/motd", "file")), "{changed:?}");
+
+    // the volume: where it lives on the host, mounted where the spec says
+    let vol = &container_view(&v, "main")["volumes"][0];
+    assert_eq!(vol["name"], "scratch");
+    assert_eq!(vol["mountPath"], "/data");
+    let host = std::path::Path::new(vol["hostPath"].as_str().unwrap());
+    assert!(host.join("made-inside").is_dir(), "{vol}");
+    assert!(mounts.lines().any(|l| l.split(' ').nth(1) == Some("/data")));
+    assert!(main["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["mountPoint"] == "/data"));
+
+    // the network: the pod's address, its veth on the bridge
+    let n = &v["network"];
+    assert_eq!(n["podIP"].as_str(), Some(pod_ip(&p).as_str()));
+    assert_eq!(n["bridge"], net.bridge.as_str());
+    let veth = runtime::network::veth_name(&uid);
+    assert_eq!(n["hostVeth"], veth.as_str());
+    assert_eq!(n["hostVethMaster"], net.bridge.as_str());
+    let ifindex = std::fs::read_to_string(format!("/sys/class/net/{veth}/ifindex")).unwrap();
+    assert_eq!(n["hostVethIndex"].to_string(), ifindex.trim());
+
+    // a pod sharing one pid namespace: PID 1 is the pause process
+    c.create_pod(
+        "shared",
+        &k.node,
+        json!({"terminationGracePeriodSeconds": 0, "shareProcessNamespace": true,
+        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1000"]}]}),
+    )
+    .await;
+    c.wait_pod("shared", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let s = get_raw(
+        &c,
+        &format!("/api/v1/nodes/{}/proxy/inspect/default/shared", k.node),
+    )
+    .await;
+    let kernel = &container_view(&s, "c")["kernel"];
+    let pause = s["sandbox"]["pause"]["hostPid"].as_i64().unwrap();
+    assert_eq!(kernel["pidOne"]["hostPid"], pause, "{s}");
+    assert_ne!(kernel["init"]["hostPid"], pause);
+    assert!(ns_of(kernel, "pid").1.is_string());
+    assert_eq!(ns_of(kernel, "pid").0, ns_inode(pause, "pid"));
+
+    // the node view: the runtime's images
+    let node = get_raw(&c, &format!("/api/v1/nodes/{}/proxy/inspect/node", k.node)).await;
+    assert!(
+        node["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "busybox:latest"),
+        "{node}"
+    );
+
+    // only the kubelet's own pods: not found, elsewhere, unknown node
+    c.create_pod(
+        "elsewhere",
+        "no-such-node",
+        json!({"containers": [{"name": "c", "image": "busybox"}]}),
+    )
+    .await;
+    for pod in ["nope", "elsewhere"] {
+        let path = format!("/api/v1/nodes/{}/proxy/inspect/default/{pod}", k.node);
+        let out = c.kubectl(&["get", "--raw", &path]).await;
+        assert!(!out.status.success(), "{pod}: {}", text(&out));
+        assert!(
+            text(&out).contains("NotFound") || text(&out).contains("not found"),
+            "{}",
+            text(&out)
+        );
+    }
+    let out = c
+        .kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/nodes/no-such-node/proxy/inspect/node",
+        ])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("nodes \"no-such-node\" not found"),
+        "{}",
+        text(&out)
+    );
 }

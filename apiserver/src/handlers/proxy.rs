@@ -139,18 +139,35 @@ struct KubeletResponse {
     conn: TlsStream<TcpStream>,
 }
 
+/// Why a kubelet could not be asked.
+#[derive(Debug, thiserror::Error)]
+enum KubeletError {
+    /// The TLS settings for kubelets could not be built (`--kubelet-certificate-authority`).
+    #[error("kubelet TLS settings: {0}")]
+    Tls(#[source] std::io::Error),
+    /// Dialling the kubelet, sending the request or reading the answer failed.
+    #[error("error talking to the kubelet: {0}")]
+    Io(#[source] std::io::Error),
+    /// The kubelet's answer is not an HTTP response head.
+    #[error("error talking to the kubelet: {0}")]
+    Response(&'static str),
+}
+
 /// Send `req` to the kubelet at `kubelet` as HTTP/1.0 (so the kubelet closes the connection
 /// after the body, whatever its length) with the apiserver's token, and read the head back.
 async fn send(
     app: &App,
     kubelet: &str,
     req: KubeletRequest<'_>,
-) -> Result<KubeletResponse, ApiError> {
-    let tls = app.config.kubelet_tls().map_err(upstream)?;
+) -> Result<KubeletResponse, KubeletError> {
+    let tls = app.config.kubelet_tls().map_err(KubeletError::Tls)?;
     let mut conn = kubelet_client::connect(kubelet, tls)
         .await
-        .map_err(upstream)?;
-    let mut head = format!("{} {} HTTP/1.0\r\nHost: {kubelet}\r\n", req.method, req.path);
+        .map_err(KubeletError::Io)?;
+    let mut head = format!(
+        "{} {} HTTP/1.0\r\nHost: {kubelet}\r\n",
+        req.method, req.path
+    );
     if let Some(t) = app.config.kubelet_token.as_deref() {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
@@ -161,21 +178,25 @@ async fn send(
         head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
     }
     head.push_str("\r\n");
-    conn.write_all(head.as_bytes()).await.map_err(upstream)?;
-    conn.write_all(req.body).await.map_err(upstream)?;
+    conn.write_all(head.as_bytes())
+        .await
+        .map_err(KubeletError::Io)?;
+    conn.write_all(req.body).await.map_err(KubeletError::Io)?;
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     let body_start = loop {
-        let n = conn.read(&mut buf).await.map_err(upstream)?;
+        let n = conn.read(&mut buf).await.map_err(KubeletError::Io)?;
         if n == 0 {
-            return Err(upstream("connection closed before the response"));
+            return Err(KubeletError::Response(
+                "connection closed before the response",
+            ));
         }
         head.extend_from_slice(&buf[..n]);
         if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
         if head.len() > 64 * 1024 {
-            return Err(upstream("response head too large"));
+            return Err(KubeletError::Response("response head too large"));
         }
     };
     let rest = head.split_off(body_start);
@@ -253,7 +274,9 @@ pub async fn log(ctx: &Ctx) -> Result<Response, ApiError> {
         content_type: None,
         body: &[],
     };
-    let resp = send(&ctx.app, &t.kubelet, req).await?;
+    let resp = send(&ctx.app, &t.kubelet, req)
+        .await
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     match resp.code {
         200 => Ok(Response::builder()
             .status(StatusCode::OK)
@@ -297,14 +320,18 @@ async fn node_proxy(app: App, req: Request) -> Result<Response, ApiError> {
         content_type,
         body: &body,
     };
-    let resp = send(&app, &kubelet, req).await?;
+    // kube-apiserver answers a kubelet it cannot reach with 503
+    let resp = send(&app, &kubelet, req).await.map_err(|e| {
+        tracing::warn!(node = node_name, error = %e, "node proxy");
+        ApiError::Unavailable(e.to_string())
+    })?;
     tracing::debug!(node = node_name, path = %path, code = resp.code, "node proxy");
     let mut out = Response::builder().status(resp.code);
     if let Some(ct) = &resp.content_type {
         out = out.header(header::CONTENT_TYPE, ct);
     }
     out.body(resp.body())
-        .map_err(|e| upstream(format!("bad response from the kubelet: {e}")))
+        .map_err(|_| ApiError::Unavailable("bad response from the kubelet".into()))
 }
 
 /// `/api/v1/nodes/{node}/proxy/{path}` → (node, `/{path}`); `…/proxy` alone is `/`.

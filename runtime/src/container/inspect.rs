@@ -217,8 +217,10 @@ pub struct MountView {
     pub root: String,
     pub fs_type: String,
     pub source: String,
-    /// Per-mount options, then the filesystem's own (`rw,nosuid,…`).
+    /// The mount's own options (`rw,nosuid,relatime`).
     pub options: String,
+    /// The filesystem's options (an overlay's `lowerdir=…,upperdir=…,workdir=…`).
+    pub super_options: String,
 }
 
 /// A container now: its processes, namespaces, cgroup, root filesystem and mounts.
@@ -281,7 +283,7 @@ impl Runtime {
         let root_options = mounts
             .iter()
             .find(|m| m.mount_point == "/")
-            .map(|m| m.options.clone());
+            .map(|m| m.super_options.clone());
         Ok(KernelView {
             init: live.and_then(process_view),
             pid_one: live.and_then(pid_one),
@@ -322,7 +324,11 @@ pub fn process_view(pid: i32) -> Option<ProcessView> {
     let ns_pids = status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|v| v.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     Some(ProcessView {
         host_pid: pid,
@@ -452,7 +458,8 @@ fn parse_mountinfo_line(line: &str) -> Option<MountView> {
         root: unescape(root),
         fs_type: fs_type.to_string(),
         source: unescape(source),
-        options: format!("{opts},{super_opts}"),
+        options: opts.to_string(),
+        super_options: super_opts.to_string(),
     })
 }
 
@@ -494,7 +501,8 @@ mod tests {
         assert_eq!(m.mount_point, "/data");
         assert_eq!(m.fs_type, "ext3");
         assert_eq!(m.source, "/dev/root");
-        assert_eq!(m.options, "rw,noatime,rw,errors=continue");
+        assert_eq!(m.options, "rw,noatime");
+        assert_eq!(m.super_options, "rw,errors=continue");
         assert!(parse_mountinfo_line("garbage").is_none());
     }
 
