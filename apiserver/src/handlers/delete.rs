@@ -16,10 +16,10 @@ use super::read::Selectors;
 use super::write::deletion_complete;
 use super::{list_object, to_api, Ctx};
 use crate::codec;
-use crate::error::ApiError;
+use crate::error::{ApiError, Subject};
 use crate::object;
 use crate::resources::Resource;
-use crate::storage::StorageError;
+use crate::storage::{StorageError, Stored};
 
 /// The parts of `DeleteOptions` we act on.
 #[derive(Debug, Default, Clone)]
@@ -139,100 +139,146 @@ pub async fn delete_object(
             .get(key)
             .await?
             .ok_or_else(|| ApiError::NotFound(subject.clone()))?;
+        check_preconditions(opts, &current, &subject)?;
         let obj = &current.object;
-        if let Some(uid) = &opts.precondition_uid {
-            if uid != object::meta_str(obj, "uid") {
-                return Err(ApiError::Conflict(
-                    subject.clone(),
-                    format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        object::meta_str(obj, "uid")
-                    ),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.precondition_rv {
-            if rv != &current.revision.to_string() {
-                return Err(ApiError::Conflict(
-                    subject.clone(),
-                    format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.revision),
-                ));
-            }
-        }
         let grace = if r.plural == "pods" {
             pod_grace(obj, opts)
         } else {
             0
         };
-        let mut marked = obj.clone();
-        let mut finalizers = object::finalizers(obj);
-        let propagation_finalizer = match opts.propagation_policy.as_deref() {
-            Some("Foreground") => Some("foregroundDeletion"),
-            Some("Orphan") => Some("orphan"),
-            _ => None,
-        };
-        if let Some(f) = propagation_finalizer {
-            if !object::is_deleting(obj) && !finalizers.iter().any(|x| x == f) {
-                finalizers.push(f.into());
-            }
-        }
+        let finalizers = finalizers_to_keep(obj, opts);
         let waits_for_namespace_finalizers = r.plural == "namespaces"
             && obj
                 .pointer("/spec/finalizers")
                 .and_then(Value::as_array)
                 .is_some_and(|a| !a.is_empty());
         let deferred = grace > 0 || !finalizers.is_empty() || waits_for_namespace_finalizers;
-        if !deferred {
+        let written = if !deferred {
             if opts.dry_run {
                 return Ok(current.object);
             }
-            match ctx.app.storage.delete(key, current.revision).await {
-                Ok(s) => {
-                    settle_namespace(ctx, s.revision).await;
-                    return Ok(s.object);
-                }
-                Err(StorageError::Conflict { .. }) => continue,
-                Err(StorageError::NotFound { .. }) => return Err(ApiError::NotFound(subject)),
-                Err(e) => return Err(e.into()),
+            remove_now(ctx, key, &current, &subject).await?
+        } else {
+            // Deferred: mark the object; its owners (kubelet, finalizer holders) finish the job.
+            let marked = mark_deleting(r, obj, grace, finalizers);
+            if marked == current.object {
+                return Ok(current.object);
             }
-        }
-        // Deferred: mark the object; its owners (kubelet, finalizer holders) finish the job.
-        let m = object::meta_mut(&mut marked);
-        let already = m.get("deletionTimestamp").is_some_and(|v| !v.is_null());
-        let old_grace = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
-        if !already || old_grace.is_some_and(|g| grace < g) {
-            m.insert("deletionTimestamp".into(), json!(object::now_plus(grace)));
-            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-        }
-        if !finalizers.is_empty() {
-            m.insert("finalizers".into(), json!(finalizers));
-        }
-        if r.plural == "namespaces" {
-            marked["status"]["phase"] = json!("Terminating");
-        }
-        if marked == current.object {
-            return Ok(current.object);
-        }
-        if opts.dry_run {
-            return Ok(marked);
-        }
-        match ctx.app.storage.update(key, &marked, current.revision).await {
-            Ok(s) if deletion_complete(&s.object) => {
-                return Ok(ctx.app.storage.delete(key, s.revision).await?.object);
+            if opts.dry_run {
+                return Ok(marked);
             }
-            Ok(s) => {
-                settle_namespace(ctx, s.revision).await;
-                return Ok(s.object);
-            }
-            Err(StorageError::Conflict { .. }) => continue,
-            Err(StorageError::NotFound { .. }) => return Err(ApiError::NotFound(subject)),
-            Err(e) => return Err(e.into()),
+            write_mark(ctx, key, &marked, &current, &subject).await?
+        };
+        if let Some(obj) = written {
+            return Ok(obj);
         }
     }
     Err(ApiError::Conflict(
         subject,
         "the object keeps changing; try again".into(),
     ))
+}
+
+/// `preconditions.uid` and `preconditions.resourceVersion` must match the stored object (409).
+fn check_preconditions(
+    opts: &DeleteOptions,
+    current: &Stored,
+    subject: &Subject,
+) -> Result<(), ApiError> {
+    let uid = object::meta_str(&current.object, "uid");
+    if let Some(want) = opts.precondition_uid.as_ref().filter(|want| *want != uid) {
+        return Err(ApiError::Conflict(
+            subject.clone(),
+            format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+        ));
+    }
+    let rv = current.revision.to_string();
+    if let Some(want) = opts.precondition_rv.as_ref().filter(|want| **want != rv) {
+        return Err(ApiError::Conflict(
+            subject.clone(),
+            format!("Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rv}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The object's finalizers, plus the one its propagation policy asks for (`foregroundDeletion`
+/// or `orphan`) unless the deletion has already begun.
+fn finalizers_to_keep(obj: &Value, opts: &DeleteOptions) -> Vec<String> {
+    let mut finalizers = object::finalizers(obj);
+    let propagation_finalizer = match opts.propagation_policy.as_deref() {
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some("Orphan") => Some("orphan"),
+        _ => None,
+    };
+    if let Some(f) = propagation_finalizer {
+        if !object::is_deleting(obj) && !finalizers.iter().any(|x| x == f) {
+            finalizers.push(f.into());
+        }
+    }
+    finalizers
+}
+
+/// `obj` marked for deletion: `deletionTimestamp` now + `grace` (a shorter grace than an
+/// earlier DELETE's wins), its finalizers, and a namespace's phase `Terminating`.
+fn mark_deleting(r: &Resource, obj: &Value, grace: i64, finalizers: Vec<String>) -> Value {
+    let mut marked = obj.clone();
+    let m = object::meta_mut(&mut marked);
+    let already = m.get("deletionTimestamp").is_some_and(|v| !v.is_null());
+    let old_grace = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+    if !already || old_grace.is_some_and(|g| grace < g) {
+        m.insert("deletionTimestamp".into(), json!(object::now_plus(grace)));
+        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+    }
+    if !finalizers.is_empty() {
+        m.insert("finalizers".into(), json!(finalizers));
+    }
+    if r.plural == "namespaces" {
+        marked["status"]["phase"] = json!("Terminating");
+    }
+    marked
+}
+
+/// Deletes the key at the revision read: the deleted object, or `None` when a write came in
+/// between (read again and retry).
+async fn remove_now(
+    ctx: &Ctx,
+    key: &str,
+    current: &Stored,
+    subject: &Subject,
+) -> Result<Option<Value>, ApiError> {
+    match ctx.app.storage.delete(key, current.revision).await {
+        Ok(s) => {
+            settle_namespace(ctx, s.revision).await;
+            Ok(Some(s.object))
+        }
+        Err(StorageError::Conflict { .. }) => Ok(None),
+        Err(StorageError::NotFound { .. }) => Err(ApiError::NotFound(subject.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the marked object at the revision read (and deletes it at once if nothing is left
+/// to wait for): the object, or `None` when a write came in between.
+async fn write_mark(
+    ctx: &Ctx,
+    key: &str,
+    marked: &Value,
+    current: &Stored,
+    subject: &Subject,
+) -> Result<Option<Value>, ApiError> {
+    match ctx.app.storage.update(key, marked, current.revision).await {
+        Ok(s) if deletion_complete(&s.object) => {
+            Ok(Some(ctx.app.storage.delete(key, s.revision).await?.object))
+        }
+        Ok(s) => {
+            settle_namespace(ctx, s.revision).await;
+            Ok(Some(s.object))
+        }
+        Err(StorageError::Conflict { .. }) => Ok(None),
+        Err(StorageError::NotFound { .. }) => Err(ApiError::NotFound(subject.clone())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// After deleting (or marking) a namespace, wait until this server's namespace cache shows it:

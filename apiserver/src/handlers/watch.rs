@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use rand::Rng;
 use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::read::{include_object, partial_metadata, wait_until_fresh, Selectors};
 use super::{to_api, Ctx};
@@ -140,21 +140,9 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, ApiError> {
     }
     let r = ctx.resource();
     let selectors = Selectors::from_ctx(ctx)?;
-    let from = match ctx.query.non_empty("resourceVersion") {
-        None | Some("0") => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {v:?}")))?,
-        ),
-    };
+    let from = start_revision(ctx)?;
     let send_initial = ctx.query.flag("sendInitialEvents");
-    let timeout = match ctx.query.int("timeoutSeconds")? {
-        Some(s) if s > 0 => Duration::from_secs(s as u64),
-        _ => {
-            let base = ctx.app.config.min_request_timeout;
-            base + base.mul_f64(rand::rng().random::<f64>())
-        }
-    };
+    let timeout = watch_timeout(ctx)?;
     let prefix = ctx
         .app
         .storage
@@ -192,22 +180,61 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, ApiError> {
         .filter_map(|e| watcher.encode(e))
         .collect();
     if send_initial {
-        // The end of the initial events is a bookmark annotated as such (WatchList).
-        let obj = json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": {
-            "resourceVersion": sub.after.to_string(),
-            "annotations": {"k8s.io/initial-events-end": "true"}}});
-        let mut b =
-            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
-        b.push(b'\n');
-        initial.push(Bytes::from(b));
+        initial.push(initial_events_end(r, sub.after));
     }
-    let after = sub.after;
+    let live = live_events(sub.live, watcher, sub.after, timeout);
+    let stream =
+        futures::stream::iter(initial.into_iter().map(Ok::<_, std::io::Error>)).chain(live);
+    Ok(stream_response(Body::from_stream(stream)))
+}
+
+/// `resourceVersion` to watch from: `None` for "now" (absent or `0`).
+fn start_revision(ctx: &Ctx) -> Result<Option<i64>, ApiError> {
+    match ctx.query.non_empty("resourceVersion") {
+        None | Some("0") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {v:?}"))),
+    }
+}
+
+/// `timeoutSeconds`, else kube-apiserver's default: a random time between
+/// `--min-request-timeout` and twice it, so that watches do not all end at once.
+fn watch_timeout(ctx: &Ctx) -> Result<Duration, ApiError> {
+    Ok(match ctx.query.int("timeoutSeconds")? {
+        Some(s) if s > 0 => Duration::from_secs(s as u64),
+        _ => {
+            let base = ctx.app.config.min_request_timeout;
+            base + base.mul_f64(rand::rng().random::<f64>())
+        }
+    })
+}
+
+/// The end of a WatchList's initial events: a bookmark annotated as such.
+fn initial_events_end(r: &Resource, after: i64) -> Bytes {
+    let obj = json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": {
+        "resourceVersion": after.to_string(),
+        "annotations": {"k8s.io/initial-events-end": "true"}}});
+    let mut b = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// The live part of a watch: the cache's events after `after` (and progress bookmarks),
+/// encoded for this watcher, until `timeout` or until the watcher falls behind.
+fn live_events(
+    rx: broadcast::Receiver<Notification>,
+    watcher: Watcher,
+    after: i64,
+    timeout: Duration,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     let deadline = tokio::time::Instant::now() + timeout;
     // One timer per watch, armed once (not one per event: that is a timer-wheel insert and
     // removal for every event and every watcher).
     let timer = Box::pin(tokio::time::sleep_until(deadline));
-    let live = futures::stream::unfold(
-        (sub.live, watcher, timer),
+    futures::stream::unfold(
+        (rx, watcher, timer),
         move |(mut rx, mut w, mut timer)| async move {
             loop {
                 let msg = tokio::select! {
@@ -234,8 +261,5 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, ApiError> {
                 }
             }
         },
-    );
-    let stream =
-        futures::stream::iter(initial.into_iter().map(Ok::<_, std::io::Error>)).chain(live);
-    Ok(stream_response(Body::from_stream(stream)))
+    )
 }

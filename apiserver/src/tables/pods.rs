@@ -56,161 +56,202 @@ fn condition_true(obj: &Value, ty: &str) -> bool {
 }
 
 /// The pod row with its cells and, for finished pods, the `Completed` row condition.
+/// The pod's row: READY, STATUS and RESTARTS from its container statuses (kubectl's
+/// `printPod`), then the wide columns.
 pub(super) fn row(obj: &Value, now: jiff::Timestamp) -> Value {
     let phase = str_at(obj, "/status/phase");
-    let mut reason = phase.to_string();
-    if !str_at(obj, "/status/reason").is_empty() {
-        reason = str_at(obj, "/status/reason").to_string();
+    let mut tally = Tally::default();
+    let init_reason = init_containers(obj, &mut tally);
+    let initializing = init_reason.is_some();
+    let mut reason = init_reason.unwrap_or_else(|| pod_reason(obj, phase));
+    if !initializing || condition_true(obj, "Initialized") {
+        reason = containers(obj, &mut tally, reason);
     }
-    if list(obj, "/status/conditions")
+    let reason = terminating(obj, phase, reason);
+    let ip = obj
+        .pointer("/status/podIPs/0/ip")
+        .and_then(Value::as_str)
+        .unwrap_or(str_at(obj, "/status/podIP"));
+    let mut row = json!({"cells": [
+        name(obj),
+        format!("{}/{}", tally.ready, total_containers(obj)),
+        reason,
+        tally.restarts_cell(now),
+        age(obj, now),
+        or_none(ip),
+        or_none(str_at(obj, "/spec/nodeName")),
+        or_none(str_at(obj, "/status/nominatedNodeName")),
+        readiness_gates(obj),
+    ]});
+    if let Some(c) = completed_condition(phase) {
+        row["conditions"] = c;
+    }
+    row
+}
+
+/// What the container statuses add up to: READY and RESTARTS.
+#[derive(Default)]
+struct Tally {
+    ready: usize,
+    restarts: i64,
+    last_restart: Option<jiff::Timestamp>,
+    /// Restarts of sidecars (init containers with `restartPolicy: Always`), which count with
+    /// the containers' once the pod is initialised.
+    sidecar_restarts: i64,
+    sidecar_last_restart: Option<jiff::Timestamp>,
+}
+
+impl Tally {
+    /// `3 (2m ago)`, or the bare count when there was no restart.
+    fn restarts_cell(&self, now: jiff::Timestamp) -> String {
+        match self.last_restart {
+            Some(at) if self.restarts != 0 => {
+                format!("{} ({} ago)", self.restarts, since(Some(at), now))
+            }
+            _ => self.restarts.to_string(),
+        }
+    }
+}
+
+/// STATUS before any container has a say: the phase, `status.reason` (`Evicted`, `NodeLost`),
+/// or `SchedulingGated`.
+fn pod_reason(obj: &Value, phase: &str) -> String {
+    let gated = list(obj, "/status/conditions")
         .iter()
-        .any(|c| c["type"] == "PodScheduled" && c["reason"] == "SchedulingGated")
-    {
-        reason = "SchedulingGated".into();
+        .any(|c| c["type"] == "PodScheduled" && c["reason"] == "SchedulingGated");
+    match str_at(obj, "/status/reason") {
+        _ if gated => "SchedulingGated".into(),
+        "" => phase.to_string(),
+        r => r.to_string(),
     }
+}
 
-    let init_specs = list(obj, "/spec/initContainers");
-    let total = list(obj, "/spec/containers").len()
-        + init_specs
-            .iter()
-            .filter(|c| c["restartPolicy"] == "Always")
-            .count();
-    let mut ready = 0;
-    let mut restarts = 0;
-    let mut last_restart: Option<jiff::Timestamp> = None;
-    let mut sidecar_restarts = 0;
-    let mut sidecar_last_restart: Option<jiff::Timestamp> = None;
-
-    let mut initializing = false;
+/// Counts the init containers' restarts (and ready sidecars) up to the first one still
+/// initialising; its reason (`Init:Error`, `Init:CrashLoopBackOff`, `Init:1/2`) if there is one.
+fn init_containers(obj: &Value, tally: &mut Tally) -> Option<String> {
+    let specs = list(obj, "/spec/initContainers").len();
     for (i, cs) in list(obj, "/status/initContainerStatuses")
         .iter()
         .enumerate()
     {
         let count = int_at(cs, "/restartCount", 0);
-        restarts += count;
-        last_restart = last_restart.max(last_terminated_at(cs));
+        tally.restarts += count;
+        tally.last_restart = tally.last_restart.max(last_terminated_at(cs));
         let sidecar = is_sidecar(obj, str_at(cs, "/name"));
         if sidecar {
-            sidecar_restarts += count;
-            sidecar_last_restart = sidecar_last_restart.max(last_terminated_at(cs));
+            tally.sidecar_restarts += count;
+            tally.sidecar_last_restart = tally.sidecar_last_restart.max(last_terminated_at(cs));
         }
         let terminated = cs.pointer("/state/terminated");
-        let waiting_reason = str_at(cs, "/state/waiting/reason");
         if terminated.is_some_and(|t| int_at(t, "/exitCode", 0) == 0) {
             continue;
         }
         if sidecar && cs["started"] == true {
             if cs["ready"] == true {
-                ready += 1;
+                tally.ready += 1;
             }
             continue;
         }
-        if let Some(t) = terminated {
-            let r = str_at(t, "/reason");
-            reason = if r.is_empty() {
-                exit_reason(t, "Init:")
-            } else {
-                format!("Init:{r}")
-            };
-        } else if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" {
-            reason = format!("Init:{waiting_reason}");
-        } else {
-            reason = format!("Init:{i}/{}", init_specs.len());
-        }
-        initializing = true;
-        break;
-    }
-
-    if !initializing || condition_true(obj, "Initialized") {
-        restarts = sidecar_restarts;
-        last_restart = sidecar_last_restart;
-        let mut has_running = false;
-        for cs in list(obj, "/status/containerStatuses").iter().rev() {
-            restarts += int_at(cs, "/restartCount", 0);
-            last_restart = last_restart.max(last_terminated_at(cs));
-            let waiting_reason = str_at(cs, "/state/waiting/reason");
-            let terminated = cs.pointer("/state/terminated");
-            if !waiting_reason.is_empty() {
-                reason = waiting_reason.to_string();
-            } else if let Some(t) = terminated {
-                let r = str_at(t, "/reason");
-                reason = if r.is_empty() {
-                    exit_reason(t, "")
-                } else {
-                    r.to_string()
-                };
-            } else if cs["ready"] == true && cs.pointer("/state/running").is_some() {
-                has_running = true;
-                ready += 1;
+        let waiting_reason = str_at(cs, "/state/waiting/reason");
+        return Some(match terminated {
+            Some(t) if str_at(t, "/reason").is_empty() => exit_reason(t, "Init:"),
+            Some(t) => format!("Init:{}", str_at(t, "/reason")),
+            None if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" => {
+                format!("Init:{waiting_reason}")
             }
-        }
-        if reason == "Completed" && has_running {
-            reason = if condition_true(obj, "Ready") {
-                "Running".into()
-            } else {
-                "NotReady".into()
+            None => format!("Init:{i}/{specs}"),
+        });
+    }
+    None
+}
+
+/// Counts the containers' restarts and readiness; STATUS becomes the reason of the first
+/// container (from the last) that is waiting or terminated, `reason` if none is.
+fn containers(obj: &Value, tally: &mut Tally, mut reason: String) -> String {
+    tally.restarts = tally.sidecar_restarts;
+    tally.last_restart = tally.sidecar_last_restart;
+    let mut has_running = false;
+    for cs in list(obj, "/status/containerStatuses").iter().rev() {
+        tally.restarts += int_at(cs, "/restartCount", 0);
+        tally.last_restart = tally.last_restart.max(last_terminated_at(cs));
+        let waiting_reason = str_at(cs, "/state/waiting/reason");
+        if !waiting_reason.is_empty() {
+            reason = waiting_reason.to_string();
+        } else if let Some(t) = cs.pointer("/state/terminated") {
+            reason = match str_at(t, "/reason") {
+                "" => exit_reason(t, ""),
+                r => r.to_string(),
             };
+        } else if cs["ready"] == true && cs.pointer("/state/running").is_some() {
+            has_running = true;
+            tally.ready += 1;
         }
     }
-
-    if obj
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|d| !d.is_null())
-    {
-        if str_at(obj, "/status/reason") == "NodeLost" {
-            reason = "Unknown".into();
-        } else if phase != "Succeeded" && phase != "Failed" {
-            reason = "Terminating".into();
-        }
-    }
-
-    let restarts_cell = match last_restart {
-        Some(at) if restarts != 0 => format!("{restarts} ({} ago)", since(Some(at), now)),
-        _ => restarts.to_string(),
-    };
-    let or_none = |s: &str| {
-        if s.is_empty() {
-            "<none>".to_string()
+    if reason == "Completed" && has_running {
+        reason = if condition_true(obj, "Ready") {
+            "Running".into()
         } else {
-            s.to_string()
-        }
-    };
-    let ip = obj
-        .pointer("/status/podIPs/0/ip")
-        .and_then(Value::as_str)
-        .unwrap_or(str_at(obj, "/status/podIP"));
-    let gates = list(obj, "/spec/readinessGates");
-    let gates_cell = if gates.is_empty() {
-        "<none>".to_string()
-    } else {
-        let passing = gates
-            .iter()
-            .filter(|g| condition_true(obj, str_at(g, "/conditionType")))
-            .count();
-        format!("{passing}/{}", gates.len())
-    };
-
-    let mut row = json!({"cells": [
-        name(obj),
-        format!("{ready}/{total}"),
-        reason,
-        restarts_cell,
-        age(obj, now),
-        or_none(ip),
-        or_none(str_at(obj, "/spec/nodeName")),
-        or_none(str_at(obj, "/status/nominatedNodeName")),
-        gates_cell,
-    ]});
-    match phase {
-        "Succeeded" => {
-            row["conditions"] = json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}])
-        }
-        "Failed" => {
-            row["conditions"] = json!([{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}])
-        }
-        _ => {}
+            "NotReady".into()
+        };
     }
-    row
+    reason
+}
+
+/// `Terminating` once `deletionTimestamp` is set (`Unknown` on a lost node), unless the pod
+/// has already finished.
+fn terminating(obj: &Value, phase: &str, reason: String) -> String {
+    let deleting = obj
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null());
+    if !deleting {
+        reason
+    } else if str_at(obj, "/status/reason") == "NodeLost" {
+        "Unknown".into()
+    } else if phase != "Succeeded" && phase != "Failed" {
+        "Terminating".into()
+    } else {
+        reason
+    }
+}
+
+/// READY's denominator: the containers and the sidecars.
+fn total_containers(obj: &Value) -> usize {
+    let sidecars = list(obj, "/spec/initContainers")
+        .iter()
+        .filter(|c| c["restartPolicy"] == "Always")
+        .count();
+    list(obj, "/spec/containers").len() + sidecars
+}
+
+/// READINESS GATES: passing/total, `<none>` without gates.
+fn readiness_gates(obj: &Value) -> String {
+    let gates = list(obj, "/spec/readinessGates");
+    if gates.is_empty() {
+        return "<none>".into();
+    }
+    let passing = gates
+        .iter()
+        .filter(|g| condition_true(obj, str_at(g, "/conditionType")))
+        .count();
+    format!("{passing}/{}", gates.len())
+}
+
+fn or_none(s: &str) -> String {
+    if s.is_empty() {
+        "<none>".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The row condition kubectl uses to hide finished pods unless `--show-all`.
+fn completed_condition(phase: &str) -> Option<Value> {
+    let (reason, message) = match phase {
+        "Succeeded" => ("Succeeded", "The pod has completed successfully."),
+        "Failed" => ("Failed", "The pod failed."),
+        _ => return None,
+    };
+    Some(json!([{"type": "Completed", "status": "True", "reason": reason, "message": message}]))
 }
 
 #[cfg(test)]
