@@ -4,7 +4,7 @@
 //! cgroup whose limit files hold the PodSpec's `resources.limits`, and a root filesystem that
 //! is an overlay of the image's layers and a writable upper dir. `GET /inspect/{ns}/{pod}`
 //! shows all of it for one of this node's pods (404 for any other), `GET /inspect/node` the
-//! runtime's images; the apiserver relays both as `nodes/{node}/proxy/inspect/...`, which is
+//! node's pods with their requests against its allocatable, and the runtime's images; the apiserver relays both as `nodes/{node}/proxy/inspect/...`, which is
 //! what `minikctl inspect` reads. The kernel facts come from the runtime through
 //! [`ContainerRuntime`] (`inspect_container`, `inspect_sandbox`, `list_images`); the veth's
 //! from sysfs. Read `server.rs` for the routes, `runtime/src/container/inspect.rs` for the facts.
@@ -13,8 +13,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::api::Api;
+use client::quantity;
+use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
 
 use crate::agent::inventory;
@@ -31,11 +33,11 @@ pub enum InspectError {
         name: String,
         node: String,
     },
-    /// Reading the pod from the apiserver failed.
-    #[error("looking up pod {namespace}/{name}: {source}")]
+    /// Reading from the apiserver failed.
+    #[error("reading {what}: {source}")]
     Lookup {
-        namespace: String,
-        name: String,
+        /// What was read (`pod default/web`, `the pods of node n1`).
+        what: String,
         #[source]
         source: kube::Error,
     },
@@ -68,8 +70,7 @@ pub async fn pod(ctx: &Arc<Context>, namespace: &str, name: &str) -> Result<Valu
         .get_opt(name)
         .await
         .map_err(|source| InspectError::Lookup {
-            namespace: namespace.into(),
-            name: name.into(),
+            what: format!("pod {namespace}/{name}"),
             source,
         })?
         .ok_or_else(not_here)?;
@@ -188,16 +189,124 @@ fn network(ctx: &Context, uid: &str) -> Value {
     })
 }
 
-/// `GET /inspect/node`: the runtime's images, sandboxes and containers (blocking).
-pub fn node(ctx: &Context) -> Value {
+/// `GET /inspect/node`: the pods bound to this node with their requests against the node's
+/// allocatable (cpu in millicores, memory in bytes, as the scheduler counts them), and the
+/// runtime's images, sandboxes and containers.
+pub async fn node(ctx: &Arc<Context>) -> Result<Value, InspectError> {
+    let lookup = |what: &str| {
+        let what = format!("{what} of node {}", ctx.node_name);
+        move |source| InspectError::Lookup { what, source }
+    };
+    let params = ListParams::default().fields(&format!("spec.nodeName={}", ctx.node_name));
+    let pods = Api::<Pod>::all(ctx.client.clone())
+        .list(&params)
+        .await
+        .map_err(lookup("the pods"))?;
+    let node = Api::<Node>::all(ctx.client.clone())
+        .get_opt(&ctx.node_name)
+        .await
+        .map_err(lookup("the Node"))?;
+    let allocatable = node.and_then(|n| n.status?.allocatable).unwrap_or_default();
+    let mut requested = Amounts::default();
+    let pods: Vec<Value> = pods
+        .items
+        .iter()
+        .map(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.clone());
+            let r = pod_requests(p.spec.as_ref());
+            if !matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
+                requested.add(r);
+            }
+            json!({"namespace": p.metadata.namespace, "name": p.metadata.name,
+                   "phase": phase, "cpuMillis": r.cpu_millis, "memoryBytes": r.memory_bytes})
+        })
+        .collect();
+    let c = ctx.clone();
+    let runtime = tokio::task::spawn_blocking(move || runtime_view(&c))
+        .await
+        .map_err(|_| InspectError::Task)?;
+    Ok(json!({
+        "nodeName": ctx.node_name,
+        "allocatable": {
+            "cpuMillis": amount(allocatable.get("cpu"), quantity::Quantity::millis),
+            "memoryBytes": amount(allocatable.get("memory"), quantity::Quantity::value),
+            "pods": amount(allocatable.get("pods"), quantity::Quantity::value),
+        },
+        "requested": {
+            "cpuMillis": requested.cpu_millis,
+            "memoryBytes": requested.memory_bytes,
+            "pods": requested.pods,
+        },
+        "pods": pods,
+        "runtime": runtime,
+    }))
+}
+
+/// What the runtime holds (blocking).
+fn runtime_view(ctx: &Context) -> Value {
     let rt = ctx.runtime.as_ref();
     json!({
-        "nodeName": ctx.node_name,
         "images": rt.list_images(),
         "sandboxes": rt.list_sandboxes().len(),
         "containers": rt.list_containers().len(),
         "network": ctx.network.get().map(|n| &n.config),
     })
+}
+
+/// Requested resources: cpu in millicores, memory in bytes, a count of pods.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Amounts {
+    cpu_millis: i64,
+    memory_bytes: i64,
+    pods: i64,
+}
+
+impl Amounts {
+    fn add(&mut self, o: Amounts) {
+        self.cpu_millis += o.cpu_millis;
+        self.memory_bytes += o.memory_bytes;
+        self.pods += o.pods;
+    }
+
+    fn max(self, o: Amounts) -> Amounts {
+        Amounts {
+            cpu_millis: self.cpu_millis.max(o.cpu_millis),
+            memory_bytes: self.memory_bytes.max(o.memory_bytes),
+            pods: self.pods.max(o.pods),
+        }
+    }
+}
+
+/// A quantity in the unit `unit` picks; 0 when absent or unreadable.
+fn amount(q: Option<&Quantity>, unit: fn(&quantity::Quantity) -> i64) -> i64 {
+    q.and_then(|q| quantity::Quantity::try_from(q).ok())
+        .map_or(0, |q| unit(&q))
+}
+
+/// A pod's requests as the scheduler counts them: its containers' sum or its largest init
+/// container, whichever is more, plus the overhead; one pod.
+fn pod_requests(spec: Option<&PodSpec>) -> Amounts {
+    let Some(spec) = spec else {
+        return Amounts::default();
+    };
+    let of = |r: Option<&std::collections::BTreeMap<String, Quantity>>| Amounts {
+        cpu_millis: amount(r.and_then(|r| r.get("cpu")), quantity::Quantity::millis),
+        memory_bytes: amount(r.and_then(|r| r.get("memory")), quantity::Quantity::value),
+        pods: 0,
+    };
+    let requests = |c: &Container| of(c.resources.as_ref().and_then(|r| r.requests.as_ref()));
+    let mut sum = Amounts::default();
+    spec.containers.iter().for_each(|c| sum.add(requests(c)));
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(requests)
+        .fold(Amounts::default(), Amounts::max);
+    let mut total = sum.max(init);
+    total.add(of(spec.overhead.as_ref()));
+    total.pods = 1;
+    total
 }
 
 #[cfg(test)]
@@ -210,6 +319,21 @@ mod tests {
             container: container.into(),
             attempt,
         }
+    }
+
+    #[test]
+    fn pod_requests_take_the_largest_init_container_and_overhead() {
+        let spec: PodSpec = serde_json::from_value(json!({
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}},
+                {"name": "b", "resources": {"requests": {"cpu": "0.5"}}}],
+            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "1", "memory": "1Mi"}}}],
+            "overhead": {"memory": "1Ki"}}))
+        .unwrap();
+        let got = pod_requests(Some(&spec));
+        assert_eq!(got.cpu_millis, 1000);
+        assert_eq!(got.memory_bytes, 64 * 1024 * 1024 + 1024);
+        assert_eq!(got.pods, 1);
     }
 
     #[test]

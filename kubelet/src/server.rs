@@ -460,12 +460,11 @@ async fn inspect_pod(
     }
 }
 
-/// `GET /inspect/node`: the runtime's images and counts.
+/// `GET /inspect/node`: the node's pods and requests, the runtime's images.
 async fn inspect_node(State(s): State<AppState>) -> Response {
-    let ctx = s.ctx.clone();
-    match tokio::task::spawn_blocking(move || crate::inspect::node(&ctx)).await {
+    match crate::inspect::node(&s.ctx).await {
         Ok(v) => axum::Json(v).into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "inspect failed\n".into()),
+        Err(e) => error(e.status(), format!("{e}\n")),
     }
 }
 

@@ -1284,16 +1284,28 @@ async fn inspect_through_the_node_proxy_matches_the_kernel() {
     assert!(ns_of(kernel, "pid").1.is_string());
     assert_eq!(ns_of(kernel, "pid").0, ns_inode(pause, "pid"));
 
-    // the node view: the runtime's images
+    // the node view: its pods' requests against its allocatable, the runtime's images
     let node = get_raw(&c, &format!("/api/v1/nodes/{}/proxy/inspect/node", k.node)).await;
+    let images = node["runtime"]["images"].as_array().unwrap();
     assert!(
-        node["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["name"] == "busybox:latest"),
+        images.iter().any(|i| i["name"] == "busybox:latest"),
         "{node}"
     );
+    let pods = node["pods"].as_array().unwrap();
+    let mut names: Vec<&str> = pods.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["peek", "shared"], "{node}");
+    let peek = pods.iter().find(|p| p["name"] == "peek").unwrap();
+    // only limits given: the requests default to them
+    assert_eq!(peek["cpuMillis"], 500, "{node}");
+    assert_eq!(peek["memoryBytes"], 64 * 1024 * 1024, "{node}");
+    assert_eq!(node["requested"]["pods"], 2);
+    assert_eq!(node["requested"]["cpuMillis"], 500);
+    assert!(
+        node["allocatable"]["cpuMillis"].as_u64().unwrap() >= 1000,
+        "{node}"
+    );
+    assert!(node["allocatable"]["memoryBytes"].as_u64().unwrap() > 0);
 
     // only the kubelet's own pods: not found, elsewhere, unknown node
     c.create_pod(
