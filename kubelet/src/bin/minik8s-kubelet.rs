@@ -186,7 +186,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let node_name = match cli.node_name {
+    let node_name = match cli.node_name.clone() {
         Some(n) => n,
         None => default_node_name(&nix::unistd::gethostname()?.to_string_lossy())?,
     };
@@ -209,27 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
         kubelet_port: cli.listen.map_or(0, |a| a.port() as i32),
         root_dir: cli.root_dir.clone(),
     };
-    let nodes: Api<Node> = Api::all(client.clone());
-    let status = loop {
-        match node::register(&nodes, &node_cfg).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(node = %node_name, error = %e, "registering; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    tokio::spawn(node::lease_loop(
-        client.clone(),
-        node_name.clone(),
-        cli.lease_interval,
-    ));
-    tokio::spawn(node::status_loop(
-        nodes,
-        node_cfg,
-        status,
-        cli.lease_interval,
-    ));
+    register_node(&client, node_cfg, cli.lease_interval).await;
 
     let registry = runtime::registry::PullOptions {
         insecure_registries: cli.insecure_registries.clone(),
@@ -278,34 +258,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     if let Some(addr) = cli.listen {
-        let token = match &cli.auth_token_file {
-            Some(f) => Some(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("reading {}", f.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            None => None,
-        };
-        let cert = match (&cli.tls_cert_file, &cli.tls_private_key_file) {
-            (Some(c), Some(k)) => ServingCert::from_files(c, k)?,
-            _ => {
-                let mut names = vec![node_name.clone(), addr.ip().to_string()];
-                names.extend(cli.node_ip.clone());
-                names.sort();
-                names.dedup();
-                ServingCert::self_signed(&cli.root_dir.join("pki"), &names)?
-            }
-        };
-        let listener =
-            std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
-        tracing::info!(%addr, "kubelet API listening (HTTPS)");
-        let server_ctx = ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = kubelet::server::serve(listener, cert, server_ctx, token).await {
-                tracing::error!(error = %e, "kubelet API");
-            }
-        });
+        serve_api(&cli, addr, ctx.clone())?;
     }
     tracing::info!(node = %node_name, "kubelet started");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -323,6 +276,60 @@ async fn run(cli: Cli) -> Result<()> {
         tracing::warn!(error = %e, "shutting the pod network down");
     }
     std::process::exit(0)
+}
+
+/// Registers the Node (retrying until the apiserver answers), then keeps its Lease and its
+/// status fresh in the background.
+async fn register_node(client: &kube::Client, node_cfg: NodeConfig, lease_interval: Duration) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let status = loop {
+        match node::register(&nodes, &node_cfg).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(node = %node_cfg.name, error = %e, "registering; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tokio::spawn(node::lease_loop(
+        client.clone(),
+        node_cfg.name.clone(),
+        lease_interval,
+    ));
+    tokio::spawn(node::status_loop(nodes, node_cfg, status, lease_interval));
+}
+
+/// Starts the kubelet API on `addr` (HTTPS): the given certificate, else a self-signed one
+/// for the node's names; the bearer token from `--auth-token-file`.
+fn serve_api(cli: &Cli, addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<()> {
+    let token = match &cli.auth_token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let cert = match (&cli.tls_cert_file, &cli.tls_private_key_file) {
+        (Some(c), Some(k)) => ServingCert::from_files(c, k)?,
+        _ => {
+            let mut names = vec![ctx.node_name.clone(), addr.ip().to_string()];
+            names.extend(cli.node_ip.clone());
+            names.sort();
+            names.dedup();
+            ServingCert::self_signed(&cli.root_dir.join("pki"), &names)?
+        }
+    };
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    tracing::info!(%addr, "kubelet API listening (HTTPS)");
+    tokio::spawn(async move {
+        if let Err(e) = kubelet::server::serve(listener, cert, ctx, token).await {
+            tracing::error!(error = %e, "kubelet API");
+        }
+    });
+    Ok(())
 }
 
 /// Without `--pod-cidr`: wait for the Node's spec.podCIDR (set by the controller's node IPAM),
