@@ -392,7 +392,7 @@ pub async fn exec(
     ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
         .on_upgrade(move |socket| async move {
             if let Err(e) = relay(socket, &url, &t.kubelet, tls, token.as_deref()).await {
-                tracing::warn!(namespace = %namespace, pod = %name, "exec: {e}");
+                tracing::warn!(namespace = %namespace, pod = %name, error = %e, "exec relay failed");
             }
         })
 }
