@@ -273,6 +273,142 @@ fn set_winsize(fd: i32, width: u16, height: u16) {
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
 }
 
+type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// An exec'd process and its ends: output readers by stream channel (1 stdout, 2 stderr; one
+/// pty for both with a tty), its stdin, and the pty master (for resizes).
+struct ExecProcess {
+    child: tokio::process::Child,
+    readers: Vec<(u8, Reader)>,
+    stdin: Option<Writer>,
+    master_fd: Option<std::os::fd::RawFd>,
+}
+
+/// Spawns `cmd` on a new pseudo-terminal, as its session leader with the pty as its
+/// controlling terminal (so ^C reaches it as SIGINT).
+fn spawn_with_tty(mut cmd: tokio::process::Command) -> anyhow::Result<ExecProcess> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::process::Stdio;
+    let pty = nix::pty::openpty(None, None)?;
+    let slave: OwnedFd = pty.slave;
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and TIOCSCTTY on fd 0 are async-signal-safe syscalls.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    let master_fd = Some(pty.master.as_raw_fd());
+    let read_half = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
+    let write_half = tokio::fs::File::from_std(std::fs::File::from(pty.master));
+    Ok(ExecProcess {
+        child,
+        readers: vec![(1, Box::new(read_half))],
+        stdin: Some(Box::new(write_half)),
+        master_fd,
+    })
+}
+
+/// Spawns `cmd` with pipes for stdout and stderr, and for stdin if the client sends one.
+fn spawn_with_pipes(mut cmd: tokio::process::Command, stdin: bool) -> anyhow::Result<ExecProcess> {
+    use std::process::Stdio;
+    cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let stdin = child.stdin.take().map(|i| Box::new(i) as Writer);
+    let readers: Vec<(u8, Reader)> = vec![
+        (1, Box::new(child.stdout.take().expect("piped"))),
+        (2, Box::new(child.stderr.take().expect("piped"))),
+    ];
+    Ok(ExecProcess {
+        child,
+        readers,
+        stdin,
+        master_fd: None,
+    })
+}
+
+/// One task per output stream, each sending what it reads as frames of its channel.
+fn pump_output(
+    readers: Vec<(u8, Reader)>,
+    out_tx: &tokio::sync::mpsc::Sender<Message>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    readers
+        .into_iter()
+        .map(|(ch, mut r)| {
+            let tx = out_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.send(frame(ch, &buf[..n])).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The client's frames: channel 0 is stdin, 4 a terminal resize (`{"Width","Height"}`), and
+/// 255 with stream 0 closes stdin (v5).
+async fn handle_input(
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    mut stdin: Option<Writer>,
+    master_fd: Option<std::os::fd::RawFd>,
+) {
+    while let Some(Ok(m)) = stream.next().await {
+        let data: Bytes = match m {
+            Message::Binary(b) => b,
+            Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        match data.first() {
+            Some(0) => {
+                if let Some(w) = stdin.as_mut() {
+                    if w.write_all(&data[1..]).await.is_err() {
+                        stdin = None;
+                    } else {
+                        let _ = w.flush().await;
+                    }
+                }
+            }
+            Some(4) => {
+                if let (Some(fd), Ok(v)) = (
+                    master_fd,
+                    serde_json::from_slice::<serde_json::Value>(&data[1..]),
+                ) {
+                    set_winsize(
+                        fd,
+                        v["Width"].as_u64().unwrap_or(80) as u16,
+                        v["Height"].as_u64().unwrap_or(24) as u16,
+                    );
+                }
+            }
+            Some(255) if data.get(1) == Some(&0) => {
+                if let Some(mut w) = stdin.take() {
+                    let _ = w.shutdown().await;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs `command` in container `id` and relays it over the WebSocket: output frames while it
+/// runs, then its exit status on channel 3 and a normal close.
 async fn run_exec(
     socket: WebSocket,
     ctx: Arc<Context>,
@@ -281,68 +417,16 @@ async fn run_exec(
     stdin: bool,
     tty: bool,
 ) -> anyhow::Result<()> {
-    use std::os::fd::{AsRawFd, OwnedFd};
-    use std::process::Stdio;
     let mut cmd = tokio::process::Command::from(ctx.runtime.exec_command(&id, &command));
     cmd.kill_on_drop(true);
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
-    let mut readers = Vec::new();
-    let mut stdin_writer: Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> = None;
-    let mut master_fd = None;
-    let mut child;
-    if tty {
-        let pty = nix::pty::openpty(None, None)?;
-        let slave: OwnedFd = pty.slave;
-        cmd.stdin(Stdio::from(slave.try_clone()?))
-            .stdout(Stdio::from(slave.try_clone()?))
-            .stderr(Stdio::from(slave));
-        // SAFETY: setsid and TIOCSCTTY on fd 0 are async-signal-safe syscalls.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                libc::ioctl(0, libc::TIOCSCTTY, 0);
-                Ok(())
-            });
-        }
-        child = cmd.spawn()?;
-        master_fd = Some(pty.master.as_raw_fd());
-        let read_half = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
-        stdin_writer = Some(Box::new(tokio::fs::File::from_std(std::fs::File::from(
-            pty.master,
-        ))));
-        readers.push((
-            1u8,
-            Box::new(read_half) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        ));
+    let mut process = if tty {
+        spawn_with_tty(cmd)?
     } else {
-        cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        child = cmd.spawn()?;
-        if let Some(i) = child.stdin.take() {
-            stdin_writer = Some(Box::new(i));
-        }
-        readers.push((1, Box::new(child.stdout.take().expect("piped"))));
-        readers.push((2, Box::new(child.stderr.take().expect("piped"))));
-    }
-    let mut pumps = Vec::new();
-    for (ch, mut r) in readers {
-        let tx = out_tx.clone();
-        pumps.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match r.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.send(frame(ch, &buf[..n])).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        }));
-    }
-    let (mut sink, mut stream) = socket.split();
+        spawn_with_pipes(cmd, stdin)?
+    };
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
+    let pumps = pump_output(std::mem::take(&mut process.readers), &out_tx);
+    let (mut sink, stream) = socket.split();
     let writer = tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
             let close = matches!(m, Message::Close(_));
@@ -351,48 +435,8 @@ async fn run_exec(
             }
         }
     });
-    // incoming frames: stdin, resize, close-stdin
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(m)) = stream.next().await {
-            let data: Bytes = match m {
-                Message::Binary(b) => b,
-                Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            match data.first() {
-                Some(0) => {
-                    if let Some(w) = stdin_writer.as_mut() {
-                        if w.write_all(&data[1..]).await.is_err() {
-                            stdin_writer = None;
-                        } else {
-                            let _ = w.flush().await;
-                        }
-                    }
-                }
-                Some(4) => {
-                    if let (Some(fd), Ok(v)) = (
-                        master_fd,
-                        serde_json::from_slice::<serde_json::Value>(&data[1..]),
-                    ) {
-                        set_winsize(
-                            fd,
-                            v["Width"].as_u64().unwrap_or(80) as u16,
-                            v["Height"].as_u64().unwrap_or(24) as u16,
-                        );
-                    }
-                }
-                Some(255) if data.get(1) == Some(&0) => {
-                    if let Some(mut w) = stdin_writer.take() {
-                        let _ = w.shutdown().await;
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
-    let status = child.wait().await?;
-    let code = status.code().unwrap_or(1);
+    let reader = tokio::spawn(handle_input(stream, process.stdin.take(), process.master_fd));
+    let code = process.child.wait().await?.code().unwrap_or(1);
     for p in pumps {
         if tty {
             // the pty master never reports EOF while we hold it; give the output a moment
