@@ -62,4 +62,6 @@ pub enum Command {
     ClusterInfo,
     /// Print the client and server version information.
     Version(crate::commands::version::VersionArgs),
+    /// Show a pod or a node down to the kernel (namespaces, cgroups, layers), from its kubelet.
+    Inspect(crate::commands::inspect::InspectArgs),
 }

@@ -11,6 +11,7 @@ pub mod cluster_info;
 pub mod create;
 pub mod delete;
 pub mod get;
+pub mod inspect;
 pub mod version;
 
 use std::process::ExitCode;
@@ -68,6 +69,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Get(args) => get::run(&ctx, args).await,
+        Command::Inspect(args) => inspect::run(&ctx, args).await,
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Create(args) => create::run(&ctx, args).await,
         Command::Delete(args) => delete::run(&ctx, args).await,

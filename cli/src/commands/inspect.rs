@@ -1,0 +1,600 @@
+//! `minikctl inspect pod NAME [-c C] [-o json]` and `minikctl inspect node NAME`: what no
+//! other Kubernetes tool shows, a pod down to the kernel of its node.
+//!
+//! A container is an ordinary process: its *namespaces* (one inode each, `net:[4026532…]`;
+//! the pod's containers share net, ipc and uts, pinned by the sandbox, and have their own pid,
+//! mnt and cgroup namespaces) limit what it sees, its *cgroup*'s files (`cpu.max` or
+//! `cpu.cfs_quota_us`, `memory.max` or `memory.limit_in_bytes`, `pids.max`) limit what it
+//! uses, and its root is an *overlay* of the image's read-only layers under a writable upper
+//! dir, where every change lands (a deletion as a whiteout). Only the pod's node can show
+//! these, so the facts come from its kubelet (`/inspect/{ns}/{pod}`), reached through the
+//! apiserver's `nodes/{node}/proxy` subresource like `kubectl get --raw
+//! /api/v1/nodes/N/proxy/stats/summary`; the pod itself (its etcd key and resourceVersion), the
+//! Node, its Lease come from the API. Read next: `kubelet/src/inspect.rs`, which answers.
+
+use anyhow::Context as _;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::Api;
+use serde_json::{json, Value};
+
+use crate::printer::emit;
+use crate::printer::table::{grow, line};
+
+use super::Ctx;
+
+/// `inspect`'s arguments: what to inspect.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    #[command(subcommand)]
+    pub target: InspectTarget,
+}
+
+/// What `inspect` looks at.
+#[derive(clap::Subcommand, Debug)]
+pub enum InspectTarget {
+    /// A pod's containers on their node: processes, namespaces, cgroup, rootfs, volumes, network.
+    #[command(visible_alias = "po")]
+    Pod {
+        name: String,
+        /// Only this container.
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Output format: json (default: a readable text view).
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Format>,
+    },
+    /// A node: its pods' requests against allocatable, Lease age, conditions, taints, images.
+    #[command(visible_alias = "no")]
+    Node {
+        name: String,
+        /// Output format: json (default: a readable text view).
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Format>,
+    },
+}
+
+/// `-o`: the only format besides the text view.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+}
+
+pub async fn run(ctx: &Ctx, args: InspectArgs) -> anyhow::Result<()> {
+    match args.target {
+        InspectTarget::Pod {
+            name,
+            container,
+            output,
+        } => pod(ctx, &name, container.as_deref(), output).await,
+        InspectTarget::Node { name, output } => node(ctx, &name, output).await,
+    }
+}
+
+/// `GET /api/v1/nodes/{node}/proxy{path}` as JSON.
+async fn kubelet_get(ctx: &Ctx, node: &str, path: &str) -> anyhow::Result<Value> {
+    let url = format!("/api/v1/nodes/{node}/proxy{path}");
+    let req = http::Request::get(&url).body(Vec::new())?;
+    let text = ctx
+        .client
+        .request_text(req)
+        .await
+        .with_context(|| format!("asking the kubelet of node {node}"))?;
+    serde_json::from_str(&text).with_context(|| format!("the kubelet's answer to {url}"))
+}
+
+async fn pod(
+    ctx: &Ctx,
+    name: &str,
+    container: Option<&str>,
+    output: Option<Format>,
+) -> anyhow::Result<()> {
+    let ns = ctx.namespace.as_str();
+    let p = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .get(name)
+        .await?;
+    let node = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .with_context(|| format!("pod {name} is not scheduled to a node yet"))?;
+    let mut view = kubelet_get(ctx, &node, &format!("/inspect/{ns}/{name}")).await?;
+    if let Some(c) = container {
+        let list = view["containers"].as_array_mut().expect("a list");
+        list.retain(|x| x["name"] == c);
+        anyhow::ensure!(
+            !list.is_empty(),
+            "container {c} is not valid for pod {name}"
+        );
+    }
+    let api = json!({
+        "etcdKey": format!("/registry/pods/{ns}/{name}"),
+        "resourceVersion": p.metadata.resource_version,
+        "phase": p.status.as_ref().and_then(|s| s.phase.clone()),
+    });
+    match output {
+        Some(Format::Json) => {
+            view["api"] = api;
+            emit(&format!("{}\n", serde_json::to_string_pretty(&view)?))?;
+        }
+        None => emit(&pod_text(&view, &api))?,
+    }
+    Ok(())
+}
+
+/// The text view of a pod inspection.
+fn pod_text(v: &Value, api: &Value) -> String {
+    let mut out = String::new();
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    out.push_str(&field(
+        "Pod",
+        &format!("{}/{}", s(&v["namespace"]), s(&v["name"])),
+    ));
+    out.push_str(&field("UID", &s(&v["uid"])));
+    out.push_str(&field("Node", &s(&v["nodeName"])));
+    out.push_str(&field("Phase", &s(&api["phase"])));
+    out.push_str(&field(
+        "etcd key",
+        &format!(
+            "{} (resourceVersion {})",
+            s(&api["etcdKey"]),
+            s(&api["resourceVersion"])
+        ),
+    ));
+    out.push_str(&network_text(&v["network"]));
+    out.push_str(&sandbox_text(&v["sandbox"]));
+    for c in v["containers"].as_array().into_iter().flatten() {
+        out.push('\n');
+        out.push_str(&container_text(c));
+    }
+    out
+}
+
+/// `Label:` padded, then the value.
+fn field(label: &str, value: &str) -> String {
+    format!("{:<18}{value}\n", format!("{label}:"))
+}
+
+fn network_text(n: &Value) -> String {
+    if n.is_null() {
+        return field("Network", "loopback only (the node has no pod network)");
+    }
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        v => v.to_string(),
+    };
+    let mut out = field(
+        "Pod IP",
+        &format!("{} in {}", s(&n["podIP"]), s(&n["cidr"])),
+    );
+    out.push_str(&field(
+        "Bridge",
+        &format!(
+            "{} (gateway {}, mtu {})",
+            s(&n["bridge"]),
+            s(&n["gateway"]),
+            s(&n["mtu"])
+        ),
+    ));
+    out.push_str(&field(
+        "veth pair",
+        &format!(
+            "{} (ifindex {}, on {}) <-> {} in the pod (ifindex {})",
+            s(&n["hostVeth"]),
+            s(&n["hostVethIndex"]),
+            s(&n["hostVethMaster"]),
+            s(&n["podInterface"]),
+            s(&n["peerIndex"])
+        ),
+    ));
+    out
+}
+
+fn sandbox_text(sb: &Value) -> String {
+    if sb.is_null() {
+        return field("Sandbox", "none");
+    }
+    let ns: Vec<String> = sb["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| format!("{}:[{}]", n[0].as_str().unwrap_or("?"), n[2]))
+        .collect();
+    let mut out = field("Sandbox", &format!("pinned {}", ns.join(" ")));
+    if let Some(p) = sb["pause"].as_object() {
+        out.push_str(&field("  pause", &process(&Value::Object(p.clone()))));
+    }
+    out.push_str(&field(
+        "  pod cgroup",
+        sb["cgroup"]["path"].as_str().unwrap_or("-"),
+    ));
+    out
+}
+
+/// `host pid 5099: sleep 1000`.
+fn process(p: &Value) -> String {
+    let cmd: Vec<&str> = p["cmdline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    format!("host pid {}: {}", p["hostPid"], cmd.join(" "))
+}
+
+fn container_text(c: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    let kind = if c["initContainer"] == true {
+        "Init container"
+    } else {
+        "Container"
+    };
+    let id: String = s(&c["id"]).chars().take(12).collect();
+    let state = s(&c["state"]["status"]);
+    let mut out = format!(
+        "{kind} {} (id {id}, attempt {}, {state})\n",
+        s(&c["name"]),
+        c["attempt"]
+    );
+    out.push_str(&field(
+        "  image",
+        &format!("{} ({})", s(&c["image"]), s(&c["imageDigest"])),
+    ));
+    let k = &c["kernel"];
+    if k.is_null() {
+        out.push_str("  (no container in the runtime yet)\n");
+        return out;
+    }
+    match k["init"].as_object() {
+        Some(_) => out.push_str(&field("  process", &process(&k["init"]))),
+        None => out.push_str(&field("  process", "not running")),
+    }
+    if !k["pidOne"].is_null() {
+        let me = k["pidOne"]["hostPid"] == k["init"]["hostPid"];
+        let who = if me {
+            "itself".to_string()
+        } else {
+            process(&k["pidOne"])
+        };
+        out.push_str(&field("  PID 1 inside", &who));
+    }
+    out.push_str(&namespaces_text(k));
+    out.push_str(&cgroup_text(&k["cgroup"]));
+    out.push_str(&rootfs_text(&k["rootfs"]));
+    out.push_str(&volumes_text(&c["volumes"]));
+    out
+}
+
+fn namespaces_text(k: &Value) -> String {
+    let mut out = String::from("  namespaces:\n");
+    for n in k["namespaces"].as_array().into_iter().flatten() {
+        let kind = n["kind"].as_str().unwrap_or("?");
+        let from = match n["sharedFrom"].as_str() {
+            Some(p) => format!("shared with the pod (sandbox {p})"),
+            None => "own".into(),
+        };
+        out.push_str(&format!(
+            "    {:<8}{:<22}{from}\n",
+            kind,
+            format!("{kind}:[{}]", n["inode"])
+        ));
+    }
+    out
+}
+
+fn cgroup_text(cg: &Value) -> String {
+    let version = cg["version"].as_str().unwrap_or("?");
+    let mut out = field(
+        "  cgroup",
+        &format!("{} ({version})", cg["path"].as_str().unwrap_or("-")),
+    );
+    let usage = &cg["usage"];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for l in cg["limits"].as_array().into_iter().flatten() {
+        let path = l["path"].as_str().unwrap_or("");
+        let file = path.rsplit('/').next().unwrap_or(path);
+        let used = match file.split('.').next() {
+            Some("memory") => format!(
+                "usage {}",
+                bytes(usage["memory_usage_bytes"].as_i64().unwrap_or(0))
+            ),
+            Some("pids") => format!("current {}", usage["pids_current"]),
+            Some("cpu") if matches!(file, "cpu.cfs_quota_us" | "cpu.max") => {
+                format!(
+                    "used {:.3}s of CPU",
+                    usage["cpu_usage_ns"].as_f64().unwrap_or(0.0) / 1e9
+                )
+            }
+            _ => String::new(),
+        };
+        rows.push(vec![
+            format!("    {file}"),
+            l["value"].as_str().unwrap_or("").to_string(),
+            used,
+        ]);
+    }
+    if usage["oom_kills"].as_u64().unwrap_or(0) > 0 {
+        rows.push(vec![
+            "    oom kills".into(),
+            usage["oom_kills"].to_string(),
+            String::new(),
+        ]);
+    }
+    out.push_str(&aligned(&rows));
+    out
+}
+
+fn rootfs_text(r: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    let mut out = field("  rootfs", "overlay (top layer first)");
+    for l in r["layers"].as_array().into_iter().flatten() {
+        out.push_str(&field("    image layer", &s(l)));
+    }
+    out.push_str(&field("    init layer", &s(&r["initLayer"])));
+    out.push_str(&field("    upperdir", &s(&r["upperdir"])));
+    out.push_str(&field("    workdir", &s(&r["workdir"])));
+    let upper = r["upper"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let changed: Vec<String> = upper
+        .iter()
+        .filter(|e| e["kind"] != "directory")
+        .map(|e| match e["kind"].as_str() {
+            Some("file") => format!(
+                "{} (file, {})",
+                s(&e["path"]),
+                bytes(e["size"].as_i64().unwrap_or(0))
+            ),
+            Some("whiteout") => format!("{} (deleted: whiteout)", s(&e["path"])),
+            kind => format!("{} ({})", s(&e["path"]), kind.unwrap_or("?")),
+        })
+        .collect();
+    let more = if r["upperTruncated"] == true {
+        " …"
+    } else {
+        ""
+    };
+    let text = if changed.is_empty() {
+        "nothing".into()
+    } else {
+        changed.join(", ")
+    };
+    out.push_str(&field("    changed", &format!("{text}{more}")));
+    out
+}
+
+fn volumes_text(vols: &Value) -> String {
+    let rows: Vec<Vec<String>> = vols
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let mode = if v["readOnly"] == true { "ro" } else { "rw" };
+            vec![
+                format!("    {}", v["name"].as_str().unwrap_or("?")),
+                v["mountPath"].as_str().unwrap_or("?").to_string(),
+                format!("<- {} ({mode})", v["hostPath"].as_str().unwrap_or("-")),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("  volumes:\n{}", aligned(&rows))
+}
+
+/// Rows with aligned columns.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let mut widths = Vec::new();
+    for r in rows {
+        grow(&mut widths, r);
+    }
+    rows.iter().map(|r| line(r, &widths)).collect()
+}
+
+/// `67108864` → `64Mi`: binary units, one decimal where needed.
+fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["", "Ki", "Mi", "Gi", "Ti"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v}{}", UNITS[unit])
+    } else {
+        format!("{v:.1}{}", UNITS[unit])
+    }
+}
+
+async fn node(ctx: &Ctx, name: &str, output: Option<Format>) -> anyhow::Result<()> {
+    let n = Api::<Node>::all(ctx.client.clone()).get(name).await?;
+    let lease = Api::<Lease>::namespaced(ctx.client.clone(), "kube-node-lease")
+        .get_opt(name)
+        .await?;
+    let kubelet = kubelet_get(ctx, name, "/inspect/node").await?;
+    let renewed = lease.and_then(|l| l.spec?.renew_time).map(|t| t.0);
+    let age = renewed.map(|t| (jiff::Timestamp::now() - t).get_milliseconds() / 1000);
+    let status = n.status.unwrap_or_default();
+    let api = json!({
+        "etcdKey": format!("/registry/minions/{name}"),
+        "resourceVersion": n.metadata.resource_version,
+        "leaseRenewedSecondsAgo": age,
+        "conditions": status.conditions,
+        "taints": n.spec.and_then(|s| s.taints),
+        "allocatable": status.allocatable,
+    });
+    match output {
+        Some(Format::Json) => {
+            let mut v = kubelet;
+            v["api"] = api;
+            emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+        }
+        None => emit(&node_text(name, &api, &kubelet))?,
+    }
+    Ok(())
+}
+
+fn node_text(name: &str, api: &Value, k: &Value) -> String {
+    let mut out = field("Node", name);
+    let lease = match api["leaseRenewedSecondsAgo"].as_i64() {
+        Some(s) => format!("renewed {s}s ago (kube-node-lease/{name})"),
+        None => "none".into(),
+    };
+    out.push_str(&field("Lease", &lease));
+    let conds: Vec<String> = api["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}={} ({})",
+                c["type"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?"),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    out.push_str(&field("Conditions", &conds.join(", ")));
+    let taints: Vec<String> = api["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let value = t["value"]
+                .as_str()
+                .map(|v| format!("={v}"))
+                .unwrap_or_default();
+            format!(
+                "{}{value}:{}",
+                t["key"].as_str().unwrap_or("?"),
+                t["effect"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    out.push_str(&field(
+        "Taints",
+        &if taints.is_empty() {
+            "<none>".into()
+        } else {
+            taints.join(", ")
+        },
+    ));
+    let (a, r) = (&k["allocatable"], &k["requested"]);
+    let pct = |key: &str| {
+        let (used, total) = (r[key].as_i64().unwrap_or(0), a[key].as_i64().unwrap_or(0));
+        if total > 0 {
+            format!(" ({}%)", used * 100 / total)
+        } else {
+            String::new()
+        }
+    };
+    let millis = |v: &Value| format!("{}m", v.as_i64().unwrap_or(0));
+    let mem = |v: &Value| bytes(v.as_i64().unwrap_or(0));
+    out.push_str(&field(
+        "Allocatable",
+        &format!(
+            "cpu {}, memory {}, pods {}",
+            millis(&a["cpuMillis"]),
+            mem(&a["memoryBytes"]),
+            a["pods"]
+        ),
+    ));
+    out.push_str(&field(
+        "Requested",
+        &format!(
+            "cpu {}{}, memory {}{}, pods {}{}",
+            millis(&r["cpuMillis"]),
+            pct("cpuMillis"),
+            mem(&r["memoryBytes"]),
+            pct("memoryBytes"),
+            r["pods"],
+            pct("pods")
+        ),
+    ));
+    let mut rows = vec![[
+        "NAMESPACE",
+        "NAME",
+        "PHASE",
+        "CPU REQUESTS",
+        "MEMORY REQUESTS",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for p in k["pods"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            p["namespace"].as_str().unwrap_or("").to_string(),
+            p["name"].as_str().unwrap_or("").to_string(),
+            p["phase"].as_str().unwrap_or("Pending").to_string(),
+            millis(&p["cpuMillis"]),
+            mem(&p["memoryBytes"]),
+        ]);
+    }
+    out.push_str("\nPods:\n");
+    out.push_str(&aligned(&rows));
+    let rt = &k["runtime"];
+    out.push_str(&format!(
+        "\nImages ({} sandboxes, {} containers in the runtime):\n",
+        rt["sandboxes"], rt["containers"]
+    ));
+    let images: Vec<Vec<String>> = rt["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            vec![
+                format!("  {}", i["name"].as_str().unwrap_or("?")),
+                i["manifest"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&aligned(&images));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_in_binary_units() {
+        assert_eq!(bytes(67108864), "64Mi");
+        assert_eq!(bytes(1536), "1.5Ki");
+        assert_eq!(bytes(12), "12");
+    }
+
+    #[test]
+    fn the_text_view_names_the_kernel_facts() {
+        let v = json!({"namespace": "default", "name": "web", "uid": "u1", "nodeName": "n1",
+            "network": null, "sandbox": null,
+            "containers": [{"name": "c", "initContainer": false, "id": "abcdef0123456789", "attempt": 0,
+                "image": "busybox", "imageDigest": "sha256:1", "state": {"status": "running"},
+                "volumes": [{"name": "data", "mountPath": "/data", "readOnly": false, "hostPath": "/var/x"}],
+                "kernel": {"init": {"hostPid": 42, "cmdline": ["sleep", "1"], "nsPids": [42, 1]},
+                    "pidOne": {"hostPid": 42, "cmdline": ["sleep", "1"], "nsPids": [42, 1]},
+                    "namespaces": [{"kind": "net", "inode": 4026532001u64, "sharedFrom": "/run/sb/net"},
+                                   {"kind": "pid", "inode": 4026532002u64, "sharedFrom": null}],
+                    "cgroup": {"version": "V2", "path": "minik8s/u1/abc", "limits": [
+                        {"path": "/sys/fs/cgroup/minik8s/u1/abc/memory.max", "value": "67108864"}],
+                        "usage": {"memory_usage_bytes": 1048576, "pids_current": 1, "cpu_usage_ns": 0, "oom_kills": 0}},
+                    "rootfs": {"layers": ["sha256:aa"], "initLayer": "/r/init-layer", "upperdir": "/u", "workdir": "/w",
+                        "upper": [{"path": "/etc/group", "kind": "whiteout", "size": 0}], "upperTruncated": false}}}]});
+        let api = json!({"etcdKey": "/registry/pods/default/web", "resourceVersion": "7", "phase": "Running"});
+        let text = pod_text(&v, &api);
+        for want in [
+            "/registry/pods/default/web (resourceVersion 7)",
+            "host pid 42: sleep 1",
+            "PID 1 inside:   itself",
+            "net:[4026532001]",
+            "shared with the pod",
+            "pid:[4026532002]",
+            "memory.max",
+            "usage 1Mi",
+            "/etc/group (deleted: whiteout)",
+            "<- /var/x (rw)",
+            "loopback only",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
+        }
+    }
+}
