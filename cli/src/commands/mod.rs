@@ -18,10 +18,13 @@ use std::process::ExitCode;
 
 use tokio::sync::OnceCell;
 
+use serde_json::Value;
+
 use crate::cli::{Cli, Command};
 use crate::connect;
-use crate::discovery::{Discovery, DiscoveryError};
+use crate::discovery::{Discovery, DiscoveryError, Resource};
 use crate::error;
+use crate::manifest::Manifest;
 
 /// What every command gets: the client, the namespace, and discovery (fetched once, lazily).
 pub struct Ctx {
@@ -47,6 +50,75 @@ impl Ctx {
     pub fn list_namespace(&self) -> Option<&str> {
         (!self.all_namespaces).then_some(self.namespace.as_str())
     }
+}
+
+/// A manifest's object placed on the server: its resource and namespace.
+pub struct Placed<'a> {
+    pub manifest: Manifest,
+    pub resource: &'a Resource,
+    /// `None` for cluster-scoped resources.
+    pub namespace: Option<String>,
+}
+
+impl Placed<'_> {
+    /// The collection's URL (where a create POSTs).
+    pub fn collection(&self) -> String {
+        self.resource.url(self.namespace.as_deref())
+    }
+
+    pub fn name(&self) -> &str {
+        self.manifest.name()
+    }
+
+    /// `pod/web`, as `created`/`configured` lines name it.
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.resource.qualified_kind(), self.name())
+    }
+}
+
+/// Find each manifest's resource in discovery and its namespace (the manifest's, else the
+/// context's; written into the object, as kubectl does). A kind the server does not serve is
+/// reported on stderr, and the result's flag says something was.
+pub async fn place(ctx: &Ctx, manifests: Vec<Manifest>) -> anyhow::Result<(Vec<Placed<'_>>, bool)> {
+    let discovery = ctx.discovery().await?;
+    let mut placed = Vec::new();
+    let mut failed = false;
+    for mut manifest in manifests {
+        let resource = match discovery.for_kind(manifest.api_version(), manifest.kind()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "error: resource mapping not found for name: {:?} namespace: {:?} from {:?}: {e}\nensure CRDs are installed first",
+                    manifest.name(),
+                    manifest.namespace().unwrap_or_default(),
+                    manifest.source,
+                );
+                failed = true;
+                continue;
+            }
+        };
+        let namespace = resource.namespaced.then(|| {
+            let ns = manifest.namespace().unwrap_or(&ctx.namespace).to_string();
+            manifest.object["metadata"]["namespace"] = Value::String(ns.clone());
+            ns
+        });
+        placed.push(Placed {
+            manifest,
+            resource,
+            namespace,
+        });
+    }
+    Ok((placed, failed))
+}
+
+/// Send a request built with `kube::core::Request`; the answer as JSON.
+pub async fn send(ctx: &Ctx, req: http::Request<Vec<u8>>) -> Result<Value, kube::Error> {
+    ctx.client.request::<Value>(req).await
+}
+
+/// Print an error about one object the way `run` would, and go on with the others.
+pub fn report(ctx: &Ctx, err: anyhow::Error) {
+    eprintln!("{}", error::render(&err, Some(&ctx.server)));
 }
 
 /// Errors already printed (one per failed object); the process exits 1 without more output.
