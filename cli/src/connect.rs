@@ -122,10 +122,12 @@ fn server_config(server: &str) -> Result<kube::Config, ConnectError> {
     } else {
         format!("https://{server}")
     };
-    let url = with_scheme.parse().map_err(|e: http::uri::InvalidUri| ConnectError::BadServer {
-        server: server.to_string(),
-        reason: e.to_string(),
-    })?;
+    let url = with_scheme
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ConnectError::BadServer {
+            server: server.to_string(),
+            reason: e.to_string(),
+        })?;
     Ok(kube::Config::new(url))
 }
 

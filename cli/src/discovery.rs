@@ -139,7 +139,12 @@ impl Discovery {
         }
         let (short, group) = name.split_once('.').ok_or_else(unknown)?;
         let (version, group) = match group.split_once('.') {
-            Some((v, g)) if self.resources.iter().any(|r| r.version == v && r.group == g) => {
+            Some((v, g))
+                if self
+                    .resources
+                    .iter()
+                    .any(|r| r.version == v && r.group == g) =>
+            {
                 (Some(v), g)
             }
             _ => (None, group),
@@ -229,10 +234,18 @@ mod tests {
         for name in ["pods", "pod", "po", "Pod", "POD"] {
             assert_eq!(d.resolve(name).unwrap().plural, "pods", "{name}");
         }
-        for name in ["deploy", "deployments.apps", "deploy.apps", "deployment.v1.apps"] {
+        for name in [
+            "deploy",
+            "deployments.apps",
+            "deploy.apps",
+            "deployment.v1.apps",
+        ] {
             assert_eq!(d.resolve(name).unwrap().kind, "Deployment", "{name}");
         }
-        assert_eq!(d.resolve("events.events.k8s.io").unwrap().group, "events.k8s.io");
+        assert_eq!(
+            d.resolve("events.events.k8s.io").unwrap().group,
+            "events.k8s.io"
+        );
         assert_eq!(
             d.resolve("nope").unwrap_err().to_string(),
             "the server doesn't have a resource type \"nope\""
@@ -242,7 +255,10 @@ mod tests {
     #[test]
     fn kinds_resolve_by_api_version() {
         let d = table();
-        assert_eq!(d.for_kind("apps/v1", "Deployment").unwrap().plural, "deployments");
+        assert_eq!(
+            d.for_kind("apps/v1", "Deployment").unwrap().plural,
+            "deployments"
+        );
         assert!(d.for_kind("v1", "Deployment").is_err());
     }
 
@@ -250,9 +266,15 @@ mod tests {
     fn urls_and_names() {
         let d = table();
         let deploy = d.resolve("deploy").unwrap();
-        assert_eq!(deploy.url(Some("ns")), "/apis/apps/v1/namespaces/ns/deployments");
+        assert_eq!(
+            deploy.url(Some("ns")),
+            "/apis/apps/v1/namespaces/ns/deployments"
+        );
         assert_eq!(deploy.url(None), "/apis/apps/v1/deployments");
         assert_eq!(deploy.qualified_kind(), "deployment.apps");
-        assert_eq!(d.resolve("po").unwrap().url(Some("a")), "/api/v1/namespaces/a/pods");
+        assert_eq!(
+            d.resolve("po").unwrap().url(Some("a")),
+            "/api/v1/namespaces/a/pods"
+        );
     }
 }

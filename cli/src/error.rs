@@ -19,7 +19,7 @@ pub fn render(err: &anyhow::Error, server: Option<&http::Uri>) -> String {
         }
     }
     let msg = format!("{err:#}");
-    if msg.starts_with("error") || msg.starts_with("Error") {
+    if msg.starts_with("error: ") {
         msg
     } else {
         format!("error: {msg}")
@@ -123,6 +123,9 @@ mod tests {
     #[test]
     fn other_errors_get_the_error_prefix() {
         let err = anyhow::anyhow!("the path \"x.yaml\" does not exist");
-        assert_eq!(render(&err, None), "error: the path \"x.yaml\" does not exist");
+        assert_eq!(
+            render(&err, None),
+            "error: the path \"x.yaml\" does not exist"
+        );
     }
 }

@@ -145,7 +145,12 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
         match value {
             Value::Null => continue,
             Value::Object(ref m) if m.get("kind") == Some(&Value::from("List")) => {
-                for item in m.get("items").and_then(Value::as_array).into_iter().flatten() {
+                for item in m
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     out.push(checked(source, item.clone())?);
                 }
             }
@@ -211,7 +216,10 @@ mod tests {
         };
         assert_eq!(path, "bad.yaml");
         assert!(*line >= 5, "{err}");
-        assert!(err.to_string().starts_with("error parsing bad.yaml: "), "{err}");
+        assert!(
+            err.to_string().starts_with("error parsing bad.yaml: "),
+            "{err}"
+        );
     }
 
     #[test]
@@ -240,6 +248,9 @@ mod tests {
         };
         assert_eq!(names(false), ["a.yml", "b.yaml"]);
         assert_eq!(names(true), ["a.yml", "b.yaml", "sub/c.json"]);
-        assert!(matches!(files(Path::new("/nonexistent"), false), Err(ManifestError::Missing(_))));
+        assert!(matches!(
+            files(Path::new("/nonexistent"), false),
+            Err(ManifestError::Missing(_))
+        ));
     }
 }

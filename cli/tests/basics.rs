@@ -13,7 +13,10 @@ async fn version_and_cluster_info_reach_the_server() {
     assert!(out.contains("Server Version: v1."), "{out}");
     let out = minikctl(&cluster, &["cluster-info"]).await.ok();
     assert!(
-        out.starts_with(&format!("Kubernetes control plane is running at {}\n", cluster.url())),
+        out.starts_with(&format!(
+            "Kubernetes control plane is running at {}\n",
+            cluster.url()
+        )),
         "{out}"
     );
 }
@@ -30,9 +33,12 @@ async fn api_resources_lists_discovery_with_short_names() {
     let pods = out.lines().find(|l| l.starts_with("pods ")).unwrap();
     let cells: Vec<&str> = pods.split_whitespace().collect();
     assert_eq!(cells, ["pods", "po", "v1", "true", "Pod"]);
-    let names = minikctl(&cluster, &["api-resources", "-o", "name", "--namespaced=false"])
-        .await
-        .ok();
+    let names = minikctl(
+        &cluster,
+        &["api-resources", "-o", "name", "--namespaced=false"],
+    )
+    .await
+    .ok();
     assert!(names.lines().any(|l| l == "nodes"), "{names}");
     assert!(!names.lines().any(|l| l == "pods"), "{names}");
 }
@@ -43,11 +49,23 @@ async fn server_flag_wins_over_kubeconfig_env() {
     let mut cmd = common::minikctl_command();
     let out = cmd
         .env("KUBECONFIG", "/nonexistent/config:/dev/null")
-        .args(["--server", cluster.url(), "get", "ns", "default", "-o", "name"])
+        .args([
+            "--server",
+            cluster.url(),
+            "get",
+            "ns",
+            "default",
+            "-o",
+            "name",
+        ])
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "namespace/default\n");
 }
 
@@ -57,12 +75,19 @@ async fn kubeconfig_env_and_context_are_read() {
     let mut cmd = common::minikctl_command();
     let kubeconfig = cluster.kubeconfig();
     let out = cmd
-        .env("KUBECONFIG", format!("/nonexistent/config:{}", kubeconfig.display()))
+        .env(
+            "KUBECONFIG",
+            format!("/nonexistent/config:{}", kubeconfig.display()),
+        )
         .args(["--context", "e2e", "get", "ns", "default", "-o", "name"])
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "namespace/default\n");
     let run = common::minikctl(&cluster, &["--context", "nope", "get", "pods"]).await;
     let err = run.failed();
@@ -71,7 +96,9 @@ async fn kubeconfig_env_and_context_are_read() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_one_line_and_exit_1() {
-    let err = raw(&["--server", "http://127.0.0.1:1", "get", "pods"], None).await.failed();
+    let err = raw(&["--server", "http://127.0.0.1:1", "get", "pods"], None)
+        .await
+        .failed();
     assert_eq!(
         err,
         "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n"
@@ -82,5 +109,8 @@ async fn an_unreachable_server_is_one_line_and_exit_1() {
 async fn an_unknown_resource_type_is_named() {
     let cluster = Cluster::start().await;
     let err = minikctl(&cluster, &["get", "widgets"]).await.failed();
-    assert_eq!(err, "error: the server doesn't have a resource type \"widgets\"\n");
+    assert_eq!(
+        err,
+        "error: the server doesn't have a resource type \"widgets\"\n"
+    );
 }

@@ -13,9 +13,20 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 async fn cluster_with_pods() -> Cluster {
     let cluster = Cluster::start().await;
     cluster.kubectl_ok(&["create", "namespace", "other"]).await;
-    for (ns, name, app) in [("default", "web", "web"), ("default", "db", "db"), ("other", "cache", "web")] {
+    for (ns, name, app) in [
+        ("default", "web", "web"),
+        ("default", "db", "db"),
+        ("other", "cache", "web"),
+    ] {
         cluster
-            .kubectl_ok(&["-n", ns, "run", name, "--image=busybox", &format!("--labels=app={app}")])
+            .kubectl_ok(&[
+                "-n",
+                ns,
+                "run",
+                name,
+                "--image=busybox",
+                &format!("--labels=app={app}"),
+            ])
             .await;
     }
     cluster
@@ -25,7 +36,11 @@ async fn cluster_with_pods() -> Cluster {
 fn without_age(table: &str) -> Vec<String> {
     table
         .lines()
-        .map(|l| l.rsplit_once(' ').map(|(a, _)| a.to_string()).unwrap_or_default())
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map(|(a, _)| a.to_string())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -42,7 +57,11 @@ async fn tables_match_kubectls_byte_for_byte_but_the_age() {
     ] {
         let ours = minikctl(&cluster, args).await.ok();
         let theirs = cluster.kubectl_ok(args).await;
-        assert_eq!(without_age(&ours), without_age(&theirs), "{args:?}:\n{ours}\n{theirs}");
+        assert_eq!(
+            without_age(&ours),
+            without_age(&theirs),
+            "{args:?}:\n{ours}\n{theirs}"
+        );
     }
     let all = minikctl(&cluster, &["get", "pods", "-A"]).await.ok();
     assert!(all.starts_with("NAMESPACE "), "{all}");
@@ -52,39 +71,83 @@ async fn tables_match_kubectls_byte_for_byte_but_the_age() {
 #[tokio::test]
 async fn several_types_print_one_table_each_with_kind_prefixes() {
     let cluster = cluster_with_pods().await;
-    let out = minikctl(&cluster, &["get", "po,ns", "--no-headers"]).await.ok();
+    let out = minikctl(&cluster, &["get", "po,ns", "--no-headers"])
+        .await
+        .ok();
     let (pods, namespaces) = out.split_once("\n\n").expect("two tables");
     assert!(pods.lines().all(|l| l.starts_with("pod/")), "{out}");
-    assert!(namespaces.lines().any(|l| l.starts_with("namespace/other ")), "{out}");
-    let out = minikctl(&cluster, &["get", "pod/web", "ns/other", "-o", "name"]).await.ok();
+    assert!(
+        namespaces
+            .lines()
+            .any(|l| l.starts_with("namespace/other ")),
+        "{out}"
+    );
+    let out = minikctl(&cluster, &["get", "pod/web", "ns/other", "-o", "name"])
+        .await
+        .ok();
     assert_eq!(out, "pod/web\nnamespace/other\n");
 }
 
 #[tokio::test]
 async fn object_formats_and_selectors() {
     let cluster = cluster_with_pods().await;
-    let one: serde_json::Value =
-        serde_json::from_str(&minikctl(&cluster, &["get", "pod", "web", "-o", "json"]).await.ok()).unwrap();
+    let one: serde_json::Value = serde_json::from_str(
+        &minikctl(&cluster, &["get", "pod", "web", "-o", "json"])
+            .await
+            .ok(),
+    )
+    .unwrap();
     assert_eq!(one["kind"], "Pod");
     assert_eq!(one["metadata"]["name"], "web");
-    let list: serde_yaml::Value =
-        serde_yaml::from_str(&minikctl(&cluster, &["get", "pods", "-o", "yaml"]).await.ok()).unwrap();
+    let list: serde_yaml::Value = serde_yaml::from_str(
+        &minikctl(&cluster, &["get", "pods", "-o", "yaml"])
+            .await
+            .ok(),
+    )
+    .unwrap();
     assert_eq!(list["kind"], "List");
     assert_eq!(list["items"].as_sequence().unwrap().len(), 2);
     assert_eq!(list["items"][0]["apiVersion"], "v1");
-    let names = minikctl(&cluster, &["get", "pods", "-l", "app=web", "-A", "-o", "name"]).await.ok();
+    let names = minikctl(
+        &cluster,
+        &["get", "pods", "-l", "app=web", "-A", "-o", "name"],
+    )
+    .await
+    .ok();
     assert_eq!(names, "pod/web\npod/cache\n");
-    let names = minikctl(&cluster, &["get", "pods", "--field-selector", "metadata.name=db", "-o", "name"])
+    let names = minikctl(
+        &cluster,
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "metadata.name=db",
+            "-o",
+            "name",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(names, "pod/db\n");
+    let template =
+        "jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.app}{\"\\n\"}{end}";
+    let out = minikctl(&cluster, &["get", "pods", "-o", template])
         .await
         .ok();
-    assert_eq!(names, "pod/db\n");
-    let template = "jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.app}{\"\\n\"}{end}";
-    let out = minikctl(&cluster, &["get", "pods", "-o", template]).await.ok();
     let theirs = cluster.kubectl_ok(&["get", "pods", "-o", template]).await;
     assert_eq!(out, theirs);
-    let out = minikctl(&cluster, &["get", "pod", "web", "-o", "jsonpath={.spec.containers[0].image}"])
-        .await
-        .ok();
+    let out = minikctl(
+        &cluster,
+        &[
+            "get",
+            "pod",
+            "web",
+            "-o",
+            "jsonpath={.spec.containers[0].image}",
+        ],
+    )
+    .await
+    .ok();
     assert_eq!(out, "busybox");
 }
 
@@ -98,8 +161,15 @@ async fn nothing_found_and_not_found() {
     assert_eq!(run.stderr, "No resources found\n");
     let run = minikctl(&cluster, &["get", "pods", "web", "nope"]).await;
     assert_eq!(run.code, 1);
-    assert!(run.stdout.starts_with("NAME ") && run.stdout.contains("\nweb "), "{}", run.stdout);
-    assert_eq!(run.stderr, "Error from server (NotFound): pods \"nope\" not found\n");
+    assert!(
+        run.stdout.starts_with("NAME ") && run.stdout.contains("\nweb "),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stderr,
+        "Error from server (NotFound): pods \"nope\" not found\n"
+    );
     let err = minikctl(&cluster, &["get", "pods", "-o", "xml"]).await;
     assert_eq!(err.code, 2, "clap refuses a bad -o: {}", err.stderr);
 }
@@ -109,7 +179,13 @@ async fn watch_prints_a_row_per_change() {
     let cluster = cluster_with_pods().await;
     let kubeconfig = cluster.kubeconfig();
     let mut child = common::minikctl_command()
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "get", "pods", "-w"])
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "get",
+            "pods",
+            "-w",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -125,11 +201,18 @@ async fn watch_prints_a_row_per_change() {
     assert!(next().await.starts_with("NAME "));
     let mut first = vec![next().await, next().await];
     first.sort();
-    assert!(first[0].starts_with("db ") && first[1].starts_with("web "), "{first:?}");
-    cluster.kubectl_ok(&["run", "late", "--image=busybox"]).await;
+    assert!(
+        first[0].starts_with("db ") && first[1].starts_with("web "),
+        "{first:?}"
+    );
+    cluster
+        .kubectl_ok(&["run", "late", "--image=busybox"])
+        .await;
     let row = next().await;
     assert!(row.starts_with("late ") && row.contains("Pending"), "{row}");
-    cluster.kubectl_ok(&["delete", "pod", "late", "--wait=false"]).await;
+    cluster
+        .kubectl_ok(&["delete", "pod", "late", "--wait=false"])
+        .await;
     let row = next().await;
     assert!(row.starts_with("late "), "{row}");
     child.kill().await.unwrap();

@@ -67,9 +67,10 @@ pub fn last_applied_value(object: &Value) -> String {
 pub fn with_last_applied(object: &Value) -> Value {
     let value = last_applied_value(object);
     let mut object = object.clone();
-    let metadata = object
-        .as_object_mut()
-        .map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Map::new())));
+    let metadata = object.as_object_mut().map(|o| {
+        o.entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()))
+    });
     if let Some(Value::Object(metadata)) = metadata {
         let annotations = metadata
             .entry("annotations")
@@ -148,7 +149,10 @@ impl Walk<'_> {
                 }
             }
             (Value::Array(m), Some(Value::Array(c))) if self.strategic => {
-                let o = o.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                let o = o
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
                 match list_strategy(self.kind, path) {
                     ListStrategy::MergeByKey(k) => self.keyed_list(key, k, o, m, c, path, patch),
                     ListStrategy::MergeSet => set_list(key, o, m, c, patch),
@@ -229,7 +233,10 @@ fn set_list(key: &str, o: &[Value], m: &[Value], c: &[Value], patch: &mut Map<St
         patch.insert(key.to_string(), Value::Array(added));
     }
     if !removed.is_empty() {
-        patch.insert(format!("$deleteFromPrimitiveList/{key}"), Value::Array(removed));
+        patch.insert(
+            format!("$deleteFromPrimitiveList/{key}"),
+            Value::Array(removed),
+        );
     }
 }
 
@@ -246,7 +253,10 @@ mod tests {
 
     #[test]
     fn unchanged_when_the_file_matches_the_live_object_plus_defaults() {
-        let file = pod(json!([{"name": "a", "image": "busybox"}]), json!({"app": "web"}));
+        let file = pod(
+            json!([{"name": "a", "image": "busybox"}]),
+            json!({"app": "web"}),
+        );
         let mut live = file.clone();
         live["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
         live["spec"]["nodeName"] = json!("node-1");
@@ -256,8 +266,14 @@ mod tests {
 
     #[test]
     fn removed_fields_become_null_and_changed_ones_are_set() {
-        let original = pod(json!([{"name": "a", "image": "busybox"}]), json!({"app": "web", "tier": "x"}));
-        let modified = pod(json!([{"name": "a", "image": "nginx"}]), json!({"app": "web"}));
+        let original = pod(
+            json!([{"name": "a", "image": "busybox"}]),
+            json!({"app": "web", "tier": "x"}),
+        );
+        let modified = pod(
+            json!([{"name": "a", "image": "nginx"}]),
+            json!({"app": "web"}),
+        );
         let mut live = original.clone();
         live["metadata"]["labels"]["added-by-someone"] = json!("yes");
         let patch = three_way_patch(Some(&original), &modified, &live, true);
@@ -275,8 +291,14 @@ mod tests {
 
     #[test]
     fn keyed_list_items_are_added_and_deleted_by_key() {
-        let original = pod(json!([{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]), json!({}));
-        let modified = pod(json!([{"name": "a", "image": "x"}, {"name": "c", "image": "z"}]), json!({}));
+        let original = pod(
+            json!([{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]),
+            json!({}),
+        );
+        let modified = pod(
+            json!([{"name": "a", "image": "x"}, {"name": "c", "image": "z"}]),
+            json!({}),
+        );
         let patch = three_way_patch(Some(&original), &modified, &original, true);
         assert_eq!(
             patch["spec"]["containers"],
@@ -296,6 +318,9 @@ mod tests {
         );
         let applied = with_last_applied(&json!({"kind": "Pod", "metadata": {"name": "a"}}));
         let recorded = recorded_last_applied(&applied).unwrap();
-        assert_eq!(recorded, json!({"kind": "Pod", "metadata": {"annotations": {}, "name": "a"}}));
+        assert_eq!(
+            recorded,
+            json!({"kind": "Pod", "metadata": {"annotations": {}, "name": "a"}})
+        );
     }
 }

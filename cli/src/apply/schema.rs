@@ -47,7 +47,10 @@ pub fn list_strategy(kind: &str, path: &[String]) -> ListStrategy {
 }
 
 fn is_container_list(field: &str) -> bool {
-    matches!(field, "containers" | "initContainers" | "ephemeralContainers")
+    matches!(
+        field,
+        "containers" | "initContainers" | "ephemeralContainers"
+    )
 }
 
 #[cfg(test)]
@@ -63,10 +66,18 @@ mod tests {
         use ListStrategy::*;
         for (kind, p, want) in [
             ("Pod", "spec.containers", MergeByKey("name")),
-            ("Deployment", "spec.template.spec.initContainers", MergeByKey("name")),
+            (
+                "Deployment",
+                "spec.template.spec.initContainers",
+                MergeByKey("name"),
+            ),
             ("Pod", "spec.containers.ports", MergeByKey("containerPort")),
             ("Pod", "spec.containers.env", MergeByKey("name")),
-            ("Pod", "spec.containers.volumeMounts", MergeByKey("mountPath")),
+            (
+                "Pod",
+                "spec.containers.volumeMounts",
+                MergeByKey("mountPath"),
+            ),
             ("Pod", "spec.containers.command", Atomic),
             ("Pod", "spec.tolerations", Atomic),
             ("Service", "spec.ports", MergeByKey("port")),

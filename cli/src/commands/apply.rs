@@ -112,7 +112,11 @@ async fn client_side(ctx: &Ctx, p: &Placed<'_>) -> anyhow::Result<Outcome> {
     } else {
         Patch::Merge(patch)
     };
-    let req = kube::core::Request::new(p.collection()).patch(p.name(), &PatchParams::default(), &patch)?;
+    let req = kube::core::Request::new(p.collection()).patch(
+        p.name(),
+        &PatchParams::default(),
+        &patch,
+    )?;
     send(ctx, req)
         .await
         .with_context(|| format!("error when patching {:?}", p.manifest.source))?;
@@ -125,8 +129,10 @@ async fn live(ctx: &Ctx, p: &Placed<'_>) -> anyhow::Result<Option<Value>> {
     match send(ctx, req).await {
         Ok(v) => Ok(Some(v)),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(e) => Err(anyhow::Error::from(e)
-            .context(format!("error when retrieving current configuration of {:?}", p.manifest.source))),
+        Err(e) => Err(anyhow::Error::from(e).context(format!(
+            "error when retrieving current configuration of {:?}",
+            p.manifest.source
+        ))),
     }
 }
 

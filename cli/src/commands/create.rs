@@ -39,7 +39,8 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         };
         let result = async {
             let body = serde_json::to_vec(&object)?;
-            let req = kube::core::Request::new(p.collection()).create(&PostParams::default(), body)?;
+            let req =
+                kube::core::Request::new(p.collection()).create(&PostParams::default(), body)?;
             send(ctx, req).await?;
             anyhow::Ok(())
         }

@@ -97,7 +97,11 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     for v in &victims {
         match delete_one(ctx, v, &params, args.ignore_not_found).await {
             Ok(Some(uid)) => {
-                emit(&format!("{} \"{}\" deleted\n", v.resource.qualified_kind(), v.name))?;
+                emit(&format!(
+                    "{} \"{}\" deleted\n",
+                    v.resource.qualified_kind(),
+                    v.name
+                ))?;
                 gone.push((v, uid));
             }
             Ok(None) => {}
@@ -109,7 +113,7 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     }
     if args.wait {
         for (v, uid) in gone {
-            wait_gone(ctx, &v, &uid).await?;
+            wait_gone(ctx, v, &uid).await?;
         }
     }
     if failed {
@@ -170,10 +174,17 @@ async fn victims<'a>(ctx: &'a Ctx, args: &DeleteArgs) -> anyhow::Result<(Vec<Vic
             listed(ctx, target.resource, args.selector.as_deref()).await?
         } else {
             let ns = ctx.namespace.clone();
-            target.names.into_iter().map(|n| (Some(ns.clone()), n)).collect()
+            target
+                .names
+                .into_iter()
+                .map(|n| (Some(ns.clone()), n))
+                .collect()
         };
         if names.is_empty() {
-            eprintln!("{}", get::no_resources_message(ctx, target.resource.namespaced));
+            eprintln!(
+                "{}",
+                get::no_resources_message(ctx, target.resource.namespaced)
+            );
         }
         for (namespace, name) in names {
             victims.push(Victim {
@@ -188,7 +199,11 @@ async fn victims<'a>(ctx: &'a Ctx, args: &DeleteArgs) -> anyhow::Result<(Vec<Vic
 }
 
 /// (namespace, name) of every object of `resource` matching `selector` (`-A`: everywhere).
-async fn listed(ctx: &Ctx, resource: &Resource, selector: Option<&str>) -> anyhow::Result<Vec<(Option<String>, String)>> {
+async fn listed(
+    ctx: &Ctx,
+    resource: &Resource,
+    selector: Option<&str>,
+) -> anyhow::Result<Vec<(Option<String>, String)>> {
     let mut lp = ListParams::default();
     if let Some(s) = selector {
         lp = lp.labels(s);
@@ -200,7 +215,13 @@ async fn listed(ctx: &Ctx, resource: &Resource, selector: Option<&str>) -> anyho
         .iter()
         .map(|i| {
             let ns = i["metadata"]["namespace"].as_str().map(str::to_string);
-            (ns, i["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            (
+                ns,
+                i["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
         })
         .collect())
 }
@@ -243,7 +264,12 @@ async fn wait_gone(ctx: &Ctx, v: &Victim<'_>, deleted_uid: &str) -> anyhow::Resu
         let req = kube::core::Request::new(url.clone()).get(&v.name, &Default::default())?;
         match send(ctx, req).await {
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-            Err(e) => return Err(e).context(format!("waiting for {} {:?} to go", v.resource.plural, v.name)),
+            Err(e) => {
+                return Err(e).context(format!(
+                    "waiting for {} {:?} to go",
+                    v.resource.plural, v.name
+                ))
+            }
             Ok(o) if uid(&o) != deleted_uid => return Ok(()),
             Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }

@@ -135,7 +135,12 @@ pub async fn get_json(ctx: &Ctx, path: &str, as_table: bool) -> Result<Value, ku
 }
 
 /// The collection URL of `target` with its query (selectors, `includeObject` for tables).
-fn list_path(ctx: &Ctx, resource: &Resource, args: &GetArgs, as_table: bool) -> anyhow::Result<String> {
+fn list_path(
+    ctx: &Ctx,
+    resource: &Resource,
+    args: &GetArgs,
+    as_table: bool,
+) -> anyhow::Result<String> {
     let url = resource.url(ctx.list_namespace());
     let req = kube::core::Request::new(url).list(&list_params(args))?;
     let mut path = req.uri().to_string();
@@ -147,7 +152,11 @@ fn list_path(ctx: &Ctx, resource: &Resource, args: &GetArgs, as_table: bool) -> 
 
 fn item_path(ctx: &Ctx, resource: &Resource, name: &str, as_table: bool) -> String {
     let url = resource.url(Some(&ctx.namespace));
-    let suffix = if as_table { "?includeObject=Metadata" } else { "" };
+    let suffix = if as_table {
+        "?includeObject=Metadata"
+    } else {
+        ""
+    };
     format!("{url}/{name}{suffix}")
 }
 
@@ -201,7 +210,13 @@ async fn fetch(
     }
     let mut out = Vec::new();
     for name in &target.names {
-        match get_json(ctx, &item_path(ctx, target.resource, name, as_table), as_table).await {
+        match get_json(
+            ctx,
+            &item_path(ctx, target.resource, name, as_table),
+            as_table,
+        )
+        .await
+        {
             Ok(v) => out.push(v),
             Err(kube::Error::Api(s)) if s.code == 404 => {
                 eprintln!("Error from server (NotFound): {}", s.message);
@@ -234,7 +249,10 @@ async fn print_objects(
         let names: String = items.iter().map(|(k, o)| name_line(k, o) + "\n").collect();
         emit(&names)?;
         if items.is_empty() && !failed {
-            eprintln!("{}", no_resources_message(ctx, targets.iter().any(|t| t.resource.namespaced)));
+            eprintln!(
+                "{}",
+                no_resources_message(ctx, targets.iter().any(|t| t.resource.namespaced))
+            );
         }
         return Ok(failed);
     }
@@ -270,7 +288,12 @@ fn with_type(value: Value, resource: &Resource) -> Vec<Value> {
 }
 
 /// `-w`: the list, then a row per change, until interrupted.
-async fn watch(ctx: &Ctx, args: &GetArgs, target: &Target<'_>, format: &OutputFormat) -> anyhow::Result<()> {
+async fn watch(
+    ctx: &Ctx,
+    args: &GetArgs,
+    target: &Target<'_>,
+    format: &OutputFormat,
+) -> anyhow::Result<()> {
     let opts = TableOptions {
         wide: *format == OutputFormat::Wide,
         namespace_column: ctx.all_namespaces && target.resource.namespaced,
@@ -295,7 +318,10 @@ async fn watch(ctx: &Ctx, args: &GetArgs, target: &Target<'_>, format: &OutputFo
     } else {
         emit(&grid.render(args.no_headers))?;
     }
-    let mut rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    let mut rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
     loop {
         let mut wp = WatchParams::default();
         if let Some(l) = &args.selector {
@@ -315,7 +341,9 @@ async fn watch(ctx: &Ctx, args: &GetArgs, target: &Target<'_>, format: &OutputFo
             let table = match event {
                 WatchEvent::Added(t) | WatchEvent::Modified(t) | WatchEvent::Deleted(t) => t,
                 WatchEvent::Bookmark(_) => continue,
-                WatchEvent::Error(e) if e.code == 410 => anyhow::bail!("watch expired: {}", e.message),
+                WatchEvent::Error(e) if e.code == 410 => {
+                    anyhow::bail!("watch expired: {}", e.message)
+                }
                 WatchEvent::Error(e) => return Err(kube::Error::Api(e).into()),
             };
             if let Some(v) = table["rows"][0]["object"]["metadata"]["resourceVersion"].as_str() {

@@ -122,11 +122,10 @@ fn parse_action(
         let (path, body) = stack.pop().unwrap_or_default();
         push(stack, Node::Range(path, body));
     } else if action.starts_with('"') {
-        let text: String =
-            serde_json::from_str(action).map_err(|_| JsonPathError::BadLiteral {
-                template: template.to_string(),
-                literal: action.to_string(),
-            })?;
+        let text: String = serde_json::from_str(action).map_err(|_| JsonPathError::BadLiteral {
+            template: template.to_string(),
+            literal: action.to_string(),
+        })?;
         push(stack, Node::Text(text));
     } else {
         let path = checked_path(action, template)?;
@@ -204,7 +203,10 @@ mod tests {
             "a\nb\n"
         );
         assert_eq!(
-            render("{.items[*].status.conditions[?(@.type==\"Ready\")].status}", &list),
+            render(
+                "{.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+                &list
+            ),
             "True False"
         );
         assert_eq!(render("name={.items[1].metadata.name}!", &list), "name=b!");

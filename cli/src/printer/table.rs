@@ -125,7 +125,9 @@ fn row_cells(row: &Value, shown: &[(usize, &Value)], opts: &TableOptions) -> Vec
         })
         .collect();
     if opts.namespace_column {
-        let ns = row["object"]["metadata"]["namespace"].as_str().unwrap_or_default();
+        let ns = row["object"]["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default();
         cells.insert(0, ns.to_string());
     }
     cells
@@ -180,6 +182,9 @@ mod tests {
         };
         let grid = Grid::from_table(&table(), &opts);
         assert_eq!(grid.headers, ["NAMESPACE", "NAME", "READY", "IP"]);
-        assert_eq!(grid.rows[1], ["kube-system", "pod/a-much-longer-name", "0/1", "<none>"]);
+        assert_eq!(
+            grid.rows[1],
+            ["kube-system", "pod/a-much-longer-name", "0/1", "<none>"]
+        );
     }
 }

@@ -29,13 +29,21 @@ impl Run {
 
     /// Panics (with both streams) unless the run exited 0; returns stdout.
     pub fn ok(self) -> String {
-        assert_eq!(self.code, 0, "minikctl failed:\n{}\n{}", self.stderr, self.stdout);
+        assert_eq!(
+            self.code, 0,
+            "minikctl failed:\n{}\n{}",
+            self.stderr, self.stdout
+        );
         self.stdout
     }
 
     /// Panics unless the run exited 1; returns stderr.
     pub fn failed(self) -> String {
-        assert_eq!(self.code, 1, "minikctl should have failed:\n{}\n{}", self.stderr, self.stdout);
+        assert_eq!(
+            self.code, 1,
+            "minikctl should have failed:\n{}\n{}",
+            self.stderr, self.stdout
+        );
         self.stderr
     }
 }
