@@ -8,6 +8,15 @@ use crate::printer::table::Grid;
 
 use super::Ctx;
 
+/// `-o` of `api-resources`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The table (the default, with the same columns).
+    Wide,
+    /// Only the qualified plural names.
+    Name,
+}
+
 /// `api-resources [--namespaced=BOOL] [--api-group=G] [-o name] [--no-headers]`.
 #[derive(clap::Args, Debug)]
 pub struct ApiResourcesArgs {
@@ -18,8 +27,8 @@ pub struct ApiResourcesArgs {
     #[arg(long = "api-group")]
     pub api_group: Option<String>,
     /// `name`: print `pods`, `deployments.apps`, one per line.
-    #[arg(short = 'o', long = "output", value_parser = ["name", "wide"])]
-    pub output: Option<String>,
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Output>,
     /// Do not print the header line.
     #[arg(long = "no-headers")]
     pub no_headers: bool,
@@ -34,7 +43,7 @@ pub async fn run(ctx: &Ctx, args: ApiResourcesArgs) -> anyhow::Result<()> {
         .filter(|r| args.api_group.as_ref().is_none_or(|g| &r.group == g))
         .collect();
     resources.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
-    if args.output.as_deref() == Some("name") {
+    if args.output == Some(Output::Name) {
         let names: String = resources
             .iter()
             .map(|r| format!("{}\n", r.qualified_plural()))

@@ -82,7 +82,7 @@ pub struct DeleteArgs {
 }
 
 /// One object to delete.
-struct Victim<'a> {
+struct ToDelete<'a> {
     resource: &'a Resource,
     namespace: Option<String>,
     name: String,
@@ -91,10 +91,10 @@ struct Victim<'a> {
 }
 
 pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
-    let (victims, mut failed) = victims(ctx, &args).await?;
+    let (objects, mut failed) = to_delete(ctx, &args).await?;
     let params = params(&args);
     let mut gone = Vec::new();
-    for v in &victims {
+    for v in &objects {
         match delete_one(ctx, v, &params, args.ignore_not_found).await {
             Ok(Some(uid)) => {
                 emit(&format!(
@@ -145,27 +145,30 @@ fn grace_period(args: &DeleteArgs) -> Option<u32> {
 }
 
 /// What the arguments name; "not found" in a file is reported and flags a failure.
-async fn victims<'a>(ctx: &'a Ctx, args: &DeleteArgs) -> anyhow::Result<(Vec<Victim<'a>>, bool)> {
+async fn to_delete<'a>(
+    ctx: &'a Ctx,
+    args: &DeleteArgs,
+) -> anyhow::Result<(Vec<ToDelete<'a>>, bool)> {
     if !args.filenames.is_empty() {
         let manifests = manifest::read_all(&args.filenames, args.recursive, "delete")?;
         let (placed, failed) = place(ctx, manifests).await?;
-        let victims = placed
+        let objects = placed
             .into_iter()
-            .map(|p| Victim {
+            .map(|p| ToDelete {
                 name: p.name().to_string(),
                 resource: p.resource,
                 namespace: p.namespace,
                 source: Some(p.manifest.source),
             })
             .collect();
-        return Ok((victims, failed));
+        return Ok((objects, failed));
     }
     if args.args.is_empty() {
         anyhow::bail!("You must provide one or more resources by argument or filename.");
     }
     let discovery = ctx.discovery().await?;
     let targets = get::targets(discovery, &args.args)?;
-    let mut victims = Vec::new();
+    let mut objects = Vec::new();
     for target in targets {
         let names = if target.names.is_empty() {
             if args.selector.is_none() && !args.all {
@@ -187,7 +190,7 @@ async fn victims<'a>(ctx: &'a Ctx, args: &DeleteArgs) -> anyhow::Result<(Vec<Vic
             );
         }
         for (namespace, name) in names {
-            victims.push(Victim {
+            objects.push(ToDelete {
                 resource: target.resource,
                 namespace: namespace.filter(|_| target.resource.namespaced),
                 name,
@@ -195,7 +198,7 @@ async fn victims<'a>(ctx: &'a Ctx, args: &DeleteArgs) -> anyhow::Result<(Vec<Vic
             });
         }
     }
-    Ok((victims, false))
+    Ok((objects, false))
 }
 
 /// (namespace, name) of every object of `resource` matching `selector` (`-A`: everywhere).
@@ -230,7 +233,7 @@ async fn listed(
 /// or `None` when it was not there and `--ignore-not-found` says that is fine.
 async fn delete_one(
     ctx: &Ctx,
-    v: &Victim<'_>,
+    v: &ToDelete<'_>,
     params: &DeleteParams,
     ignore_not_found: bool,
 ) -> anyhow::Result<Option<String>> {
@@ -258,7 +261,7 @@ fn uid(object: &Value) -> String {
 }
 
 /// Poll until the object is gone (404) or replaced by another of the same name.
-async fn wait_gone(ctx: &Ctx, v: &Victim<'_>, deleted_uid: &str) -> anyhow::Result<()> {
+async fn wait_gone(ctx: &Ctx, v: &ToDelete<'_>, deleted_uid: &str) -> anyhow::Result<()> {
     let url = v.resource.url(v.namespace.as_deref());
     loop {
         let req = kube::core::Request::new(url.clone()).get(&v.name, &Default::default())?;

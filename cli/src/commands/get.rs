@@ -84,6 +84,9 @@ pub fn targets<'a>(discovery: &'a Discovery, args: &[String]) -> anyhow::Result<
 pub async fn run(ctx: &Ctx, args: GetArgs) -> anyhow::Result<()> {
     let discovery = ctx.discovery().await?;
     let targets = targets(discovery, &args.args)?;
+    if ctx.all_namespaces && targets.iter().any(|t| !t.names.is_empty()) {
+        anyhow::bail!("a resource cannot be retrieved by name across all namespaces");
+    }
     let format = args.output.clone().unwrap_or(OutputFormat::Table);
     if args.watch {
         let [target] = targets.as_slice() else {
@@ -287,7 +290,8 @@ fn with_type(value: Value, resource: &Resource) -> Vec<Value> {
     items
 }
 
-/// `-w`: the list, then a row per change, until interrupted.
+/// `-w`: the list, then a row per change, until interrupted. A watch the server ends (its
+/// timeout) is opened again from the last resourceVersion seen, so no change is lost.
 async fn watch(
     ctx: &Ctx,
     args: &GetArgs,
@@ -299,12 +303,8 @@ async fn watch(
         namespace_column: ctx.all_namespaces && target.resource.namespaced,
         name_prefix: None,
     };
-    let mut fields = args.field_selector.clone();
-    if let [name] = target.names.as_slice() {
-        fields = Some(format!("metadata.name={name}"));
-    }
     let args = GetArgs {
-        field_selector: fields,
+        field_selector: watch_fields(args, target),
         args: Vec::new(),
         output: None,
         selector: args.selector.clone(),
@@ -323,27 +323,12 @@ async fn watch(
         .unwrap_or("0")
         .to_string();
     loop {
-        let mut wp = WatchParams::default();
-        if let Some(l) = &args.selector {
-            wp = wp.labels(l);
-        }
-        if let Some(f) = &args.field_selector {
-            wp = wp.fields(f);
-        }
-        let url = target.resource.url(ctx.list_namespace());
-        let mut req = kube::core::Request::new(url).watch(&wp, &rv)?;
-        let uri = format!("{}&includeObject=Metadata", req.uri());
-        *req.uri_mut() = uri.parse()?;
-        let accept = http::HeaderValue::from_static(TABLE_ACCEPT);
-        req.headers_mut().insert(http::header::ACCEPT, accept);
+        let req = watch_request(ctx, &args, target.resource, &rv)?;
         let mut events = ctx.client.request_events::<Value>(req).await?.boxed();
         while let Some(event) = events.try_next().await? {
             let table = match event {
                 WatchEvent::Added(t) | WatchEvent::Modified(t) | WatchEvent::Deleted(t) => t,
                 WatchEvent::Bookmark(_) => continue,
-                WatchEvent::Error(e) if e.code == 410 => {
-                    anyhow::bail!("watch expired: {}", e.message)
-                }
                 WatchEvent::Error(e) => return Err(kube::Error::Api(e).into()),
             };
             if let Some(v) = table["rows"][0]["object"]["metadata"]["resourceVersion"].as_str() {
@@ -355,4 +340,35 @@ async fn watch(
             }
         }
     }
+}
+
+/// Watching one name is watching the collection with `metadata.name=NAME`.
+fn watch_fields(args: &GetArgs, target: &Target<'_>) -> Option<String> {
+    match target.names.as_slice() {
+        [name] => Some(format!("metadata.name={name}")),
+        _ => args.field_selector.clone(),
+    }
+}
+
+/// The watch of `resource` from `rv`, its events carrying table rows.
+fn watch_request(
+    ctx: &Ctx,
+    args: &GetArgs,
+    resource: &Resource,
+    rv: &str,
+) -> anyhow::Result<http::Request<Vec<u8>>> {
+    let mut wp = WatchParams::default();
+    if let Some(l) = &args.selector {
+        wp = wp.labels(l);
+    }
+    if let Some(f) = &args.field_selector {
+        wp = wp.fields(f);
+    }
+    let url = resource.url(ctx.list_namespace());
+    let mut req = kube::core::Request::new(url).watch(&wp, rv)?;
+    let uri = format!("{}&includeObject=Metadata", req.uri());
+    *req.uri_mut() = uri.parse()?;
+    let accept = http::HeaderValue::from_static(TABLE_ACCEPT);
+    req.headers_mut().insert(http::header::ACCEPT, accept);
+    Ok(req)
 }
