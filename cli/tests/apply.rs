@@ -249,7 +249,7 @@ async fn server_side_apply_lets_the_server_merge() {
     assert_eq!(live["metadata"]["annotations"]["kept"], "yes");
     let err = minikctl(&cluster, &["apply", "--force-conflicts", "-f", &file]).await;
     assert_eq!(
-        err.code, 2,
+        err.code, 1,
         "--force-conflicts needs --server-side: {}",
         err.stderr
     );

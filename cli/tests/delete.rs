@@ -153,7 +153,7 @@ async fn cascade_reaches_the_server_as_a_propagation_policy() {
     }
     let err = minikctl(&cluster, &["delete", "deploy", "x", "--cascade=sideways"]).await;
     assert_eq!(
-        err.code, 2,
+        err.code, 1,
         "clap refuses an unknown cascade: {}",
         err.stderr
     );
