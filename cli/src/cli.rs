@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{apply, create, delete, get};
+use crate::commands::{
+    apply, completion, create, delete, describe, events, exec, get, logs, node_maintenance,
+    rollout, scale,
+};
 
 /// minikctl controls a minik8s (or any Kubernetes) cluster, the way kubectl does.
 #[derive(Parser, Debug)]
@@ -64,4 +67,24 @@ pub enum Command {
     Version(crate::commands::version::VersionArgs),
     /// Show a pod or a node down to the kernel (namespaces, cgroups, layers), from its kubelet.
     Inspect(crate::commands::inspect::InspectArgs),
+    /// Show details of a specific resource or group of resources, with its Events.
+    Describe(describe::DescribeArgs),
+    /// Print the logs for a container in a pod.
+    Logs(logs::LogsArgs),
+    /// Execute a command in a container.
+    Exec(exec::ExecArgs),
+    /// List events.
+    Events(events::EventsArgs),
+    /// Set a new size for a Deployment or ReplicaSet.
+    Scale(scale::ScaleArgs),
+    /// Manage the rollout of a Deployment.
+    Rollout(rollout::RolloutArgs),
+    /// Mark a node as unschedulable.
+    Cordon(node_maintenance::NodeArgs),
+    /// Mark a node as schedulable.
+    Uncordon(node_maintenance::NodeArgs),
+    /// Drain a node in preparation for maintenance.
+    Drain(node_maintenance::NodeArgs),
+    /// Output shell completion code for bash, zsh or fish.
+    Completion(completion::CompletionArgs),
 }

@@ -8,10 +8,18 @@
 pub mod api_resources;
 pub mod apply;
 pub mod cluster_info;
+pub mod completion;
 pub mod create;
 pub mod delete;
+pub mod describe;
+pub mod events;
+pub mod exec;
 pub mod get;
 pub mod inspect;
+pub mod logs;
+pub mod node_maintenance;
+pub mod rollout;
+pub mod scale;
 pub mod version;
 
 use std::process::ExitCode;
@@ -128,6 +136,12 @@ pub struct Reported;
 
 /// Run the command line; the exit code is 0 on success, 1 after printing an error.
 pub async fn run(cli: Cli) -> ExitCode {
+    if let Command::Completion(args) = cli.command {
+        return match completion::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err, None),
+        };
+    }
     let conn = match connect::connect(&cli.global).await {
         Ok(conn) => conn,
         Err(err) => return fail(&err.into(), None),
@@ -148,6 +162,16 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::ApiResources(args) => api_resources::run(&ctx, args).await,
         Command::ClusterInfo => cluster_info::run(&ctx).await,
         Command::Version(args) => version::run(&ctx, args).await,
+        Command::Describe(args) => describe::run(&ctx, args).await,
+        Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Exec(args) => exec::run(&ctx, args).await,
+        Command::Events(args) => events::run(&ctx, args).await,
+        Command::Scale(args) => scale::run(&ctx, args).await,
+        Command::Rollout(args) => rollout::run(&ctx, args).await,
+        Command::Cordon(args) => node_maintenance::cordon(&ctx, args).await,
+        Command::Uncordon(args) => node_maintenance::uncordon(&ctx, args).await,
+        Command::Drain(args) => node_maintenance::drain(&ctx, args).await,
+        Command::Completion(_) => unreachable!("handled before connecting"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
