@@ -18,6 +18,9 @@ pub use testkit::{assert_nothing_left, rand_hex, wait_for, Cluster, Kubelet};
 /// The kubelet binary built from `kubelet/src/bin/minik8s-kubelet.rs` by this package.
 pub const KUBELET: &str = env!("CARGO_BIN_EXE_e2e-kubelet");
 
+/// `minikctl`, built from `cli/src/main.rs` by this package.
+pub const MINIKCTL: &str = env!("CARGO_BIN_EXE_e2e-minikctl");
+
 /// The tests need root (namespaces, cgroups, mounts): say so and skip otherwise.
 pub fn skip_unless_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
