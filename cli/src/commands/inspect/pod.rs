@@ -1,89 +1,24 @@
-//! `minikctl inspect pod NAME [-c C] [-o json]` and `minikctl inspect node NAME`: what no
-//! other Kubernetes tool shows, a pod down to the kernel of its node.
+//! `minikctl inspect pod NAME`: one pod's containers as the kernel of its node holds them.
 //!
-//! A container is an ordinary process: its *namespaces* (one inode each, `net:[4026532…]`;
-//! the pod's containers share net, ipc and uts, pinned by the sandbox, and have their own pid,
-//! mnt and cgroup namespaces) limit what it sees, its *cgroup*'s files (`cpu.max` or
-//! `cpu.cfs_quota_us`, `memory.max` or `memory.limit_in_bytes`, `pids.max`) limit what it
-//! uses, and its root is an *overlay* of the image's read-only layers under a writable upper
-//! dir, where every change lands (a deletion as a whiteout). Only the pod's node can show
-//! these, so the facts come from its kubelet (`/inspect/{ns}/{pod}`), reached through the
-//! apiserver's `nodes/{node}/proxy` subresource like `kubectl get --raw
-//! /api/v1/nodes/N/proxy/stats/summary`; the pod itself (its etcd key and resourceVersion), the
-//! Node, its Lease come from the API. Read next: `kubelet/src/inspect.rs`, which answers.
+//! The kubelet answers `/inspect/{ns}/{pod}` for its own pods (reached through
+//! `nodes/{node}/proxy`); the API adds what only it knows, the etcd key the pod lives under
+//! and its `resourceVersion` (the etcd revision of its last write). The text view reads top
+//! down as the pod is built: the sandbox that pins net, ipc and uts and holds the pod's
+//! address, then per container its process, namespaces (shared or its own), cgroup limits
+//! next to usage, overlay layers and what the container changed, and its volumes.
+//! Read next: `node.rs`; the facts come from `kubelet/src/inspect.rs`.
 
 use anyhow::Context as _;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{json, Value};
 
 use crate::printer::emit;
-use crate::printer::table::{grow, line};
 
-use super::Ctx;
+use super::{aligned, bytes, field, kubelet_get, Ctx, Format};
 
-/// `inspect`'s arguments: what to inspect.
-#[derive(clap::Args, Debug)]
-pub struct InspectArgs {
-    #[command(subcommand)]
-    pub target: InspectTarget,
-}
-
-/// What `inspect` looks at.
-#[derive(clap::Subcommand, Debug)]
-pub enum InspectTarget {
-    /// A pod's containers on their node: processes, namespaces, cgroup, rootfs, volumes, network.
-    #[command(visible_alias = "po")]
-    Pod {
-        name: String,
-        /// Only this container.
-        #[arg(short = 'c', long)]
-        container: Option<String>,
-        /// Output format: json (default: a readable text view).
-        #[arg(short = 'o', long = "output", value_enum)]
-        output: Option<Format>,
-    },
-    /// A node: its pods' requests against allocatable, Lease age, conditions, taints, images.
-    #[command(visible_alias = "no")]
-    Node {
-        name: String,
-        /// Output format: json (default: a readable text view).
-        #[arg(short = 'o', long = "output", value_enum)]
-        output: Option<Format>,
-    },
-}
-
-/// `-o`: the only format besides the text view.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Json,
-}
-
-pub async fn run(ctx: &Ctx, args: InspectArgs) -> anyhow::Result<()> {
-    match args.target {
-        InspectTarget::Pod {
-            name,
-            container,
-            output,
-        } => pod(ctx, &name, container.as_deref(), output).await,
-        InspectTarget::Node { name, output } => node(ctx, &name, output).await,
-    }
-}
-
-/// `GET /api/v1/nodes/{node}/proxy{path}` as JSON.
-async fn kubelet_get(ctx: &Ctx, node: &str, path: &str) -> anyhow::Result<Value> {
-    let url = format!("/api/v1/nodes/{node}/proxy{path}");
-    let req = http::Request::get(&url).body(Vec::new())?;
-    let text = ctx
-        .client
-        .request_text(req)
-        .await
-        .with_context(|| format!("asking the kubelet of node {node}"))?;
-    serde_json::from_str(&text).with_context(|| format!("the kubelet's answer to {url}"))
-}
-
-async fn pod(
+/// Fetch the pod (for its node, etcd key and resourceVersion) and its kubelet's view; print.
+pub(super) async fn run(
     ctx: &Ctx,
     name: &str,
     container: Option<&str>,
@@ -100,12 +35,7 @@ async fn pod(
         .with_context(|| format!("pod {name} is not scheduled to a node yet"))?;
     let mut view = kubelet_get(ctx, &node, &format!("/inspect/{ns}/{name}")).await?;
     if let Some(c) = container {
-        let list = view["containers"].as_array_mut().expect("a list");
-        list.retain(|x| x["name"] == c);
-        anyhow::ensure!(
-            !list.is_empty(),
-            "container {c} is not valid for pod {name}"
-        );
+        only_container(&mut view, name, c)?;
     }
     let api = json!({
         "etcdKey": format!("/registry/pods/{ns}/{name}"),
@@ -119,6 +49,16 @@ async fn pod(
         }
         None => emit(&pod_text(&view, &api))?,
     }
+    Ok(())
+}
+
+/// `-c C`: keep only container `c` in the view; an error (kubectl's wording) if it has none.
+fn only_container(view: &mut Value, pod: &str, c: &str) -> anyhow::Result<()> {
+    let list = view["containers"]
+        .as_array_mut()
+        .with_context(|| format!("the kubelet's view of pod {pod} lists no containers"))?;
+    list.retain(|x| x["name"] == c);
+    anyhow::ensure!(!list.is_empty(), "container {c} is not valid for pod {pod}");
     Ok(())
 }
 
@@ -148,11 +88,6 @@ fn pod_text(v: &Value, api: &Value) -> String {
         out.push_str(&container_text(c));
     }
     out
-}
-
-/// `Label:` padded, then the value.
-fn field(label: &str, value: &str) -> String {
-    format!("{:<18}{value}\n", format!("{label}:"))
 }
 
 fn network_text(n: &Value) -> String {
@@ -382,185 +317,18 @@ fn volumes_text(vols: &Value) -> String {
     format!("  volumes:\n{}", aligned(&rows))
 }
 
-/// Rows with aligned columns.
-fn aligned(rows: &[Vec<String>]) -> String {
-    let mut widths = Vec::new();
-    for r in rows {
-        grow(&mut widths, r);
-    }
-    rows.iter().map(|r| line(r, &widths)).collect()
-}
-
-/// `67108864` → `64Mi`: binary units, one decimal where needed.
-fn bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["", "Ki", "Mi", "Gi", "Ti"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v.abs() >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v.fract() == 0.0 {
-        format!("{v}{}", UNITS[unit])
-    } else {
-        format!("{v:.1}{}", UNITS[unit])
-    }
-}
-
-async fn node(ctx: &Ctx, name: &str, output: Option<Format>) -> anyhow::Result<()> {
-    let n = Api::<Node>::all(ctx.client.clone()).get(name).await?;
-    let lease = Api::<Lease>::namespaced(ctx.client.clone(), "kube-node-lease")
-        .get_opt(name)
-        .await?;
-    let kubelet = kubelet_get(ctx, name, "/inspect/node").await?;
-    let renewed = lease.and_then(|l| l.spec?.renew_time).map(|t| t.0);
-    let age = renewed.map(|t| (jiff::Timestamp::now() - t).get_milliseconds() / 1000);
-    let status = n.status.unwrap_or_default();
-    let api = json!({
-        "etcdKey": format!("/registry/minions/{name}"),
-        "resourceVersion": n.metadata.resource_version,
-        "leaseRenewedSecondsAgo": age,
-        "conditions": status.conditions,
-        "taints": n.spec.and_then(|s| s.taints),
-        "allocatable": status.allocatable,
-    });
-    match output {
-        Some(Format::Json) => {
-            let mut v = kubelet;
-            v["api"] = api;
-            emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
-        }
-        None => emit(&node_text(name, &api, &kubelet))?,
-    }
-    Ok(())
-}
-
-fn node_text(name: &str, api: &Value, k: &Value) -> String {
-    let mut out = field("Node", name);
-    let lease = match api["leaseRenewedSecondsAgo"].as_i64() {
-        Some(s) => format!("renewed {s}s ago (kube-node-lease/{name})"),
-        None => "none".into(),
-    };
-    out.push_str(&field("Lease", &lease));
-    let conds: Vec<String> = api["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            format!(
-                "{}={} ({})",
-                c["type"].as_str().unwrap_or("?"),
-                c["status"].as_str().unwrap_or("?"),
-                c["reason"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    out.push_str(&field("Conditions", &conds.join(", ")));
-    let taints: Vec<String> = api["taints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            let value = t["value"]
-                .as_str()
-                .map(|v| format!("={v}"))
-                .unwrap_or_default();
-            format!(
-                "{}{value}:{}",
-                t["key"].as_str().unwrap_or("?"),
-                t["effect"].as_str().unwrap_or("?")
-            )
-        })
-        .collect();
-    out.push_str(&field(
-        "Taints",
-        &if taints.is_empty() {
-            "<none>".into()
-        } else {
-            taints.join(", ")
-        },
-    ));
-    let (a, r) = (&k["allocatable"], &k["requested"]);
-    let pct = |key: &str| {
-        let (used, total) = (r[key].as_i64().unwrap_or(0), a[key].as_i64().unwrap_or(0));
-        if total > 0 {
-            format!(" ({}%)", used * 100 / total)
-        } else {
-            String::new()
-        }
-    };
-    let millis = |v: &Value| format!("{}m", v.as_i64().unwrap_or(0));
-    let mem = |v: &Value| bytes(v.as_i64().unwrap_or(0));
-    out.push_str(&field(
-        "Allocatable",
-        &format!(
-            "cpu {}, memory {}, pods {}",
-            millis(&a["cpuMillis"]),
-            mem(&a["memoryBytes"]),
-            a["pods"]
-        ),
-    ));
-    out.push_str(&field(
-        "Requested",
-        &format!(
-            "cpu {}{}, memory {}{}, pods {}{}",
-            millis(&r["cpuMillis"]),
-            pct("cpuMillis"),
-            mem(&r["memoryBytes"]),
-            pct("memoryBytes"),
-            r["pods"],
-            pct("pods")
-        ),
-    ));
-    let mut rows = vec![[
-        "NAMESPACE",
-        "NAME",
-        "PHASE",
-        "CPU REQUESTS",
-        "MEMORY REQUESTS",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for p in k["pods"].as_array().into_iter().flatten() {
-        rows.push(vec![
-            p["namespace"].as_str().unwrap_or("").to_string(),
-            p["name"].as_str().unwrap_or("").to_string(),
-            p["phase"].as_str().unwrap_or("Pending").to_string(),
-            millis(&p["cpuMillis"]),
-            mem(&p["memoryBytes"]),
-        ]);
-    }
-    out.push_str("\nPods:\n");
-    out.push_str(&aligned(&rows));
-    let rt = &k["runtime"];
-    out.push_str(&format!(
-        "\nImages ({} sandboxes, {} containers in the runtime):\n",
-        rt["sandboxes"], rt["containers"]
-    ));
-    let images: Vec<Vec<String>> = rt["images"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| {
-            vec![
-                format!("  {}", i["name"].as_str().unwrap_or("?")),
-                i["manifest"].as_str().unwrap_or("").to_string(),
-            ]
-        })
-        .collect();
-    out.push_str(&aligned(&images));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn bytes_read_in_binary_units() {
-        assert_eq!(bytes(67108864), "64Mi");
-        assert_eq!(bytes(1536), "1.5Ki");
-        assert_eq!(bytes(12), "12");
+    fn only_container_keeps_one_or_refuses() {
+        let mut v = json!({"containers": [{"name": "a"}, {"name": "b"}]});
+        only_container(&mut v, "web", "b").unwrap();
+        assert_eq!(v["containers"], json!([{"name": "b"}]));
+        let err = only_container(&mut v, "web", "zz").unwrap_err();
+        assert_eq!(err.to_string(), "container zz is not valid for pod web");
+        assert!(only_container(&mut json!({}), "web", "a").is_err());
     }
 
     #[test]
