@@ -164,7 +164,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Version(args) => version::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
-        Command::Exec(args) => exec::run(&ctx, args).await,
+        Command::Exec(args) => match exec::run(&ctx, args).await {
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Scale(args) => scale::run(&ctx, args).await,
         Command::Rollout(args) => rollout::run(&ctx, args).await,
