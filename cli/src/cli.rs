@@ -84,7 +84,7 @@ pub enum Command {
     /// Mark a node as schedulable.
     Uncordon(node_maintenance::NodeArgs),
     /// Drain a node in preparation for maintenance.
-    Drain(node_maintenance::NodeArgs),
+    Drain(node_maintenance::DrainArgs),
     /// Output shell completion code for bash, zsh or fish.
     Completion(completion::CompletionArgs),
 }
