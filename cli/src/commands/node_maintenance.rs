@@ -298,7 +298,7 @@ async fn drain_node(
             Err(e) => return Ok(Err(vec![e])),
         }
     }
-    Ok(wait_gone(ctx, node, &evicted, deadline).await?)
+    wait_gone(ctx, node, &evicted, deadline).await
 }
 
 /// POST the pod's eviction; `Ok(false)` if it is already gone. A disruption budget's 429 is
