@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Brings up a local one-node minik8s on loopback (etcd, apiserver, controller manager,
-# scheduler, kubelet), applies a sample Deployment and Pod with kubectl, waits for them to run,
-# and shows them, their logs and an exec into one of them. Run it as root, or with sudo (the
-# build then runs as you). Installs what is missing.
+# scheduler, kubelet), applies a sample Deployment and Pod with minikctl (built here beside
+# the components), waits for them to run, shows them, their logs and an exec into one of them,
+# and ends with `minikctl inspect pod`: the pod down to the kernel of its node. Run it as
+# root, or with sudo (the build then runs as you). Installs what is missing.
 #
 #   hack/quickstart.sh                  build, start, run the sample workload
 #   hack/quickstart.sh down             stop everything and remove the cluster's data
 #   hack/quickstart.sh down --keep-data stop everything, keep etcd's data and the node's images
 #
 # Settings (environment): MINIK8S_STATE (state dir, /var/lib/minik8s/quickstart), API_PORT
-# (6443), MINIK8S_BIN (a directory holding already built minik8s-* binaries: no build),
+# (6443), MINIK8S_BIN (a directory holding already built minik8s-* binaries and minikctl: no build),
 # MINIK8S_BRIDGE (the pod bridge, minik8s0), MINIK8S_POD_CIDR (the node's pod range; default:
 # assigned by the controller's node IPAM from 10.244.0.0/16).
 set -euo pipefail
@@ -107,12 +108,13 @@ if [ -z "${MINIK8S_BIN:-}" ]; then
   find_rust
   say "building (release; the first build takes a few minutes)"
   as_build_user cargo build --release -p minik8s-apiserver -p minik8s-controller \
-    -p minik8s-scheduler -p minik8s-kubelet -p minik8s-runtime
+    -p minik8s-scheduler -p minik8s-kubelet -p minik8s-runtime -p minik8s-cli
   return_target
 fi
-for c in apiserver controller scheduler kubelet runtime; do
-  [ -x "$BIN/minik8s-$c" ] || die "$BIN/minik8s-$c is missing"
+for c in minik8s-apiserver minik8s-controller minik8s-scheduler minik8s-kubelet minik8s-runtime minikctl; do
+  [ -x "$BIN/$c" ] || die "$BIN/$c is missing"
 done
+MINIKCTL=$(realpath -s "$BIN/minikctl")
 
 ETCD_PORT=$(free_port); ETCD_PEER=$(free_port); API_PORT=${API_PORT:-6443}
 # Another server on the API port would answer for ours: kubectl would drive the wrong cluster.
@@ -160,23 +162,31 @@ current-context: minik8s
 KUBECONFIG
 export KUBECONFIG="$STATE/kubeconfig"
 
-# Echo a kubectl command, then run it.
+# Echo a minikctl or kubectl command, then run it.
+minikctl() {
+  echo "+ minikctl$(printf " %q" "$@")" >&2
+  "$MINIKCTL" "$@"
+}
 kubectl() {
   echo "+ kubectl$(printf " %q" "$@")" >&2
   "$KUBECTL" "$@"
 }
-kubectl get nodes -o wide
-kubectl apply -f manifests/hello-deployment.yaml
-kubectl apply -f manifests/hello-pod.yaml
+minikctl get nodes -o wide
+minikctl apply -f manifests/hello-deployment.yaml
+minikctl apply -f manifests/hello-pod.yaml
 kubectl rollout status deployment/hello --timeout=120s
 kubectl wait --for=condition=Ready pod/hello --timeout=120s
-kubectl get deployments,replicasets,pods -o wide
-kubectl logs hello
-kubectl exec hello -- sh -c 'echo "inside the pod: PID $$, hostname $(hostname)"; ps'
+minikctl get deployments,replicasets,pods -o wide
+minikctl logs hello
+minikctl exec hello -- sh -c 'echo "inside the pod: PID $$, hostname $(hostname)"; ps'
 kubectl describe pod hello | tail -12
+# What no other tool shows: the pod's process, namespaces, cgroup, layers and volumes, as the
+# kernel of its node holds them (from the kubelet, through the apiserver's nodes/proxy).
+minikctl inspect pod hello
 cat <<DONE
 
-minik8s is up.  export KUBECONFIG=$KUBECONFIG   then try: $KUBECTL get all
+minik8s is up.  export KUBECONFIG=$KUBECONFIG   then try: $MINIKCTL get pods
+                (or: $MINIKCTL inspect node $NODE; your own kubectl works too)
 The container runtime on its own:  $BIN/minik8s-runtime --root $STATE/node/runtime ps
 Logs: $STATE/*.log    Stop: hack/quickstart.sh down   (--keep-data keeps the cluster's data)
 DONE

@@ -2,8 +2,10 @@
 //! build's binaries (`MINIK8S_BIN`: the components' own `main`s compiled as this package's
 //! `e2e-*` binaries) and on a state dir, API port, pod bridge and pod range of the test's own.
 //!
-//! It checks what a new user sees: the sample workload comes up with every pod at RESTARTS 0,
-//! the node is named after the lowercased hostname, the logs carry no colour codes, `down`
+//! It checks what a new user sees: `minikctl` (built beside the components) applies the sample
+//! workload, which comes up with every pod at RESTARTS 0, and the closing `minikctl inspect pod`
+//! names the pod's etcd key, its process and namespaces as `/proc` has them; the node is named
+//! after the lowercased hostname, the logs carry no colour codes, `down`
 //! removes the cluster's data so that a second `quickstart.sh` starts empty, and afterwards the
 //! kernel holds nothing of the cluster (processes, mounts, pod cgroups, the bridge).
 
@@ -17,12 +19,13 @@ use std::process::{Command, Output, Stdio};
 use cluster::{assert_nothing_left, rand_hex, random_pod_cidr, skip_unless_root};
 
 /// The binaries the quickstart starts, as `MINIK8S_BIN` names them, and where Cargo built them.
-const BINARIES: [(&str, &str); 5] = [
+const BINARIES: [(&str, &str); 6] = [
     ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
     ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
     ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
     ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
     ("minik8s-runtime", env!("CARGO_BIN_EXE_e2e-runtime")),
+    ("minikctl", env!("CARGO_BIN_EXE_e2e-minikctl")),
 ];
 
 /// One quickstart cluster of the test's own; `down` on drop, also when the test panics.
@@ -72,7 +75,8 @@ impl Quickstart {
             .expect("run hack/quickstart.sh")
     }
 
-    fn up(&self) {
+    /// `quickstart.sh`, which must succeed; its output.
+    fn up(&self) -> String {
         let out = self.run(&[]);
         assert!(
             out.status.success(),
@@ -80,6 +84,7 @@ impl Quickstart {
             text(&out)
         );
         assert!(text(&out).contains("minik8s is up"), "{}", text(&out));
+        text(&out)
     }
 
     fn down(&self) {
@@ -143,13 +148,47 @@ fn pods(q: &Quickstart) -> (Vec<(String, Vec<u32>)>, BTreeSet<String>) {
     (restarts, uids)
 }
 
+/// The sample applied with minikctl, and its closing `inspect pod hello` true to the kernel:
+/// the pod's etcd key, the host pid of its container and that process's namespace inodes.
+fn check_minikctl_output(out: &str) {
+    for want in [
+        "+ minikctl apply -f manifests/hello-deployment.yaml",
+        "deployment.apps/hello created",
+        "pod/hello created",
+        "+ minikctl inspect pod hello",
+        "/registry/pods/default/hello (resourceVersion ",
+        "Container main",
+        "shared with the pod",
+        "  cgroup:",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    // `  process:        host pid 1234: sh -c while true; ...`
+    let pid: i64 = out
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("process:"))
+        .and_then(|l| l.trim().strip_prefix("host pid "))
+        .and_then(|l| l.split(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no host pid in the inspect output:\n{out}"));
+    for kind in ["net", "pid", "mnt"] {
+        use std::os::unix::fs::MetadataExt;
+        let inode = fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+            .unwrap()
+            .ino();
+        let want = format!("{kind}:[{inode}]");
+        assert!(out.contains(&want), "{want} missing from:\n{out}");
+    }
+}
+
 #[test]
 fn quickstart_runs_the_sample_and_down_leaves_nothing() {
     if skip_unless_root("quickstart_runs_the_sample_and_down_leaves_nothing") {
         return;
     }
     let q = Quickstart::new();
-    q.up();
+    let out = q.up();
+    check_minikctl_output(&out);
 
     let (restarts, mut uids) = pods(&q);
     assert_eq!(
