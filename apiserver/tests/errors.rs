@@ -69,6 +69,24 @@ async fn malformed_bodies_are_bad_requests() {
     assert_status(&got, 404, "NotFound");
 }
 
+/// An exec that is not a WebSocket upgrade (kubectl's SPDY fallback) first meets the errors
+/// of the pod and the container, as from kube-apiserver; only then the refusal of SPDY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_without_an_upgrade_checks_the_pod_and_container_first() {
+    let c = Cluster::start().await;
+    create_pod(&c, "x").await;
+    let exec = |pod: &str, query: &str| {
+        c.http()
+            .post(format!("{}/{pod}/exec?command=true{query}", pods(&c)))
+    };
+    let got = send(exec("missing", "")).await;
+    assert_status(&got, 404, "NotFound");
+    assert_eq!(got.1["message"], r#"pods "missing" not found"#);
+    let got = send(exec("x", "&container=nope")).await;
+    assert_status(&got, 400, "BadRequest");
+    assert_eq!(got.1["message"], "container nope is not valid for pod x");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_body_is_413() {
     let c = Cluster::start().await;

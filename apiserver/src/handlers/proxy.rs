@@ -346,16 +346,16 @@ fn proxied_path(url_path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// `pods/{p}/exec` (its own route, because it needs the connection upgrade).
+/// `pods/{p}/exec` (its own route, because it needs the connection upgrade). The pod and the
+/// container are checked before the upgrade: kubectl falls back from WebSocket to SPDY when
+/// the upgrade is refused, and must then meet the same NotFound or BadRequest, not our refusal
+/// of SPDY.
 pub async fn exec(
     State(app): State<App>,
     Path((namespace, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return ApiError::BadRequest("exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported".into()).into_response();
-    };
     let pairs: Vec<(String, String)> =
         form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
             .into_owned()
@@ -367,6 +367,9 @@ pub async fn exec(
     let t = match locate(&app, &namespace, &name, container).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
+    };
+    let Ok(ws) = ws else {
+        return ApiError::BadRequest("exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported".into()).into_response();
     };
     let query = {
         let mut q = form_urlencoded::Serializer::new(String::new());
