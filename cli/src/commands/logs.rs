@@ -4,8 +4,9 @@
 //! The apiserver does not keep logs: `GET pods/NAME/log` is relayed to the kubelet of the
 //! pod's node, which reads the container's log file (the current one, or with `previous` the
 //! one of the container instance before the last restart) and, with `follow`, keeps the
-//! response open until the container ends. So the client's job is to pick the container (one
-//! pod, one container: kubectl refuses to guess among several) and copy the stream.
+//! response open until the container ends. So the client's job is to pick the container (the
+//! one asked for; else the pod's `kubectl.kubernetes.io/default-container`; else the first,
+//! saying which, as kubectl does since 1.21) and copy the stream.
 //! `deploy/NAME` and `rs/NAME` mean the first pod their selector matches.
 //! Read next: `exec.rs`, the other command that goes through the kubelet.
 
@@ -48,8 +49,13 @@ pub struct LogsArgs {
 /// Runs `minikctl logs`.
 pub async fn run(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let name = pod_name(ctx, &args.target).await?;
-    let pod = pods.get(&name).await?;
+    let name = pod_name(ctx, &args.target)
+        .await
+        .map_err(|e| not_found_in(e, &ctx.namespace))?;
+    let pod = pods
+        .get(&name)
+        .await
+        .map_err(|e| not_found_in(e.into(), &ctx.namespace))?;
     let container = pick_container(&pod, args.container.as_deref())?;
     let lp = LogParams {
         container: Some(container),
@@ -104,6 +110,18 @@ async fn pod_name(ctx: &Ctx, target: &str) -> anyhow::Result<String> {
     }
 }
 
+/// A missing target as kubectl's logs reports it (its resource builder's error, rewritten):
+/// `error: error from server (NotFound): pods "x" not found in namespace "default"`.
+fn not_found_in(err: anyhow::Error, namespace: &str) -> anyhow::Error {
+    match err.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(s)) if s.code == 404 => anyhow::anyhow!(
+            "error from server (NotFound): {} in namespace {namespace:?}",
+            s.message
+        ),
+        _ => err,
+    }
+}
+
 /// `{"app": "web"}` → `app=web`.
 fn match_labels(labels: &Value) -> Option<String> {
     let map = labels.as_object().filter(|m| !m.is_empty())?;
@@ -114,7 +132,12 @@ fn match_labels(labels: &Value) -> Option<String> {
     Some(pairs.join(","))
 }
 
-/// The container to read: the one named, or the pod's only one (kubectl's errors otherwise).
+/// The annotation naming the container kubectl logs and exec pick when none is asked for.
+const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+
+/// The container to read, as kubectl's `logsForObject` picks it: the one named; else the one
+/// the pod's `kubectl.kubernetes.io/default-container` annotation names; else the first,
+/// saying so on stderr when there was a choice (`Defaulted container "a" out of: a, b`).
 pub fn pick_container(pod: &Pod, asked: Option<&str>) -> anyhow::Result<String> {
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let spec = pod.spec.as_ref();
@@ -122,30 +145,53 @@ pub fn pick_container(pod: &Pod, asked: Option<&str>) -> anyhow::Result<String> 
     let init: &[Container] = spec
         .and_then(|s| s.init_containers.as_deref())
         .unwrap_or_default();
-    let Some(asked) = asked else {
-        return match containers {
-            [only] => Ok(only.name.clone()),
-            _ => {
-                let mut msg = format!(
-                    "a container name must be specified for pod {name}, choose one of: [{}]",
-                    names(containers)
-                );
-                if !init.is_empty() {
-                    msg += &format!(" or one of the init containers: [{}]", names(init));
-                }
-                Err(anyhow::anyhow!(msg))
-            }
-        };
-    };
-    if containers.iter().chain(init).any(|c| c.name == asked) {
-        return Ok(asked.to_string());
+    let ephemeral: Vec<&str> = spec
+        .and_then(|s| s.ephemeral_containers.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let exists =
+        |c: &str| containers.iter().chain(init).any(|x| x.name == c) || ephemeral.contains(&c);
+    let asked = asked.map(str::to_string).or_else(|| {
+        let annotated = pod.metadata.annotations.as_ref()?.get(DEFAULT_CONTAINER)?;
+        if exists(annotated) {
+            return Some(annotated.clone());
+        }
+        if !annotated.is_empty() {
+            eprintln!("Default container name {annotated:?} not found in pod {name}");
+        }
+        None
+    });
+    if let Some(asked) = asked {
+        anyhow::ensure!(
+            exists(&asked),
+            "container {asked} is not valid for pod {name}"
+        );
+        return Ok(asked);
     }
-    anyhow::bail!("container {asked} is not valid for pod {name}")
+    let first = containers
+        .first()
+        .with_context(|| format!("pod {name} has no containers"))?;
+    if containers.len() > 1 || !init.is_empty() || !ephemeral.is_empty() {
+        eprintln!(
+            "Defaulted container {:?} out of: {}",
+            first.name,
+            all_names(containers, &ephemeral, init)
+        );
+    }
+    Ok(first.name.clone())
 }
 
-fn names(containers: &[Container]) -> String {
-    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
-    names.join(" ")
+/// kubectl's `AllContainerNames`: `a, b, debug (ephem), setup (init)`.
+fn all_names(containers: &[Container], ephemeral: &[&str], init: &[Container]) -> String {
+    let names: Vec<String> = containers
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(ephemeral.iter().map(|c| format!("{c} (ephem)")))
+        .chain(init.iter().map(|c| format!("{} (init)", c.name)))
+        .collect();
+    names.join(", ")
 }
 
 #[cfg(test)]
@@ -165,13 +211,35 @@ mod tests {
     }
 
     #[test]
-    fn several_containers_need_a_name() {
-        let err = pick_container(&pod(&["a", "b"]), None).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "a container name must be specified for pod web, choose one of: [a b]"
-        );
+    fn several_containers_default_to_the_first_or_the_annotated() {
+        assert_eq!(pick_container(&pod(&["a", "b"]), None).unwrap(), "a");
+        let mut annotated = pod(&["a", "b"]);
+        annotated.metadata.annotations =
+            Some([(DEFAULT_CONTAINER.to_string(), "b".to_string())].into());
+        assert_eq!(pick_container(&annotated, None).unwrap(), "b");
+        assert_eq!(pick_container(&annotated, Some("a")).unwrap(), "a");
         let err = pick_container(&pod(&["a"]), Some("x")).unwrap_err();
         assert_eq!(err.to_string(), "container x is not valid for pod web");
+    }
+
+    #[test]
+    fn a_missing_target_names_its_namespace() {
+        let status = kube::core::Status::failure("pods \"x\" not found", "NotFound").with_code(404);
+        let err = not_found_in(kube::Error::Api(Box::new(status)).into(), "default");
+        assert_eq!(
+            crate::error::render(&err, None),
+            "error: error from server (NotFound): pods \"x\" not found in namespace \"default\""
+        );
+    }
+
+    #[test]
+    fn all_names_read_like_kubectls() {
+        let p = pod(&["a", "b"]);
+        let containers = &p.spec.as_ref().unwrap().containers;
+        let init = &pod(&["setup"]).spec.unwrap().containers;
+        assert_eq!(
+            all_names(containers, &["debug"], init),
+            "a, b, debug (ephem), setup (init)"
+        );
     }
 }
