@@ -1,0 +1,525 @@
+//! minikctl's workload commands, the built binary against a whole cluster (etcd, apiserver,
+//! controller manager, scheduler, a real kubelet running busybox containers), as root. Where
+//! the real kubectl can run the same command, both run and must agree on stdout, stderr and
+//! exit code; elsewhere the output is checked against the API and the node.
+//!
+//! `logs` reads what a container really printed (`-c`, `--tail`, `--timestamps`, `-f` until
+//! the container ends, `--previous` after a real restart, `deploy/NAME`); `exec` runs commands
+//! in the container (exit codes, stdin, `-c`, a missing pod); `events` shows what the scheduler
+//! and the kubelet reported. `scale` changes the pods the node runs; `cordon` keeps a new pod
+//! Pending until `uncordon`; `drain` evicts the node's pods as kubectl prints it. Each test
+//! ends by deleting what it made and checking the kernel holds nothing of it.
+//! Harness: `cluster/mod.rs`; the kubelet's side of logs and exec: `kubelet/src/server.rs`.
+
+mod cluster;
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use cluster::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{json, Value};
+use testkit::objects::container_status;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// What a command did: its exit code and its output.
+#[derive(Debug, PartialEq, Eq)]
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<std::process::Output> for Ran {
+    fn from(out: std::process::Output) -> Ran {
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// The built `minikctl` aimed at the cluster's kubeconfig; add stdio and run it.
+fn minikctl_command(c: &Cluster, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(MINIKCTL);
+    cmd.arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Run `minikctl ARGS`, `stdin` piped in (else no stdin at all).
+async fn minikctl_stdin(c: &Cluster, args: &[&str], stdin: Option<&str>) -> Ran {
+    let mut cmd = minikctl_command(c, args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run minikctl");
+    let mut input = child.stdin.take().expect("stdin piped");
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).await.expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().await.expect("minikctl ran").into()
+}
+
+async fn minikctl(c: &Cluster, args: &[&str]) -> Ran {
+    minikctl_stdin(c, args, None).await
+}
+
+/// `minikctl ARGS` that must succeed; its stdout.
+async fn minikctl_ok(c: &Cluster, args: &[&str]) -> String {
+    let ran = minikctl(c, args).await;
+    assert_eq!(ran.code, Some(0), "minikctl {args:?}: {ran:?}");
+    ran.stdout
+}
+
+/// `minikctl ARGS` and `kubectl ARGS`, `stdin` given to both: the same exit code, stdout and
+/// stderr. minikctl's result.
+async fn same_as_kubectl(c: &Cluster, args: &[&str], stdin: Option<&str>) -> Ran {
+    let ours = minikctl_stdin(c, args, stdin).await;
+    let theirs: Ran = c.kubectl_stdin(args, stdin).await.into();
+    assert_eq!(
+        ours, theirs,
+        "minikctl (left) and kubectl (right) differ on {args:?}"
+    );
+    ours
+}
+
+/// Create a pod in `default` from a JSON spec fragment, labelled `app=<name>`, for the
+/// scheduler to place.
+async fn create_pod(c: &Cluster, name: &str, spec: Value) -> Pod {
+    let pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": spec,
+    }))
+    .expect("a valid pod");
+    c.pods()
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod")
+}
+
+/// Deployment `web`: `replicas` busybox pods that print `web up` and sleep.
+async fn create_web(c: &Cluster, replicas: i32) {
+    let d: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+                    "name": "web", "image": "busybox",
+                    "command": ["sh", "-c", "echo web up; exec sleep 3600"]}]},
+            },
+        },
+    }))
+    .expect("a valid deployment");
+    Api::<Deployment>::namespaced(c.client(), "default")
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create deployment");
+}
+
+/// A cluster with one Ready node.
+async fn one_node(prefix: &str) -> (Cluster, Kubelet) {
+    let c = start_cluster(controller::manager::Config::default()).await;
+    let k = start_kubelet(&c, &format!("{prefix}-{}", rand_hex()));
+    let nodes = c.nodes();
+    wait_for(30, "node Ready", || async {
+        let n = nodes.get_opt(&k.node).await.ok()??;
+        (ready(&n) == Some("True")).then_some(())
+    })
+    .await;
+    (c, k)
+}
+
+/// Pods and container processes seen during a test, for the final leak check.
+#[derive(Default)]
+struct Seen {
+    uids: BTreeSet<String>,
+    pids: BTreeSet<i32>,
+}
+
+impl Seen {
+    /// Note the pods of `default` and the host pids of their running containers.
+    async fn look(&mut self, c: &Cluster, k: &Kubelet) -> Vec<Pod> {
+        let pods = c
+            .pods()
+            .list(&Default::default())
+            .await
+            .expect("list pods")
+            .items;
+        for p in &pods {
+            let u = uid(p);
+            let names = p.spec.iter().flat_map(|s| s.containers.iter());
+            self.pids
+                .extend(names.filter_map(|ct| k.container_pid(&u, &ct.name)));
+            self.uids.insert(u);
+        }
+        pods
+    }
+}
+
+/// The pods of app `web` not being deleted.
+async fn live_web(c: &Cluster) -> Vec<Pod> {
+    let pods = c.app_pods("web").await;
+    pods.into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
+/// Wait until `web` has exactly `n` live pods, all running; returns them.
+async fn wait_web_running(c: &Cluster, k: &Kubelet, seen: &mut Seen, n: usize) -> Vec<Pod> {
+    let mut last = Vec::new();
+    for _ in 0..600 {
+        seen.look(c, k).await;
+        let pods = c.app_pods("web").await;
+        let live = live_web(c).await;
+        if live.len() == n && live.iter().all(running) && pods.len() == n {
+            return live;
+        }
+        last = pods
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {} {}",
+                    p.metadata.name.as_deref().unwrap_or(""),
+                    node_of(p),
+                    phase(p)
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("web never had {n} running pods; last: {last:?}");
+}
+
+/// Delete the Deployment and every pod, wait until the node runs nothing, stop the node and
+/// check the kernel holds nothing of the test.
+async fn clean_up(c: Cluster, k: Kubelet, mut seen: Seen) {
+    let deployments: Api<Deployment> = Api::namespaced(c.client(), "default");
+    if deployments.get_opt("web").await.expect("get web").is_some() {
+        deployments
+            .delete("web", &DeleteParams::background())
+            .await
+            .expect("delete web");
+    }
+    for p in seen.look(&c, &k).await {
+        let name = p.metadata.name.unwrap_or_default();
+        let _ = c.pods().delete(&name, &DeleteParams::default()).await;
+    }
+    for _ in 0..600 {
+        if seen.look(&c, &k).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = seen.look(&c, &k).await;
+    assert!(left.is_empty(), "pods left after 60 s: {left:?}");
+    wait_for(30, "the node's runtime empty", || async {
+        let rt = k.runtime();
+        (rt.container_ids().is_empty() && rt.sandbox_ids().is_empty()).then_some(())
+    })
+    .await;
+    let (roots, bridges) = (
+        vec![k.root.clone()],
+        k.bridge.clone().into_iter().collect::<Vec<_>>(),
+    );
+    drop(k);
+    assert_nothing_left(&roots, &bridges, &seen.uids, &seen.pids);
+    drop(c);
+}
+
+// ---- logs ----
+
+/// `talk`: containers `a` (prints a-1 … a-5) and `b` (prints b-line), both then sleeping.
+async fn create_talk(c: &Cluster) {
+    create_pod(c, "talk", json!({"terminationGracePeriodSeconds": 0, "containers": [
+        {"name": "a", "image": "busybox",
+         "command": ["sh", "-c", "for i in 1 2 3 4 5; do echo a-$i; done; exec sleep 3600"]},
+        {"name": "b", "image": "busybox", "command": ["sh", "-c", "echo b-line; exec sleep 3600"]},
+    ]}))
+    .await;
+}
+
+/// `crash`: restartPolicy Always, each run counts itself in an emptyDir, prints `run N`
+/// and exits 1 a second later.
+async fn create_crash(c: &Cluster) {
+    create_pod(c, "crash", json!({"terminationGracePeriodSeconds": 0,
+        "volumes": [{"name": "count", "emptyDir": {}}],
+        "containers": [{"name": "crash", "image": "busybox",
+            "command": ["sh", "-c", "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo run $n; sleep 1; exit 1"],
+            "volumeMounts": [{"name": "count", "mountPath": "/data"}]}]}))
+    .await;
+}
+
+/// `logs`, `-c`, `--tail`, `--timestamps`, `deploy/NAME` and the errors, as kubectl has them.
+async fn check_logs(c: &Cluster) {
+    let all = "a-1\na-2\na-3\na-4\na-5\n";
+    let ran = same_as_kubectl(c, &["logs", "talk"], None).await;
+    assert_eq!(ran.stdout, all, "the first container, as kubectl picks it");
+    assert_eq!(ran.stderr, "Defaulted container \"a\" out of: a, b\n");
+    assert_eq!(
+        same_as_kubectl(c, &["logs", "talk", "-c", "a"], None)
+            .await
+            .stdout,
+        all
+    );
+    let b = same_as_kubectl(c, &["logs", "pod/talk", "-c", "b"], None).await;
+    assert_eq!(b.stdout, "b-line\n");
+    let tail = same_as_kubectl(c, &["logs", "talk", "-c", "a", "--tail=2"], None).await;
+    assert_eq!(tail.stdout, "a-4\na-5\n");
+
+    let stamped = minikctl_ok(c, &["logs", "talk", "-c", "a", "--timestamps"]).await;
+    let lines: Vec<(&str, &str)> = stamped
+        .lines()
+        .map(|l| l.split_once(' ').expect("a timestamp, a space, the line"))
+        .collect();
+    assert_eq!(
+        lines.iter().map(|l| l.1).collect::<Vec<_>>(),
+        ["a-1", "a-2", "a-3", "a-4", "a-5"]
+    );
+    let now = jiff::Timestamp::now();
+    for (t, _) in &lines {
+        let ts: jiff::Timestamp = t
+            .parse()
+            .unwrap_or_else(|e| panic!("{t:?} not RFC 3339: {e}"));
+        assert!(
+            t.contains('T') && (t.ends_with('Z') || t.contains('+')),
+            "{t}"
+        );
+        assert!(
+            ts <= now && now.duration_since(ts).as_secs() < 300,
+            "{t} vs {now}"
+        );
+    }
+
+    let web = same_as_kubectl(c, &["logs", "deploy/web"], None).await;
+    assert_eq!(web.stdout, "web up\n");
+
+    let err = same_as_kubectl(c, &["logs", "talk", "-c", "nope"], None).await;
+    assert_eq!((err.code, err.stdout.as_str()), (Some(1), ""));
+    assert_eq!(
+        err.stderr,
+        "error: container nope is not valid for pod talk\n"
+    );
+    // kubectl's logs rewrites the NotFound of its resource builder, naming the namespace
+    let err = same_as_kubectl(c, &["logs", "nope"], None).await;
+    let missing = "pods \"nope\" not found in namespace \"default\"";
+    assert_eq!(
+        err.stderr,
+        format!("error: error from server (NotFound): {missing}\n")
+    );
+    let err = same_as_kubectl(c, &["logs", "talk", "-c", "a", "--previous"], None).await;
+    assert_eq!(err.code, Some(1), "no previous instance: {err:?}");
+}
+
+/// `logs -f` on a pod that prints, sleeps, prints and exits: the first line comes while the
+/// container still runs, the command ends when the container does.
+async fn check_follow(c: &Cluster) {
+    create_pod(c, "once", json!({"restartPolicy": "Never", "containers": [{
+        "name": "once", "image": "busybox", "command": ["sh", "-c", "echo start; sleep 4; echo end"]}]}))
+    .await;
+    c.wait_pod("once", 60, "Running", running).await;
+    let mut child = minikctl_command(c, &["logs", "-f", "once"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run minikctl logs -f");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+    let within = Duration::from_secs(20);
+    let first = tokio::time::timeout(within, lines.next_line())
+        .await
+        .expect("the first line within 20 s");
+    assert_eq!(first.expect("read").as_deref(), Some("start"));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "logs -f ended before the container"
+    );
+    let p = c.pods().get("once").await.expect("get once");
+    assert!(running(&p), "the container still runs while logs -f waits");
+    let second = tokio::time::timeout(within, lines.next_line())
+        .await
+        .expect("the second line within 20 s");
+    assert_eq!(second.expect("read").as_deref(), Some("end"));
+    let eof = tokio::time::timeout(within, lines.next_line())
+        .await
+        .expect("logs -f to end with the container");
+    assert_eq!(eof.expect("read"), None);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    assert!(status.expect("minikctl exits").expect("wait").success());
+    c.wait_pod("once", 30, "Succeeded", |p| phase(p) == "Succeeded")
+        .await;
+}
+
+/// `logs --previous` after the kubelet restarted `crash`: the run before the current one.
+async fn check_previous(c: &Cluster) {
+    c.wait_pod("crash", 60, "a restart", |p| {
+        container_status(p, 0).is_some_and(|s| s.restart_count >= 1)
+    })
+    .await;
+    let run = |out: &str| -> u32 {
+        let n = out
+            .trim()
+            .strip_prefix("run ")
+            .unwrap_or_else(|| panic!("{out:?}"));
+        n.parse().unwrap_or_else(|_| panic!("{out:?}"))
+    };
+    let previous = run(&minikctl_ok(c, &["logs", "crash", "--previous"]).await);
+    let current = run(&minikctl_ok(c, &["logs", "crash"]).await);
+    assert!(
+        previous >= 1 && current > previous,
+        "previous {previous}, current {current}"
+    );
+}
+
+// ---- exec ----
+
+/// `exec`: an exit code, stdin echoed, `-c`, the default container, the errors; each as the
+/// real `kubectl exec` has it on the same pod.
+async fn check_exec(c: &Cluster) {
+    let ran = same_as_kubectl(
+        c,
+        &["exec", "talk", "-c", "a", "--", "sh", "-c", "exit 3"],
+        None,
+    )
+    .await;
+    assert_eq!(ran.code, Some(3));
+    assert_eq!(ran.stderr, "command terminated with exit code 3\n");
+
+    let input = "hello\nfrom stdin\n";
+    let ran = same_as_kubectl(
+        c,
+        &["exec", "-i", "talk", "-c", "a", "--", "cat"],
+        Some(input),
+    )
+    .await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), input));
+
+    let ran = same_as_kubectl(c, &["exec", "talk", "-c", "b", "--", "hostname"], None).await;
+    assert_eq!(ran.stdout, "talk\n");
+    let ran = same_as_kubectl(c, &["exec", "talk", "--", "cat", "/proc/1/cmdline"], None).await;
+    assert_eq!(ran.stdout, "sleep\x003600\x00", "container a, the first");
+    assert_eq!(ran.stderr, "Defaulted container \"a\" out of: a, b\n");
+
+    let ran = same_as_kubectl(c, &["exec", "x", "--", "true"], None).await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (Some(1), ""));
+    assert_eq!(
+        ran.stderr,
+        "Error from server (NotFound): pods \"x\" not found\n"
+    );
+    let ran = same_as_kubectl(c, &["exec", "talk", "-c", "nope", "--", "true"], None).await;
+    assert_eq!(ran.code, Some(1));
+}
+
+// ---- events ----
+
+/// The cells of a table line after LAST SEEN (which moves between two runs).
+fn cells_after_age(line: &str) -> Vec<String> {
+    let cells: Vec<String> = line
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    cells.into_iter().skip(1).collect()
+}
+
+/// A table's rows without LAST SEEN, sorted: two runs list the same events.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = table.lines().skip(1).map(cells_after_age).collect();
+    rows.sort();
+    rows
+}
+
+/// `events --for pod/talk`: the scheduler's Scheduled and the kubelet's Pulled, Created and
+/// Started for each container, as `kubectl events` lists them; `--types=Warning`: the
+/// kubelet's BackOff for `crash` and nothing Normal.
+async fn check_events(c: &Cluster, node: &str) {
+    let ours = minikctl_ok(c, &["events", "--for", "pod/talk"]).await;
+    let header: Vec<&str> = ours
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    );
+    let theirs = c.kubectl_ok(&["events", "--for", "pod/talk"]).await;
+    assert_eq!(
+        rows(&ours),
+        rows(&theirs),
+        "minikctl:\n{ours}\nkubectl:\n{theirs}"
+    );
+    let row = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let have = rows(&ours);
+    let scheduled = format!("Successfully assigned default/talk to {node}");
+    assert!(
+        have.contains(&row(&["Normal", "Scheduled", "Pod/talk", &scheduled])),
+        "{ours}"
+    );
+    for ct in ["a", "b"] {
+        let pulled = "Container image \"busybox\" already present on machine";
+        let created = format!("Created container {ct}");
+        let started = format!("Started container {ct}");
+        for want in [
+            row(&["Normal", "Pulled", "Pod/talk", pulled]),
+            row(&["Normal", "Created", "Pod/talk", &created]),
+            row(&["Normal", "Started", "Pod/talk", &started]),
+        ] {
+            assert!(have.contains(&want), "{want:?} not in:\n{ours}");
+        }
+    }
+
+    let warnings = minikctl_ok(c, &["events", "--types=Warning"]).await;
+    let warned = rows(&warnings);
+    assert!(warned.iter().all(|r| r[0] == "Warning"), "{warnings}");
+    assert!(
+        warned
+            .iter()
+            .any(|r| r[1] == "BackOff" && r[2] == "Pod/crash"),
+        "no BackOff for crash in:\n{warnings}"
+    );
+    let everything = minikctl_ok(c, &["events"]).await;
+    for pod in ["talk", "crash", "once"] {
+        assert!(
+            rows(&everything)
+                .iter()
+                .any(|r| r[1] == "Scheduled" && r[2] == format!("Pod/{pod}")),
+            "no Scheduled for {pod} in:\n{everything}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_exec_and_events_of_real_containers() {
+    if skip_unless_root("logs_exec_and_events_of_real_containers") {
+        return;
+    }
+    let (c, k) = one_node("workloads").await;
+    let mut seen = Seen::default();
+    create_talk(&c).await;
+    create_crash(&c).await;
+    create_web(&c, 1).await;
+    c.wait_pod("talk", 60, "Running", running).await;
+    wait_web_running(&c, &k, &mut seen, 1).await;
+    check_follow(&c).await;
+    check_logs(&c).await;
+    check_previous(&c).await;
+    check_exec(&c).await;
+    check_events(&c, &k.node).await;
+    clean_up(c, k, seen).await;
+}
