@@ -523,3 +523,180 @@ async fn logs_exec_and_events_of_real_containers() {
     check_events(&c, &k.node).await;
     clean_up(c, k, seen).await;
 }
+
+// ---- scale, cordon, drain ----
+
+/// `scale deployment/web`: three running pods, then one; a missing Deployment as kubectl
+/// reports it.
+async fn check_scale(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
+    let out = minikctl_ok(c, &["scale", "deployment/web", "--replicas=3"]).await;
+    assert_eq!(out, "deployment.apps/web scaled\n");
+    wait_web_running(c, k, seen, 3).await;
+    let out = minikctl_ok(c, &["scale", "deployment/web", "--replicas=1"]).await;
+    assert_eq!(out, "deployment.apps/web scaled\n");
+    wait_web_running(c, k, seen, 1).await;
+    let web = Api::<Deployment>::namespaced(c.client(), "default")
+        .get("web")
+        .await
+        .expect("get web");
+    assert_eq!(web.spec.and_then(|s| s.replicas), Some(1));
+    let err = same_as_kubectl(c, &["scale", "deployment/nope", "--replicas=2"], None).await;
+    assert_eq!((err.code, err.stdout.as_str()), (Some(1), ""));
+}
+
+/// Why the scheduler left a pod Pending: its PodScheduled condition's reason when False.
+fn unschedulable(p: &Pod) -> bool {
+    node_of(p).is_empty()
+        && phase(p) == "Pending"
+        && p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.type_ == "PodScheduled"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("Unschedulable")
+                })
+            })
+}
+
+/// `cordon`: a new pod stays Pending, the scheduler saying why; `uncordon`: it runs. Saying
+/// it twice is `already`, as with kubectl.
+async fn check_cordon(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
+    let node = k.node.as_str();
+    assert_eq!(
+        minikctl_ok(c, &["cordon", node]).await,
+        format!("node/{node} cordoned\n")
+    );
+    let again = same_as_kubectl(c, &["cordon", node], None).await;
+    assert_eq!(again.stdout, format!("node/{node} already cordoned\n"));
+    create_pod(
+        c,
+        "late",
+        json!({"terminationGracePeriodSeconds": 0,
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "containers": [{"name": "late", "image": "busybox", "command": ["sleep", "3600"],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}]}),
+    )
+    .await;
+    c.wait_pod(
+        "late",
+        30,
+        "PodScheduled=False Unschedulable",
+        unschedulable,
+    )
+    .await;
+    let failed = minikctl_ok(c, &["events", "--for", "pod/late", "--types=Warning"]).await;
+    let why = "0/1 nodes are available: 1 node(s) were unschedulable.";
+    assert!(
+        rows(&failed)
+            .iter()
+            .any(|r| r[1] == "FailedScheduling" && r[3] == why),
+        "{failed}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let late = c.pods().get("late").await.expect("get late");
+    assert!(unschedulable(&late), "still Pending on a cordoned node");
+
+    assert_eq!(
+        minikctl_ok(c, &["uncordon", node]).await,
+        format!("node/{node} uncordoned\n")
+    );
+    let again = same_as_kubectl(c, &["uncordon", node], None).await;
+    assert_eq!(again.stdout, format!("node/{node} already uncordoned\n"));
+    let late = c
+        .wait_pod("late", 60, "Running after uncordon", running)
+        .await;
+    assert_eq!(node_of(&late), node);
+    seen.look(c, k).await;
+}
+
+/// `drain --ignore-daemonsets --force --delete-emptydir-data`: kubectl's lines, the bare pod
+/// gone, the Deployment's replacement Pending on the cordoned node; `uncordon`: it runs.
+async fn check_drain(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
+    let node = k.node.as_str();
+    let web = live_web(c).await;
+    let [web] = web.as_slice() else {
+        panic!("one web pod before the drain: {web:?}")
+    };
+    let web = web.metadata.name.clone().expect("a name");
+    let args = [
+        "drain",
+        node,
+        "--ignore-daemonsets",
+        "--force",
+        "--delete-emptydir-data",
+    ];
+    let ran = tokio::time::timeout(Duration::from_secs(60), minikctl(c, &args))
+        .await
+        .expect("drain ends within 60 s");
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert_eq!(
+        ran.stderr,
+        "Warning: deleting Pods that declare no controller: default/late\n"
+    );
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&format!("node/{node} cordoned").as_str()),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&format!("node/{node} drained").as_str()),
+        "{lines:?}"
+    );
+    let middle: BTreeSet<&str> = lines[1..lines.len() - 1].iter().copied().collect();
+    let evicting = |p: &str| format!("evicting pod default/{p}");
+    let evicted = |p: &str| format!("pod/{p} evicted");
+    let want = [
+        evicting("late"),
+        evicting(&web),
+        evicted("late"),
+        evicted(&web),
+    ];
+    assert_eq!(
+        middle,
+        want.iter().map(String::as_str).collect(),
+        "{lines:?}"
+    );
+    for p in ["late", web.as_str()] {
+        let at = |l: String| lines.iter().position(|x| *x == l);
+        assert!(at(evicting(p)) < at(evicted(p)), "{lines:?}");
+    }
+
+    assert!(
+        c.pods().get_opt("late").await.expect("get late").is_none(),
+        "a bare pod is gone"
+    );
+    assert!(
+        c.pods().get_opt(&web).await.expect("get web").is_none(),
+        "{web} is gone"
+    );
+    wait_for(30, "web's replacement Pending, unschedulable", || async {
+        let live = live_web(c).await;
+        (live.len() == 1 && unschedulable(&live[0])).then_some(())
+    })
+    .await;
+    assert_eq!(
+        minikctl_ok(c, &["uncordon", node]).await,
+        format!("node/{node} uncordoned\n")
+    );
+    let again = wait_web_running(c, k, seen, 1).await;
+    assert_eq!(node_of(&again[0]), node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_cordon_and_drain_a_real_node() {
+    if skip_unless_root("scale_cordon_and_drain_a_real_node") {
+        return;
+    }
+    let (c, k) = one_node("drain").await;
+    let mut seen = Seen::default();
+    create_web(&c, 1).await;
+    wait_web_running(&c, &k, &mut seen, 1).await;
+    check_scale(&c, &k, &mut seen).await;
+    check_cordon(&c, &k, &mut seen).await;
+    check_drain(&c, &k, &mut seen).await;
+    clean_up(c, k, seen).await;
+}
