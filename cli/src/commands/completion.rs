@@ -1,16 +1,52 @@
 //! `minikctl completion bash|zsh|fish`: the shell completion script, from the command line's
 //! own declaration.
 //!
-//! Not built yet: the command line is declared so that `minikctl --help` lists it.
+//! A shell completes a command's words by running a function the command ships: the script
+//! printed here defines it (`_minikctl` for bash and zsh, `complete -c minikctl` lines for
+//! fish). clap_complete writes it from the same clap declaration that parses the command line
+//! (`cli.rs`), so every subcommand and flag is there and none is stale. It needs no cluster,
+//! which is why `commands::run` calls it before connecting. Load it with
+//! `source <(minikctl completion bash)`, as with kubectl. Read next: `../cli.rs`.
+
+use clap::{CommandFactory, ValueEnum};
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+
+/// The shells a script can be printed for (kubectl also knows powershell).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl CompletionShell {
+    fn shell(self) -> Shell {
+        match self {
+            CompletionShell::Bash => Shell::Bash,
+            CompletionShell::Zsh => Shell::Zsh,
+            CompletionShell::Fish => Shell::Fish,
+        }
+    }
+}
 
 /// The arguments of `minikctl completion`.
 #[derive(clap::Args, Debug)]
 pub struct CompletionArgs {
     /// The shell: bash, zsh or fish.
+    #[arg(value_name = "SHELL")]
     pub shell: String,
 }
 
-/// Prints the completion script; needs no cluster.
-pub fn run(_args: CompletionArgs) -> anyhow::Result<()> {
-    anyhow::bail!("minikctl completion is not implemented yet")
+/// Prints the completion script; needs no cluster. An unknown shell is kubectl's one line
+/// (`error: Unsupported shell type "tcsh".`), not clap's usage block.
+pub fn run(args: CompletionArgs) -> anyhow::Result<()> {
+    let shell = CompletionShell::from_str(&args.shell, false)
+        .map_err(|_| anyhow::anyhow!("Unsupported shell type {:?}.", args.shell))?;
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell.shell(), &mut command, "minikctl", &mut script);
+    crate::printer::emit(&String::from_utf8_lossy(&script))?;
+    Ok(())
 }
