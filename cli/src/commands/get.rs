@@ -14,6 +14,7 @@ use kube::api::{ListParams, WatchEvent, WatchParams};
 use serde_json::{json, Value};
 
 use crate::discovery::{Discovery, Resource};
+use crate::printer::style;
 use crate::printer::table::{self, Grid, TableOptions};
 use crate::printer::{emit, format_object, name_line, OutputFormat};
 
@@ -222,7 +223,7 @@ async fn fetch(
         {
             Ok(v) => out.push(v),
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                eprintln!("Error from server (NotFound): {}", s.message);
+                style::eprint_error(&format!("Error from server (NotFound): {}", s.message));
                 *failed = true;
             }
             Err(e) => return Err(e.into()),

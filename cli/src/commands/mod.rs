@@ -33,6 +33,7 @@ use crate::connect;
 use crate::discovery::{Discovery, DiscoveryError, Resource};
 use crate::error;
 use crate::manifest::Manifest;
+use crate::printer::style;
 
 /// What every command gets: the client, the namespace, and discovery (fetched once, lazily).
 pub struct Ctx {
@@ -126,7 +127,7 @@ pub async fn send(ctx: &Ctx, req: http::Request<Vec<u8>>) -> Result<Value, kube:
 
 /// Print an error about one object the way `run` would, and go on with the others.
 pub fn report(ctx: &Ctx, err: anyhow::Error) {
-    eprintln!("{}", error::render(&err, Some(&ctx.server)));
+    style::eprint_error(&error::render(&err, Some(&ctx.server)));
 }
 
 /// Errors already printed (one per failed object); the process exits 1 without more output.
@@ -191,6 +192,6 @@ fn fail(err: &anyhow::Error, server: Option<&http::Uri>) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
-    eprintln!("{}", error::render(err, server));
+    style::eprint_error(&error::render(err, server));
     ExitCode::FAILURE
 }

@@ -7,7 +7,9 @@
 //! Read next: `table.rs`.
 
 pub mod jsonpath;
+pub mod style;
 pub mod table;
+pub mod tabwriter;
 
 use std::io::Write;
 use std::str::FromStr;

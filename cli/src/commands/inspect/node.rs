@@ -12,6 +12,7 @@ use kube::api::Api;
 use serde_json::{json, Value};
 
 use crate::printer::emit;
+use crate::printer::style::emit_keyed;
 
 use super::{aligned, bytes, field, kubelet_get, Ctx, Format};
 
@@ -39,7 +40,7 @@ pub(super) async fn run(ctx: &Ctx, name: &str, output: Option<Format>) -> anyhow
             v["api"] = api;
             emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         }
-        None => emit(&node_text(name, &api, &kubelet))?,
+        None => emit_keyed(&node_text(name, &api, &kubelet))?,
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use kube::api::Api;
 use serde_json::{json, Value};
 
 use crate::printer::emit;
+use crate::printer::style::emit_keyed;
 
 use super::{aligned, bytes, field, kubelet_get, Ctx, Format};
 
@@ -47,7 +48,7 @@ pub(super) async fn run(
             view["api"] = api;
             emit(&format!("{}\n", serde_json::to_string_pretty(&view)?))?;
         }
-        None => emit(&pod_text(&view, &api))?,
+        None => emit_keyed(&pod_text(&view, &api))?,
     }
     Ok(())
 }
