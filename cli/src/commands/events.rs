@@ -7,6 +7,7 @@
 //! but counted (`count`, `lastTimestamp`; or `series` for events.k8s.io writers), which is why
 //! LAST SEEN reads `2m (x5 over 10m)`. `--for` is a field selector on the involved object's
 //! kind and name, the way `describe` finds an object's events by its uid.
+//! [`about`] finds one object's events for `describe`, which prints them with [`interval`].
 //! Read next: `describe/mod.rs`, which prints the same events below an object.
 
 use anyhow::Context;
@@ -105,6 +106,35 @@ pub async fn run(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<()> {
         return watch(ctx, &api, &lp, rv, &types, &mut widths).await;
     }
     Ok(())
+}
+
+/// The events about one object, found as `kubectl describe` finds them: by a field selector
+/// on the involved object's name and namespace, and its kind and uid when given (a pod's
+/// events are asked for without the kind). `namespace` "" searches every namespace (a Node's
+/// events). A failure is no events, as kubectl's describers ignore it.
+pub async fn about(
+    ctx: &Ctx,
+    namespace: &str,
+    name: &str,
+    kind: Option<&str>,
+    uid: Option<&str>,
+) -> Vec<Event> {
+    let mut fields = Vec::new();
+    if let Some(kind) = kind {
+        fields.push(format!("involvedObject.kind={kind}"));
+    }
+    fields.push(format!("involvedObject.name={name}"));
+    fields.push(format!("involvedObject.namespace={namespace}"));
+    if let Some(uid) = uid.filter(|u| !u.is_empty()) {
+        fields.push(format!("involvedObject.uid={uid}"));
+    }
+    let api: Api<Event> = if namespace.is_empty() {
+        Api::all(ctx.client.clone())
+    } else {
+        Api::namespaced(ctx.client.clone(), namespace)
+    };
+    let lp = ListParams::default().fields(&fields.join(","));
+    api.list(&lp).await.map(|l| l.items).unwrap_or_default()
 }
 
 /// `pod/web` → `involvedObject.kind=Pod,involvedObject.name=web`, the kind from discovery.
