@@ -445,3 +445,35 @@ async fn rollout_of_a_pod_is_not_supported() {
     let err = minikctl(&cluster, &["rollout", "status"]).await.failed();
     assert_eq!(err, "error: required resource not specified\n");
 }
+
+#[tokio::test]
+async fn a_type_alone_means_every_object_of_it() {
+    let cluster = Cluster::start().await;
+    with_history(&cluster, "api").await;
+    with_history(&cluster, "web").await;
+    set_status(&cluster, "api", counts(3, 3, 3)).await;
+    set_status(&cluster, "web", counts(3, 3, 3)).await;
+    let run = same_as_kubectl(&cluster, &["rollout", "history", "deployment"]).await;
+    assert!(
+        run.stdout.starts_with("deployment.apps/api \n")
+            && run.stdout.contains("\ndeployment.apps/web \n"),
+        "{}",
+        run.stdout
+    );
+    let run = same_as_kubectl(&cluster, &["rollout", "status", "deployments"]).await;
+    assert_eq!(
+        run.stdout,
+        "deployment \"api\" successfully rolled out\ndeployment \"web\" successfully rolled out\n"
+    );
+    cluster.kubectl_ok(&["create", "namespace", "empty"]).await;
+    for verb in ["status", "history", "pause", "resume", "restart", "undo"] {
+        same_as_kubectl(&cluster, &["-n", "empty", "rollout", verb, "deployment"]).await;
+    }
+    let out = minikctl(&cluster, &["rollout", "pause", "deploy"])
+        .await
+        .ok();
+    assert_eq!(
+        out,
+        "deployment.apps/api paused\ndeployment.apps/web paused\n"
+    );
+}

@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 
 use crate::printer::emit;
 
-use super::super::scale::{named, Named};
+use super::super::scale::Named;
 use super::super::{get, report, send, Ctx, Reported};
-use super::{group_kind, is_deployment, template};
+use super::{group_kind, is_deployment, objects, template};
 
 /// The annotation numbering a ReplicaSet's revision (and the Deployment's current one).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -154,7 +154,7 @@ pub async fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<()> {
     if args.revision < 0 {
         anyhow::bail!("revision must be a positive integer: {}", args.revision);
     }
-    let objects = named(ctx, &args.args, &args.filenames, "rollout").await?;
+    let objects = objects(ctx, &args.args, &args.filenames).await?;
     let mut failed = false;
     for object in &objects {
         if let Err(e) = history_one(ctx, object, args.revision).await {
@@ -192,7 +192,7 @@ async fn history_one(ctx: &Ctx, object: &Named<'_>, revision: i64) -> anyhow::Re
 /// Runs `minikctl rollout undo`.
 pub async fn undo(ctx: &Ctx, args: UndoArgs) -> anyhow::Result<()> {
     super::require_resources(&args.args, &args.filenames)?;
-    let objects = named(ctx, &args.args, &args.filenames, "rollout").await?;
+    let objects = objects(ctx, &args.args, &args.filenames).await?;
     let mut failed = false;
     for object in &objects {
         match undo_one(ctx, object, args.to_revision).await {

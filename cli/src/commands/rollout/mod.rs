@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::discovery::Resource;
 use crate::printer::emit;
 
+use super::get;
 use super::node_maintenance::merge_patch;
 use super::scale::{named, Named};
 use super::{report, Ctx, Reported};
@@ -89,6 +90,33 @@ fn group_kind(resource: &Resource) -> String {
     }
 }
 
+/// The objects a rollout subcommand acts on. A type alone means every object of that type in
+/// the namespace: kubectl's builder allows an empty selector here (`scale` does not).
+async fn objects<'a>(
+    ctx: &'a Ctx,
+    args: &[String],
+    filenames: &[String],
+) -> anyhow::Result<Vec<Named<'a>>> {
+    let [kind] = args else {
+        return named(ctx, args, filenames, "rollout").await;
+    };
+    if kind.contains('/') || !filenames.is_empty() {
+        return named(ctx, args, filenames, "rollout").await;
+    }
+    let resource = ctx.discovery().await?.resolve(kind)?;
+    let namespace = resource.namespaced.then(|| ctx.namespace.clone());
+    let list = get::get_json(ctx, &resource.url(namespace.as_deref()), false).await?;
+    let names = list["items"].as_array().into_iter().flatten();
+    Ok(names
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .map(|name| Named {
+            resource,
+            namespace: namespace.clone(),
+            name: name.to_string(),
+        })
+        .collect())
+}
+
 /// kubectl's check before anything is fetched: something must be named.
 fn require_resources(args: &[String], filenames: &[String]) -> anyhow::Result<()> {
     if args.is_empty() && filenames.is_empty() {
@@ -143,7 +171,10 @@ impl Change {
 
 /// Apply `change` to each named object, reporting failures one by one as kubectl does.
 async fn change_each(ctx: &Ctx, objects: Objects, change: Change) -> anyhow::Result<()> {
-    let objects = named(ctx, &objects.args, &objects.filenames, "rollout").await?;
+    let objects = self::objects(ctx, &objects.args, &objects.filenames).await?;
+    if objects.is_empty() {
+        eprintln!("No resources found in {} namespace.", ctx.namespace);
+    }
     let mut failed = false;
     for object in &objects {
         if let Err(e) = change_one(ctx, object, change).await {

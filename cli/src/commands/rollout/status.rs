@@ -19,9 +19,9 @@ use serde_json::Value;
 
 use crate::printer::emit;
 
-use super::super::scale::{named, Named};
+use super::super::scale::Named;
 use super::super::{report, Ctx, Reported};
-use super::{group_kind, history::REVISION, is_deployment, require_resources};
+use super::{group_kind, history::REVISION, is_deployment, objects, require_resources};
 
 /// The arguments of `minikctl rollout status`.
 #[derive(clap::Args, Debug)]
@@ -136,7 +136,10 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     if args.revision < 0 {
         anyhow::bail!("revision must be a positive integer: {}", args.revision);
     }
-    let objects = named(ctx, &args.args, &args.filenames, "rollout").await?;
+    let objects = objects(ctx, &args.args, &args.filenames).await?;
+    if objects.is_empty() {
+        eprintln!("No resources found in {} namespace.", ctx.namespace);
+    }
     let mut failed = false;
     for object in &objects {
         if let Err(e) = status_one(ctx, object, &args).await {
