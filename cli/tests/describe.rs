@@ -73,6 +73,7 @@ async fn cluster_with_objects() -> Cluster {
     let client = cluster.client();
     node(&client).await;
     replica_set(&cluster).await;
+    running_pod(&cluster).await;
     pod_events(&client).await;
     cluster
 }
@@ -142,6 +143,38 @@ async fn replica_set(cluster: &Cluster) {
     .await;
 }
 
+/// Pod `db` of the ReplicaSet, running on `n1` with a restarted container, as its kubelet
+/// would report it.
+async fn running_pod(cluster: &Cluster) {
+    let rs = common::kubectl_json(cluster, &["replicaset", "hello-5d4f"]).await;
+    let client = cluster.client();
+    create(
+        &client,
+        "/api/v1/namespaces/default/pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db", "labels": {"app": "hello", "pod-template-hash": "5d4f"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "hello-5d4f", "uid": rs["metadata"]["uid"], "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "nginx", "image": "nginx:1.27",
+                "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}}}]}}),
+    )
+    .await;
+    let at = "2026-01-01T00:00:00Z";
+    let cond = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": at});
+    let status = json!({"status": {"phase": "Running", "hostIP": "10.0.0.1",
+        "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}], "startTime": at,
+        "conditions": [cond("PodScheduled"), cond("Initialized"), cond("ContainersReady"), cond("Ready")],
+        "containerStatuses": [{"name": "nginx", "ready": true, "restartCount": 2, "started": true,
+            "image": "nginx:1.27", "imageID": "sha256:abc", "containerID": "minik8s://0123",
+            "state": {"running": {"startedAt": at}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": at,
+                "finishedAt": at}}}]}});
+    Api::<Pod>::namespaced(client, "default")
+        .patch_status("db", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+}
+
 /// Two Events about pod `web` (one repeated), ten days old.
 async fn pod_events(client: &kube::Client) {
     let pod = Api::<Pod>::namespaced(client.clone(), "default")
@@ -204,6 +237,7 @@ async fn pages_match_kubectls_line_by_line() {
     let cluster = cluster_with_objects().await;
     for args in [
         &["describe", "pod", "web"][..],
+        &["describe", "pod", "db"],
         &["describe", "deployment", "hello"],
         &["describe", "rs", "hello-5d4f"],
         &["describe", "node", "n1"],
@@ -250,6 +284,35 @@ async fn events_end_the_page_of_their_object() {
         page.contains("\nNewReplicaSet:     hello-5d4f (0/2 replicas created)\n"),
         "{page}"
     );
+}
+
+/// The page `minikctl ARGS` prints, its words separated by single spaces.
+async fn words(cluster: &Cluster, args: &[&str]) -> String {
+    let page = minikctl(cluster, args).await.ok();
+    page.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn a_running_pod_shows_its_containers_state_and_its_owner() {
+    let cluster = cluster_with_objects().await;
+    let db = words(&cluster, &["describe", "pod", "db"]).await;
+    for want in [
+        "Node: n1/10.0.0.1 Start Time: Thu, 01 Jan 2026 00:00:00 +0000",
+        "Status: Running IP: 10.244.0.5 IPs: IP: 10.244.0.5 Controlled By: ReplicaSet/hello-5d4f",
+        "Container ID: minik8s://0123 Image: nginx:1.27 Image ID: sha256:abc",
+        "State: Running Started: Thu, 01 Jan 2026 00:00:00 +0000 Last State: Terminated \
+         Reason: Error Exit Code: 137",
+        "Ready: True Restart Count: 2 Limits: cpu: 500m memory: 256Mi Requests: cpu: 500m",
+        "Conditions: Type Status PodScheduled True Initialized True ContainersReady True Ready True",
+    ] {
+        assert!(db.contains(want), "{want:?} not in:\n{db}");
+    }
+    let rs = words(&cluster, &["describe", "rs", "hello-5d4f"]).await;
+    let want = "Replicas: 0 current / 2 desired Pods Status: 1 Running / 0 Waiting / 0 Succeeded / 0 Failed";
+    assert!(rs.contains(want), "{rs}");
+    let node = words(&cluster, &["describe", "node", "n1"]).await;
+    assert!(node.contains("Non-terminated Pods: (2 in total)"), "{node}");
+    assert!(node.contains("cpu 600m (30%) 700m (35%)"), "{node}");
 }
 
 #[tokio::test]
