@@ -450,7 +450,11 @@ mod tests {
             Verdict::EvictWarning(UNMANAGED_WARNING)
         );
         assert_eq!(
-            verdict(&pod(Some("ReplicaSet"), false), &args(false, false, false), true),
+            verdict(
+                &pod(Some("ReplicaSet"), false),
+                &args(false, false, false),
+                true
+            ),
             Verdict::Evict
         );
     }

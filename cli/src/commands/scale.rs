@@ -48,7 +48,11 @@ pub struct Named<'a> {
 impl Named<'_> {
     /// The object's URL.
     pub fn url(&self) -> String {
-        format!("{}/{}", self.resource.url(self.namespace.as_deref()), self.name)
+        format!(
+            "{}/{}",
+            self.resource.url(self.namespace.as_deref()),
+            self.name
+        )
     }
 
     /// `deployment.apps/web`, as the `scaled` / `paused` lines name it.
