@@ -12,7 +12,8 @@
 # Settings (environment): MINIK8S_STATE (state dir, /var/lib/minik8s/quickstart), API_PORT
 # (6443), MINIK8S_BIN (a directory holding already built minik8s-* binaries and minikctl: no build),
 # MINIK8S_BRIDGE (the pod bridge, minik8s0), MINIK8S_POD_CIDR (the node's pod range; default:
-# assigned by the controller's node IPAM from 10.244.0.0/16).
+# assigned by the controller's node IPAM from 10.244.0.0/16), MINIK8S_CGROUP_ROOT (the cgroup
+# the node's pod cgroups go under, minik8s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
@@ -20,6 +21,9 @@ need_root
 STATE=${MINIK8S_STATE:-$MINIK8S_VAR/quickstart}
 BIN=${MINIK8S_BIN:-target/release}
 BRIDGE=${MINIK8S_BRIDGE:-minik8s0}
+# read by the kubelet (--cgroup-root) and by the runtime's CLI (--cgroup-parent)
+export MINIK8S_CGROUP_ROOT=${MINIK8S_CGROUP_ROOT:-minik8s}
+export MINIK8S_RUNTIME_CGROUP_PARENT=$MINIK8S_CGROUP_ROOT
 COMPONENTS=(kubelet scheduler controller apiserver etcd)
 
 # The pid in $STATE/NAME.pid, if that process is still the one we started (its binary's name
@@ -81,9 +85,9 @@ down() {
   [ -z "$keep" ] || [ "$keep" = --keep-data ] || die "usage: $0 down [--keep-data]"
   stop_all
   remove_containers
-  # the pod network: veths, the bridge and our iptables chains
+  # the pod network (veths, the bridge, our iptables chains) and the node's cgroup root
   [ -x "$BIN/minik8s-kubelet" ] && [ -d "$STATE/node" ] \
-    && "$BIN/minik8s-kubelet" --root-dir "$STATE/node" --cleanup-network >/dev/null 2>&1 || true
+    && "$BIN/minik8s-kubelet" --root-dir "$STATE/node" --cleanup >/dev/null 2>&1 || true
   if [ -z "$keep" ]; then
     local d
     for d in $(runtime_state_dirs); do rm -rf "$d"; done

@@ -224,10 +224,14 @@ async fn pod_runs_with_init_container_env_volumes_and_events() {
         json!(64 << 20),
         "{inspect}"
     );
-    assert_eq!(
-        harness::container_pid(&rt, &uid, "main"),
-        inspect["HostPid"].as_i64().map(|p| p as i32)
-    );
+    let pid = harness::container_pid(&rt, &uid, "main");
+    assert_eq!(pid, inspect["HostPid"].as_i64().map(|p| p as i32));
+    // in every hierarchy, under this node's own cgroup root (`--cgroup-root`), not `minik8s`
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.unwrap())).unwrap();
+    let own_root = format!("/{}/", testkit::cgroup_root(&k.root).display());
+    for line in cgroups.lines().filter(|l| !l.ends_with(":/")) {
+        assert!(line.contains(&own_root), "{line} is not under {own_root}");
+    }
 
     // events were posted
     let events: Api<Event> = Api::namespaced(c.client(), "default");

@@ -166,6 +166,19 @@ pub struct Stats {
     pub oom_kills: u64,
 }
 
+/// Parse a cgroup parent (dockerd's `--cgroup-parent`, the kubelet's `--cgroup-root`): a
+/// relative path of plain names (`minik8s`, `lab/node2`), never `..` or absolute.
+pub fn parse_parent(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    let plain = p
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if s.is_empty() || !plain {
+        return Err(format!("{s:?} is not a relative path of plain names"));
+    }
+    Ok(p)
+}
+
 /// A cgroup hierarchy rooted at `root` (normally `/sys/fs/cgroup`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hierarchy {
@@ -556,6 +569,25 @@ impl Hierarchy {
         Ok(())
     }
 
+    /// Remove `rel` wherever it holds no cgroup below it: a node's cgroup root once its pods
+    /// are gone. A level that still has children or processes stays (the kernel refuses with
+    /// `EBUSY`; nothing is killed). True when `rel` exists nowhere afterwards.
+    pub fn remove_if_empty(&self, rel: &Path) -> bool {
+        let mut gone = true;
+        for dir in self.dirs(rel) {
+            let has_children = fs::read_dir(&dir)
+                .map(|rd| rd.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+                .unwrap_or(false);
+            let removed = !has_children
+                && match fs::remove_dir(&dir) {
+                    Ok(()) => true,
+                    Err(e) => e.kind() == io::ErrorKind::NotFound,
+                };
+            gone &= removed;
+        }
+        gone
+    }
+
     /// SIGKILL every process in the cgroup `rel` (all hierarchies).
     pub fn kill_all(&self, rel: &Path) {
         for dir in self.dirs(rel) {
@@ -857,6 +889,28 @@ mod tests {
         let s = h.stats(rel);
         assert_eq!((s.oom_kills, s.cpu_usage_ns), (1, 7000));
         assert_eq!(h.dirs(rel), vec![root.join(rel)]);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_parent_is_a_relative_path_of_plain_names() {
+        assert_eq!(parse_parent("lab/node2"), Ok(PathBuf::from("lab/node2")));
+        for bad in ["", "/minik8s", "../up", "a/../b", "./a"] {
+            assert!(parse_parent(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_an_empty_root_is_removed() {
+        let root = fake_root(true);
+        let h = Hierarchy::detect(&root);
+        fs::create_dir_all(root.join("node-a")).unwrap();
+        fs::create_dir_all(root.join("node-b/pod1")).unwrap();
+        assert!(h.remove_if_empty(Path::new("node-a")));
+        assert!(!root.join("node-a").exists());
+        assert!(!h.remove_if_empty(Path::new("node-b")));
+        assert!(root.join("node-b/pod1").is_dir());
+        assert!(h.remove_if_empty(Path::new("never-made")));
         fs::remove_dir_all(root).unwrap();
     }
 

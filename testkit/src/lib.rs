@@ -45,6 +45,6 @@ pub use cluster::{Cluster, ServerConfig};
 pub use component::{lease_holder, wait_for_holder, Component};
 pub use kubectl::kubectl;
 #[cfg(feature = "node")]
-pub use node::{assert_nothing_left, container_pid, link_exists, Kubelet, TestNet};
+pub use node::{assert_nothing_left, cgroup_root, container_pid, link_exists, Kubelet, TestNet};
 pub use process::{free_port, rand_hex, ChildGuard};
 pub use wait::{poll, wait_for, Task};

@@ -7,7 +7,8 @@
 //! names the pod's etcd key, its process and namespaces as `/proc` has them; the node is named
 //! after the lowercased hostname, the logs carry no colour codes, `down`
 //! removes the cluster's data so that a second `quickstart.sh` starts empty, and afterwards the
-//! kernel holds nothing of the cluster (processes, mounts, pod cgroups, the bridge).
+//! kernel holds nothing of the cluster (processes, mounts, pod cgroups and the node's cgroup
+//! root, the bridge).
 
 mod cluster;
 
@@ -69,6 +70,7 @@ impl Quickstart {
             .env("MINIK8S_BRIDGE", &self.bridge)
             .env("MINIK8S_POD_CIDR", &self.pod_cidr)
             .env("API_PORT", self.api_port.to_string())
+            .env("MINIK8S_CGROUP_ROOT", testkit::cgroup_root(&self.state))
             .env("KUBECTL", testkit::kubectl())
             .stdin(Stdio::null())
             .output()

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use client::connect::ClusterFlags;
 use k8s_openapi::api::core::v1::Node;
@@ -49,6 +49,15 @@ struct Cli {
     /// Remove the pod network recorded under --root-dir (veths, bridge, iptables rules), then exit.
     #[arg(long)]
     cleanup_network: bool,
+    /// After the node's containers are removed: remove its pod network and its cgroup root
+    /// (when no pod cgroup is left in it), then exit.
+    #[arg(long, conflicts_with = "cleanup_network")]
+    cleanup: bool,
+    /// The cgroup under which this node's pod cgroups go, relative to the hierarchy root.
+    /// Two kubelets on one host need different ones (a lab's nodes: `minik8s-NODE`).
+    #[arg(long, default_value = "minik8s", env = "MINIK8S_CGROUP_ROOT",
+          value_parser = runtime::cgroups::parse_parent)]
+    cgroup_root: PathBuf,
     /// InternalIP address reported for the node.
     #[arg(long)]
     node_ip: Option<String>,
@@ -192,12 +201,24 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let runtime_root = cli.root_dir.join("runtime");
     let network_dir = runtime_root.join("network");
-    if cli.cleanup_network {
+    if cli.cleanup_network || cli.cleanup {
         network::cleanup(&network_dir).context("removing the pod network")?;
+    }
+    if cli.cleanup {
+        let cgroups = runtime::cgroups::Hierarchy::host();
+        if !cgroups.remove_if_empty(&cli.cgroup_root) {
+            bail!(
+                "cgroup root {} still holds pod cgroups: remove the node's containers first",
+                cli.cgroup_root.display()
+            );
+        }
+    }
+    if cli.cleanup_network || cli.cleanup {
         return Ok(());
     }
     let mut runtime = Runtime::open(&runtime_root)
         .with_context(|| format!("opening the runtime under {}", runtime_root.display()))?;
+    runtime.cgroup_parent = cli.cgroup_root.clone();
     runtime.shim_exe = std::fs::read_link("/proc/self/exe").context("finding our own binary")?;
     runtime.remove_orphans();
     let client = cli.cluster.client().await?;

@@ -27,22 +27,10 @@ struct Cli {
     /// `--cgroup-parent`): two runtimes on one host with different parents never meet in the
     /// cgroup tree.
     #[arg(long, global = true, default_value = "minik8s", env = "MINIK8S_RUNTIME_CGROUP_PARENT",
-          value_parser = parse_cgroup_parent)]
+          value_parser = runtime::cgroups::parse_parent)]
     cgroup_parent: PathBuf,
     #[command(subcommand)]
     command: Cmd,
-}
-
-/// A cgroup parent is a relative path of plain names (`minik8s`, `lab/node2`).
-fn parse_cgroup_parent(s: &str) -> Result<PathBuf, String> {
-    let p = PathBuf::from(s);
-    let plain = p
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if s.is_empty() || !plain {
-        return Err(format!("{s:?} is not a relative path of plain names"));
-    }
-    Ok(p)
 }
 
 #[derive(Args, Clone, Default)]

@@ -12,7 +12,8 @@ use runtime::wait::alive;
 
 /// After the kubelets are dropped: no container process of the test is alive, no process
 /// runs out of a kubelet root (shims), no mount refers to a kubelet root (sandbox namespace
-/// pins), no pod cgroup of the test and no pod bridge of its nodes is left.
+/// pins), no cgroup root of its kubelets, no pod cgroup of the test and no pod bridge of its
+/// nodes is left.
 pub fn assert_nothing_left(
     roots: &[PathBuf],
     bridges: &[String],
@@ -20,6 +21,7 @@ pub fn assert_nothing_left(
     pids: &BTreeSet<i32>,
 ) {
     assert_no_process(pids);
+    let cgroup_roots: Vec<PathBuf> = roots.iter().map(|r| super::cgroup_root(r)).collect();
     let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
     let mut procs = Vec::new();
     for e in fs::read_dir("/proc").unwrap().flatten() {
@@ -40,10 +42,13 @@ pub fn assert_nothing_left(
         .collect();
     assert!(mounts.is_empty(), "mounts of the test left: {mounts:?}");
 
+    // the kubelets' own cgroup roots, and pod cgroups under the default root (where a
+    // kubelet that ignored its root would have put them)
     let cgroups = Hierarchy::host();
-    let left: Vec<PathBuf> = uids
-        .iter()
-        .flat_map(|u| cgroups.dirs(&Path::new("minik8s").join(u)))
+    let left: Vec<PathBuf> = cgroup_roots
+        .into_iter()
+        .chain(uids.iter().map(|u| Path::new("minik8s").join(u)))
+        .flat_map(|rel| cgroups.dirs(&rel))
         .filter(|d| d.exists())
         .collect();
     assert!(left.is_empty(), "cgroups of the test left: {left:?}");

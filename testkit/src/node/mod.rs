@@ -5,8 +5,10 @@
 //!
 //! Dropping a [`Kubelet`] kills the process and force-removes every container and sandbox
 //! under its root (processes, sandbox mounts, cgroups), its pod network (veths, bridge,
-//! iptables rules), then the root itself: containers outlive a killed kubelet (each belongs to
-//! its shim), so the test must remove them. Read next: `net.rs`, `leftovers.rs`.
+//! iptables rules), its cgroup root, then the root dir itself: containers outlive a killed
+//! kubelet (each belongs to its shim), so the test must remove them. Each kubelet puts its pod
+//! cgroups under a cgroup root of its own, named after its root dir ([`cgroup_root`]), so that
+//! two test nodes never share a cgroup. Read next: `net.rs`, `leftovers.rs`.
 
 mod leftovers;
 mod net;
@@ -86,6 +88,9 @@ impl Kubelet {
             .args(&self.args)
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", "info,kube=warn")
+            // an environment variable, not `--cgroup-root`: older builds (a benchmark's
+            // baseline) ignore it rather than refuse to start
+            .env("MINIK8S_CGROUP_ROOT", cgroup_root(&self.root))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -128,7 +133,9 @@ impl Kubelet {
 
     /// The node's container runtime, opened on its root.
     pub fn runtime(&self) -> Runtime {
-        Runtime::open(&self.root.join("runtime")).unwrap()
+        let mut rt = Runtime::open(&self.root.join("runtime")).unwrap();
+        rt.cgroup_parent = cgroup_root(&self.root);
+        rt
     }
 
     pub fn log(&self) -> String {
@@ -143,9 +150,10 @@ impl Kubelet {
     /// Force-remove what the kubelet left under its root: containers, the pod network,
     /// sandboxes, the runtime's state on tmpfs.
     fn remove_leftovers(&self) {
-        let Ok(rt) = Runtime::open(&self.root.join("runtime")) else {
+        let Ok(mut rt) = Runtime::open(&self.root.join("runtime")) else {
             return;
         };
+        rt.cgroup_parent = cgroup_root(&self.root);
         for id in rt.container_ids() {
             let _ = rt.remove(&id, true);
         }
@@ -154,6 +162,7 @@ impl Kubelet {
             let _ = rt.remove_sandbox(&sb, true);
         }
         let _ = fs::remove_dir_all(&rt.state);
+        rt.cgroups.remove_if_empty(&rt.cgroup_parent);
     }
 }
 
@@ -172,6 +181,12 @@ impl Drop for Kubelet {
         self.remove_leftovers();
         let _ = fs::remove_dir_all(&self.root);
     }
+}
+
+/// The cgroup root of the test kubelet whose root dir is `root`: the dir's name
+/// (`minik8s-kubelet-NODE`), relative to the hierarchy root.
+pub fn cgroup_root(root: &std::path::Path) -> PathBuf {
+    PathBuf::from(root.file_name().expect("a kubelet root dir has a name"))
 }
 
 /// The flags every test kubelet runs with: its node, root, API port and token; a Lease
