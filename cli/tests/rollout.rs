@@ -477,3 +477,49 @@ async fn a_type_alone_means_every_object_of_it() {
         "deployment.apps/api paused\ndeployment.apps/web paused\n"
     );
 }
+
+#[tokio::test]
+async fn status_stops_when_the_deployment_is_deleted() {
+    let cluster = Cluster::start().await;
+    create_deployment(&cluster, "web", "busybox", 1).await;
+    let kubeconfig = cluster.kubeconfig();
+    let args = ["rollout", "status", "deployment/web"];
+    let ours = common::minikctl_command()
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let theirs = cluster
+        .kubectl_command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both are watching once each has printed its first line; then the Deployment goes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.kubectl_ok(&["delete", "deployment", "web"]).await;
+    let wait = async |child: tokio::process::Child| {
+        let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .expect("rollout status ends when the Deployment is deleted")
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ours = wait(ours).await;
+    assert_eq!(
+        ours,
+        (
+            Some(1),
+            "Waiting for deployment spec update to be observed...\n".to_string(),
+            "error: object has been deleted\n".to_string()
+        )
+    );
+    assert_eq!(ours, wait(theirs).await);
+}
