@@ -58,10 +58,12 @@ pub async fn run(ctx: &Ctx, args: DescribeArgs) -> anyhow::Result<()> {
     }
     let mut errors: Vec<String> = Vec::new();
     let infos = infos(ctx, &args, &mut errors).await?;
-    if infos.is_empty() && errors.len() == 1 && is_type_and_name(&args) {
-        if let Some(done) = by_prefix(ctx, &args).await? {
-            return done;
-        }
+    if infos.is_empty()
+        && errors.len() == 1
+        && is_type_and_name(&args)
+        && by_prefix(ctx, &args).await?
+    {
+        return Ok(());
     }
     let mut first = true;
     for info in &infos {
@@ -195,14 +197,14 @@ async fn exists(ctx: &Ctx, r: &Resource, ns: Option<&str>, name: &str) -> anyhow
 }
 
 /// `describe TYPE PREFIX` when no object is named PREFIX: describe those whose names start
-/// with it, each page followed by an empty line; `None` when there are none (the NotFound
+/// with it, each page followed by an empty line. False when there are none (the NotFound
 /// stands).
-async fn by_prefix(ctx: &Ctx, args: &DescribeArgs) -> anyhow::Result<Option<anyhow::Result<()>>> {
+async fn by_prefix(ctx: &Ctx, args: &DescribeArgs) -> anyhow::Result<bool> {
     let resource = ctx.discovery().await?.resolve(&args.args[0])?;
-    let prefix = &args.args[1];
+    let prefix = args.args[1].as_str();
     let mut found = false;
     for (ns, name) in list(ctx, resource, None).await? {
-        if !name.starts_with(prefix.as_str()) {
+        if !name.starts_with(prefix) {
             continue;
         }
         found = true;
@@ -214,7 +216,7 @@ async fn by_prefix(ctx: &Ctx, args: &DescribeArgs) -> anyhow::Result<Option<anyh
         let page = describe_one(ctx, &info).await?;
         emit_keyed(&format!("{page}\n"))?;
     }
-    Ok(found.then_some(Ok(())))
+    Ok(found)
 }
 
 /// The page of one object, from the describer of its kind.
