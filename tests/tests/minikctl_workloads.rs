@@ -361,6 +361,12 @@ async fn check_follow(c: &Cluster) {
     assert!(status.expect("minikctl exits").expect("wait").success());
     c.wait_pod("once", 30, "Succeeded", |p| phase(p) == "Succeeded")
         .await;
+    // the logs outlive the container, exec does not
+    let done = same_as_kubectl(c, &["logs", "once"], None).await;
+    assert_eq!(done.stdout, "start\nend\n");
+    let ran = same_as_kubectl(c, &["exec", "once", "--", "true"], None).await;
+    let completed = "cannot exec into a container in a completed pod; current phase is Succeeded";
+    assert_eq!(ran.stderr, format!("error: {completed}\n"));
 }
 
 /// `logs --previous` after the kubelet restarted `crash`: the run before the current one.
@@ -369,15 +375,14 @@ async fn check_previous(c: &Cluster) {
         container_status(p, 0).is_some_and(|s| s.restart_count >= 1)
     })
     .await;
-    let run = |out: &str| -> u32 {
-        let n = out
-            .trim()
-            .strip_prefix("run ")
-            .unwrap_or_else(|| panic!("{out:?}"));
-        n.parse().unwrap_or_else(|_| panic!("{out:?}"))
-    };
-    let previous = run(&minikctl_ok(c, &["logs", "crash", "--previous"]).await);
-    let current = run(&minikctl_ok(c, &["logs", "crash"]).await);
+    let run = |out: &str| -> Option<u32> { out.trim().strip_prefix("run ")?.parse().ok() };
+    let out = minikctl_ok(c, &["logs", "crash", "--previous"]).await;
+    let previous = run(&out).unwrap_or_else(|| panic!("logs --previous: {out:?}"));
+    // A run that has just started may not have printed yet.
+    let current = wait_for(10, "the current run's line", || async {
+        run(&minikctl_ok(c, &["logs", "crash"]).await)
+    })
+    .await;
     assert!(
         previous >= 1 && current > previous,
         "previous {previous}, current {current}"
@@ -611,6 +616,25 @@ async fn check_cordon(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
     seen.look(c, k).await;
 }
 
+/// Without `--force` and `--delete-emptydir-data`, drain refuses the bare pod with an emptyDir
+/// and evicts nothing, word for word as kubectl (each run starts on an uncordoned node).
+async fn check_drain_refused(c: &Cluster, node: &str) {
+    let args = ["drain", node, "--ignore-daemonsets"];
+    let ours = minikctl(c, &args).await;
+    minikctl_ok(c, &["uncordon", node]).await;
+    let theirs: Ran = c.kubectl(&args).await.into();
+    minikctl_ok(c, &["uncordon", node]).await;
+    assert_eq!(
+        ours, theirs,
+        "minikctl (left) and kubectl (right) differ on {args:?}"
+    );
+    assert_eq!(ours.code, Some(1));
+    assert_eq!(ours.stdout, format!("node/{node} cordoned\n"));
+    let refusal = "cannot delete Pods with local storage (use --delete-emptydir-data to override): default/late";
+    assert!(ours.stderr.contains(refusal), "{}", ours.stderr);
+    assert!(c.pods().get("late").await.is_ok(), "nothing evicted");
+}
+
 /// `drain --ignore-daemonsets --force --delete-emptydir-data`: kubectl's lines, the bare pod
 /// gone, the Deployment's replacement Pending on the cordoned node; `uncordon`: it runs.
 async fn check_drain(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
@@ -697,6 +721,7 @@ async fn scale_cordon_and_drain_a_real_node() {
     wait_web_running(&c, &k, &mut seen, 1).await;
     check_scale(&c, &k, &mut seen).await;
     check_cordon(&c, &k, &mut seen).await;
+    check_drain_refused(&c, &k.node).await;
     check_drain(&c, &k, &mut seen).await;
     clean_up(c, k, seen).await;
 }
