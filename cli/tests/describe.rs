@@ -245,6 +245,8 @@ async fn pages_match_kubectls_line_by_line() {
         &["describe", "lease", "n1", "-n", "kube-node-lease"],
         &["describe", "pods"],
         &["describe", "pod/web", "deploy/hello"],
+        &["describe", "pod", "web", "--show-events=false"],
+        &["describe", "node", "n1", "--show-events=false"],
     ] {
         let ours = minikctl(&cluster, args).await.ok();
         let theirs = cluster.kubectl_ok(args).await;

@@ -138,16 +138,21 @@ pub async fn generic(
     resource: &Resource,
     ns: Option<&str>,
     name: &str,
+    show_events: bool,
 ) -> anyhow::Result<String> {
     let url = format!("{}/{name}", resource.url(ns));
     let obj = get_json(ctx, &url, false).await?;
     let uid = obj["metadata"]["uid"].as_str();
-    let evs = events::about(ctx, ns.unwrap_or_default(), name, Some(&resource.kind), uid).await;
+    let kind = Some(resource.kind.as_str());
+    let evs = match show_events {
+        true => Some(events::about(ctx, ns.unwrap_or_default(), name, kind, uid).await),
+        false => None,
+    };
     Ok(describe_generic(&obj, evs, Timestamp::now()))
 }
 
 /// kubectl's generic page: the header, the object's fields as a tree, its events.
-pub fn describe_generic(obj: &Value, mut evs: Vec<Event>, now: Timestamp) -> String {
+pub fn describe_generic(obj: &Value, mut evs: Option<Vec<Event>>, now: Timestamp) -> String {
     let mut w = Page::default();
     let meta = &obj["metadata"];
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
@@ -159,7 +164,7 @@ pub fn describe_generic(obj: &Value, mut evs: Vec<Event>, now: Timestamp) -> Str
     if let Value::Object(content) = obj {
         tree(&mut w, 0, content, "");
     }
-    text::events(&mut w, &mut evs, now);
+    text::events(&mut w, evs.as_deref_mut(), now);
     w.finish()
 }
 
@@ -300,7 +305,7 @@ mod tests {
             "metadata": {"name": "n1", "namespace": "kube-node-lease", "uid": "u"},
             "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40}
         });
-        let page = describe_generic(&obj, Vec::new(), Timestamp::now());
+        let page = describe_generic(&obj, Some(Vec::new()), Timestamp::now());
         assert_eq!(
             page,
             "Name:         n1\nNamespace:    kube-node-lease\nLabels:       <none>\n\

@@ -41,6 +41,10 @@ pub struct DescribeArgs {
     /// Describe the objects matching this label selector.
     #[arg(short = 'l', long = "selector")]
     pub selector: Option<String>,
+    /// Show the Events about each object at the end of its page.
+    #[arg(long = "show-events", default_value_t = true, action = clap::ArgAction::Set,
+        num_args = 0..=1, default_missing_value = "true")]
+    pub show_events: bool,
 }
 
 /// One object to describe.
@@ -67,7 +71,7 @@ pub async fn run(ctx: &Ctx, args: DescribeArgs) -> anyhow::Result<()> {
     }
     let mut first = true;
     for info in &infos {
-        match describe_one(ctx, info).await {
+        match describe_one(ctx, info, args.show_events).await {
             Ok(page) => {
                 let sep = if first { "" } else { "\n\n" };
                 emit_keyed(&format!("{sep}{page}"))?;
@@ -213,22 +217,33 @@ async fn by_prefix(ctx: &Ctx, args: &DescribeArgs) -> anyhow::Result<bool> {
             namespace: resource.namespaced.then_some(ns),
             name,
         };
-        let page = describe_one(ctx, &info).await?;
+        let page = describe_one(ctx, &info, args.show_events).await?;
         emit_keyed(&format!("{page}\n"))?;
     }
     Ok(found)
 }
 
+/// A pod template as `kubectl describe` prints it (`Pod Template:` and what follows),
+/// aligned: what `rollout history --revision=N` prints too.
+pub fn pod_template(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> String {
+    let mut w = text::Page::default();
+    workload::pod_template(&mut w, t);
+    w.finish()
+}
+
 /// The page of one object, from the describer of its kind.
-async fn describe_one(ctx: &Ctx, info: &Info<'_>) -> anyhow::Result<String> {
+async fn describe_one(ctx: &Ctx, info: &Info<'_>, events: bool) -> anyhow::Result<String> {
     let ns = info.namespace.as_deref().unwrap_or_default();
     let name = info.name.as_str();
     match (info.resource.group.as_str(), info.resource.kind.as_str()) {
-        ("", "Pod") => pod::pod(ctx, ns, name).await,
-        ("", "Node") => node::node(ctx, name).await,
+        ("", "Pod") => pod::pod(ctx, ns, name, events).await,
+        ("", "Node") => node::node(ctx, name, events).await,
         ("", "Namespace") => generic::namespace(ctx, name).await,
-        ("apps", "Deployment") => workload::deployment(ctx, ns, name).await,
-        ("apps", "ReplicaSet") => workload::replica_set(ctx, ns, name).await,
-        _ => generic::generic(ctx, info.resource, info.namespace.as_deref(), name).await,
+        ("apps", "Deployment") => workload::deployment(ctx, ns, name, events).await,
+        ("apps", "ReplicaSet") => workload::replica_set(ctx, ns, name, events).await,
+        _ => {
+            let ns = info.namespace.as_deref();
+            generic::generic(ctx, info.resource, ns, name, events).await
+        }
     }
 }

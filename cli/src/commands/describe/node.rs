@@ -30,11 +30,12 @@ pub struct NodeExtras {
     pub pods: Vec<Pod>,
     /// The Lease, or why it could not be read.
     pub lease: Result<Lease, String>,
-    pub events: Vec<Event>,
+    /// `None` with `--show-events=false`.
+    pub events: Option<Vec<Event>>,
 }
 
 /// Fetch a Node, its Lease, its pods and events; describe it.
-pub async fn node(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
+pub async fn node(ctx: &Ctx, name: &str, show_events: bool) -> anyhow::Result<String> {
     let node = Api::<Node>::all(ctx.client.clone()).get(name).await?;
     let fields = format!("spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed");
     let pods = Api::<Pod>::all(ctx.client.clone())
@@ -50,8 +51,12 @@ pub async fn node(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
         });
     // Controllers name a node's events by its uid, kubelets by its name: both are asked.
     let uid = node.metadata.uid.clone().unwrap_or_default();
-    let mut evs = events::about(ctx, "", name, Some("Node"), Some(&uid)).await;
-    evs.extend(events::about(ctx, "", name, Some("Node"), Some(name)).await);
+    let mut evs = None;
+    if show_events {
+        let mut by_uid = events::about(ctx, "", name, Some("Node"), Some(&uid)).await;
+        by_uid.extend(events::about(ctx, "", name, Some("Node"), Some(name)).await);
+        evs = Some(by_uid);
+    }
     let extras = NodeExtras {
         pods,
         lease,
@@ -130,7 +135,7 @@ pub fn describe(node: &Node, mut x: NodeExtras, now: Timestamp) -> String {
         w.w(0, &format!("ProviderID:\t{p}\n"));
     }
     pods_and_allocation(&mut w, node, &x.pods, now);
-    text::events(&mut w, &mut x.events, now);
+    text::events(&mut w, x.events.as_deref_mut(), now);
     w.finish()
 }
 

@@ -16,7 +16,7 @@ use super::containers::containers;
 use super::text::{self, annotations, labels, tolerations, Page};
 
 /// The description of `pod` with its `events`.
-pub fn describe(pod: &Pod, events: &mut [Event], now: Timestamp) -> String {
+pub fn describe(pod: &Pod, events: Option<&mut [Event]>, now: Timestamp) -> String {
     let mut w = Page::default();
     let meta = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
@@ -291,7 +291,12 @@ fn go_bool_ptr(b: Option<bool>) -> String {
 
 /// Fetch a pod and its events; describe it. A pod that is gone but whose events remain is
 /// described by those events, as kubectl does.
-pub async fn pod(ctx: &crate::commands::Ctx, ns: &str, name: &str) -> anyhow::Result<String> {
+pub async fn pod(
+    ctx: &crate::commands::Ctx,
+    ns: &str,
+    name: &str,
+    show_events: bool,
+) -> anyhow::Result<String> {
     use crate::commands::events::about;
     let now = Timestamp::now();
     let p = match kube::api::Api::<Pod>::namespaced(ctx.client.clone(), ns)
@@ -299,7 +304,7 @@ pub async fn pod(ctx: &crate::commands::Ctx, ns: &str, name: &str) -> anyhow::Re
         .await
     {
         Ok(p) => p,
-        Err(kube::Error::Api(s)) if s.code == 404 => {
+        Err(kube::Error::Api(s)) if s.code == 404 && show_events => {
             let mut evs = about(ctx, ns, name, None, None).await;
             if evs.is_empty() {
                 return Err(kube::Error::Api(s).into());
@@ -309,7 +314,7 @@ pub async fn pod(ctx: &crate::commands::Ctx, ns: &str, name: &str) -> anyhow::Re
                 0,
                 &format!("Pod '{name}': error '{}', but found events.\n", s.message),
             );
-            text::events(&mut w, &mut evs, now);
+            text::events(&mut w, Some(&mut evs), now);
             return Ok(w.finish());
         }
         Err(e) => return Err(e.into()),
@@ -322,6 +327,9 @@ pub async fn pod(ctx: &crate::commands::Ctx, ns: &str, name: &str) -> anyhow::Re
         .and_then(|a| a.get("kubernetes.io/config.mirror"))
         .or(p.metadata.uid.as_ref())
         .cloned();
-    let mut evs = about(ctx, ns, name, None, uid.as_deref()).await;
-    Ok(describe(&p, &mut evs, now))
+    let mut evs = match show_events {
+        true => Some(about(ctx, ns, name, None, uid.as_deref()).await),
+        false => None,
+    };
+    Ok(describe(&p, evs.as_deref_mut(), now))
 }

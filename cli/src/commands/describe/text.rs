@@ -225,8 +225,10 @@ pub fn bool_word(b: bool) -> &'static str {
     }
 }
 
-/// The `Events:` table (`DescribeEvents`): oldest first, `<none>` when there are none.
-pub fn events(w: &mut Page, events: &mut [Event], now: Timestamp) {
+/// The `Events:` table (`DescribeEvents`): oldest first, `<none>` when there are none;
+/// nothing at all with `--show-events=false` (`None`).
+pub fn events(w: &mut Page, events: Option<&mut [Event]>, now: Timestamp) {
+    let Some(events) = events else { return };
     if events.is_empty() {
         w.w(0, "Events:\t<none>\n");
         return;

@@ -28,12 +28,20 @@ use crate::commands::Ctx;
 const HASH_LABEL: &str = "pod-template-hash";
 
 /// Fetch a Deployment, its ReplicaSets and events; describe it.
-pub async fn deployment(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<String> {
+pub async fn deployment(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    show_events: bool,
+) -> anyhow::Result<String> {
     let d = Api::<Deployment>::namespaced(ctx.client.clone(), ns)
         .get(name)
         .await?;
     let uid = d.metadata.uid.clone().unwrap_or_default();
-    let mut evs = events::about(ctx, ns, name, Some("Deployment"), Some(&uid)).await;
+    let mut evs = match show_events {
+        true => Some(events::about(ctx, ns, name, Some("Deployment"), Some(&uid)).await),
+        false => None,
+    };
     let selector = d.spec.as_ref().map(|s| selector_string(&s.selector));
     let rs_api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), ns);
     let owned: Vec<ReplicaSet> = match rs_api
@@ -47,7 +55,12 @@ pub async fn deployment(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<Strin
             .collect(),
         Err(_) => Vec::new(),
     };
-    Ok(describe_deployment(&d, &owned, &mut evs, Timestamp::now()))
+    Ok(describe_deployment(
+        &d,
+        &owned,
+        evs.as_deref_mut(),
+        Timestamp::now(),
+    ))
 }
 
 /// The uid of the object's controller (the ownerReference with `controller: true`).
@@ -65,7 +78,7 @@ fn controller_uid(
 pub fn describe_deployment(
     d: &Deployment,
     owned: &[ReplicaSet],
-    evs: &mut [Event],
+    evs: Option<&mut [Event]>,
     now: Timestamp,
 ) -> String {
     let mut w = Page::default();
@@ -276,7 +289,12 @@ pub fn pod_template(w: &mut Page, t: &PodTemplateSpec) {
 }
 
 /// Fetch a ReplicaSet, count its pods by phase, fetch its events; describe it.
-pub async fn replica_set(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<String> {
+pub async fn replica_set(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    show_events: bool,
+) -> anyhow::Result<String> {
     let rs = Api::<ReplicaSet>::namespaced(ctx.client.clone(), ns)
         .get(name)
         .await?;
@@ -302,7 +320,10 @@ pub async fn replica_set(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<Stri
         }
         counts
     });
-    let mut evs = events::about(ctx, ns, name, Some("ReplicaSet"), Some(&uid)).await;
+    let mut evs = match show_events {
+        true => Some(events::about(ctx, ns, name, Some("ReplicaSet"), Some(&uid)).await),
+        false => None,
+    };
     let pods_line = match counts {
         Ok([r, w, s, f]) => format!("{r} Running / {w} Waiting / {s} Succeeded / {f} Failed"),
         Err(e) => format!("error in fetching pods: {e}"),
@@ -310,7 +331,7 @@ pub async fn replica_set(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<Stri
     Ok(describe_replica_set(
         &rs,
         &pods_line,
-        &mut evs,
+        evs.as_deref_mut(),
         Timestamp::now(),
     ))
 }
@@ -319,7 +340,7 @@ pub async fn replica_set(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<Stri
 pub fn describe_replica_set(
     rs: &ReplicaSet,
     pods: &str,
-    evs: &mut [Event],
+    evs: Option<&mut [Event]>,
     now: Timestamp,
 ) -> String {
     let mut w = Page::default();
