@@ -523,3 +523,41 @@ async fn status_stops_when_the_deployment_is_deleted() {
     );
     assert_eq!(ours, wait(theirs).await);
 }
+
+#[tokio::test]
+async fn selectors_and_missing_arguments_read_like_kubectls() {
+    let cluster = Cluster::start().await;
+    with_history(&cluster, "api").await;
+    with_history(&cluster, "web").await;
+    cluster
+        .kubectl_ok(&["label", "deployment", "web", "tier=front"])
+        .await;
+    let run = same_as_kubectl(
+        &cluster,
+        &["rollout", "history", "deployment", "-l", "tier=front"],
+    )
+    .await;
+    assert!(
+        run.stdout.starts_with("deployment.apps/web \n"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("api"), "{}", run.stdout);
+    for verb in ["status", "history", "undo", "pause", "resume", "restart"] {
+        let run = same_as_kubectl(&cluster, &["rollout", verb]).await;
+        assert_eq!(run.code, 1, "{verb}");
+        for named in [&["deployment/web"][..], &["deployment", "web"]] {
+            let mut args = vec!["rollout", verb, "-l", "a=b"];
+            args.extend_from_slice(named);
+            let run = same_as_kubectl(&cluster, &args).await;
+            assert_eq!(run.code, 1, "{verb}");
+        }
+    }
+    let out = minikctl(
+        &cluster,
+        &["rollout", "pause", "deploy", "-l", "tier=front"],
+    )
+    .await
+    .ok();
+    assert_eq!(out, "deployment.apps/web paused\n");
+}

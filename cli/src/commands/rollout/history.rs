@@ -19,7 +19,7 @@ use crate::printer::emit;
 
 use super::super::scale::Named;
 use super::super::{get, report, send, Ctx, Reported};
-use super::{group_kind, is_deployment, objects, template};
+use super::{group_kind, is_deployment, objects, template, Objects};
 
 /// The annotation numbering a ReplicaSet's revision (and the Deployment's current one).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -40,12 +40,8 @@ const ANNOTATIONS_TO_SKIP: [&str; 6] = [
 /// The arguments of `minikctl rollout history`.
 #[derive(clap::Args, Debug)]
 pub struct HistoryArgs {
-    /// `TYPE NAME...` or `TYPE/NAME...`.
-    #[arg(value_name = "TYPE NAME | TYPE/NAME")]
-    pub args: Vec<String>,
-    /// Files naming the objects.
-    #[arg(short = 'f', long = "filename")]
-    pub filenames: Vec<String>,
+    #[command(flatten)]
+    pub objects: Objects,
     /// See the details, including the pod template, of this revision.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub revision: i64,
@@ -54,12 +50,8 @@ pub struct HistoryArgs {
 /// The arguments of `minikctl rollout undo`.
 #[derive(clap::Args, Debug)]
 pub struct UndoArgs {
-    /// `TYPE NAME...` or `TYPE/NAME...`.
-    #[arg(value_name = "TYPE NAME | TYPE/NAME")]
-    pub args: Vec<String>,
-    /// Files naming the objects.
-    #[arg(short = 'f', long = "filename")]
-    pub filenames: Vec<String>,
+    #[command(flatten)]
+    pub objects: Objects,
     /// The revision to roll back to; 0 is the one before the latest.
     #[arg(
         long = "to-revision",
@@ -150,11 +142,10 @@ fn revision_template(rs: &Value) -> Value {
 
 /// Runs `minikctl rollout history`.
 pub async fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<()> {
-    super::require_resources(&args.args, &args.filenames)?;
     if args.revision < 0 {
         anyhow::bail!("revision must be a positive integer: {}", args.revision);
     }
-    let objects = objects(ctx, &args.args, &args.filenames).await?;
+    let objects = objects(ctx, &args.objects).await?;
     let mut failed = false;
     for object in &objects {
         if let Err(e) = history_one(ctx, object, args.revision).await {
@@ -191,8 +182,7 @@ async fn history_one(ctx: &Ctx, object: &Named<'_>, revision: i64) -> anyhow::Re
 
 /// Runs `minikctl rollout undo`.
 pub async fn undo(ctx: &Ctx, args: UndoArgs) -> anyhow::Result<()> {
-    super::require_resources(&args.args, &args.filenames)?;
-    let objects = objects(ctx, &args.args, &args.filenames).await?;
+    let objects = objects(ctx, &args.objects).await?;
     let mut failed = false;
     for object in &objects {
         match undo_one(ctx, object, args.to_revision).await {

@@ -16,15 +16,15 @@ mod history;
 mod status;
 mod template;
 
+use kube::api::ListParams;
 use serde_json::{json, Value};
 
 use crate::discovery::Resource;
 use crate::printer::emit;
 
-use super::get;
 use super::node_maintenance::merge_patch;
 use super::scale::{named, Named};
-use super::{report, Ctx, Reported};
+use super::{report, send, Ctx, Reported};
 
 /// The template annotation whose change restarts every pod.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -62,6 +62,9 @@ pub struct Objects {
     /// Files naming the objects.
     #[arg(short = 'f', long = "filename")]
     pub filenames: Vec<String>,
+    /// Label selector: the objects of the type named that match it (`app=web`).
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
 }
 
 /// Runs `minikctl rollout`.
@@ -91,21 +94,32 @@ fn group_kind(resource: &Resource) -> String {
 }
 
 /// The objects a rollout subcommand acts on. A type alone means every object of that type in
-/// the namespace: kubectl's builder allows an empty selector here (`scale` does not).
-async fn objects<'a>(
-    ctx: &'a Ctx,
-    args: &[String],
-    filenames: &[String],
-) -> anyhow::Result<Vec<Named<'a>>> {
-    let [kind] = args else {
-        return named(ctx, args, filenames, "rollout").await;
-    };
-    if kind.contains('/') || !filenames.is_empty() {
-        return named(ctx, args, filenames, "rollout").await;
+/// the namespace (kubectl's builder allows an empty selector here; `scale` does not), `-l`
+/// those of them its selector matches.
+async fn objects<'a>(ctx: &'a Ctx, objects: &Objects) -> anyhow::Result<Vec<Named<'a>>> {
+    if objects.args.is_empty() && objects.filenames.is_empty() {
+        anyhow::bail!("required resource not specified");
     }
-    let resource = ctx.discovery().await?.resolve(kind)?;
+    let listed = match objects.args.as_slice() {
+        [kind] if !kind.contains('/') && objects.filenames.is_empty() => kind,
+        args if objects.selector.is_some() && args.iter().any(|a| a.contains('/')) => {
+            anyhow::bail!(
+                "selectors and the all flag cannot be used when passing resource/name arguments"
+            )
+        }
+        _ if objects.selector.is_some() => {
+            anyhow::bail!("name cannot be provided when a selector is specified")
+        }
+        _ => return named(ctx, &objects.args, &objects.filenames, "rollout").await,
+    };
+    let resource = ctx.discovery().await?.resolve(listed)?;
     let namespace = resource.namespaced.then(|| ctx.namespace.clone());
-    let list = get::get_json(ctx, &resource.url(namespace.as_deref()), false).await?;
+    let mut lp = ListParams::default();
+    if let Some(l) = &objects.selector {
+        lp = lp.labels(l);
+    }
+    let req = kube::core::Request::new(resource.url(namespace.as_deref())).list(&lp)?;
+    let list = send(ctx, req).await?;
     let names = list["items"].as_array().into_iter().flatten();
     Ok(names
         .filter_map(|o| o["metadata"]["name"].as_str())
@@ -115,14 +129,6 @@ async fn objects<'a>(
             name: name.to_string(),
         })
         .collect())
-}
-
-/// kubectl's check before anything is fetched: something must be named.
-fn require_resources(args: &[String], filenames: &[String]) -> anyhow::Result<()> {
-    if args.is_empty() && filenames.is_empty() {
-        anyhow::bail!("required resource not specified");
-    }
-    Ok(())
 }
 
 /// The small changes `restart`, `pause` and `resume` make to a Deployment.
@@ -171,7 +177,7 @@ impl Change {
 
 /// Apply `change` to each named object, reporting failures one by one as kubectl does.
 async fn change_each(ctx: &Ctx, objects: Objects, change: Change) -> anyhow::Result<()> {
-    let objects = self::objects(ctx, &objects.args, &objects.filenames).await?;
+    let objects = self::objects(ctx, &objects).await?;
     if objects.is_empty() {
         eprintln!("No resources found in {} namespace.", ctx.namespace);
     }

@@ -21,17 +21,13 @@ use crate::printer::emit;
 
 use super::super::scale::Named;
 use super::super::{report, Ctx, Reported};
-use super::{group_kind, history::REVISION, is_deployment, objects, require_resources};
+use super::{group_kind, history::REVISION, is_deployment, objects, Objects};
 
 /// The arguments of `minikctl rollout status`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// `TYPE NAME...` or `TYPE/NAME...`.
-    #[arg(value_name = "TYPE NAME | TYPE/NAME")]
-    pub args: Vec<String>,
-    /// Files naming the objects.
-    #[arg(short = 'f', long = "filename")]
-    pub filenames: Vec<String>,
+    #[command(flatten)]
+    pub objects: Objects,
     /// Watch the status of the rollout until it's done (`--watch=false`: print it once).
     #[arg(short = 'w', long, default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -132,11 +128,10 @@ pub fn progress(deployment: &Value, revision: i64) -> anyhow::Result<Progress> {
 
 /// Runs `minikctl rollout status`: each object followed in turn, failures reported one by one.
 pub async fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
-    require_resources(&args.args, &args.filenames)?;
     if args.revision < 0 {
         anyhow::bail!("revision must be a positive integer: {}", args.revision);
     }
-    let objects = objects(ctx, &args.args, &args.filenames).await?;
+    let objects = objects(ctx, &args.objects).await?;
     if objects.is_empty() {
         eprintln!("No resources found in {} namespace.", ctx.namespace);
     }
