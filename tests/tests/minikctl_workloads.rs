@@ -17,80 +17,14 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
+use cluster::run::*;
 use cluster::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{json, Value};
 use testkit::objects::container_status;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-
-/// What a command did: its exit code and its output.
-#[derive(Debug, PartialEq, Eq)]
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<std::process::Output> for Ran {
-    fn from(out: std::process::Output) -> Ran {
-        Ran {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-/// The built `minikctl` aimed at the cluster's kubeconfig; add stdio and run it.
-fn minikctl_command(c: &Cluster, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(MINIKCTL);
-    cmd.arg("--kubeconfig")
-        .arg(c.kubeconfig())
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .kill_on_drop(true);
-    cmd
-}
-
-/// Run `minikctl ARGS`, `stdin` piped in (else no stdin at all).
-async fn minikctl_stdin(c: &Cluster, args: &[&str], stdin: Option<&str>) -> Ran {
-    let mut cmd = minikctl_command(c, args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run minikctl");
-    let mut input = child.stdin.take().expect("stdin piped");
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).await.expect("write stdin");
-    }
-    drop(input);
-    child.wait_with_output().await.expect("minikctl ran").into()
-}
-
-async fn minikctl(c: &Cluster, args: &[&str]) -> Ran {
-    minikctl_stdin(c, args, None).await
-}
-
-/// `minikctl ARGS` that must succeed; its stdout.
-async fn minikctl_ok(c: &Cluster, args: &[&str]) -> String {
-    let ran = minikctl(c, args).await;
-    assert_eq!(ran.code, Some(0), "minikctl {args:?}: {ran:?}");
-    ran.stdout
-}
-
-/// `minikctl ARGS` and `kubectl ARGS`, `stdin` given to both: the same exit code, stdout and
-/// stderr. minikctl's result.
-async fn same_as_kubectl(c: &Cluster, args: &[&str], stdin: Option<&str>) -> Ran {
-    let ours = minikctl_stdin(c, args, stdin).await;
-    let theirs: Ran = c.kubectl_stdin(args, stdin).await.into();
-    assert_eq!(
-        ours, theirs,
-        "minikctl (left) and kubectl (right) differ on {args:?}"
-    );
-    ours
-}
+use tokio::io::AsyncBufReadExt;
 
 /// Create a pod in `default` from a JSON spec fragment, labelled `app=<name>`, for the
 /// scheduler to place.

@@ -11,6 +11,9 @@
 // Each test binary includes this module and uses a part of it (and of what it re-exports).
 #![allow(dead_code, unused_imports)]
 
+/// minikctl and kubectl side by side: `run::same_as_kubectl`.
+pub mod run;
+
 pub use testkit::node::random_pod_cidr;
 pub use testkit::objects::{has_taint, node_of, phase, ready, running, uid};
 pub use testkit::{assert_nothing_left, rand_hex, wait_for, Cluster, Kubelet};
