@@ -75,6 +75,7 @@ async fn cluster_with_objects() -> Cluster {
     replica_set(&cluster).await;
     running_pod(&cluster).await;
     pod_events(&client).await;
+    series_event(&client).await;
     cluster
 }
 
@@ -215,6 +216,30 @@ async fn pod_events(client: &kube::Client) {
     }
 }
 
+/// An events.k8s.io/v1 Event about pod `db` (how newer components write them: `regarding`,
+/// `note`, `reportingController`, a `series` for repeats), ten days old.
+async fn series_event(client: &kube::Client) {
+    let pod = Api::<Pod>::namespaced(client.clone(), "default")
+        .get("db")
+        .await
+        .unwrap();
+    let secs = jiff::Timestamp::now().as_second() - 240 * 3600;
+    let at = jiff::Timestamp::from_second(secs).unwrap().to_string();
+    let micro = at.replace('Z', ".000000Z");
+    create(
+        client,
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "db.1"},
+            "regarding": {"kind": "Pod", "namespace": "default", "name": "db",
+                "uid": pod.metadata.uid, "apiVersion": "v1"},
+            "reason": "Pulled", "note": "Container image \"nginx:1.27\" already present",
+            "type": "Normal", "action": "Pulling", "reportingController": "kubelet",
+            "reportingInstance": "n1", "eventTime": micro,
+            "series": {"count": 4, "lastObservedTime": micro}}),
+    )
+    .await;
+}
+
 /// The text with a pod's Age (the last cell of the node's pod table) masked.
 fn masked(text: &str) -> Vec<String> {
     let is_age = |t: &str| {
@@ -245,6 +270,11 @@ async fn pages_match_kubectls_line_by_line() {
         &["describe", "lease", "n1", "-n", "kube-node-lease"],
         &["describe", "pods"],
         &["describe", "pod/web", "deploy/hello"],
+        &["describe", "nodes"],
+        &["describe", "ns"],
+        &["describe", "deploy,rs"],
+        &["describe", "events"],
+        &["describe", "pods", "-A"],
         &["describe", "pod", "web", "--show-events=false"],
         &["describe", "node", "n1", "--show-events=false"],
     ] {
@@ -309,6 +339,10 @@ async fn a_running_pod_shows_its_containers_state_and_its_owner() {
     ] {
         assert!(db.contains(want), "{want:?} not in:\n{db}");
     }
+    assert!(
+        db.contains("Normal Pulled 10d (x4 over 10d) kubelet Container image"),
+        "{db}"
+    );
     let rs = words(&cluster, &["describe", "rs", "hello-5d4f"]).await;
     let want = "Replicas: 0 current / 2 desired Pods Status: 1 Running / 0 Waiting / 0 Succeeded / 0 Failed";
     assert!(rs.contains(want), "{rs}");
