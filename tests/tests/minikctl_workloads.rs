@@ -345,6 +345,12 @@ async fn check_exec(c: &Cluster) {
     )
     .await;
     assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), input));
+    // -t without a terminal on stdin: said, and the pipe used as is
+    let args = ["exec", "-i", "-t", "talk", "-c", "a", "--", "cat"];
+    let ran = same_as_kubectl(c, &args, Some(input)).await;
+    assert_eq!(ran.stdout, input);
+    let no_tty = "Unable to use a TTY - input is not a terminal or the right kind of file\n";
+    assert_eq!(ran.stderr, no_tty);
 
     let ran = same_as_kubectl(c, &["exec", "talk", "-c", "b", "--", "hostname"], None).await;
     assert_eq!(ran.stdout, "talk\n");
@@ -481,6 +487,14 @@ async fn check_scale(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
     assert_eq!(web.spec.and_then(|s| s.replicas), Some(1));
     let err = same_as_kubectl(c, &["scale", "deployment/nope", "--replicas=2"], None).await;
     assert_eq!((err.code, err.stdout.as_str()), (Some(1), ""));
+    let args = [
+        "scale",
+        "deployment/web",
+        "--replicas=2",
+        "--current-replicas=5",
+    ];
+    let err = same_as_kubectl(c, &args, None).await;
+    assert_eq!(err.stderr, "error: Expected replicas to be 5, was 1\n");
 }
 
 /// Why the scheduler left a pod Pending: its PodScheduled condition's reason when False.
