@@ -96,12 +96,12 @@ pub async fn place(ctx: &Ctx, manifests: Vec<Manifest>) -> anyhow::Result<(Vec<P
         let resource = match discovery.for_kind(manifest.api_version(), manifest.kind()) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!(
+                style::eprint_error(&format!(
                     "error: resource mapping not found for name: {:?} namespace: {:?} from {:?}: {e}\nensure CRDs are installed first",
                     manifest.name(),
                     manifest.namespace().unwrap_or_default(),
                     manifest.source,
-                );
+                ));
                 failed = true;
                 continue;
             }
