@@ -3,6 +3,9 @@
 //!
 //! - `connect.rs`: the `--kubeconfig` / `--server` / `--token` flags and the `kube::Client` they
 //!   make. Components only ever talk to the apiserver through this client.
+//! - `pki/`: the cluster PKI as kubeadm lays it out (the CA, the apiserver's serving and kubelet
+//!   client certificates, the admin's), client certificates for joining nodes, the CA hash a
+//!   joining node pins, kubeconfigs with embedded credentials.
 //! - `leader.rs`: leader election on a `coordination.k8s.io/v1` Lease, so two copies of a
 //!   component can run and only one acts; the Lease is released on a clean shutdown.
 //! - `shutdown.rs`: SIGTERM and SIGINT as a future, to stop cleanly.
@@ -13,5 +16,6 @@
 pub mod connect;
 pub mod leader;
 pub mod logging;
+pub mod pki;
 pub mod quantity;
 pub mod shutdown;
