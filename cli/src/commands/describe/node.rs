@@ -210,16 +210,33 @@ fn system_info(w: &mut Page, node: &Node) {
 /// `Non-terminated Pods:` with each pod's requests and limits, then `Allocated resources:`.
 fn pods_and_allocation(w: &mut Page, node: &Node, pods: &[Pod], now: Timestamp) {
     let status = node.status.clone().unwrap_or_default();
-    let allocatable = status
+    let allocatable: Totals = status
         .allocatable
         .filter(|a| !a.is_empty())
         .or(status.capacity)
-        .unwrap_or_default();
-    let alloc = |name: &str| allocatable.get(name).and_then(|q| Amount::try_from(q).ok());
-    let (cpu, mem) = (
-        alloc("cpu").map_or(0, |q| q.millis()),
-        alloc("memory").map_or(0, |q| q.value()),
-    );
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, q)| Some((k.clone(), Amount::try_from(q).ok()?)))
+        .collect();
+    let (reqs, limits) = pods_table(w, &allocatable, pods, now);
+    allocated(w, &allocatable, &reqs, &limits);
+}
+
+/// The amount kubectl divides by for `name`: millicores for CPU, whole units otherwise.
+fn amount(t: &Totals, name: &str) -> i64 {
+    t.get(name).map_or(0, |q| match name {
+        "cpu" => q.millis(),
+        _ => q.value(),
+    })
+}
+
+/// The pod table; returns the pods' requests and limits added up.
+fn pods_table(
+    w: &mut Page,
+    allocatable: &Totals,
+    pods: &[Pod],
+    now: Timestamp,
+) -> (Totals, Totals) {
     w.w(
         0,
         &format!("Non-terminated Pods:\t({} in total)\n", pods.len()),
@@ -235,63 +252,57 @@ fn pods_and_allocation(w: &mut Page, node: &Node, pods: &[Pod], now: Timestamp) 
     let (mut reqs, mut limits) = (Totals::new(), Totals::new());
     for p in pods {
         let (r, l) = pod_requests_and_limits(p);
-        let cell = |t: &Totals, name: &str, of: i64, milli: bool| {
-            let q = t.get(name);
-            let v = q.map_or(0, |q| if milli { q.millis() } else { q.value() });
-            format!("{} ({}%)", show(q), go_percent(v, of))
+        let cell = |t: &Totals, name: &str| {
+            let pct = go_percent(amount(t, name), amount(allocatable, name));
+            format!("{} ({pct}%)", show(t.get(name)))
         };
+        let meta = &p.metadata;
         w.w(
             1,
             &format!(
                 "{}\t{}\t\t{}\t{}\t{}\t{}\t{}\n",
-                p.metadata.namespace.as_deref().unwrap_or_default(),
-                p.metadata.name.as_deref().unwrap_or_default(),
-                cell(&r, "cpu", cpu, true),
-                cell(&l, "cpu", cpu, true),
-                cell(&r, "memory", mem, false),
-                cell(&l, "memory", mem, false),
-                since(p.metadata.creation_timestamp.as_ref().map(|t| t.0), now)
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+                cell(&r, "cpu"),
+                cell(&l, "cpu"),
+                cell(&r, "memory"),
+                cell(&l, "memory"),
+                since(meta.creation_timestamp.as_ref().map(|t| t.0), now)
             ),
         );
         add_all(&mut reqs, &r);
         add_all(&mut limits, &l);
     }
+    (reqs, limits)
+}
+
+/// `Allocated resources:`: the totals against allocatable for CPU, memory, ephemeral storage
+/// and huge pages, then extended resources (GPUs and the like) without a share.
+fn allocated(w: &mut Page, allocatable: &Totals, reqs: &Totals, limits: &Totals) {
     w.w(
         0,
         "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n",
     );
     w.w(1, "Resource\tRequests\tLimits\n");
     w.w(1, "--------\t--------\t------\n");
-    let mut names = vec![
-        "cpu".to_string(),
-        "memory".into(),
-        "ephemeral-storage".into(),
-    ];
-    let mut huge: Vec<String> = allocatable
-        .keys()
-        .filter(|k| k.starts_with("hugepages-"))
-        .cloned()
-        .collect();
-    huge.sort();
-    names.extend(huge);
-    for name in &names {
-        let of = alloc(name).map_or(0, |q| if name == "cpu" { q.millis() } else { q.value() });
+    let standard = ["cpu", "memory", "ephemeral-storage"];
+    let huge = allocatable.keys().filter(|k| k.starts_with("hugepages-"));
+    for name in standard.map(String::from).iter().chain(huge) {
+        let of = amount(allocatable, name);
         let total = |t: &Totals| {
-            let q = t.get(name.as_str());
-            let v = q.map_or(0, |q| if name == "cpu" { q.millis() } else { q.value() });
-            let pct = if of == 0 { 0 } else { go_percent(v, of) };
-            format!("{} ({pct}%)", show(q))
+            let pct = if of == 0 {
+                0
+            } else {
+                go_percent(amount(t, name), of)
+            };
+            format!("{} ({pct}%)", show(t.get(name.as_str())))
         };
-        w.w(
-            1,
-            &format!("{name}\t{}\t{}\n", total(&reqs), total(&limits)),
-        );
+        w.w(1, &format!("{name}\t{}\t{}\n", total(reqs), total(limits)));
     }
-    let standard = ["cpu", "memory", "ephemeral-storage", "pods"];
-    for ext in allocatable
-        .keys()
-        .filter(|k| !standard.contains(&k.as_str()) && !k.starts_with("hugepages-"))
-    {
+    let extended = allocatable.keys().filter(|k| {
+        !standard.contains(&k.as_str()) && k.as_str() != "pods" && !k.starts_with("hugepages-")
+    });
+    for ext in extended {
         let (r, l) = (show(reqs.get(ext)), show(limits.get(ext)));
         w.w(1, &format!("{ext}\t{r}\t{l}\n"));
     }
