@@ -561,3 +561,117 @@ async fn selectors_and_missing_arguments_read_like_kubectls() {
     .ok();
     assert_eq!(out, "deployment.apps/web paused\n");
 }
+
+/// A template with most of what kubectl's `DescribePodTemplate` prints.
+fn rich_template() -> Value {
+    json!({
+        "metadata": {
+            "labels": {"app": "rich", "tier": "back"},
+            "annotations": {
+                "long": "x".repeat(150),
+                "multi": "line one\nline two\n",
+                "short": "yes",
+            },
+        },
+        "spec": {
+            "serviceAccountName": "builder",
+            "priorityClassName": "high",
+            "nodeSelector": {"disk": "ssd", "zone": "a"},
+            "tolerations": [
+                {"operator": "Exists"},
+                {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"},
+                {"key": "slow", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
+            ],
+            "initContainers": [{"name": "setup", "image": "busybox", "args": ["echo", "a\nb"]}],
+            "containers": [{
+                "name": "main", "image": "busybox:1.36",
+                "command": ["sh", "-c"], "args": ["sleep 3600"],
+                "ports": [{"containerPort": 80, "protocol": "TCP"},
+                          {"containerPort": 53, "hostPort": 5353, "protocol": "UDP"}],
+                "resources": {"limits": {"memory": "128Mi", "cpu": "500m"},
+                              "requests": {"cpu": "100m"}},
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
+                                  "initialDelaySeconds": 3, "timeoutSeconds": 1, "periodSeconds": 10,
+                                  "successThreshold": 1, "failureThreshold": 3},
+                "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]},
+                                   "timeoutSeconds": 1, "periodSeconds": 5,
+                                   "successThreshold": 1, "failureThreshold": 3},
+                "startupProbe": {"tcpSocket": {"port": 80}, "timeoutSeconds": 1,
+                                 "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 30},
+                "envFrom": [{"configMapRef": {"name": "settings"}},
+                            {"prefix": "S_", "secretRef": {"name": "creds", "optional": true}}],
+                "env": [
+                    {"name": "PLAIN", "value": "one\ntwo"},
+                    {"name": "NODE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}},
+                    {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pass"}}},
+                    {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode", "optional": true}}},
+                ],
+                "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"},
+                                 {"name": "config", "mountPath": "/etc/app", "readOnly": true, "subPath": "app"}],
+            }],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                {"name": "host", "hostPath": {"path": "/var/log", "type": "Directory"}},
+                {"name": "config", "configMap": {"name": "settings"}},
+                {"name": "creds", "secret": {"secretName": "creds", "optional": true}},
+            ],
+        },
+    })
+}
+
+#[tokio::test]
+async fn a_revisions_template_is_printed_as_kubectl_prints_it() {
+    let cluster = Cluster::start().await;
+    let d = create_deployment(&cluster, "rich", "busybox", 1).await;
+    let mut t = rich_template();
+    t["metadata"]["labels"]["pod-template-hash"] = json!("h1");
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {
+            "name": "rich-h1",
+            "labels": {"app": "rich", "pod-template-hash": "h1"},
+            "annotations": {REVISION: "1", CHANGE_CAUSE: "kubectl apply --record"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "rich",
+                                 "uid": d.metadata.uid, "controller": true}],
+        },
+        "spec": {"selector": {"matchLabels": {"app": "rich", "pod-template-hash": "h1"}},
+                 "template": t},
+    }))
+    .unwrap();
+    replicasets(&cluster)
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create replicaset");
+    let run = same_as_kubectl(
+        &cluster,
+        &["rollout", "history", "deploy/rich", "--revision=1"],
+    )
+    .await;
+    // Owned by the Deployment but not selected by its selector (no labels): no revision.
+    let stray: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {
+            "name": "rich-stray",
+            "annotations": {REVISION: "2"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "rich",
+                                 "uid": d.metadata.uid, "controller": true}],
+        },
+        "spec": {"selector": {"matchLabels": {"x": "y"}},
+                 "template": {"metadata": {"labels": {"x": "y"}}, "spec": rich_template()["spec"]}},
+    }))
+    .unwrap();
+    replicasets(&cluster)
+        .create(&PostParams::default(), &stray)
+        .await
+        .expect("create replicaset");
+    let table = same_as_kubectl(&cluster, &["rollout", "history", "deploy/rich"]).await;
+    assert_eq!(
+        table.stdout,
+        "deployment.apps/rich \nREVISION  CHANGE-CAUSE\n1         kubectl apply --record\n\n"
+    );
+    for part in [
+        "  Tolerations:\top=Exists\n",
+        "    Limits:\n",
+        "    Readiness:\texec [cat /tmp/ready]",
+    ] {
+        assert!(run.stdout.contains(part), "{part:?} in\n{}", run.stdout);
+    }
+}

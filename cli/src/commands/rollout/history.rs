@@ -70,13 +70,41 @@ fn revision_of(object: &Value) -> Option<i64> {
     }
 }
 
+/// Does the label selector `selector` (`matchLabels`, `matchExpressions`) select an object
+/// with `labels`? As Go's `LabelSelectorAsSelector`: no selector selects nothing, an empty
+/// one everything.
+pub fn selects(selector: &Value, labels: &Value) -> bool {
+    if !selector.is_object() {
+        return false;
+    }
+    let label = |k: &str| labels.get(k).and_then(Value::as_str);
+    let pairs = selector["matchLabels"].as_object().into_iter().flatten();
+    let expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    pairs.into_iter().all(|(k, v)| label(k) == v.as_str())
+        && expressions.into_iter().all(|e| {
+            let key = e["key"].as_str().unwrap_or_default();
+            let mut values = e["values"].as_array().into_iter().flatten();
+            match (e["operator"].as_str(), label(key)) {
+                (Some("In"), Some(l)) => values.any(|v| v == l),
+                (Some("NotIn"), Some(l)) => !values.any(|v| v == l),
+                (Some("NotIn"), None) | (Some("Exists"), Some(_)) => true,
+                (Some("DoesNotExist"), l) => l.is_none(),
+                _ => false,
+            }
+        })
+}
+
 /// The ReplicaSets `deployment` controls, by revision (a later one of equal revision wins, as
-/// in kubectl's map).
+/// in kubectl's map): those its selector selects whose controller is the Deployment.
 async fn revisions(ctx: &Ctx, deployment: &Value) -> anyhow::Result<BTreeMap<i64, Value>> {
     let ns = deployment["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default();
     let uid = &deployment["metadata"]["uid"];
+    let selector = &deployment["spec"]["selector"];
     let list = get::get_json(
         ctx,
         &format!("/apis/apps/v1/namespaces/{ns}/replicasets"),
@@ -90,7 +118,8 @@ async fn revisions(ctx: &Ctx, deployment: &Value) -> anyhow::Result<BTreeMap<i64
             .into_iter()
             .flatten()
             .any(|r| r["controller"] == true && &r["uid"] == uid);
-        if let (true, Some(v)) = (controlled, revision_of(rs)) {
+        let selected = selects(selector, &rs["metadata"]["labels"]);
+        if let (true, Some(v)) = (controlled && selected, revision_of(rs)) {
             out.insert(v, rs.clone());
         }
     }
@@ -321,6 +350,26 @@ mod tests {
             "REVISION    CHANGE-CAUSE\n1234567890  <none>\n"
         );
         assert_eq!(history_table(&BTreeMap::new()), "No rollout history found.");
+    }
+
+    #[test]
+    fn selectors_select_as_gos_do() {
+        let labels = json!({"app": "web", "tier": "front"});
+        let sel = |s: Value| selects(&s, &labels);
+        assert!(sel(json!({"matchLabels": {"app": "web"}})));
+        assert!(!sel(json!({"matchLabels": {"app": "db"}})));
+        assert!(sel(json!({})));
+        assert!(!sel(Value::Null));
+        let expr = |op: &str, key: &str, values: Value| {
+            sel(json!({"matchExpressions": [{"key": key, "operator": op, "values": values}]}))
+        };
+        assert!(expr("In", "tier", json!(["front", "back"])));
+        assert!(!expr("In", "zone", json!(["a"])));
+        assert!(expr("NotIn", "tier", json!(["back"])));
+        assert!(expr("NotIn", "zone", json!(["a"])));
+        assert!(expr("Exists", "app", Value::Null));
+        assert!(!expr("DoesNotExist", "app", Value::Null));
+        assert!(expr("DoesNotExist", "zone", Value::Null));
     }
 
     #[test]
