@@ -675,3 +675,32 @@ async fn a_revisions_template_is_printed_as_kubectl_prints_it() {
         assert!(run.stdout.contains(part), "{part:?} in\n{}", run.stdout);
     }
 }
+
+#[tokio::test]
+async fn undo_dry_runs_change_nothing() {
+    let cluster = Cluster::start().await;
+    with_history(&cluster, "web").await;
+    let before = rolled_back_fields(&cluster, "web").await;
+    let run = same_as_kubectl(
+        &cluster,
+        &["rollout", "undo", "deploy/web", "--dry-run=client"],
+    )
+    .await;
+    assert!(
+        run.stdout
+            .starts_with("deployment.apps/web Pod Template:\n")
+            && run.stdout.ends_with("<none>\n (dry run)\n"),
+        "{}",
+        run.stdout
+    );
+    let run = same_as_kubectl(
+        &cluster,
+        &["rollout", "undo", "deploy/web", "--dry-run=server"],
+    )
+    .await;
+    assert_eq!(
+        run.stdout,
+        "deployment.apps/web rolled back (server dry run)\n"
+    );
+    assert_eq!(rolled_back_fields(&cluster, "web").await, before);
+}

@@ -59,6 +59,32 @@ pub struct UndoArgs {
         allow_negative_numbers = true
     )]
     pub to_revision: i64,
+    /// `client`: print the template it would restore; `server`: let the server check the
+    /// patch without storing it.
+    #[arg(long = "dry-run", value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
+}
+
+/// kubectl's `--dry-run` strategies.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// Change the object.
+    None,
+    /// Change nothing; print what would be done.
+    Client,
+    /// Send the change with `dryRun=All`: checked, not stored.
+    Server,
+}
+
+impl DryRun {
+    /// The printed line's suffix.
+    fn suffix(self) -> &'static str {
+        match self {
+            DryRun::None => "",
+            DryRun::Client => " (dry run)",
+            DryRun::Server => " (server dry run)",
+        }
+    }
 }
 
 /// A ReplicaSet's revision: its annotation, 0 when it has none, `None` when it is not a number
@@ -214,8 +240,12 @@ pub async fn undo(ctx: &Ctx, args: UndoArgs) -> anyhow::Result<()> {
     let objects = objects(ctx, &args.objects).await?;
     let mut failed = false;
     for object in &objects {
-        match undo_one(ctx, object, args.to_revision).await {
-            Ok(result) => emit(&format!("{} {result}\n", object.display()))?,
+        match undo_one(ctx, object, args.to_revision, args.dry_run).await {
+            Ok(result) => emit(&format!(
+                "{} {result}{}\n",
+                object.display(),
+                args.dry_run.suffix()
+            ))?,
             Err(e) => {
                 report(ctx, e);
                 failed = true;
@@ -279,14 +309,23 @@ pub fn undo_patch(deployment: &Value, rs: &Value) -> Value {
     ])
 }
 
-/// Roll one Deployment back; the word kubectl prints after its name.
-async fn undo_one(ctx: &Ctx, object: &Named<'_>, to: i64) -> anyhow::Result<String> {
+/// Roll one Deployment back; the words kubectl prints after its name (with `--dry-run=client`
+/// the template it would restore, hash label and all, as kubectl prints it).
+async fn undo_one(
+    ctx: &Ctx,
+    object: &Named<'_>,
+    to: i64,
+    dry_run: DryRun,
+) -> anyhow::Result<String> {
     let deployment = object.get(ctx).await?;
     if !is_deployment(object) {
         let kind = group_kind(object.resource);
         anyhow::bail!("no rollbacker has been implemented for {kind:?}");
     }
     let rs = choose(&revisions(ctx, &deployment).await?, to, &object.name)?;
+    if dry_run == DryRun::Client {
+        return Ok(template::describe(&rs["spec"]["template"]));
+    }
     if deployment["spec"]["paused"] == true {
         anyhow::bail!(
             "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"
@@ -299,7 +338,11 @@ async fn undo_one(ctx: &Ctx, object: &Named<'_>, to: i64) -> anyhow::Result<Stri
         ));
     }
     let patch = undo_patch(&deployment, &rs);
-    let req = http::Request::patch(object.url())
+    let url = match dry_run {
+        DryRun::Server => format!("{}?dryRun=All", object.url()),
+        _ => object.url(),
+    };
+    let req = http::Request::patch(url)
         .header(http::header::CONTENT_TYPE, "application/json-patch+json")
         .body(serde_json::to_vec(&patch)?)?;
     if let Err(e) = send(ctx, req).await {
