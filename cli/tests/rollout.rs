@@ -484,44 +484,42 @@ async fn status_stops_when_the_deployment_is_deleted() {
     create_deployment(&cluster, "web", "busybox", 1).await;
     let kubeconfig = cluster.kubeconfig();
     let args = ["rollout", "status", "deployment/web"];
-    let ours = common::minikctl_command()
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let theirs = cluster
-        .kubectl_command()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Both are watching once each has printed its first line; then the Deployment goes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut ours = common::minikctl_command();
+    ours.args(["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let mut children = Vec::new();
+    for mut cmd in [ours, cluster.kubectl_command()] {
+        let mut child = cmd
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Its first line: it has listed the Deployment and is watching it.
+        let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("a first line within 20s")
+            .unwrap();
+        assert_eq!(
+            first.as_deref(),
+            Some("Waiting for deployment spec update to be observed...")
+        );
+        children.push((child, lines));
+    }
     cluster.kubectl_ok(&["delete", "deployment", "web"]).await;
-    let wait = async |child: tokio::process::Child| {
-        let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+    for (child, mut lines) in children {
+        let rest = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
             .expect("rollout status ends when the Deployment is deleted")
             .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let ours = wait(ours).await;
-    assert_eq!(
-        ours,
-        (
-            Some(1),
-            "Waiting for deployment spec update to be observed...\n".to_string(),
-            "error: object has been deleted\n".to_string()
-        )
-    );
-    assert_eq!(ours, wait(theirs).await);
+        assert_eq!(rest, None, "nothing more on stdout");
+        let out = child.wait_with_output().await.unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "error: object has been deleted\n"
+        );
+    }
 }
 
 #[tokio::test]
