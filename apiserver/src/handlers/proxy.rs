@@ -46,32 +46,18 @@ async fn locate(
         .await?
         .ok_or_else(|| ApiError::NotFound(pod_res.subject(name)))?
         .object;
-    let names: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(
-            pod["spec"]["initContainers"]
-                .as_array()
-                .into_iter()
-                .flatten(),
-        )
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let containers = container_names(&pod["spec"]["containers"]);
+    let init = container_names(&pod["spec"]["initContainers"]);
     let container = match container.filter(|c| !c.is_empty()) {
-        Some(c) if names.contains(&c) => c.to_string(),
+        Some(c) if containers.contains(&c) || init.contains(&c) => c.to_string(),
         Some(c) => {
             return Err(ApiError::BadRequest(format!(
                 "container {c} is not valid for pod {name}"
             )))
         }
-        None => match pod["spec"]["containers"].as_array().map(Vec::as_slice) {
-            Some([one]) => one["name"].as_str().unwrap_or_default().to_string(),
-            _ => {
-                return Err(ApiError::BadRequest(format!(
-                    "a container name must be specified for pod {name}, choose one of: {names:?}"
-                )))
-            }
+        None => match containers.as_slice() {
+            [one] => one.to_string(),
+            _ => return Err(ApiError::BadRequest(choose_one(name, &containers, &init))),
         },
     };
     let node_name = pod["spec"]["nodeName"]
@@ -82,6 +68,28 @@ async fn locate(
         kubelet: kubelet_of(app, node_name).await?,
         container,
     })
+}
+
+/// The `name`s of a pod's `containers` or `initContainers` array.
+fn container_names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
+/// kube-apiserver's refusal to guess the container of a pod that has several (Go's `%s` of
+/// the names joined by spaces): `... choose one of: [a b] or one of the init containers: [i]`.
+fn choose_one(pod: &str, containers: &[&str], init: &[&str]) -> String {
+    let mut msg = format!(
+        "a container name must be specified for pod {pod}, choose one of: [{}]",
+        containers.join(" ")
+    );
+    if !init.is_empty() {
+        msg += &format!(" or one of the init containers: [{}]", init.join(" "));
+    }
+    msg
 }
 
 /// The kubelet of node `node_name` as `host:port`, from the Node's status; an unknown node is
@@ -468,7 +476,20 @@ async fn relay(
 
 #[cfg(test)]
 mod tests {
-    use super::proxied_path;
+    use super::{choose_one, proxied_path};
+
+    #[test]
+    fn a_pod_of_several_containers_needs_one_named_as_kube_apiserver_says() {
+        assert_eq!(
+            choose_one("web", &["a", "b"], &[]),
+            "a container name must be specified for pod web, choose one of: [a b]"
+        );
+        assert_eq!(
+            choose_one("web", &["a", "b"], &["setup"]),
+            "a container name must be specified for pod web, choose one of: [a b] \
+             or one of the init containers: [setup]"
+        );
+    }
 
     #[test]
     fn the_proxied_path_is_what_follows_proxy() {
