@@ -22,13 +22,17 @@ pub struct Flags {
     /// CSV file of bearer tokens: token,user,uid[,"group1,group2"].
     #[arg(long = "token-auth-file")]
     pub token_auth_file: Option<PathBuf>,
+    /// PEM bundle of CAs: a client certificate signed by one authenticates as its CN (user)
+    /// in its O values (groups); clients without a certificate may still use a token.
+    #[arg(long = "client-ca-file", requires = "tls_cert_file")]
+    pub client_ca_file: Option<PathBuf>,
     /// PEM certificate chain to serve HTTPS with.
     #[arg(long = "tls-cert-file", requires = "tls_private_key_file")]
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for --tls-cert-file.
     #[arg(long = "tls-private-key-file", requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
-    /// Serve a non-loopback address without TLS and tokens anyway (labs only).
+    /// Serve a non-loopback address without TLS and authentication anyway (labs only).
     #[arg(long = "allow-anonymous")]
     pub allow_anonymous: bool,
     /// Events kept per resource so watchers can resume.
@@ -59,10 +63,11 @@ pub struct Flags {
 impl Flags {
     /// Refuse to expose an unauthenticated, unencrypted API beyond this machine.
     pub fn check_exposure(&self) -> Result<(), String> {
-        let secured = self.tls_cert_file.is_some() && self.token_auth_file.is_some();
+        let authenticated = self.token_auth_file.is_some() || self.client_ca_file.is_some();
+        let secured = self.tls_cert_file.is_some() && authenticated;
         if !self.listen.ip().is_loopback() && !secured && !self.allow_anonymous {
             return Err(format!(
-                "refusing to serve {} without TLS and token authentication: pass --tls-cert-file, --tls-private-key-file and --token-auth-file, or --allow-anonymous",
+                "refusing to serve {} without TLS and authentication: pass --tls-cert-file and --tls-private-key-file with --client-ca-file and/or --token-auth-file, or --allow-anonymous",
                 self.listen
             ));
         }
@@ -72,13 +77,13 @@ impl Flags {
     /// Server tunables from the flags.
     pub fn server_config(
         &self,
-        tokens: Option<crate::auth::TokenAuth>,
+        authentication: crate::auth::Authentication,
     ) -> crate::state::ServerConfig {
         crate::state::ServerConfig {
             watch_cache_size: self.watch_cache_size,
             min_request_timeout: Duration::from_secs(self.min_request_timeout.max(1)),
             bookmark_interval: Duration::from_secs(self.bookmark_interval.max(1)),
-            tokens,
+            authentication,
             kubelet_token: None,
             kubelet_ca_pem: None,
         }
@@ -90,7 +95,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exposure_needs_tls_and_tokens_or_explicit_consent() {
+    fn exposure_needs_tls_and_authentication_or_explicit_consent() {
         let f = Flags::parse_from([
             "x",
             "--etcd-servers",
@@ -110,5 +115,29 @@ mod tests {
         assert!(f.check_exposure().is_ok());
         let f = Flags::parse_from(["x", "--etcd-servers", "http://e:1"]);
         assert!(f.check_exposure().is_ok());
+        // a client CA is authentication too, but only with TLS
+        let secured = |extra: &[&str]| {
+            let mut args = vec![
+                "x",
+                "--etcd-servers",
+                "http://e:1",
+                "--listen",
+                "10.0.0.2:6443",
+            ];
+            args.extend_from_slice(extra);
+            Flags::try_parse_from(args).map(|f| f.check_exposure())
+        };
+        let tls = ["--tls-cert-file", "c", "--tls-private-key-file", "k"];
+        assert!(secured(&tls).unwrap().is_err());
+        assert!(secured(&[&tls[..], &["--client-ca-file", "ca"]].concat())
+            .unwrap()
+            .is_ok());
+        assert!(secured(&[&tls[..], &["--token-auth-file", "t"]].concat())
+            .unwrap()
+            .is_ok());
+        assert!(
+            secured(&["--client-ca-file", "ca"]).is_err(),
+            "needs --tls-cert-file"
+        );
     }
 }

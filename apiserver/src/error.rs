@@ -48,7 +48,7 @@ pub enum ApiError {
     /// 403: refused by policy (e.g. creating in a terminating namespace).
     #[error("{message}")]
     Forbidden { subject: Subject, message: String },
-    /// 401: no or unknown bearer token.
+    /// 401: no credential that an authenticator recognises (client certificate, bearer token).
     #[error("Unauthorized")]
     Unauthorized,
     /// 404 for a URL that names no resource we serve.

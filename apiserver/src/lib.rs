@@ -30,4 +30,5 @@ pub mod state;
 pub mod storage;
 pub mod tables;
 pub mod testing;
+pub mod tls;
 pub mod watch_cache;

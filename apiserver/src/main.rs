@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use apiserver::auth::TokenAuth;
+use apiserver::auth::{Authentication, Authenticator, ClientCertAuth, TokenAuth};
 use apiserver::config::Flags;
 use apiserver::server::app;
 use apiserver::state::App;
@@ -31,17 +31,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The authenticators the flags ask for, client certificates first (as kube-apiserver).
+fn authentication(flags: &Flags) -> anyhow::Result<Authentication> {
+    let mut authenticators = Vec::new();
+    if let Some(path) = &flags.client_ca_file {
+        let certs = ClientCertAuth::load(path).context("loading --client-ca-file")?;
+        authenticators.push(Authenticator::ClientCert(certs));
+    }
+    if let Some(path) = &flags.token_auth_file {
+        let tokens = TokenAuth::load(path).context("loading --token-auth-file")?;
+        authenticators.push(Authenticator::Token(tokens));
+    }
+    Ok(Authentication::new(authenticators))
+}
+
 async fn run(flags: Flags) -> anyhow::Result<()> {
-    let tokens = flags
-        .token_auth_file
-        .as_deref()
-        .map(TokenAuth::load)
-        .transpose()
-        .context("loading --token-auth-file")?;
+    let authentication = authentication(&flags)?;
+    let tls = match (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        (Some(cert), Some(key)) => Some(
+            apiserver::tls::server_config(cert, key, authentication.client_certs())
+                .context("loading TLS certificate and key")?,
+        ),
+        _ => None,
+    };
     let storage = Storage::connect(&flags.etcd_servers, &flags.etcd_prefix)
         .await
         .with_context(|| format!("connecting to etcd at {}", flags.etcd_servers.join(",")))?;
-    let mut config = flags.server_config(tokens);
+    let mut config = flags.server_config(authentication);
     if let Some(f) = &flags.kubelet_token_file {
         let token = std::fs::read_to_string(f)
             .with_context(|| format!("reading --kubelet-token-file {}", f.display()))?;
@@ -68,16 +84,19 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
     });
-    tracing::info!(listen = %flags.listen, tls = flags.tls_cert_file.is_some(), "serving");
+    tracing::info!(
+        listen = %flags.listen,
+        tls = tls.is_some(),
+        client_ca = flags.client_ca_file.is_some(),
+        "serving"
+    );
     // Watch events and small responses go out at once, not after the peer's delayed ACK
     // (Nagle), as Go's net package does for kube-apiserver.
     use axum_server::accept::NoDelayAcceptor;
-    match (&flags.tls_cert_file, &flags.tls_private_key_file) {
-        (Some(cert), Some(key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .context("loading TLS certificate and key")?;
+    match tls {
+        Some(tls) => {
+            // axum-server's acceptor records each connection's client certificate (`TlsInfo`)
+            // in its requests, where `auth/x509.rs` reads it.
             let acceptor =
                 axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
             axum_server::bind(flags.listen)
@@ -87,7 +106,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("serving on {}", flags.listen))?;
         }
-        _ => {
+        None => {
             axum_server::bind(flags.listen)
                 .acceptor(NoDelayAcceptor::new())
                 .handle(handle)

@@ -1,5 +1,6 @@
-//! The HTTP server: the route table, the middleware every request passes (bearer-token
-//! authentication, metrics, a tracing span) and the namespaces created at startup.
+//! The HTTP server: the route table, the middleware every request passes (authentication by
+//! client certificate or bearer token, metrics, a tracing span) and the namespaces created at
+//! startup.
 //!
 //! Fixed paths (discovery, OpenAPI, health, metrics) have their own routes; everything under
 //! `/api` and `/apis` goes to `handlers::dispatch`, which parses the URL into a `RequestInfo`
@@ -99,7 +100,7 @@ async fn metrics(State(app): State<App>) -> Response {
 }
 
 /// Authentication, a `request{method,path}` span and the request metrics.
-async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
+async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -107,9 +108,13 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
         path.as_str(),
         "/healthz" | "/livez" | "/readyz" | "/version"
     );
-    if let Some(tokens) = &app.config.tokens {
-        if !public && tokens.authenticate(req.headers()).is_none() {
-            return ApiError::Unauthorized.into_response();
+    let authentication = &app.config.authentication;
+    if !public && authentication.is_required() {
+        match authentication.authenticate(req.headers(), req.extensions()) {
+            Some(user) => {
+                req.extensions_mut().insert(user);
+            }
+            None => return ApiError::Unauthorized.into_response(),
         }
     }
     let span = tracing::info_span!("request", %method, %path);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::TokenAuth;
+use crate::auth::Authentication;
 use crate::metrics::Metrics;
 use crate::resources::{self, Resource};
 use crate::storage::Storage;
@@ -26,8 +26,9 @@ pub struct ServerConfig {
     pub min_request_timeout: Duration,
     /// How often a watcher that allows bookmarks gets one.
     pub bookmark_interval: Duration,
-    /// Bearer tokens; `None` = anonymous access.
-    pub tokens: Option<TokenAuth>,
+    /// Who may call the API: client certificates, bearer tokens; none configured = anonymous
+    /// access.
+    pub authentication: Authentication,
     /// Bearer token presented to kubelets when proxying `pods/{p}/log` and `exec`.
     pub kubelet_token: Option<String>,
     /// PEM CA that kubelet serving certificates must chain to; `None` = not verified.
@@ -47,7 +48,7 @@ impl Default for ServerConfig {
             watch_cache_size: 10_000,
             min_request_timeout: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(60),
-            tokens: None,
+            authentication: Authentication::default(),
             kubelet_token: None,
             kubelet_ca_pem: None,
         }

@@ -31,7 +31,7 @@ fn refuses_to_expose_an_open_api_on_a_non_loopback_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one readable line: {err}");
     assert!(
-        err.contains("refusing to serve 0.0.0.0:0 without TLS and token authentication"),
+        err.contains("refusing to serve 0.0.0.0:0 without TLS and authentication"),
         "{err}"
     );
 }

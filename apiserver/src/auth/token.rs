@@ -1,31 +1,29 @@
 //! Static bearer-token authentication (`--token-auth-file`), as kube-apiserver does it.
 //!
 //! The file is CSV, one user per line: `token,user,uid[,"group1,group2"]`. A client sends
-//! `Authorization: Bearer <token>`; an unknown or missing token is 401 Unauthorized. This is
-//! authentication only: every authenticated user may do everything (no RBAC).
+//! `Authorization: Bearer <token>`; a token that is not in the file authenticates nobody (and,
+//! if no other authenticator knows the request, it is 401 Unauthorized).
+//!
+//! Read next: `x509.rs`, the other way in: a client certificate of the cluster CA.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use axum::http::{header, HeaderMap};
 
-/// One user from the token file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    pub uid: String,
-    pub groups: Vec<String>,
-}
+use super::User;
 
 /// Errors reading the token file.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub enum TokenError {
+    /// The file could not be read.
     #[error("cannot read token file {path}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    /// A line is not `token,user,uid[,"groups"]`.
     #[error("token file line {line}: expected token,user,uid[,\"groups\"]")]
     Malformed { line: usize },
 }
@@ -38,8 +36,8 @@ pub struct TokenAuth {
 
 impl TokenAuth {
     /// Load a token file.
-    pub fn load(path: &Path) -> Result<TokenAuth, AuthError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+    pub fn load(path: &Path) -> Result<TokenAuth, TokenError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
             path: path.display().to_string(),
             source,
         })?;
@@ -47,7 +45,7 @@ impl TokenAuth {
     }
 
     /// Parse token-file text.
-    pub fn parse(text: &str) -> Result<TokenAuth, AuthError> {
+    pub fn parse(text: &str) -> Result<TokenAuth, TokenError> {
         let mut users = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -56,7 +54,7 @@ impl TokenAuth {
             }
             let fields = split_csv(line);
             if fields.len() < 3 || fields[0].is_empty() {
-                return Err(AuthError::Malformed { line: i + 1 });
+                return Err(TokenError::Malformed { line: i + 1 });
             }
             let groups = fields
                 .get(3)
@@ -133,7 +131,7 @@ mod tests {
     fn malformed_lines_are_reported() {
         assert!(matches!(
             TokenAuth::parse("onlytoken\n"),
-            Err(AuthError::Malformed { line: 1 })
+            Err(TokenError::Malformed { line: 1 })
         ));
     }
 }

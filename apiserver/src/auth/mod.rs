@@ -1,0 +1,135 @@
+//! Authentication: who sent this request? kube-apiserver asks each configured authenticator
+//! in turn and takes the first that recognises the request; minik8s has two of its:
+//!
+//! - [`Authenticator::ClientCert`] (`x509.rs`, `--client-ca-file`): a TLS client certificate
+//!   signed by the cluster CA; the user is its CN, the groups its O values.
+//! - [`Authenticator::Token`] (`token.rs`, `--token-auth-file`): `Authorization: Bearer` with
+//!   a token from a static CSV file.
+//!
+//! Every user an authenticator recognises is also in `system:authenticated`, as in Kubernetes.
+//! With no authenticator configured the API is open (anonymous, loopback only unless
+//! `--allow-anonymous`); with one or more, a request none of them recognises is 401
+//! Unauthorized. This is authentication only: every authenticated user may do everything (no
+//! RBAC yet). The middleware in `server.rs` calls [`Authentication::authenticate`] and puts
+//! the [`User`] into the request's extensions.
+//!
+//! Read next: `x509.rs`, then `crate::tls`, where the handshake that verifies certificates is
+//! set up.
+
+mod token;
+mod x509;
+
+use axum::http::{Extensions, HeaderMap};
+
+pub use token::{TokenAuth, TokenError};
+pub use x509::{ClientCaError, ClientCertAuth};
+
+/// The group every authenticated user is in.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+
+/// An authenticated user, as Kubernetes' `user.Info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user name (`kubernetes-admin`, `system:node:n1`).
+    pub name: String,
+    /// A unique id, where the authenticator has one (token files do; certificates do not).
+    pub uid: String,
+    /// The groups (`system:masters`, `system:nodes`, `system:authenticated`).
+    pub groups: Vec<String>,
+}
+
+/// One way of recognising a request's sender.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// A client certificate verified against `--client-ca-file` during the handshake.
+    ClientCert(ClientCertAuth),
+    /// A bearer token from `--token-auth-file`.
+    Token(TokenAuth),
+}
+
+impl Authenticator {
+    /// The user this authenticator recognises in the request, if any.
+    fn authenticate(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<User> {
+        match self {
+            Authenticator::ClientCert(certs) => certs.authenticate(extensions),
+            Authenticator::Token(tokens) => tokens.authenticate(headers).cloned(),
+        }
+    }
+}
+
+/// The configured authenticators, asked in order (client certificates first, as
+/// kube-apiserver does).
+#[derive(Debug, Clone, Default)]
+pub struct Authentication {
+    authenticators: Vec<Authenticator>,
+}
+
+impl Authentication {
+    /// Authenticators to ask in this order.
+    pub fn new(authenticators: Vec<Authenticator>) -> Authentication {
+        Authentication { authenticators }
+    }
+
+    /// Whether requests must be authenticated (at least one authenticator is configured).
+    pub fn is_required(&self) -> bool {
+        !self.authenticators.is_empty()
+    }
+
+    /// The client-certificate authenticator, which the TLS settings need for the handshake.
+    pub fn client_certs(&self) -> Option<&ClientCertAuth> {
+        self.authenticators.iter().find_map(|a| match a {
+            Authenticator::ClientCert(c) => Some(c),
+            Authenticator::Token(_) => None,
+        })
+    }
+
+    /// The first authenticator's user for this request, in `system:authenticated`.
+    pub fn authenticate(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<User> {
+        let mut user = self
+            .authenticators
+            .iter()
+            .find_map(|a| a.authenticate(headers, extensions))?;
+        if !user.groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
+            user.groups.push(AUTHENTICATED_GROUP.to_string());
+        }
+        Some(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{header, HeaderValue};
+
+    #[test]
+    fn the_first_authenticator_that_knows_the_request_wins() {
+        let tokens = TokenAuth::parse("t1,alice,1,\"dev\"\n").unwrap();
+        let none = Authentication::default();
+        assert!(!none.is_required());
+        let auth = Authentication::new(vec![Authenticator::Token(tokens)]);
+        assert!(auth.is_required());
+        assert!(auth.client_certs().is_none());
+        let mut headers = HeaderMap::new();
+        let ext = Extensions::new();
+        assert_eq!(auth.authenticate(&headers, &ext), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t1"));
+        let user = auth.authenticate(&headers, &ext).unwrap();
+        assert_eq!(user.name, "alice");
+        assert_eq!(user.groups, vec!["dev", "system:authenticated"]);
+    }
+
+    #[test]
+    fn a_client_ca_alone_requires_authentication() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca".into()]).unwrap();
+        let certs =
+            ClientCertAuth::from_pem(ca.cert.pem().as_bytes(), std::path::Path::new("ca.crt"))
+                .unwrap();
+        let auth = Authentication::new(vec![Authenticator::ClientCert(certs)]);
+        assert!(auth.is_required());
+        assert!(auth.client_certs().is_some());
+        // a bearer token means nothing without a token file
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t1"));
+        assert_eq!(auth.authenticate(&headers, &Extensions::new()), None);
+    }
+}
