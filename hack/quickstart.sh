@@ -166,7 +166,8 @@ current-context: minik8s
 KUBECONFIG
 export KUBECONFIG="$STATE/kubeconfig"
 
-# Echo a minikctl or kubectl command, then run it.
+# Echo a minikctl or kubectl command, then run it. kubectl is used for `wait` only, which
+# minikctl does not have.
 minikctl() {
   echo "+ minikctl$(printf " %q" "$@")" >&2
   "$MINIKCTL" "$@"
@@ -178,12 +179,12 @@ kubectl() {
 minikctl get nodes -o wide
 minikctl apply -f manifests/hello-deployment.yaml
 minikctl apply -f manifests/hello-pod.yaml
-kubectl rollout status deployment/hello --timeout=120s
+minikctl rollout status deployment/hello --timeout=120s
 kubectl wait --for=condition=Ready pod/hello --timeout=120s
 minikctl get deployments,replicasets,pods -o wide
 minikctl logs hello
 minikctl exec hello -- sh -c 'echo "inside the pod: PID $$, hostname $(hostname)"; ps'
-kubectl describe pod hello | tail -12
+minikctl describe pod hello | tail -12
 # What no other tool shows: the pod's process, namespaces, cgroup, layers and volumes, as the
 # kernel of its node holds them (from the kubelet, through the apiserver's nodes/proxy).
 minikctl inspect pod hello
