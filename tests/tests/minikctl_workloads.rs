@@ -254,6 +254,16 @@ async fn check_logs(c: &Cluster) {
         err.stderr,
         format!("error: error from server (NotFound): {missing}\n")
     );
+    // the API itself refuses to guess, as kube-apiserver words it
+    let raw = c
+        .kubectl(&["get", "--raw", "/api/v1/namespaces/default/pods/talk/log"])
+        .await;
+    let choose = "a container name must be specified for pod talk, choose one of: [a b]";
+    let stderr = String::from_utf8_lossy(&raw.stderr);
+    assert_eq!(
+        stderr,
+        format!("Error from server (BadRequest): {choose}\n")
+    );
     let err = same_as_kubectl(c, &["logs", "talk", "-c", "a", "--previous"], None).await;
     assert_eq!(err.code, Some(1), "no previous instance: {err:?}");
 }
