@@ -7,7 +7,8 @@
 //! response open until the container ends. So the client's job is to pick the container (the
 //! one asked for; else the pod's `kubectl.kubernetes.io/default-container`; else the first,
 //! saying which, as kubectl does since 1.21) and copy the stream.
-//! `deploy/NAME` and `rs/NAME` mean the first pod their selector matches.
+//! `deploy/NAME` and `rs/NAME` mean one of the pods their selector matches, the one kubectl
+//! would read (Running and Ready the longest).
 //! Read next: `exec.rs`, the other command that goes through the kubelet.
 
 use anyhow::Context;
@@ -77,7 +78,7 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<()> {
 }
 
 /// The pod a target names: `web` and `pod/web` are the pod; `deploy/x`, `rs/x` (any
-/// workload with `spec.selector.matchLabels`) the first of its pods by name.
+/// workload with `spec.selector.matchLabels`) the first of its pods in [`logging_order`].
 async fn pod_name(ctx: &Ctx, target: &str) -> anyhow::Result<String> {
     let Some((kind, name)) = target.split_once('/') else {
         return Ok(target.to_string());
@@ -92,22 +93,54 @@ async fn pod_name(ctx: &Ctx, target: &str) -> anyhow::Result<String> {
     let selector = match_labels(&obj["spec"]["selector"]["matchLabels"])
         .with_context(|| format!("cannot get the logs of a {}", resource.kind))?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let mut names: Vec<String> = pods
+    let mut found = pods
         .list(&ListParams::default().labels(&selector))
         .await?
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect();
-    names.sort();
-    match names.as_slice() {
-        [] => anyhow::bail!("timed out waiting for the condition"),
-        [one] => Ok(one.clone()),
-        [first, ..] => {
-            eprintln!("Found {} pods, using pod/{first}", names.len());
-            Ok(first.clone())
-        }
+        .items;
+    // stable, as Go's sort.Sort is on the few pods of a workload: ties keep the list's order
+    found.sort_by_key(logging_order);
+    let first = match found.first() {
+        None => anyhow::bail!("timed out waiting for the condition"),
+        Some(p) => p.metadata.name.clone().unwrap_or_default(),
+    };
+    if found.len() > 1 {
+        eprintln!("Found {} pods, using pod/{first}", found.len());
     }
+    Ok(first)
+}
+
+/// Where kubectl's `podutils.ByLogging` puts a pod among a workload's, the first being the
+/// one whose logs are read: bound before unbound; Running (or finished) before Unknown before
+/// Pending; Ready before not, and Ready for longer first; more restarts first; older first.
+fn logging_order(p: &Pod) -> impl Ord {
+    let status = p.status.as_ref();
+    let unbound = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_none_or(str::is_empty);
+    let phase = match status.and_then(|s| s.phase.as_deref()) {
+        Some("Unknown") => 1,
+        Some("Pending") => 2,
+        _ => 0,
+    };
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready" && c.status == "True"));
+    let ready_since = ready.map(|c| c.last_transition_time.as_ref().map(|t| t.0));
+    let restarts = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().map(|c| c.restart_count).max())
+        .unwrap_or(0);
+    let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    (
+        unbound,
+        phase,
+        ready.is_none(),
+        ready_since.map(|t| (t.is_none(), t)),
+        std::cmp::Reverse(restarts),
+        (created.is_none(), created),
+    )
 }
 
 /// A missing target as kubectl's logs reports it (its resource builder's error, rewritten):
@@ -220,6 +253,45 @@ mod tests {
         assert_eq!(pick_container(&annotated, Some("a")).unwrap(), "a");
         let err = pick_container(&pod(&["a"]), Some("x")).unwrap_err();
         assert_eq!(err.to_string(), "container x is not valid for pod web");
+    }
+
+    #[test]
+    fn the_pod_read_is_the_one_kubectl_reads() {
+        let pod = |name: &str, node: &str, phase: &str, ready_at: Option<&str>, created: &str| {
+            let conditions: Vec<Value> = ready_at
+                .map(|t| json!({"type": "Ready", "status": "True", "lastTransitionTime": t}))
+                .into_iter()
+                .collect();
+            serde_json::from_value::<Pod>(json!({
+                "metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"containers": [], "nodeName": node},
+                "status": {"phase": phase, "conditions": conditions},
+            }))
+            .unwrap()
+        };
+        let t = |s: u32| format!("2026-01-01T00:00:{s:02}Z");
+        let mut pods = [
+            pod("a-pending", "", "Pending", None, &t(0)),
+            pod("b-not-ready", "n1", "Running", None, &t(0)),
+            pod("c-ready-later", "n1", "Running", Some(&t(9)), &t(1)),
+            pod("d-ready-first", "n1", "Running", Some(&t(5)), &t(2)),
+            pod("e-ready-later-too", "n1", "Running", Some(&t(9)), &t(1)),
+        ];
+        pods.sort_by_key(logging_order);
+        let names: Vec<&str> = pods
+            .iter()
+            .map(|p| p.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "d-ready-first",
+                "c-ready-later",
+                "e-ready-later-too",
+                "b-not-ready",
+                "a-pending"
+            ]
+        );
     }
 
     #[test]
