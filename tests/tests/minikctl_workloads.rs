@@ -487,6 +487,13 @@ async fn check_scale(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
     let out = minikctl_ok(c, &["scale", "deployment/web", "--replicas=3"]).await;
     assert_eq!(out, "deployment.apps/web scaled\n");
     wait_web_running(c, k, seen, 3).await;
+    // of three pods, logs reads the one kubectl reads (Ready the longest) and says so
+    let logs = same_as_kubectl(c, &["logs", "deploy/web"], None).await;
+    assert_eq!(logs.stdout, "web up\n");
+    assert!(
+        logs.stderr.starts_with("Found 3 pods, using pod/web-"),
+        "{logs:?}"
+    );
     let out = minikctl_ok(c, &["scale", "deployment/web", "--replicas=1"]).await;
     assert_eq!(out, "deployment.apps/web scaled\n");
     wait_web_running(c, k, seen, 1).await;
