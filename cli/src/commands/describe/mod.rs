@@ -8,9 +8,10 @@
 //! kind with a describer of its own has a file: `pod.rs` (with `containers.rs`),
 //! `workload.rs` (Deployment, ReplicaSet), `node.rs`, and `generic.rs` (Namespace, and every
 //! other kind through kubectl's generic describer). `text.rs` holds the page writer and what
-//! they share. Several objects are separated by two empty lines, errors come last, one line
-//! each; `describe pods we` describes the pods whose names start with `we` when none is named
-//! `we` exactly. Read next: `text.rs`, then `pod.rs`.
+//! they share; [`pod_template`] lends kubectl's `DescribePodTemplate` to `rollout history`.
+//! Several objects are separated by two empty lines, errors come last, one line each;
+//! `describe pods we` describes the pods whose names start with `we` when none is named `we`
+//! exactly. Read next: `text.rs`, then `pod.rs`.
 
 mod containers;
 mod generic;
@@ -223,12 +224,14 @@ async fn by_prefix(ctx: &Ctx, args: &DescribeArgs) -> anyhow::Result<bool> {
     Ok(found)
 }
 
-/// A pod template as `kubectl describe` prints it (`Pod Template:` and what follows),
-/// aligned: what `rollout history --revision=N` prints too.
+/// kubectl's `DescribePodTemplate`: `Pod Template:` and the template's labels, containers
+/// and volumes, as `rollout history --revision=N` and `rollout undo --dry-run=client` print
+/// it. Written straight into a buffer, so its tabs stay tabs; the describe pages of a
+/// Deployment and a ReplicaSet print the same lines, aligned with the rest of the page.
 pub fn pod_template(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> String {
     let mut w = text::Page::default();
     workload::pod_template(&mut w, t);
-    w.finish()
+    w.unaligned()
 }
 
 /// The page of one object, from the describer of its kind.

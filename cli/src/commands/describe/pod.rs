@@ -200,18 +200,23 @@ pub fn volumes(w: &mut Page, list: &[Volume], space: &str) {
     let indent = if space.is_empty() { "" } else { " " };
     for v in list {
         w.w(1, &format!("{indent}{}:\n", v.name));
-        w.w(2, &volume_source(v));
+        match volume_source(v) {
+            Some(source) => w.w(2, &source),
+            // kubectl's `default:` case writes at the name's level.
+            None => w.w(1, "<unknown>\n"),
+        }
     }
 }
 
-/// The lines of one volume's source, the first at level 2 (the caller's), the rest indented.
-fn volume_source(v: &Volume) -> String {
+/// The lines of one volume's source, the first at level 2 (the caller's), the rest indented;
+/// `None` for a kind of volume not described here.
+fn volume_source(v: &Volume) -> Option<String> {
     if let Some(h) = &v.host_path {
         let t = h.type_.as_deref().unwrap_or("<none>");
-        return format!(
+        return Some(format!(
             "Type:\tHostPath (bare host directory volume)\n    Path:\t{}\n    HostPathType:\t{t}\n",
             h.path
-        );
+        ));
     }
     if let Some(e) = &v.empty_dir {
         let medium = e.medium.as_deref().unwrap_or_default();
@@ -221,20 +226,20 @@ fn volume_source(v: &Volume) -> String {
             .map(text::quantity)
             .filter(|q| q != "0" && !q.starts_with('-'))
             .unwrap_or_else(|| "<unset>".into());
-        return format!("Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n    Medium:\t{medium}\n    SizeLimit:\t{limit}\n");
+        return Some(format!("Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n    Medium:\t{medium}\n    SizeLimit:\t{limit}\n"));
     }
     if let Some(s) = &v.secret {
         let name = s.secret_name.as_deref().unwrap_or_default();
         let optional = s.optional.unwrap_or(false);
-        return format!("Type:\tSecret (a volume populated by a Secret)\n    SecretName:\t{name}\n    Optional:\t{optional}\n");
+        return Some(format!("Type:\tSecret (a volume populated by a Secret)\n    SecretName:\t{name}\n    Optional:\t{optional}\n"));
     }
     if let Some(c) = &v.config_map {
         let optional = c.optional.unwrap_or(false);
-        return format!("Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\t{}\n    Optional:\t{optional}\n", c.name);
+        return Some(format!("Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\t{}\n    Optional:\t{optional}\n", c.name));
     }
     if let Some(c) = &v.persistent_volume_claim {
         let ro = c.read_only.unwrap_or(false);
-        return format!("Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)\n    ClaimName:\t{}\n    ReadOnly:\t{ro}\n", c.claim_name);
+        return Some(format!("Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)\n    ClaimName:\t{}\n    ReadOnly:\t{ro}\n", c.claim_name));
     }
     if let Some(d) = &v.downward_api {
         let mut s =
@@ -248,12 +253,9 @@ fn volume_source(v: &Volume) -> String {
                 s.push_str(&format!("      {} -> {}\n", r.resource, item.path));
             }
         }
-        return s;
+        return Some(s);
     }
-    if let Some(p) = &v.projected {
-        return projected(p);
-    }
-    "<unknown>\n".to_string()
+    v.projected.as_ref().map(projected)
 }
 
 /// A projected volume's sources (the service account token volume of every pod).

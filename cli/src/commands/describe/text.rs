@@ -46,6 +46,12 @@ impl Page {
     pub fn finish(self) -> String {
         tabwriter::align(&self.buf, 0, 2)
     }
+
+    /// The text as written, its tabs kept: what kubectl prints where its `PrefixWriter`
+    /// writes straight into a buffer instead of a tabwriter (`rollout history --revision=N`).
+    pub fn unaligned(self) -> String {
+        self.buf
+    }
 }
 
 /// `Title:\tk=v`, further labels on lines of their own (`printLabelsMultiline`).
@@ -282,6 +288,22 @@ mod tests {
         assert_eq!(quantity(&Quantity("1000m".into())), "1");
         assert_eq!(quantity(&Quantity("128Mi".into())), "128Mi");
         assert_eq!(quantity(&Quantity("junk".into())), "junk");
+    }
+
+    #[test]
+    fn tolerations_sort_by_key_and_read_like_kubectls() {
+        let mut w = Page::default();
+        let ts: Vec<Toleration> = serde_json::from_value(serde_json::json!([
+            {"key": "k", "value": "v", "effect": "NoSchedule"},
+            {"operator": "Exists"},
+            {"key": "j", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        ]))
+        .unwrap();
+        tolerations(&mut w, "  Tolerations", Some(&ts));
+        assert_eq!(
+            w.unaligned(),
+            "  Tolerations:\top=Exists\n\tj:NoExecute op=Exists for 300s\n\tk=v:NoSchedule\n"
+        );
     }
 
     #[test]

@@ -398,4 +398,62 @@ mod tests {
         .unwrap();
         assert_eq!(selector_string(&s), "app=web,env in (dev,prod),tier=front");
     }
+
+    /// The block as `rollout history --revision=N` prints it: tabs kept.
+    fn template_block(t: serde_json::Value) -> String {
+        let mut w = Page::default();
+        pod_template(&mut w, &serde_json::from_value(t).unwrap());
+        w.unaligned()
+    }
+
+    #[test]
+    fn describes_a_template_as_kubectl_does() {
+        let t = serde_json::json!({
+            "metadata": {
+                "labels": {"app": "web", HASH_LABEL: "abc"},
+                "annotations": {"kubernetes.io/change-cause": "set image",
+                                "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            },
+            "spec": {"containers": [{
+                "name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
+                "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                "env": [{"name": "A", "value": "1"}],
+                "volumeMounts": [{"name": "scratch", "mountPath": "/data"}],
+            }], "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "nfs", "nfs": {
+                "server": "s", "path": "/"}}]},
+        });
+        let want = "Pod Template:\n\
+            \x20 Labels:\tapp=web\n\tpod-template-hash=abc\n\
+            \x20 Annotations:\tkubernetes.io/change-cause: set image\n\
+            \x20 Containers:\n\
+            \x20  main:\n\
+            \x20   Image:\tbusybox:1.36\n\
+            \x20   Port:\t80/TCP\n\
+            \x20   Host Port:\t0/TCP\n\
+            \x20   Command:\n\
+            \x20     sleep\n\
+            \x20     3600\n\
+            \x20   Environment:\n\
+            \x20     A:\t1\n\
+            \x20   Mounts:\n\
+            \x20     /data from scratch (rw)\n\
+            \x20 Volumes:\n\
+            \x20  scratch:\n\
+            \x20   Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n\
+            \x20   Medium:\t\n\
+            \x20   SizeLimit:\t<unset>\n\
+            \x20  nfs:\n\
+            \x20 <unknown>\n\
+            \x20 Node-Selectors:\t<none>\n\
+            \x20 Tolerations:\t<none>\n";
+        assert_eq!(template_block(t), want);
+    }
+
+    #[test]
+    fn describes_empty_parts_with_none() {
+        assert_eq!(
+            template_block(serde_json::json!({"metadata": {}, "spec": {"containers": []}})),
+            "Pod Template:\n  Labels:\t<none>\n  Containers: <none>\n  Volumes:\t<none>\n  Node-Selectors:\t<none>\n  Tolerations:\t<none>\n"
+        );
+    }
 }

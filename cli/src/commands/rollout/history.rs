@@ -8,17 +8,20 @@
 //! chosen ReplicaSet's template back into the Deployment (one JSON patch, guarded by the
 //! `resourceVersion` it read), and the controller, finding that ReplicaSet matches the template
 //! again, scales it back up and gives it the next revision number.
-//! Read next: `template.rs` (comparison and printing), the controller's
+//! A revision's template is printed by `describe` (kubectl's `DescribePodTemplate`).
+//! Read next: `template.rs` (templates compared), the controller's
 //! `controller/src/deployment/`.
 
 use std::collections::BTreeMap;
 
+use anyhow::Context;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{json, Value};
 
 use crate::printer::emit;
 
 use super::super::scale::Named;
-use super::super::{get, report, send, Ctx, Reported};
+use super::super::{describe, get, report, send, Ctx, Reported};
 use super::{group_kind, is_deployment, objects, template, Objects};
 
 /// The annotation numbering a ReplicaSet's revision (and the Deployment's current one).
@@ -195,6 +198,13 @@ fn revision_template(rs: &Value) -> Value {
     t
 }
 
+/// A template as kubectl's `DescribePodTemplate` prints it (`describe`'s printer).
+fn describe_template(template: &Value) -> anyhow::Result<String> {
+    let t: PodTemplateSpec =
+        serde_json::from_value(template.clone()).context("the ReplicaSet's pod template")?;
+    Ok(describe::pod_template(&t))
+}
+
 /// Runs `minikctl rollout history`.
 pub async fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<()> {
     if args.revision < 0 {
@@ -223,7 +233,7 @@ async fn history_one(ctx: &Ctx, object: &Named<'_>, revision: i64) -> anyhow::Re
     let revisions = revisions(ctx, &deployment).await?;
     let body = match revisions.get(&revision) {
         _ if revisions.is_empty() || revision == 0 => history_table(&revisions),
-        Some(rs) => template::describe(&revision_template(rs)),
+        Some(rs) => describe_template(&revision_template(rs))?,
         None => anyhow::bail!("unable to find the specified revision"),
     };
     let with = if revision > 0 {
@@ -324,7 +334,7 @@ async fn undo_one(
     }
     let rs = choose(&revisions(ctx, &deployment).await?, to, &object.name)?;
     if dry_run == DryRun::Client {
-        return Ok(template::describe(&rs["spec"]["template"]));
+        return describe_template(&rs["spec"]["template"]);
     }
     if deployment["spec"]["paused"] == true {
         anyhow::bail!(
