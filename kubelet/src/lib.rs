@@ -1,9 +1,10 @@
-//! The kubelet: the agent on every node. It registers the Node and renews its Lease
-//! ([`node`]), watches the pods bound to the node ([`agent`]) and runs one level-triggered
-//! worker per pod ([`pod_worker`]) that turns the PodSpec into runtime calls
-//! ([`container_config`], [`volumes`]), restarts containers as [`restart`] says, runs
-//! [`probes`] and reports [`status`] and [`events`]. [`server`] is its own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod
-//! down to the kernel), with the certificate of [`serving_cert`].
+//! The kubelet: the agent on every node. It registers the Node (its address from
+//! [`node_ip`] unless given) and renews its Lease ([`node`]), watches the pods bound to the
+//! node ([`agent`]) and runs one level-triggered worker per pod ([`pod_worker`]) that turns
+//! the PodSpec into runtime calls ([`container_config`], [`volumes`]), restarts containers as
+//! [`restart`] says, runs [`probes`] and reports [`status`] and [`events`]. [`server`] is its
+//! own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod down to the kernel),
+//! with the certificate of [`serving_cert`].
 //!
 //! Underneath sits the node's container runtime, the crate [`runtime`] (package
 //! `minik8s-runtime`, `runtime/` in the workspace), which knows nothing of Kubernetes: the
@@ -19,6 +20,7 @@ pub mod events;
 pub mod inspect;
 pub mod metrics;
 pub mod node;
+pub mod node_ip;
 pub mod pod_worker;
 pub mod probes;
 pub mod restart;

@@ -435,7 +435,11 @@ async fn run_exec(
             }
         }
     });
-    let reader = tokio::spawn(handle_input(stream, process.stdin.take(), process.master_fd));
+    let reader = tokio::spawn(handle_input(
+        stream,
+        process.stdin.take(),
+        process.master_fd,
+    ));
     let code = process.child.wait().await?.code().unwrap_or(1);
     for p in pumps {
         if tty {

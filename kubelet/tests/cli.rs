@@ -55,3 +55,70 @@ async fn kubelet_logs_to_stderr_without_colours() {
     assert!(stdout.is_empty(), "{output}");
     assert!(!stderr.contains(&0x1b), "{output}");
 }
+
+/// What a kubelet started with `extra` flags (and no `--node-ip`) logs as its node IP.
+async fn chosen_node_ip(extra: &[&str]) -> String {
+    let root = TempDir::new("kubelet-node-ip");
+    let root_dir = root.path().to_str().unwrap();
+    let mut args = vec![
+        "--server",
+        "http://127.0.0.1:1",
+        "--node-name",
+        "ip",
+        "--root-dir",
+        root_dir,
+    ];
+    args.extend_from_slice(extra);
+    let kubelet = Component::start(KUBELET, &args, &[]);
+    let logged = kubelet
+        .wait_for_stderr("node IP chosen", Duration::from_secs(20))
+        .await;
+    let output = kubelet.output();
+    drop(kubelet);
+    let runtime_root = root.path().join("runtime");
+    if runtime_root.exists() {
+        let _ = std::fs::remove_dir_all(runtime::state_dir_for(&runtime_root));
+    }
+    assert!(logged, "{output}");
+    let field = output
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("node_ip="))
+        .unwrap_or_else(|| panic!("no node_ip field in:\n{output}"));
+    // the field may be coloured or quoted by the formatter: keep the address's characters
+    field
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':')
+        .collect()
+}
+
+#[tokio::test]
+async fn the_node_ip_is_the_api_address_or_the_default_routes_source() {
+    let port = testkit::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    assert_eq!(chosen_node_ip(&["--listen", &listen]).await, "127.0.0.1");
+
+    // without a specific API address: what `ip route get <default gateway>` names as source
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let default = run(&["-4", "route", "show", "default"]);
+    let Some(gateway) = default
+        .split_whitespace()
+        .skip_while(|w| *w != "via")
+        .nth(1)
+    else {
+        eprintln!("skipped the default-route half: this machine has no IPv4 default route");
+        return;
+    };
+    let route = run(&["-4", "route", "get", gateway]);
+    let source = route
+        .split_whitespace()
+        .skip_while(|w| *w != "src")
+        .nth(1)
+        .unwrap();
+    assert_eq!(chosen_node_ip(&[]).await, source);
+}

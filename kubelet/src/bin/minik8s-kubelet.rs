@@ -58,7 +58,8 @@ struct Cli {
     #[arg(long, default_value = "minik8s", env = "MINIK8S_CGROUP_ROOT",
           value_parser = runtime::cgroups::parse_parent)]
     cgroup_root: PathBuf,
-    /// InternalIP address reported for the node.
+    /// InternalIP address reported for the node (default: the --listen address when it is a
+    /// specific one, else the source address of the default route, see `node_ip.rs`).
     #[arg(long)]
     node_ip: Option<String>,
     /// Address of the kubelet API (logs, exec, healthz, metrics), e.g. 127.0.0.1:10250.
@@ -194,7 +195,7 @@ fn main() -> Result<()> {
         .block_on(run(cli))
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(mut cli: Cli) -> Result<()> {
     let node_name = match cli.node_name.clone() {
         Some(n) => n,
         None => default_node_name(&nix::unistd::gethostname()?.to_string_lossy())?,
@@ -215,6 +216,18 @@ async fn run(cli: Cli) -> Result<()> {
     }
     if cli.cleanup_network || cli.cleanup {
         return Ok(());
+    }
+    if cli.node_ip.is_none() {
+        // the API's own address when it is a specific one (the apiserver dials the node's
+        // InternalIP for logs and exec), else the default route's source address
+        let listen_ip = cli.listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+        cli.node_ip = listen_ip
+            .or_else(kubelet::node_ip::detect)
+            .map(|ip| ip.to_string());
+        match &cli.node_ip {
+            Some(ip) => tracing::info!(node_ip = %ip, "node IP chosen"),
+            None => tracing::warn!("no default route to take the node IP from: pass --node-ip"),
+        }
     }
     let mut runtime = Runtime::open(&runtime_root)
         .with_context(|| format!("opening the runtime under {}", runtime_root.display()))?;
