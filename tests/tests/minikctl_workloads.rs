@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use cluster::run::*;
 use cluster::*;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{json, Value};
@@ -148,17 +148,26 @@ async fn clean_up(c: Cluster, k: Kubelet, mut seen: Seen) {
             .await
             .expect("delete web");
     }
+    // the bare pods; the Deployment's go with its ReplicaSets, which would replace them
     for p in seen.look(&c, &k).await {
-        let name = p.metadata.name.unwrap_or_default();
-        let _ = c.pods().delete(&name, &DeleteParams::default()).await;
+        if p.metadata.owner_references.is_none_or(|o| o.is_empty()) {
+            let name = p.metadata.name.unwrap_or_default();
+            let _ = c.pods().delete(&name, &DeleteParams::default()).await;
+        }
     }
+    let replicasets: Api<ReplicaSet> = Api::namespaced(c.client(), "default");
+    let mut left = Vec::new();
     for _ in 0..600 {
-        if seen.look(&c, &k).await.is_empty() {
+        left = seen.look(&c, &k).await;
+        let sets = replicasets
+            .list(&Default::default())
+            .await
+            .expect("list rs");
+        if left.is_empty() && sets.items.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let left = seen.look(&c, &k).await;
     assert!(left.is_empty(), "pods left after 60 s: {left:?}");
     wait_for(30, "the node's runtime empty", || async {
         let rt = k.runtime();
