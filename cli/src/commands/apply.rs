@@ -15,9 +15,8 @@ use serde_json::Value;
 
 use crate::apply::{recorded_last_applied, three_way_patch, with_last_applied};
 use crate::manifest;
-use crate::printer::emit;
 
-use super::{place, report, send, Ctx, Placed, Reported};
+use super::{place, send, Ctx, Failures, Placed};
 
 /// `apply`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -61,25 +60,18 @@ impl Outcome {
 
 pub async fn run(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<()> {
     let manifests = manifest::read_all(&args.filenames, args.recursive, "apply")?;
-    let (placed, mut failed) = place(ctx, manifests).await?;
+    let (placed, failed) = place(ctx, manifests).await?;
+    let mut failures = Failures::new(failed);
     for p in &placed {
         let result = if args.server_side {
             server_side(ctx, p, &args).await
         } else {
             client_side(ctx, p).await
         };
-        match result {
-            Ok(outcome) => emit(&format!("{} {}\n", p.display(), outcome.word()))?,
-            Err(e) => {
-                report(ctx, e);
-                failed = true;
-            }
-        }
+        let line = result.map(|outcome| format!("{} {}\n", p.display(), outcome.word()));
+        failures.print(ctx, line)?;
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }
 
 /// The three-way merge: create, patch, or nothing.

@@ -10,9 +10,8 @@ use kube::api::PostParams;
 
 use crate::apply::with_last_applied;
 use crate::manifest;
-use crate::printer::emit;
 
-use super::{place, report, send, Ctx, Reported};
+use super::{place, send, Ctx, Failures};
 
 /// `create`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -30,7 +29,8 @@ pub struct CreateArgs {
 
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let manifests = manifest::read_all(&args.filenames, args.recursive, "create")?;
-    let (placed, mut failed) = place(ctx, manifests).await?;
+    let (placed, failed) = place(ctx, manifests).await?;
+    let mut failures = Failures::new(failed);
     for p in &placed {
         let object = if args.save_config {
             with_last_applied(&p.manifest.object)
@@ -46,16 +46,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         }
         .await
         .with_context(|| format!("error when creating {:?}", p.manifest.source));
-        match result {
-            Ok(()) => emit(&format!("{} created\n", p.display()))?,
-            Err(e) => {
-                report(ctx, e);
-                failed = true;
-            }
-        }
+        failures.print(ctx, result.map(|()| format!("{} created\n", p.display())))?;
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }

@@ -19,7 +19,7 @@ use crate::discovery::Resource;
 use crate::manifest;
 use crate::printer::emit;
 
-use super::{get, place, report, send, Ctx, Reported};
+use super::{get, place, send, Ctx, Failures};
 
 /// `--cascade`: what becomes of the objects the deleted one owns.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,24 +91,16 @@ struct ToDelete<'a> {
 }
 
 pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
-    let (objects, mut failed) = to_delete(ctx, &args).await?;
+    let (objects, failed) = to_delete(ctx, &args).await?;
+    let mut failures = Failures::new(failed);
     let params = params(&args);
     let mut gone = Vec::new();
     for v in &objects {
-        match delete_one(ctx, v, &params, args.ignore_not_found).await {
-            Ok(Some(uid)) => {
-                emit(&format!(
-                    "{} \"{}\" deleted\n",
-                    v.resource.qualified_kind(),
-                    v.name
-                ))?;
-                gone.push((v, uid));
-            }
-            Ok(None) => {}
-            Err(e) => {
-                report(ctx, e);
-                failed = true;
-            }
+        let result = delete_one(ctx, v, &params, args.ignore_not_found).await;
+        if let Some(uid) = failures.check(ctx, result).flatten() {
+            let kind = v.resource.qualified_kind();
+            emit(&format!("{kind} \"{}\" deleted\n", v.name))?;
+            gone.push((v, uid));
         }
     }
     if args.wait {
@@ -116,10 +108,7 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
             wait_gone(ctx, v, &uid).await?;
         }
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }
 
 fn params(args: &DeleteArgs) -> DeleteParams {

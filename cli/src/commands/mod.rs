@@ -2,7 +2,8 @@
 //!
 //! `run` connects (flags → client), hands the command a [`Ctx`] and prints its error the way
 //! kubectl would (`error.rs`). A command that reports failures one object at a time (apply,
-//! delete) prints them as it goes and returns [`Reported`], so the process still exits 1.
+//! delete, scale, rollout) keeps them in [`Failures`]: printed as they happen, and
+//! [`Reported`] at the end, so the process still exits 1.
 //! Read next: `get.rs`, the command every lab starts with.
 
 pub mod api_resources;
@@ -33,7 +34,7 @@ use crate::connect;
 use crate::discovery::{Discovery, DiscoveryError, Resource};
 use crate::error;
 use crate::manifest::Manifest;
-use crate::printer::style;
+use crate::printer::{emit, style};
 
 /// What every command gets: the client, the namespace, and discovery (fetched once, lazily).
 pub struct Ctx {
@@ -126,7 +127,7 @@ pub async fn send(ctx: &Ctx, req: http::Request<Vec<u8>>) -> Result<Value, kube:
 }
 
 /// Print an error about one object the way `run` would, and go on with the others.
-pub fn report(ctx: &Ctx, err: anyhow::Error) {
+fn report(ctx: &Ctx, err: anyhow::Error) {
     style::eprint_error(&error::render(&err, Some(&ctx.server)));
 }
 
@@ -134,6 +135,49 @@ pub fn report(ctx: &Ctx, err: anyhow::Error) {
 #[derive(Debug, thiserror::Error)]
 #[error("errors were reported")]
 pub struct Reported;
+
+/// How a command that acts on several objects ends, as kubectl's do: an object's failure is
+/// reported on stderr as it happens and the command goes on with the next one; at the end,
+/// if any failed, it returns [`Reported`] and the process exits 1.
+#[derive(Debug, Default)]
+pub struct Failures {
+    any: bool,
+}
+
+impl Failures {
+    /// Starts with `reported` failures already printed (say, a kind the server does not serve).
+    pub fn new(reported: bool) -> Self {
+        Failures { any: reported }
+    }
+
+    /// One object's result: its value, or `None` once its error is reported.
+    pub fn check<T>(&mut self, ctx: &Ctx, result: anyhow::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                report(ctx, e);
+                self.any = true;
+                None
+            }
+        }
+    }
+
+    /// One object's result: its line printed on stdout, or its error reported.
+    pub fn print(&mut self, ctx: &Ctx, line: anyhow::Result<String>) -> std::io::Result<()> {
+        match self.check(ctx, line) {
+            Some(line) => emit(&line),
+            None => Ok(()),
+        }
+    }
+
+    /// `Ok`, or [`Reported`] when any object failed.
+    pub fn finish(self) -> anyhow::Result<()> {
+        if self.any {
+            return Err(Reported.into());
+        }
+        Ok(())
+    }
+}
 
 /// Run the command line; the exit code is 0 on success, 1 after printing an error.
 pub async fn run(cli: Cli) -> ExitCode {

@@ -13,9 +13,8 @@ use serde_json::{json, Value};
 
 use crate::discovery::Resource;
 use crate::manifest;
-use crate::printer::emit;
 
-use super::{get, place, report, send, Ctx, Reported};
+use super::{get, place, send, Ctx, Failures, Reported};
 
 /// The arguments of `minikctl scale`.
 #[derive(clap::Args, Debug)]
@@ -124,25 +123,18 @@ pub async fn run(ctx: &Ctx, args: ScaleArgs) -> anyhow::Result<()> {
         Some(n) => n,
     };
     let objects = named(ctx, &args.args, &args.filenames, "scale").await?;
-    let mut failed = false;
+    let mut failures = Failures::default();
     for object in &objects {
         if let Err(kube::Error::Api(s)) = object.get(ctx).await {
             if s.code == 404 {
                 anyhow::bail!("no objects passed to scale {}", s.message);
             }
         }
-        match scale_one(ctx, object, &args, replicas).await {
-            Ok(()) => emit(&format!("{} scaled\n", object.display()))?,
-            Err(e) => {
-                report(ctx, e);
-                failed = true;
-            }
-        }
+        let result = scale_one(ctx, object, &args, replicas).await;
+        let line = result.map(|()| format!("{} scaled\n", object.display()));
+        failures.print(ctx, line)?;
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }
 
 /// Write `replicas` through the scale subresource: a merge patch, or with a precondition a

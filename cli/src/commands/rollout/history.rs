@@ -18,10 +18,8 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{json, Value};
 
-use crate::printer::emit;
-
 use super::super::scale::Named;
-use super::super::{describe, get, report, send, Ctx, Reported};
+use super::super::{describe, get, send, Ctx, Failures};
 use super::{group_kind, is_deployment, objects, template, Objects};
 
 /// The annotation numbering a ReplicaSet's revision (and the Deployment's current one).
@@ -211,20 +209,15 @@ pub async fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<()> {
         anyhow::bail!("revision must be a positive integer: {}", args.revision);
     }
     let objects = objects(ctx, &args.objects).await?;
-    let mut failed = false;
+    let mut failures = Failures::default();
     for object in &objects {
-        if let Err(e) = history_one(ctx, object, args.revision).await {
-            report(ctx, e);
-            failed = true;
-        }
+        failures.print(ctx, history_one(ctx, object, args.revision).await)?;
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }
 
-async fn history_one(ctx: &Ctx, object: &Named<'_>, revision: i64) -> anyhow::Result<()> {
+/// The history of one object: its table of revisions, or one revision's template.
+async fn history_one(ctx: &Ctx, object: &Named<'_>, revision: i64) -> anyhow::Result<String> {
     let deployment = object.get(ctx).await?;
     if !is_deployment(object) {
         let kind = group_kind(object.resource);
@@ -241,31 +234,20 @@ async fn history_one(ctx: &Ctx, object: &Named<'_>, revision: i64) -> anyhow::Re
     } else {
         String::new()
     };
-    emit(&format!("{} {with}\n{body}\n", object.display()))?;
-    Ok(())
+    Ok(format!("{} {with}\n{body}\n", object.display()))
 }
 
 /// Runs `minikctl rollout undo`.
 pub async fn undo(ctx: &Ctx, args: UndoArgs) -> anyhow::Result<()> {
     let objects = objects(ctx, &args.objects).await?;
-    let mut failed = false;
+    let mut failures = Failures::default();
     for object in &objects {
-        match undo_one(ctx, object, args.to_revision, args.dry_run).await {
-            Ok(result) => emit(&format!(
-                "{} {result}{}\n",
-                object.display(),
-                args.dry_run.suffix()
-            ))?,
-            Err(e) => {
-                report(ctx, e);
-                failed = true;
-            }
-        }
+        let result = undo_one(ctx, object, args.to_revision, args.dry_run).await;
+        let suffix = args.dry_run.suffix();
+        let line = result.map(|r| format!("{} {r}{suffix}\n", object.display()));
+        failures.print(ctx, line)?;
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }
 
 /// Which ReplicaSet an undo goes back to: revision `to`, or with 0 the one before the latest.

@@ -20,11 +20,10 @@ use kube::api::ListParams;
 use serde_json::{json, Value};
 
 use crate::discovery::Resource;
-use crate::printer::emit;
 
 use super::node_maintenance::merge_patch;
 use super::scale::{named, Named};
-use super::{report, send, Ctx, Reported};
+use super::{send, Ctx, Failures};
 
 /// The template annotation whose change restarts every pod.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -181,20 +180,15 @@ async fn change_each(ctx: &Ctx, objects: Objects, change: Change) -> anyhow::Res
     if objects.is_empty() {
         eprintln!("No resources found in {} namespace.", ctx.namespace);
     }
-    let mut failed = false;
+    let mut failures = Failures::default();
     for object in &objects {
-        if let Err(e) = change_one(ctx, object, change).await {
-            report(ctx, e);
-            failed = true;
-        }
+        failures.print(ctx, change_one(ctx, object, change).await)?;
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }
 
-async fn change_one(ctx: &Ctx, object: &Named<'_>, change: Change) -> anyhow::Result<()> {
+/// Change one object; the line to print.
+async fn change_one(ctx: &Ctx, object: &Named<'_>, change: Change) -> anyhow::Result<String> {
     let current = object.get(ctx).await?;
     if !is_deployment(object) {
         anyhow::bail!("{} {} is not supported", object.quoted(), change.gerund());
@@ -212,8 +206,7 @@ async fn change_one(ctx: &Ctx, object: &Named<'_>, change: Change) -> anyhow::Re
         );
     }
     merge_patch(ctx, &object.url(), &patch).await?;
-    emit(&format!("{} {}\n", object.display(), change.done()))?;
-    Ok(())
+    Ok(format!("{} {}\n", object.display(), change.done()))
 }
 
 /// Now as Go's `time.Now().Format(time.RFC3339)` writes it: local time, `Z` for UTC.

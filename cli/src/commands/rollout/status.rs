@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::printer::emit;
 
 use super::super::scale::Named;
-use super::super::{report, Ctx, Reported};
+use super::super::{Ctx, Failures};
 use super::{group_kind, history::REVISION, is_deployment, objects, Objects};
 
 /// The arguments of `minikctl rollout status`.
@@ -135,17 +135,11 @@ pub async fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     if objects.is_empty() {
         eprintln!("No resources found in {} namespace.", ctx.namespace);
     }
-    let mut failed = false;
+    let mut failures = Failures::default();
     for object in &objects {
-        if let Err(e) = status_one(ctx, object, &args).await {
-            report(ctx, e);
-            failed = true;
-        }
+        failures.check(ctx, status_one(ctx, object, &args).await);
     }
-    if failed {
-        return Err(Reported.into());
-    }
-    Ok(())
+    failures.finish()
 }
 
 async fn status_one(ctx: &Ctx, object: &Named<'_>, args: &StatusArgs) -> anyhow::Result<()> {
