@@ -3,11 +3,7 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use common::{minikctl, Cluster};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Two pods in `default` (`web`, `db`) and one in `other` (`cache`); none is scheduled.
 async fn cluster_with_pods() -> Cluster {
@@ -185,27 +181,8 @@ async fn nothing_found_and_not_found() {
 #[tokio::test]
 async fn watch_prints_a_row_per_change() {
     let cluster = cluster_with_pods().await;
-    let kubeconfig = cluster.kubeconfig();
-    let mut child = common::minikctl_command()
-        .args([
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "get",
-            "pods",
-            "-w",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("a line within 20s")
-            .unwrap()
-            .unwrap()
-    };
+    let (mut child, mut lines) = common::follow(&cluster, &["get", "pods", "-w"]);
+    let mut next = async || common::next_line(&mut lines).await;
     assert!(next().await.starts_with("NAME "));
     let mut first = vec![next().await, next().await];
     first.sort();

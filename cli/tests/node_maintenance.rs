@@ -9,20 +9,10 @@
 
 mod common;
 
-use common::{minikctl, Cluster, Run};
+use common::{kubectl, minikctl, Cluster};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::PostParams;
 use serde_json::json;
-
-/// The real kubectl's run, in the form `minikctl`'s runs take.
-async fn kubectl(cluster: &Cluster, args: &[&str]) -> Run {
-    let out = cluster.kubectl(args).await;
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 async fn create_node(cluster: &Cluster, name: &str) {
     let node: Node = serde_json::from_value(json!({

@@ -11,7 +11,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{minikctl, Cluster, Run};
+use common::{minikctl, same_as_kubectl, Cluster};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
@@ -19,28 +19,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
-
-/// The real kubectl's run, in the form `minikctl`'s runs take.
-async fn kubectl(cluster: &Cluster, args: &[&str]) -> Run {
-    let out = cluster.kubectl(args).await;
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Both tools' runs of `args`, which must end and print the same.
-async fn same_as_kubectl(cluster: &Cluster, args: &[&str]) -> Run {
-    let ours = minikctl(cluster, args).await;
-    let theirs = kubectl(cluster, args).await;
-    assert_eq!(
-        (ours.code, &ours.stdout, &ours.stderr),
-        (theirs.code, &theirs.stdout, &theirs.stderr),
-        "{args:?}"
-    );
-    ours
-}
 
 fn deployments(cluster: &Cluster) -> Api<Deployment> {
     Api::namespaced(cluster.client(), "default")
@@ -155,22 +133,8 @@ fn counts(replicas: i64, updated: i64, available: i64) -> Value {
 async fn status_follows_a_rollout_through_its_stages() {
     let cluster = Cluster::start().await;
     create_deployment(&cluster, "web", "busybox", 1).await;
-    let kubeconfig = cluster.kubeconfig();
-    let mut child = common::minikctl_command()
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-        .args(["rollout", "status", "deployment/web"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("a line within 20s")
-            .unwrap()
-            .expect("a line, not the end")
-    };
+    let (mut child, mut lines) = common::follow(&cluster, &["rollout", "status", "deployment/web"]);
+    let mut next = async || common::next_line(&mut lines).await;
     let waiting = "Waiting for deployment \"web\" rollout to finish: ";
     assert_eq!(
         next().await,

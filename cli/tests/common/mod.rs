@@ -1,12 +1,15 @@
 //! What the CLI's integration tests share: the `minikctl` binary run as a user runs it,
-//! against a real cluster (`testkit::Cluster`: a private etcd and an in-process apiserver).
+//! against a real cluster (`testkit::Cluster`: a private etcd and an in-process apiserver),
+//! next to the real kubectl run the same way.
 
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
 
 pub use testkit::Cluster;
 
@@ -82,6 +85,47 @@ pub async fn minikctl_stdin(cluster: &Cluster, args: &[&str], stdin: Option<&str
     let mut all = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
     all.extend_from_slice(args);
     raw(&all, stdin).await
+}
+
+/// The real kubectl's run, in the form `minikctl`'s runs take.
+pub async fn kubectl(cluster: &Cluster, args: &[&str]) -> Run {
+    Run::from(cluster.kubectl(args).await)
+}
+
+/// Both tools' runs of `args`, which must end and print the same; minikctl's run.
+pub async fn same_as_kubectl(cluster: &Cluster, args: &[&str]) -> Run {
+    let ours = minikctl(cluster, args).await;
+    let theirs = kubectl(cluster, args).await;
+    assert_eq!(
+        (ours.code, &ours.stdout, &ours.stderr),
+        (theirs.code, &theirs.stdout, &theirs.stderr),
+        "{args:?}"
+    );
+    ours
+}
+
+/// `minikctl --kubeconfig <the cluster's> ARGS` left running (`get -w`, `rollout status`):
+/// the process, and its stdout line by line (read them with [`next_line`]).
+pub fn follow(cluster: &Cluster, args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let kubeconfig = cluster.kubeconfig();
+    let mut child = minikctl_command()
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The next line a followed command prints; it must come within 20 s.
+pub async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a line within 20s")
+        .unwrap()
+        .expect("a line, not the end")
 }
 
 /// Write `text` to `dir/name`; returns the path as a string.
