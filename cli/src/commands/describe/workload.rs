@@ -6,9 +6,9 @@
 //! ReplicaSet growing while the old ones shrink. The page shows the spec (replicas, strategy:
 //! `RollingUpdate` with its max unavailable and max surge, or `Recreate`), the status counts
 //! (`3 desired | 3 updated | 3 total | 3 available | 0 unavailable`), the pod template, and
-//! which ReplicaSet is new (its template equals the Deployment's, the hash label aside) and
-//! which are old. A ReplicaSet's page counts its pods by phase instead.
-//! Read next: `node.rs`.
+//! which ReplicaSet is new (its template equals the Deployment's, the hash label aside, as
+//! `rollout/template.rs` compares them) and which are old. A ReplicaSet's page counts its
+//! pods by phase instead. Read next: `node.rs`.
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -22,10 +22,8 @@ use super::containers::containers;
 use super::pod::volumes;
 use super::text::{self, annotations, labels, tolerations, Page};
 use crate::commands::events;
+use crate::commands::rollout::template::equal_ignore_hash;
 use crate::commands::Ctx;
-
-/// The label a Deployment puts on its ReplicaSets and their pods: the template's hash.
-const HASH_LABEL: &str = "pod-template-hash";
 
 /// Fetch a Deployment, its ReplicaSets and events; describe it.
 pub async fn deployment(
@@ -158,7 +156,7 @@ fn split_replica_sets<'a>(
     template: &PodTemplateSpec,
     owned: &'a [ReplicaSet],
 ) -> (Vec<&'a ReplicaSet>, Vec<&'a ReplicaSet>) {
-    let want = comparable(template);
+    let want = as_json(template);
     let mut by_age: Vec<&ReplicaSet> = owned.iter().collect();
     by_age.sort_by(|a, b| {
         let t = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
@@ -169,7 +167,7 @@ fn split_replica_sets<'a>(
         rs.spec
             .as_ref()
             .and_then(|s| s.template.as_ref())
-            .is_some_and(|t| comparable(t) == want)
+            .is_some_and(|t| equal_ignore_hash(&as_json(t), &want))
     });
     let new_uid = new.and_then(|rs| rs.metadata.uid.clone());
     let old = owned
@@ -179,39 +177,9 @@ fn split_replica_sets<'a>(
     (old, new.into_iter().collect())
 }
 
-/// A template as JSON without the hash label and without empty fields, so that two
-/// templates compare as apimachinery's semantic equality compares them.
-fn comparable(t: &PodTemplateSpec) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or_default();
-    if let Some(labels) = v
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove(HASH_LABEL);
-    }
-    prune(&mut v);
-    v
-}
-
-/// Remove nulls and empty objects and arrays, recursively.
-fn prune(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.values_mut().for_each(prune);
-            m.retain(|_, x| !is_empty(x));
-        }
-        Value::Array(a) => a.iter_mut().for_each(prune),
-        _ => {}
-    }
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
+/// A template as the JSON the comparison reads.
+fn as_json(t: &PodTemplateSpec) -> Value {
+    serde_json::to_value(t).unwrap_or_default()
 }
 
 /// `web-5d4f (3/3 replicas created), ...`, or `<none>`.
@@ -388,6 +356,7 @@ pub fn describe_replica_set(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::rollout::template::POD_TEMPLATE_HASH;
 
     #[test]
     fn selectors_print_sorted() {
@@ -397,6 +366,35 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(selector_string(&s), "app=web,env in (dev,prod),tier=front");
+    }
+
+    #[test]
+    fn the_new_replica_set_has_the_deployments_template_but_the_hash() {
+        let template = |image: &str, hash: Option<&str>| {
+            let mut labels = serde_json::json!({"app": "web"});
+            if let Some(h) = hash {
+                labels[POD_TEMPLATE_HASH] = h.into();
+            }
+            serde_json::json!({"metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "main", "image": image}]}})
+        };
+        let rs = |name: &str, image: &str| -> ReplicaSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "uid": name},
+                "spec": {"selector": {}, "template": template(image, Some(name))},
+            }))
+            .unwrap()
+        };
+        let owned = [rs("old", "busybox:1.35"), rs("new", "busybox:1.36")];
+        let want = serde_json::from_value(template("busybox:1.36", None)).unwrap();
+        let (old, new) = split_replica_sets(&want, &owned);
+        let names = |l: Vec<&ReplicaSet>| -> Vec<String> {
+            l.iter().map(|r| r.metadata.name.clone().unwrap()).collect()
+        };
+        assert_eq!(
+            (names(old), names(new)),
+            (vec!["old".into()], vec!["new".into()])
+        );
     }
 
     /// The block as `rollout history --revision=N` prints it: tabs kept.
@@ -410,7 +408,7 @@ mod tests {
     fn describes_a_template_as_kubectl_does() {
         let t = serde_json::json!({
             "metadata": {
-                "labels": {"app": "web", HASH_LABEL: "abc"},
+                "labels": {"app": "web", POD_TEMPLATE_HASH: "abc"},
                 "annotations": {"kubernetes.io/change-cause": "set image",
                                 "kubectl.kubernetes.io/last-applied-configuration": "{}"},
             },

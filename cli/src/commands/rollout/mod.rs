@@ -14,7 +14,7 @@
 
 mod history;
 mod status;
-mod template;
+pub(crate) mod template;
 
 use kube::api::ListParams;
 use serde_json::{json, Value};

@@ -4,8 +4,9 @@
 //! `pod-template-hash` label the controller added so that the ReplicaSets' pods never overlap.
 //! Two templates are therefore *the same revision* when they are equal once that label is
 //! removed (kubectl's `equalIgnoreHash`, on Go's semantic equality, where an empty list or
-//! map equals a missing one); `undo` restores a template without the label. Printing a
-//! template is `describe`'s (`describe::pod_template`, kubectl's `DescribePodTemplate`).
+//! map equals a missing one); `undo` restores a template without the label, and `describe
+//! deployment` finds the new ReplicaSet by the same comparison. Printing a template is
+//! `describe`'s (`describe::pod_template`, kubectl's `DescribePodTemplate`).
 //! Read next: `history.rs`, which uses both.
 
 use serde_json::{Map, Value};
