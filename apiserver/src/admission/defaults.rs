@@ -38,8 +38,20 @@ pub fn apply_defaults(resource: &str, obj: &mut Value) {
         }
         "namespaces" => with_typed(obj, default_namespace),
         "nodes" => with_typed(obj, default_node),
-        // Events and leases have no defaulting in the real apiserver.
+        "secrets" => default_secret(obj),
+        // Events, leases and ConfigMaps have no defaulting in the real apiserver.
         _ => {}
+    }
+}
+
+/// `SetDefaults_Secret`: a Secret without a `type` is `Opaque` (arbitrary user data).
+fn default_secret(obj: &mut Value) {
+    let untyped = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if untyped && obj.is_object() {
+        obj["type"] = Value::String("Opaque".into());
     }
 }
 

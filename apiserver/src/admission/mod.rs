@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+pub mod config_data;
 pub mod defaults;
 pub mod strict;
 pub mod validation;
@@ -317,6 +318,8 @@ pub fn kind_of(resource: &str) -> Option<(&'static str, &'static str)> {
         "nodes" => ("Node", ""),
         "namespaces" => ("Namespace", ""),
         "events" => ("Event", ""),
+        "configmaps" => ("ConfigMap", ""),
+        "secrets" => ("Secret", ""),
         "deployments" => ("Deployment", "apps"),
         "replicasets" => ("ReplicaSet", "apps"),
         "leases" => ("Lease", "coordination.k8s.io"),
@@ -353,6 +356,8 @@ pub(crate) fn typed_roundtrip(resource: &str, obj: &Value) -> Result<Option<Valu
         "namespaces" => rt::<core::v1::Namespace>(obj),
         "events" if is_events_v1(obj) => rt::<events::v1::Event>(obj),
         "events" => rt::<core::v1::Event>(obj),
+        "configmaps" => rt::<core::v1::ConfigMap>(obj),
+        "secrets" => rt::<core::v1::Secret>(obj),
         "deployments" => rt::<apps::v1::Deployment>(obj),
         "replicasets" => rt::<apps::v1::ReplicaSet>(obj),
         "leases" => rt::<coordination::v1::Lease>(obj),

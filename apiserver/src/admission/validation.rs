@@ -11,12 +11,13 @@ use serde_json::Value;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Cause;
 
 pub mod cluster;
+pub mod config;
 pub mod meta;
 pub mod names;
 pub mod pod;
@@ -72,6 +73,8 @@ pub fn validate_create(resource: &str, obj: &Value) -> Vec<Cause> {
         "nodes" => decode::<Node>(obj).map(|n| cluster::validate_node(&n)),
         "namespaces" => decode::<Namespace>(obj).map(|_| Vec::new()),
         "leases" => decode::<Lease>(obj).map(|l| cluster::validate_lease(&l)),
+        "configmaps" => decode::<ConfigMap>(obj).map(|c| config::validate_config_map(&c)),
+        "secrets" => decode::<Secret>(obj).map(|s| config::validate_secret(&s)),
         "events" => Ok(cluster::validate_event(obj)),
         _ => Ok(Vec::new()),
     };
@@ -116,6 +119,8 @@ pub fn validate_update(resource: &str, new: &Value, old: &Value) -> Vec<Cause> {
             }
             "nodes" => cluster::validate_node_update(&decode(new)?, &decode(old)?),
             "leases" => cluster::validate_lease(&decode(new)?),
+            "configmaps" => config::validate_config_map_update(&decode(new)?, &decode(old)?),
+            "secrets" => config::validate_secret_update(&decode(new)?, &decode(old)?),
             "events" => cluster::validate_event(new),
             _ => Vec::new(),
         })

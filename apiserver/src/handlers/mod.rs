@@ -208,14 +208,32 @@ pub fn normalize(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
         "deployments" => roundtrip::<apps::Deployment>(obj),
         "replicasets" => roundtrip::<apps::ReplicaSet>(obj),
         "leases" => roundtrip::<coord::Lease>(obj),
+        "configmaps" => return normalize_bytes::<core::ConfigMap>(resource, obj, "binaryData"),
+        "secrets" => return normalize_bytes::<core::Secret>(resource, obj, "data"),
         _ => Ok(obj.clone()),
     };
-    r.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{} in version \"{}\" cannot be handled as a {}: {e}",
-            resource.kind, resource.version, resource.kind
-        ))
-    })
+    r.map_err(|e| cannot_handle(resource, e))
+}
+
+/// The 400 of a body that does not decode into the kind's type.
+fn cannot_handle(resource: &Resource, e: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!(
+        "{} in version \"{}\" cannot be handled as a {}: {e}",
+        resource.kind, resource.version, resource.kind
+    ))
+}
+
+/// [`normalize`] for a kind whose map `field` holds base64 bytes (Secret `data`, ConfigMap
+/// `binaryData`): Go's base64 rules and error text first (`admission::config_data`).
+fn normalize_bytes<T: DeserializeOwned + Serialize>(
+    resource: &Resource,
+    obj: &Value,
+    field: &str,
+) -> Result<Value, ApiError> {
+    let mut obj = obj.clone();
+    crate::admission::config_data::check_base64(&mut obj, field)
+        .map_err(|e| cannot_handle(resource, e))?;
+    roundtrip::<T>(&obj).map_err(|e| cannot_handle(resource, e))
 }
 
 /// [`normalize`] for a Pod, with its defaults applied to the typed object in between: one

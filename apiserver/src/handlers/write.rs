@@ -230,8 +230,12 @@ pub fn decode_typed(ctx: &Ctx, obj: Value) -> Result<(Value, Vec<String>), ApiEr
         // Stored as core/v1 Events; the view conversion keeps only known fields anyway.
         return Ok((normalize(r, &from_api(r, obj))?, vec![]));
     }
-    let typed = normalize(r, &obj)?;
+    let mut typed = normalize(r, &obj)?;
     let warnings = unknown_field_warnings(r, mode, &obj, &typed)?;
+    if r.plural == "secrets" {
+        // Conversion, as kube-apiserver's decoder does it: stringData is never stored.
+        admission::config_data::fold_string_data(&mut typed);
+    }
     Ok((typed, warnings))
 }
 

@@ -219,6 +219,9 @@ mod tests {
             ("autoscaling/v1", "Scale"),
             ("policy/v1", "Eviction"),
             ("coordination.k8s.io/v1", "Lease"),
+            ("v1", "ConfigMap"),
+            ("v1", "Secret"),
+            ("v1", "SecretList"),
             ("events.k8s.io/v1", "Event"),
         ] {
             assert!(

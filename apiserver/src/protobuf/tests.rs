@@ -279,6 +279,13 @@ fn remaining_required_kinds_round_trip_into_k8s_openapi_types() {
         "metadata": {"name": "n1", "namespace": "kube-node-lease"},
         "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "2026-11-23T12:00:00.250000Z"}}),
     );
+    check::<corev1::ConfigMap>(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default"}, "data": {"a": "b"},
+        "binaryData": {"bin": "AAEC/w=="}, "immutable": true}));
+    // bytes travel raw on the wire and as base64 in JSON
+    check::<corev1::Secret>(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "kube-system"}, "type": "bootstrap.kubernetes.io/token",
+        "data": {"token-id": "YWJjZGVm", "k": ""}}));
     check::<corev1::Event>(
         json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "default"},
         "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "default"}, "reason": "Scheduled",

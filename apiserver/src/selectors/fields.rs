@@ -126,6 +126,7 @@ fn supported_fields(resource: &str) -> &'static [&'static str] {
             "type",
         ],
         "replicasets" => &["metadata.name", "metadata.namespace", "status.replicas"],
+        "secrets" => &["metadata.name", "metadata.namespace", "type"],
         _ => &["metadata.name", "metadata.namespace"],
     }
 }

@@ -6,6 +6,7 @@
 //! `pkg/printers/internalversion/printers.go`; read `pods.rs` for the STATUS reasoning.
 
 mod cluster;
+mod config;
 mod pods;
 mod workloads;
 
@@ -32,6 +33,8 @@ pub fn column_definitions(resource: &str) -> Vec<Value> {
         "namespaces" => cluster::NAMESPACE_COLUMNS,
         "events" => cluster::EVENT_COLUMNS,
         "leases" => cluster::LEASE_COLUMNS,
+        "configmaps" => config::CONFIGMAP_COLUMNS,
+        "secrets" => config::SECRET_COLUMNS,
         _ => DEFAULT_COLUMNS,
     };
     cols.iter().map(Col::to_json).collect()
@@ -47,6 +50,8 @@ pub fn row(resource: &str, obj: &Value, now: jiff::Timestamp, include: IncludeOb
         "namespaces" => json!({"cells": cluster::namespace_cells(obj, now)}),
         "events" => json!({"cells": cluster::event_cells(obj, now)}),
         "leases" => json!({"cells": cluster::lease_cells(obj, now)}),
+        "configmaps" => json!({"cells": config::configmap_cells(obj, now)}),
+        "secrets" => json!({"cells": config::secret_cells(obj, now)}),
         _ => {
             json!({"cells": [name(obj), obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)]})
         }
@@ -314,11 +319,11 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_resources_get_name_and_created_at() {
-        let cm = json!({"metadata": {"name": "c", "creationTimestamp": "2025-01-01T00:00:00Z"}});
+        let crd = json!({"metadata": {"name": "c", "creationTimestamp": "2025-01-01T00:00:00Z"}});
         assert_eq!(
-            row("configmaps", &cm, now(), IncludeObject::None)["cells"],
+            row("widgets", &crd, now(), IncludeObject::None)["cells"],
             json!(["c", "2025-01-01T00:00:00Z"])
         );
-        assert_eq!(column_definitions("configmaps")[1]["type"], "date");
+        assert_eq!(column_definitions("widgets")[1]["type"], "date");
     }
 }
