@@ -24,6 +24,9 @@ as_build_user cargo test --workspace --no-run
 # unsafe block, ...) and clippy's defaults, any warning an error.
 say "clippy"
 as_build_user cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The house's layering: no module of a crate uses a module that uses it back.
+say "module cycles"
+python3 hack/module-cycles.py >/dev/null || { python3 hack/module-cycles.py | grep -A9 cycle; exit 1; }
 
 say "running the test suite (kubectl: $KUBECTL, 1.$(kubectl_minor "$KUBECTL"))"
 # Tests start their own etcd, apiserver and registry processes on free loopback ports.

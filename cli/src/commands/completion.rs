@@ -4,14 +4,12 @@
 //! A shell completes a command's words by running a function the command ships: the script
 //! printed here defines it (`_minikctl` for bash and zsh, `complete -c minikctl` lines for
 //! fish). clap_complete writes it from the same clap declaration that parses the command line
-//! (`cli.rs`), so every subcommand and flag is there and none is stale. It needs no cluster,
+//! (`cli.rs`, handed in by `commands::run`), so every subcommand and flag is there and none is stale. It needs no cluster,
 //! which is why `commands::run` calls it before connecting. Load it with
 //! `source <(minikctl completion bash)`, as with kubectl. Read next: `../cli.rs`.
 
-use clap::{CommandFactory, ValueEnum};
+use clap::ValueEnum;
 use clap_complete::Shell;
-
-use crate::cli::Cli;
 
 /// The shells a script can be printed for (kubectl also knows powershell).
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +37,12 @@ pub struct CompletionArgs {
     pub shell: String,
 }
 
-/// Prints the completion script; needs no cluster. An unknown shell is kubectl's one line
-/// (`error: Unsupported shell type "tcsh".`), not clap's usage block.
-pub fn run(args: CompletionArgs) -> anyhow::Result<()> {
+/// Prints the completion script of `command` (minikctl's whole command line, which the caller
+/// hands in so that this module stays below `cli.rs`); needs no cluster. An unknown shell is
+/// kubectl's one line (`error: Unsupported shell type "tcsh".`), not clap's usage block.
+pub fn run(args: CompletionArgs, mut command: clap::Command) -> anyhow::Result<()> {
     let shell = CompletionShell::from_str(&args.shell, false)
         .map_err(|_| anyhow::anyhow!("Unsupported shell type {:?}.", args.shell))?;
-    let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell.shell(), &mut command, "minikctl", &mut script);
     crate::printer::emit(&String::from_utf8_lossy(&script))?;

@@ -182,7 +182,8 @@ impl Failures {
 /// Run the command line; the exit code is 0 on success, 1 after printing an error.
 pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Completion(args) = cli.command {
-        return match completion::run(args) {
+        let command = <Cli as clap::CommandFactory>::command();
+        return match completion::run(args, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err, None),
         };
