@@ -32,6 +32,10 @@ pub struct Flags {
     /// PEM private key for --tls-cert-file.
     #[arg(long = "tls-private-key-file", requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
+    /// Authenticate bearer tokens `<id>.<secret>` by their Secret `kube-system/bootstrap-token-<id>`
+    /// (type bootstrap.kubernetes.io/token), as nodes joining with kubeadm's tokens send them.
+    #[arg(long = "enable-bootstrap-token-auth")]
+    pub enable_bootstrap_token_auth: bool,
     /// Serve a non-loopback address without TLS and authentication anyway (labs only).
     #[arg(long = "allow-anonymous")]
     pub allow_anonymous: bool,
@@ -63,11 +67,13 @@ pub struct Flags {
 impl Flags {
     /// Refuse to expose an unauthenticated, unencrypted API beyond this machine.
     pub fn check_exposure(&self) -> Result<(), String> {
-        let authenticated = self.token_auth_file.is_some() || self.client_ca_file.is_some();
+        let authenticated = self.token_auth_file.is_some()
+            || self.client_ca_file.is_some()
+            || self.enable_bootstrap_token_auth;
         let secured = self.tls_cert_file.is_some() && authenticated;
         if !self.listen.ip().is_loopback() && !secured && !self.allow_anonymous {
             return Err(format!(
-                "refusing to serve {} without TLS and authentication: pass --tls-cert-file and --tls-private-key-file with --client-ca-file and/or --token-auth-file, or --allow-anonymous",
+                "refusing to serve {} without TLS and authentication: pass --tls-cert-file and --tls-private-key-file with --client-ca-file, --token-auth-file and/or --enable-bootstrap-token-auth, or --allow-anonymous",
                 self.listen
             ));
         }
@@ -135,6 +141,11 @@ mod tests {
         assert!(secured(&[&tls[..], &["--token-auth-file", "t"]].concat())
             .unwrap()
             .is_ok());
+        assert!(
+            secured(&[&tls[..], &["--enable-bootstrap-token-auth"]].concat())
+                .unwrap()
+                .is_ok()
+        );
         assert!(
             secured(&["--client-ca-file", "ca"]).is_err(),
             "needs --tls-cert-file"

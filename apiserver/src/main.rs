@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use apiserver::auth::{Authentication, Authenticator, ClientCertAuth, TokenAuth};
+use apiserver::auth::{
+    Authentication, Authenticator, BootstrapTokenAuth, ClientCertAuth, TokenAuth,
+};
 use apiserver::config::Flags;
 use apiserver::server::app;
 use apiserver::state::App;
@@ -31,7 +33,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The authenticators the flags ask for, client certificates first (as kube-apiserver).
+/// The authenticators the flags ask for, client certificates first, then the token file, then
+/// bootstrap tokens (as kube-apiserver).
 fn authentication(flags: &Flags) -> anyhow::Result<Authentication> {
     let mut authenticators = Vec::new();
     if let Some(path) = &flags.client_ca_file {
@@ -41,6 +44,9 @@ fn authentication(flags: &Flags) -> anyhow::Result<Authentication> {
     if let Some(path) = &flags.token_auth_file {
         let tokens = TokenAuth::load(path).context("loading --token-auth-file")?;
         authenticators.push(Authenticator::Token(tokens));
+    }
+    if flags.enable_bootstrap_token_auth {
+        authenticators.push(Authenticator::BootstrapToken(BootstrapTokenAuth));
     }
     Ok(Authentication::new(authenticators))
 }
@@ -88,6 +94,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         listen = %flags.listen,
         tls = tls.is_some(),
         client_ca = flags.client_ca_file.is_some(),
+        bootstrap_tokens = flags.enable_bootstrap_token_auth,
         "serving"
     );
     // Watch events and small responses go out at once, not after the peer's delayed ACK

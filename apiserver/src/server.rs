@@ -1,6 +1,6 @@
 //! The HTTP server: the route table, the middleware every request passes (authentication by
-//! client certificate or bearer token, metrics, a tracing span) and the namespaces created at
-//! startup.
+//! client certificate, bearer token or bootstrap token, metrics, a tracing span) and the
+//! namespaces created at startup.
 //!
 //! Fixed paths (discovery, OpenAPI, health, metrics) have their own routes; everything under
 //! `/api` and `/apis` goes to `handlers::dispatch`, which parses the URL into a `RequestInfo`
@@ -110,7 +110,10 @@ async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Respon
     );
     let authentication = &app.config.authentication;
     if !public && authentication.is_required() {
-        match authentication.authenticate(req.headers(), req.extensions()) {
+        let user = authentication
+            .authenticate(req.headers(), req.extensions(), &app.storage)
+            .await;
+        match user {
             Some(user) => {
                 req.extensions_mut().insert(user);
             }

@@ -1,26 +1,33 @@
 //! Authentication: who sent this request? kube-apiserver asks each configured authenticator
-//! in turn and takes the first that recognises the request; minik8s has two of its:
+//! in turn and takes the first that recognises the request; minik8s has three of its:
 //!
 //! - [`Authenticator::ClientCert`] (`x509.rs`, `--client-ca-file`): a TLS client certificate
 //!   signed by the cluster CA; the user is its CN, the groups its O values.
 //! - [`Authenticator::Token`] (`token.rs`, `--token-auth-file`): `Authorization: Bearer` with
 //!   a token from a static CSV file.
+//! - [`Authenticator::BootstrapToken`] (`bootstrap.rs`, `--enable-bootstrap-token-auth`): a
+//!   bearer token `abcdef.0123456789abcdef` whose Secret `kube-system/bootstrap-token-abcdef`
+//!   accepts it (how a joining node first talks to the cluster); the user is
+//!   `system:bootstrap:abcdef` in `system:bootstrappers`.
 //!
 //! Every user an authenticator recognises is also in `system:authenticated`, as in Kubernetes.
 //! With no authenticator configured the API is open (anonymous, loopback only unless
 //! `--allow-anonymous`); with one or more, a request none of them recognises is 401
 //! Unauthorized. This is authentication only: every authenticated user may do everything (no
 //! RBAC yet). The middleware in `server.rs` calls [`Authentication::authenticate`] and puts
-//! the [`User`] into the request's extensions.
+//! the [`User`] into the request's extensions; it hands over the apiserver's storage, where
+//! bootstrap tokens are read.
 //!
 //! Read next: `x509.rs`, then `crate::tls`, where the handshake that verifies certificates is
-//! set up.
+//! set up; `bootstrap.rs` for tokens kept in the API itself.
 
+pub mod bootstrap;
 mod token;
 mod x509;
 
 use axum::http::{Extensions, HeaderMap};
 
+pub use bootstrap::{BootstrapTokenAuth, SecretSource};
 pub use token::{TokenAuth, TokenError};
 pub use x509::{ClientCaError, ClientCertAuth};
 
@@ -45,14 +52,22 @@ pub enum Authenticator {
     ClientCert(ClientCertAuth),
     /// A bearer token from `--token-auth-file`.
     Token(TokenAuth),
+    /// A bootstrap token whose Secret is in `kube-system` (`--enable-bootstrap-token-auth`).
+    BootstrapToken(BootstrapTokenAuth),
 }
 
 impl Authenticator {
     /// The user this authenticator recognises in the request, if any.
-    fn authenticate(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<User> {
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        secrets: &impl SecretSource,
+    ) -> Option<User> {
         match self {
             Authenticator::ClientCert(certs) => certs.authenticate(extensions),
             Authenticator::Token(tokens) => tokens.authenticate(headers).cloned(),
+            Authenticator::BootstrapToken(b) => b.authenticate(headers, secrets).await,
         }
     }
 }
@@ -79,16 +94,26 @@ impl Authentication {
     pub fn client_certs(&self) -> Option<&ClientCertAuth> {
         self.authenticators.iter().find_map(|a| match a {
             Authenticator::ClientCert(c) => Some(c),
-            Authenticator::Token(_) => None,
+            Authenticator::Token(_) | Authenticator::BootstrapToken(_) => None,
         })
     }
 
-    /// The first authenticator's user for this request, in `system:authenticated`.
-    pub fn authenticate(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<User> {
-        let mut user = self
-            .authenticators
-            .iter()
-            .find_map(|a| a.authenticate(headers, extensions))?;
+    /// The first authenticator's user for this request, in `system:authenticated`;
+    /// bootstrap tokens are looked up in `secrets`.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        secrets: &impl SecretSource,
+    ) -> Option<User> {
+        let mut found = None;
+        for a in &self.authenticators {
+            found = a.authenticate(headers, extensions, secrets).await;
+            if found.is_some() {
+                break;
+            }
+        }
+        let mut user = found?;
         if !user.groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
             user.groups.push(AUTHENTICATED_GROUP.to_string());
         }
@@ -100,9 +125,64 @@ impl Authentication {
 mod tests {
     use super::*;
     use axum::http::{header, HeaderValue};
+    use serde_json::{json, Value};
 
-    #[test]
-    fn the_first_authenticator_that_knows_the_request_wins() {
+    /// Secrets for unit tests: one bootstrap token, `abcdef.0123456789abcdef`.
+    struct OneToken;
+
+    impl SecretSource for OneToken {
+        async fn secret(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Option<Value>, crate::storage::StorageError> {
+            Ok(
+                ((namespace, name) == ("kube-system", "bootstrap-token-abcdef")).then(|| {
+                    json!({"metadata": {"name": name, "namespace": namespace},
+                    "type": "bootstrap.kubernetes.io/token",
+                    "data": {"token-id": "YWJjZGVm", "token-secret": "MDEyMzQ1Njc4OWFiY2RlZg==",
+                             "usage-bootstrap-authentication": "dHJ1ZQ=="}})
+                }),
+            )
+        }
+    }
+
+    #[tokio::test]
+    async fn bootstrap_tokens_are_asked_after_the_token_file() {
+        let tokens = TokenAuth::parse("abcdef.0123456789abcdef,file-user,1\n").unwrap();
+        let auth = Authentication::new(vec![
+            Authenticator::Token(tokens),
+            Authenticator::BootstrapToken(BootstrapTokenAuth),
+        ]);
+        let ext = Extensions::new();
+        let mut headers = HeaderMap::new();
+        let bearer = |t: &str| HeaderValue::from_str(&format!("Bearer {t}")).unwrap();
+        headers.insert(header::AUTHORIZATION, bearer("abcdef.0123456789abcdef"));
+        let user = auth.authenticate(&headers, &ext, &OneToken).await.unwrap();
+        assert_eq!(user.name, "file-user", "the token file is asked first");
+        let auth = Authentication::new(vec![Authenticator::BootstrapToken(BootstrapTokenAuth)]);
+        let user = auth.authenticate(&headers, &ext, &OneToken).await.unwrap();
+        assert_eq!(user.name, "system:bootstrap:abcdef");
+        assert_eq!(
+            user.groups,
+            vec!["system:bootstrappers", "system:authenticated"]
+        );
+        for wrong in [
+            "abcdef.0000000000000000",
+            "zzzzzz.0123456789abcdef",
+            "abcdef",
+        ] {
+            headers.insert(header::AUTHORIZATION, bearer(wrong));
+            assert_eq!(
+                auth.authenticate(&headers, &ext, &OneToken).await,
+                None,
+                "{wrong}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_authenticator_that_knows_the_request_wins() {
         let tokens = TokenAuth::parse("t1,alice,1,\"dev\"\n").unwrap();
         let none = Authentication::default();
         assert!(!none.is_required());
@@ -111,15 +191,15 @@ mod tests {
         assert!(auth.client_certs().is_none());
         let mut headers = HeaderMap::new();
         let ext = Extensions::new();
-        assert_eq!(auth.authenticate(&headers, &ext), None);
+        assert_eq!(auth.authenticate(&headers, &ext, &OneToken).await, None);
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t1"));
-        let user = auth.authenticate(&headers, &ext).unwrap();
+        let user = auth.authenticate(&headers, &ext, &OneToken).await.unwrap();
         assert_eq!(user.name, "alice");
         assert_eq!(user.groups, vec!["dev", "system:authenticated"]);
     }
 
-    #[test]
-    fn a_client_ca_alone_requires_authentication() {
+    #[tokio::test]
+    async fn a_client_ca_alone_requires_authentication() {
         let ca = rcgen::generate_simple_self_signed(vec!["ca".into()]).unwrap();
         let certs =
             ClientCertAuth::from_pem(ca.cert.pem().as_bytes(), std::path::Path::new("ca.crt"))
@@ -130,6 +210,7 @@ mod tests {
         // a bearer token means nothing without a token file
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t1"));
-        assert_eq!(auth.authenticate(&headers, &Extensions::new()), None);
+        let ext = Extensions::new();
+        assert_eq!(auth.authenticate(&headers, &ext, &OneToken).await, None);
     }
 }

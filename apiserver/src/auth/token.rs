@@ -79,12 +79,17 @@ impl TokenAuth {
 
     /// The user behind the request's bearer token.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<&User> {
-        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?;
-        self.users.get(token.trim())
+        self.users.get(bearer(headers)?)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if the request has one.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim())
 }
 
 /// Split one CSV line, honouring double quotes.

@@ -1,0 +1,285 @@
+//! Bootstrap tokens (issue 13: nodes join with `--bootstrap-token abcdef.0123456789abcdef`),
+//! through the apiserver binary with `--enable-bootstrap-token-auth` on a `client::pki` PKI,
+//! over HTTPS verified against the cluster CA, as a joining node would talk to it. The admin
+//! creates the token's Secret with kubectl the way kubeadm's documentation does; a moment
+//! later the token lists nodes with kubectl and kube-rs; a wrong secret, an unknown id, an
+//! expired token, one not marked for authentication, one of the wrong type and a deleted
+//! Secret are each a 401 `Status`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use client::pki::{Credential, Pki, Sans};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+use testkit::{free_port, ChildGuard, EtcdProcess};
+
+const TOKEN: &str = "abcdef.0123456789abcdef";
+
+/// The apiserver binary with TLS, the cluster CA for the admin's certificate, and bootstrap
+/// tokens enabled.
+struct Joinable {
+    _server: ChildGuard,
+    _etcd: EtcdProcess,
+    dir: tempfile::TempDir,
+    pki: Pki,
+    url: String,
+    admin: PathBuf,
+}
+
+impl Joinable {
+    fn start() -> Joinable {
+        let etcd = EtcdProcess::start();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::create(&dir.path().join("pki"), &Sans::default()).unwrap();
+        let port = free_port();
+        let p = |name: &str| pki.dir().join(name);
+        let server = ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_minik8s-apiserver"))
+                .args(["--etcd-servers", &etcd.endpoint])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .arg("--tls-cert-file")
+                .arg(p("apiserver.crt"))
+                .arg("--tls-private-key-file")
+                .arg(p("apiserver.key"))
+                .arg("--client-ca-file")
+                .arg(p("ca.crt"))
+                .arg("--enable-bootstrap-token-auth")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let url = format!("https://127.0.0.1:{port}");
+        let admin = dir.path().join("admin.conf");
+        std::fs::write(&admin, pki.admin_kubeconfig(&url).unwrap()).unwrap();
+        let j = Joinable {
+            _server: server,
+            _etcd: etcd,
+            dir,
+            pki,
+            url,
+            admin,
+        };
+        j.wait_ready();
+        j
+    }
+
+    fn ca(&self) -> String {
+        self.pki.cert_path(Credential::Ca).display().to_string()
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.curl(None, "/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "the apiserver is not ready");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `curl` verifying the server against the cluster CA, with `token` as bearer token:
+    /// the HTTP code and the body as JSON (`Null` if it is not JSON).
+    fn curl(&self, token: Option<&str>, path: &str) -> (u16, serde_json::Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "--cacert", &self.ca()]);
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        let out = cmd
+            .args(["-w", "\n%{http_code}", &format!("{}{path}", self.url)])
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+        (code.parse().unwrap_or(0), body)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(testkit::kubectl())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .env("KUBECONFIG", "/dev/null")
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// kubectl as kubernetes-admin (its client certificate); must succeed.
+    fn admin(&self, args: &[&str]) -> String {
+        let admin = self.admin.display().to_string();
+        let out = self.kubectl(&[&["--kubeconfig", admin.as_str()][..], args].concat());
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl with nothing but the CA and a bearer token, as a joining node.
+    fn with_token(&self, token: &str, args: &[&str]) -> Output {
+        let ca = self.ca();
+        let creds = [
+            "--server",
+            &self.url,
+            "--certificate-authority",
+            &ca,
+            "--token",
+            token,
+        ];
+        self.kubectl(&[&creds[..], args].concat())
+    }
+
+    /// A token Secret as kubeadm makes one, with `extra` literals added.
+    fn create_token(&self, id: &str, secret: &str, ty: &str, extra: &[&str]) {
+        let name = format!("bootstrap-token-{id}");
+        let (id_lit, secret_lit) = (
+            format!("--from-literal=token-id={id}"),
+            format!("--from-literal=token-secret={secret}"),
+        );
+        let mut args = vec![
+            "-n",
+            "kube-system",
+            "create",
+            "secret",
+            "generic",
+            &name,
+            "--type",
+            ty,
+            &id_lit,
+            &secret_lit,
+        ];
+        args.extend_from_slice(extra);
+        self.admin(&args);
+    }
+}
+
+/// An RFC 3339 time `secs` seconds from now (in the past when negative), to the second.
+fn expiration_in(secs: i64) -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs);
+    format!(
+        "--from-literal=expiration={}",
+        t.round(jiff::Unit::Second).unwrap()
+    )
+}
+
+/// A kubeconfig holding only the CA and a bearer token.
+async fn kube_client_with_token(j: &Joinable, token: &str) -> kube::Client {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: joiner\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: lab\n  context: {{cluster: lab, user: joiner}}\ncurrent-context: lab\n",
+        j.url,
+        j.ca()
+    );
+    let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+#[track_caller]
+fn assert_401(got: (u16, serde_json::Value)) {
+    common::assert_status(&got, 401, "Unauthorized");
+    assert_eq!(got.1["message"], "Unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_secret_created_a_moment_ago_lets_a_joining_node_in() {
+    let j = tokio::task::spawn_blocking(Joinable::start).await.unwrap();
+    assert_401(j.curl(Some(TOKEN), "/api/v1/nodes"));
+
+    let expiration = expiration_in(3600);
+    let extra = [
+        "--from-literal=usage-bootstrap-authentication=true",
+        "--from-literal=usage-bootstrap-signing=true",
+        "--from-literal=auth-extra-groups=system:bootstrappers:kubeadm:default-node-token",
+        expiration.as_str(),
+    ];
+    j.create_token(
+        "abcdef",
+        "0123456789abcdef",
+        "bootstrap.kubernetes.io/token",
+        &extra,
+    );
+    let out = j.with_token(TOKEN, &["get", "nodes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr, "No resources found\n");
+
+    let nodes: Api<Node> = Api::all(kube_client_with_token(&j, TOKEN).await);
+    let list = nodes.list(&ListParams::default()).await;
+    assert!(list
+        .expect("kube-rs lists nodes with the bootstrap token")
+        .items
+        .is_empty());
+
+    // the Secret gone, the token is refused at once
+    j.admin(&[
+        "-n",
+        "kube-system",
+        "delete",
+        "secret",
+        "bootstrap-token-abcdef",
+    ]);
+    assert_401(j.curl(Some(TOKEN), "/api/v1/nodes"));
+    let out = j.with_token(TOKEN, &["get", "nodes"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: You must be logged in to the server (Unauthorized)\n"
+    );
+    let err = nodes.list(&ListParams::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 401 && s.reason == "Unauthorized"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_expired_unusable_and_mistyped_tokens_are_401() {
+    let j = tokio::task::spawn_blocking(Joinable::start).await.unwrap();
+    let usable = "--from-literal=usage-bootstrap-authentication=true";
+    let ty = "bootstrap.kubernetes.io/token";
+    j.create_token("abcdef", "0123456789abcdef", ty, &[usable]);
+    j.create_token(
+        "expird",
+        "0123456789abcdef",
+        ty,
+        &[usable, &expiration_in(-60)],
+    );
+    j.create_token("nouse1", "0123456789abcdef", ty, &[]);
+    j.create_token("opaque", "0123456789abcdef", "Opaque", &[usable]);
+    assert_eq!(j.curl(Some(TOKEN), "/api/v1/nodes").0, 200);
+    for token in [
+        "abcdef.0000000000000000",
+        "zzzzzz.0123456789abcdef",
+        "expird.0123456789abcdef",
+        "nouse1.0123456789abcdef",
+        "opaque.0123456789abcdef",
+        "abcdef0123456789abcdef",
+    ] {
+        let got = j.curl(Some(token), "/api/v1/nodes");
+        assert_eq!(got.0, 401, "{token}: {}", got.1);
+        assert_401(got);
+    }
+    // a token that expires while in use stops working at once
+    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let patch = format!(
+        r#"{{"stringData":{{"expiration":"{}"}}}}"#,
+        past.round(jiff::Unit::Second).unwrap()
+    );
+    j.admin(&[
+        "-n",
+        "kube-system",
+        "patch",
+        "secret",
+        "bootstrap-token-abcdef",
+        "-p",
+        &patch,
+    ]);
+    assert_401(j.curl(Some(TOKEN), "/api/v1/nodes"));
+}
