@@ -3,7 +3,7 @@
 //! (protobuf bodies), the `get cm,secrets` tables as kubectl prints them against
 //! kube-apiserver, base64 `data` and Go's error for a value that is not base64, `stringData`
 //! folded into `data` and never stored, `type: Opaque` by default, `immutable: true`, config
-//! keys, watch and delete.
+//! keys, watch and delete, `describe`, and `apply` of `stringData` twice.
 
 mod common;
 
@@ -80,6 +80,35 @@ async fn kubectl_creates_config_maps_and_secrets_and_prints_their_tables() {
         ])
         .await;
     assert_eq!(out, "secret/s\n");
+    let described = c.kubectl_ok(&["describe", "secret", "s"]).await;
+    assert!(described.contains("Type:  Opaque"), "{described}");
+    assert!(described.contains("k:  1 bytes"), "{described}");
+    let described = c.kubectl_ok(&["describe", "cm", "x"]).await;
+    assert!(
+        described.contains("Data\n====\na:\n----\nb\n"),
+        "{described}"
+    );
+
+    // apply with stringData: stored as data, and applying again changes nothing
+    let applied = "apiVersion: v1\nkind: Secret\nmetadata: {name: applied}\nstringData: {password: hunter2}\n";
+    for _ in 0..2 {
+        let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(applied)).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = c
+        .kubectl_ok(&[
+            "get",
+            "secret",
+            "applied",
+            "-o",
+            "jsonpath={.data.password} {.stringData}",
+        ])
+        .await;
+    assert_eq!(got, "aHVudGVyMg== ");
 
     // immutable: kubectl shows the 422 as kube-apiserver words it
     let imm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\ndata: {a: \"1\"}\nimmutable: true\n";
