@@ -26,10 +26,15 @@
 //! is loaded, never replaced (every credential already handed out would stop working), and a
 //! missing certificate is signed by the existing CA. Keys are written mode 0600.
 //!
+//! A machine that should keep its private key to itself asks for a certificate with a
+//! **certificate signing request** instead (`csr.rs`, [`Pki::sign_request`]): kubeadm's TLS
+//! bootstrapping, where the controller manager signs a joining kubelet's request.
+//!
 //! Read next: `identity.rs` (what a certificate says: its user, groups, SANs, SPKI hash),
 //! `kubeconfig.rs` (a credential as a kubeconfig), `files.rs` (how keys reach the disk); the
 //! apiserver's `auth/x509.rs` authenticates the client certificates made here.
 
+mod csr;
 mod files;
 mod identity;
 mod kubeconfig;
@@ -42,6 +47,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
+pub use csr::{new_request, parse_request, CertificateRequest, CsrError, Usage, CSR_PEM_LABEL};
 pub use identity::{ca_cert_hash_of, identity_of, sans_of, verify_signed_by, Identity};
 pub use kubeconfig::CLUSTER_NAME;
 
@@ -242,26 +248,32 @@ impl Pki {
 
     /// Load the CA of the PKI under `dir`, to sign with and to hash.
     pub fn load(dir: &Path) -> Result<Pki, PkiError> {
-        let cert_path = dir.join("ca.crt");
-        let key_path = dir.join("ca.key");
-        let ca_cert_pem = files::read(&cert_path)?;
-        let key_pem = files::read(&key_path)?;
+        Pki::load_ca(&dir.join("ca.crt"), &dir.join("ca.key"))
+    }
+
+    /// Load a CA from its certificate and key files, as kube-controller-manager's
+    /// `--cluster-signing-cert-file` and `--cluster-signing-key-file` name them; the PKI's
+    /// directory is the certificate's.
+    pub fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Pki, PkiError> {
+        let dir = cert_path.parent().unwrap_or(Path::new(".")).to_owned();
+        let ca_cert_pem = files::read(cert_path)?;
+        let key_pem = files::read(key_path)?;
         let invalid = |path: &Path, what, e: rcgen::Error| PkiError::Invalid {
             path: path.to_owned(),
             what,
             reason: e.to_string(),
         };
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| invalid(&key_path, "private key", e))?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| invalid(key_path, "private key", e))?;
         // the hash parses the certificate strictly, so a broken CA is refused here
         identity::ca_cert_hash_of(&ca_cert_pem).map_err(|reason| PkiError::Invalid {
-            path: cert_path.clone(),
+            path: cert_path.to_owned(),
             what: "certificate",
             reason,
         })?;
         let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, key)
-            .map_err(|e| invalid(&cert_path, "CA certificate", e))?;
+            .map_err(|e| invalid(cert_path, "CA certificate", e))?;
         Ok(Pki {
-            dir: dir.to_owned(),
+            dir,
             ca_cert_pem,
             issuer,
         })
@@ -397,25 +409,8 @@ impl Pki {
 /// A certificate the CA signs for `cn` in `groups`: one year, digital signature and key
 /// encipherment, with the CA's key identifier so verifiers find the issuer.
 fn leaf_params(cn: &str, groups: &[&str]) -> Result<CertificateParams, PkiError> {
-    // rcgen keeps one value per attribute type in a name; the second group is written under
-    // O's OID as a custom attribute, which every parser reads as a second O.
-    const ORGANIZATION_OID: [u64; 4] = [2, 5, 4, 10];
-    if groups.len() > 2 {
-        return Err(PkiError::TooManyGroups {
-            count: groups.len(),
-        });
-    }
     let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    for (i, group) in groups.iter().enumerate() {
-        let ty = if i == 0 {
-            DnType::OrganizationName
-        } else {
-            DnType::CustomDnType(ORGANIZATION_OID.to_vec())
-        };
-        params.distinguished_name.push(ty, *group);
-    }
-    params.distinguished_name.push(DnType::CommonName, cn);
+    params.distinguished_name = distinguished_name(cn, groups)?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -424,6 +419,29 @@ fn leaf_params(cn: &str, groups: &[&str]) -> Result<CertificateParams, PkiError>
     params.use_authority_key_identifier_extension = true;
     set_validity(&mut params, LEAF_VALIDITY_DAYS);
     Ok(params)
+}
+
+/// The subject `O=<group>..., CN=<cn>` (at most two groups).
+fn distinguished_name(cn: &str, groups: &[&str]) -> Result<DistinguishedName, PkiError> {
+    // rcgen keeps one value per attribute type in a name; the second group is written under
+    // O's OID as a custom attribute, which every parser reads as a second O.
+    const ORGANIZATION_OID: [u64; 4] = [2, 5, 4, 10];
+    if groups.len() > 2 {
+        return Err(PkiError::TooManyGroups {
+            count: groups.len(),
+        });
+    }
+    let mut name = DistinguishedName::new();
+    for (i, group) in groups.iter().enumerate() {
+        let ty = if i == 0 {
+            DnType::OrganizationName
+        } else {
+            DnType::CustomDnType(ORGANIZATION_OID.to_vec())
+        };
+        name.push(ty, *group);
+    }
+    name.push(DnType::CommonName, cn);
+    Ok(name)
 }
 
 /// The apiserver's serving certificate: `CN=kube-apiserver`, server authentication, the SANs.
@@ -447,9 +465,14 @@ fn serving_params(dns: &[String], ips: &[IpAddr]) -> Result<CertificateParams, P
 }
 
 fn set_validity(params: &mut CertificateParams, days: i64) {
+    set_validity_for(params, std::time::Duration::from_secs(days as u64 * 86_400));
+}
+
+/// Valid from [`BACKDATE_MINUTES`] ago until `validity` from now.
+fn set_validity_for(params: &mut CertificateParams, validity: std::time::Duration) {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(BACKDATE_MINUTES);
-    params.not_after = now + time::Duration::days(days);
+    params.not_after = now + validity;
 }
 
 /// An existing serving certificate must cover every name asked for now (kubeadm refuses too,
