@@ -123,7 +123,7 @@ fn subresource_info(r: &Resource, sub: &str) -> (String, String, String, Vec<&'s
         r.kind.to_string(),
     );
     let ((g, v, k), verbs) = match sub {
-        "status" => (own, vec!["get", "patch", "update"]),
+        "status" | "approval" => (own, vec!["get", "patch", "update"]),
         "scale" => (
             ("autoscaling".into(), "v1".into(), "Scale".into()),
             vec!["get", "patch", "update"],

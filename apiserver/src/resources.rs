@@ -182,6 +182,18 @@ pub static RESOURCES: &[Resource] = &[
         categories: &["all"],
     },
     Resource {
+        group: "certificates.k8s.io",
+        version: "v1",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        kind: "CertificateSigningRequest",
+        namespaced: false,
+        short_names: &["csr"],
+        storage: "certificatesigningrequests",
+        subresources: &["status", "approval"],
+        categories: &[],
+    },
+    Resource {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+pub mod certificates;
 pub mod config_data;
 pub mod defaults;
 pub mod strict;
@@ -323,13 +324,17 @@ pub fn kind_of(resource: &str) -> Option<(&'static str, &'static str)> {
         "deployments" => ("Deployment", "apps"),
         "replicasets" => ("ReplicaSet", "apps"),
         "leases" => ("Lease", "coordination.k8s.io"),
+        "certificatesigningrequests" => ("CertificateSigningRequest", "certificates.k8s.io"),
         _ => return None,
     })
 }
 
 /// True for resources that live in a namespace.
 pub fn is_namespaced(resource: &str) -> bool {
-    !matches!(resource, "nodes" | "namespaces")
+    !matches!(
+        resource,
+        "nodes" | "namespaces" | "certificatesigningrequests"
+    )
 }
 
 /// True when an `events` object is in the `events.k8s.io/v1` shape rather than core/v1.
@@ -340,7 +345,7 @@ pub(crate) fn is_events_v1(obj: &Value) -> bool {
 /// Decodes `obj` into the k8s-openapi type of `resource` and encodes it back: what the Go
 /// apiserver's decoder keeps of an object. `Ok(None)` for resources without a typed schema here.
 pub(crate) fn typed_roundtrip(resource: &str, obj: &Value) -> Result<Option<Value>, String> {
-    use k8s_openapi::api::{apps, coordination, core, events};
+    use k8s_openapi::api::{apps, certificates, coordination, core, events};
     fn rt<T: serde::de::DeserializeOwned + serde::Serialize>(
         obj: &Value,
     ) -> Result<Option<Value>, String> {
@@ -361,6 +366,7 @@ pub(crate) fn typed_roundtrip(resource: &str, obj: &Value) -> Result<Option<Valu
         "deployments" => rt::<apps::v1::Deployment>(obj),
         "replicasets" => rt::<apps::v1::ReplicaSet>(obj),
         "leases" => rt::<coordination::v1::Lease>(obj),
+        "certificatesigningrequests" => rt::<certificates::v1::CertificateSigningRequest>(obj),
         _ => Ok(None),
     }
 }

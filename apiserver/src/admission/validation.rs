@@ -10,12 +10,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Cause;
 
+pub mod certificates;
 pub mod cluster;
 pub mod config;
 pub mod meta;
@@ -75,6 +77,9 @@ pub fn validate_create(resource: &str, obj: &Value) -> Vec<Cause> {
         "leases" => decode::<Lease>(obj).map(|l| cluster::validate_lease(&l)),
         "configmaps" => decode::<ConfigMap>(obj).map(|c| config::validate_config_map(&c)),
         "secrets" => decode::<Secret>(obj).map(|s| config::validate_secret(&s)),
+        "certificatesigningrequests" => {
+            decode::<CertificateSigningRequest>(obj).map(|c| certificates::validate_csr(&c))
+        }
         "events" => Ok(cluster::validate_event(obj)),
         _ => Ok(Vec::new()),
     };
@@ -127,6 +132,22 @@ pub fn validate_update(resource: &str, new: &Value, old: &Value) -> Vec<Cause> {
     })();
     causes.extend(rest.unwrap_or_else(|e| e));
     causes
+}
+
+/// The field errors of a subresource write (`status`, `approval`) whose strategy validates
+/// it; most subresources are server code and need none.
+pub fn validate_subresource_update(
+    resource: &str,
+    subresource: &str,
+    new: &Value,
+    old: &Value,
+) -> Vec<Cause> {
+    match (resource, subresource) {
+        ("certificatesigningrequests", "status" | "approval") => {
+            certificates::validate_status_update(subresource, new, old)
+        }
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

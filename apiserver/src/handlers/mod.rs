@@ -3,7 +3,8 @@
 //! `dispatch` is the fallback route for everything under `/api` and `/apis`. It parses the
 //! URL (`request.rs`), reads the body (3 MiB limit), and calls the handler for the verb and
 //! subresource: `read.rs` (get, list), `watch.rs`, `write.rs` (create, update, patch),
-//! `delete.rs`, `subresources.rs` (binding, eviction, scale, finalize). Handlers return
+//! `delete.rs`, `subresources.rs` (binding, eviction, scale, finalize). A CSR's `approval`
+//! is a narrower `status` write (`admission/certificates.rs` says which fields each keeps). Handlers return
 //! `Result<Response, ApiError>`; errors become `Status` objects.
 
 pub mod delete;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
+use crate::auth::User;
 use crate::codec::{self, Negotiated};
 use crate::error::{ApiError, Subject};
 use crate::request::{self, Query, RequestInfo, Target, Verb};
@@ -33,6 +35,9 @@ pub struct Ctx {
     pub info: RequestInfo,
     pub query: Query,
     pub headers: HeaderMap,
+    /// Who sent the request, when authentication is configured (the middleware in
+    /// `server.rs` puts the user into the request's extensions).
+    pub user: Option<User>,
 }
 
 impl Ctx {
@@ -102,6 +107,7 @@ pub async fn dispatch(State(app): State<App>, req: Request) -> Response {
         info,
         query,
         headers: parts.headers,
+        user: parts.extensions.get::<User>().cloned(),
     };
     let mut resp = route(&ctx, body)
         .await
@@ -118,17 +124,17 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 
 async fn route(ctx: &Ctx, body: Bytes) -> Result<Response, ApiError> {
     match (ctx.info.verb, ctx.info.subresource.as_deref()) {
-        (Verb::Get, None | Some("status")) => read::get(ctx).await,
+        (Verb::Get, None | Some("status" | "approval")) => read::get(ctx).await,
         (Verb::Get, Some("scale")) => subresources::get_scale(ctx).await,
         (Verb::List, None) => read::list(ctx).await,
         (Verb::Watch, None) => watch::watch(ctx).await,
         (Verb::Create, None) => write::create(ctx, &body).await,
         (Verb::Create, Some("binding")) => subresources::bind(ctx, &body).await,
         (Verb::Create, Some("eviction")) => subresources::evict(ctx, &body).await,
-        (Verb::Update, None | Some("status")) => write::update(ctx, &body).await,
+        (Verb::Update, None | Some("status" | "approval")) => write::update(ctx, &body).await,
         (Verb::Update, Some("scale")) => subresources::update_scale(ctx, &body).await,
         (Verb::Update, Some("finalize")) => subresources::finalize(ctx, &body).await,
-        (Verb::Patch, None | Some("status")) => write::patch(ctx, &body).await,
+        (Verb::Patch, None | Some("status" | "approval")) => write::patch(ctx, &body).await,
         (Verb::Patch, Some("scale")) => subresources::patch_scale(ctx, &body).await,
         (Verb::Delete, None) => delete::delete(ctx, &body).await,
         (Verb::DeleteCollection, None) => delete::delete_collection(ctx, &body).await,
@@ -199,6 +205,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, serd
 /// Decode into the kind's k8s-openapi type and back: malformed fields become a 400 and the
 /// stored JSON is canonical (unknown fields dropped, like the real decoder).
 pub fn normalize(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
+    use k8s_openapi::api::certificates::v1 as certificates;
     use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
     let r = match resource.storage {
         "pods" => roundtrip::<core::Pod>(obj),
@@ -208,6 +215,7 @@ pub fn normalize(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
         "deployments" => roundtrip::<apps::Deployment>(obj),
         "replicasets" => roundtrip::<apps::ReplicaSet>(obj),
         "leases" => roundtrip::<coord::Lease>(obj),
+        "certificatesigningrequests" => roundtrip::<certificates::CertificateSigningRequest>(obj),
         "configmaps" => return normalize_bytes::<core::ConfigMap>(resource, obj, "binaryData"),
         "secrets" => return normalize_bytes::<core::Secret>(resource, obj, "data"),
         _ => Ok(obj.clone()),

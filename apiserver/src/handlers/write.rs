@@ -100,6 +100,9 @@ pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Created, Vec<String
     if pod.is_none() {
         defaults::apply_defaults(r.plural, &mut obj);
     }
+    if r.plural == admission::certificates::RESOURCE {
+        admission::certificates::prepare_create(&mut obj, ctx.user.as_ref());
+    }
     if r.plural == "pods" {
         obj["status"] = json!({"phase": "Pending"});
     }
@@ -314,6 +317,13 @@ pub fn prepare_update(
     old: &Value,
     mut new: Value,
 ) -> Value {
+    if r.plural == admission::certificates::RESOURCE {
+        // metadata as for every kind, then the CSR's own doors (status, approval)
+        if subresource.is_none() {
+            keep_system_metadata(old, &mut new);
+        }
+        return admission::certificates::prepare_update(subresource, old, new);
+    }
     if subresource == Some("status") {
         let mut out = old.clone();
         out["status"] = new.get("status").cloned().unwrap_or(Value::Null);
@@ -322,8 +332,32 @@ pub fn prepare_update(
         }
         return out;
     }
+    keep_system_metadata(old, &mut new);
+    // Only the main resource is barred from status; binding/scale/finalize are server code.
+    if r.has_status() && subresource.is_none() {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().map(|o| o.remove("status"));
+            }
+        }
+    }
+    if r.has_generation() && new.get("spec") != old.get("spec") {
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
+        object::meta_mut(&mut new).insert("generation".into(), json!(g));
+    }
+    new
+}
+
+/// System metadata (uid, creationTimestamp, deletion, generation, name, namespace) stays as
+/// stored whatever an update sends; managedFields are not kept.
+fn keep_system_metadata(old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
-    let m = object::meta_mut(&mut new);
+    let m = object::meta_mut(new);
     for f in [
         "uid",
         "creationTimestamp",
@@ -343,24 +377,6 @@ pub fn prepare_update(
         }
     }
     m.remove("managedFields");
-    // Only the main resource is barred from status; binding/scale/finalize are server code.
-    if r.has_status() && subresource.is_none() {
-        match old.get("status") {
-            Some(s) => new["status"] = s.clone(),
-            None => {
-                new.as_object_mut().map(|o| o.remove("status"));
-            }
-        }
-    }
-    if r.has_generation() && new.get("spec") != old.get("spec") {
-        let g = old
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            + 1;
-        object::meta_mut(&mut new).insert("generation".into(), json!(g));
-    }
-    new
 }
 
 /// Whether an object being deleted has nothing left to wait for.
@@ -476,13 +492,13 @@ pub async fn write_with_retries(
         if ctx.info.subresource.is_none() {
             defaults::apply_defaults(r.plural, &mut new);
         }
-        if ctx.info.subresource.is_none() {
-            validate(
-                r,
-                ctx.name(),
-                validation::validate_update(r.plural, &new, &current.object),
-            )?;
-        }
+        let causes = match ctx.info.subresource.as_deref() {
+            None => validation::validate_update(r.plural, &new, &current.object),
+            Some(sub) => {
+                validation::validate_subresource_update(r.plural, sub, &new, &current.object)
+            }
+        };
+        validate(r, ctx.name(), causes)?;
         if new == current.object {
             // Nothing changed: no write, no new revision (as kube-apiserver).
             return Ok(current.object);

@@ -14,8 +14,8 @@ K8S_OPENAPI = os.path.join(REGISTRY, "k8s-openapi-0.29.0/src/v1_33")
 
 # API groups whose kinds (and their lists) are served in protobuf.
 GROUPS = ["api/core/v1", "api/apps/v1", "api/batch/v1", "api/autoscaling/v1", "api/policy/v1",
-          "api/coordination/v1", "api/events/v1", "api/discovery/v1", "api/networking/v1",
-          "api/rbac/v1", "api/scheduling/v1", "api/storage/v1"]
+          "api/certificates/v1", "api/coordination/v1", "api/events/v1", "api/discovery/v1",
+          "api/networking/v1", "api/rbac/v1", "api/scheduling/v1", "api/storage/v1"]
 # Types with a JSON form of their own (see convert.rs); their fields are not expanded.
 SPECIAL = {
     "apimachinery/pkg/apis/meta/v1/Time": "time",

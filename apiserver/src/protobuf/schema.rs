@@ -222,6 +222,7 @@ mod tests {
             ("v1", "ConfigMap"),
             ("v1", "Secret"),
             ("v1", "SecretList"),
+            ("certificates.k8s.io/v1", "CertificateSigningRequest"),
             ("events.k8s.io/v1", "Event"),
         ] {
             assert!(

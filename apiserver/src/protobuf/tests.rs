@@ -257,7 +257,7 @@ fn decodes_bytes_captured_from_kubectl_create_deployment() {
 
 #[test]
 fn remaining_required_kinds_round_trip_into_k8s_openapi_types() {
-    use k8s_openapi::api::{autoscaling, coordination, core::v1 as corev1, events};
+    use k8s_openapi::api::{autoscaling, certificates, coordination, core::v1 as corev1, events};
     fn check<T: serde::de::DeserializeOwned>(object: serde_json::Value) {
         let back = decode(&encode(&object).unwrap()).unwrap();
         assert_eq!(back, object);
@@ -270,6 +270,15 @@ fn remaining_required_kinds_round_trip_into_k8s_openapi_types() {
                    "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-11-23T12:00:00Z"}],
                    "nodeInfo": {"kubeletVersion": "v1.32.0", "architecture": "amd64"}}}),
     );
+    // request and certificate are bytes: raw on the wire, base64 in JSON
+    check::<certificates::v1::CertificateSigningRequest>(json!({
+        "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": "node-csr-1"},
+        "spec": {"request": "LS0tLS1CRUdJTg==", "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                 "usages": ["digital signature", "client auth"], "username": "system:bootstrap:abcdef",
+                 "groups": ["system:bootstrappers"], "expirationSeconds": 3600},
+        "status": {"conditions": [{"type": "Approved", "status": "True", "reason": "AutoApproved",
+                   "lastUpdateTime": "2026-11-23T12:00:00Z"}], "certificate": "Y2VydA=="}}));
     check::<corev1::Binding>(json!({"apiVersion": "v1", "kind": "Binding",
         "metadata": {"name": "web-1", "namespace": "default"}, "target": {"kind": "Node", "name": "n1"}}));
     check::<autoscaling::v1::Scale>(json!({"apiVersion": "autoscaling/v1", "kind": "Scale",

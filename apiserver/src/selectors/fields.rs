@@ -127,6 +127,7 @@ fn supported_fields(resource: &str) -> &'static [&'static str] {
         ],
         "replicasets" => &["metadata.name", "metadata.namespace", "status.replicas"],
         "secrets" => &["metadata.name", "metadata.namespace", "type"],
+        "certificatesigningrequests" => &["metadata.name", "spec.signerName"],
         _ => &["metadata.name", "metadata.namespace"],
     }
 }

@@ -5,6 +5,7 @@
 //! which kubectl adds NAMESPACE and LABELS). The column logic follows kubernetes'
 //! `pkg/printers/internalversion/printers.go`; read `pods.rs` for the STATUS reasoning.
 
+mod certificates;
 mod cluster;
 mod config;
 mod pods;
@@ -35,6 +36,7 @@ pub fn column_definitions(resource: &str) -> Vec<Value> {
         "leases" => cluster::LEASE_COLUMNS,
         "configmaps" => config::CONFIGMAP_COLUMNS,
         "secrets" => config::SECRET_COLUMNS,
+        "certificatesigningrequests" => certificates::CSR_COLUMNS,
         _ => DEFAULT_COLUMNS,
     };
     cols.iter().map(Col::to_json).collect()
@@ -52,6 +54,7 @@ pub fn row(resource: &str, obj: &Value, now: jiff::Timestamp, include: IncludeOb
         "leases" => json!({"cells": cluster::lease_cells(obj, now)}),
         "configmaps" => json!({"cells": config::configmap_cells(obj, now)}),
         "secrets" => json!({"cells": config::secret_cells(obj, now)}),
+        "certificatesigningrequests" => json!({"cells": certificates::csr_cells(obj, now)}),
         _ => {
             json!({"cells": [name(obj), obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)]})
         }

@@ -90,6 +90,12 @@ pub fn verify_signed_by(cert_pem: &str, ca_pem: &str) -> Result<(), String> {
     })
 }
 
+/// Whether `pem` starts with a PEM `CERTIFICATE` block that parses as X.509 (kube-apiserver's
+/// check of an issued certificate in a CSR's `status.certificate`).
+pub fn is_certificate_pem(pem: &str) -> bool {
+    with_pem_cert(pem, |_| Ok(())).is_ok()
+}
+
 /// Parse the first certificate of a PEM text and hand it to `f`.
 fn with_pem_cert<T>(
     pem: &str,

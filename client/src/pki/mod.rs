@@ -48,7 +48,9 @@ use rcgen::{
 };
 
 pub use csr::{new_request, parse_request, CertificateRequest, CsrError, Usage, CSR_PEM_LABEL};
-pub use identity::{ca_cert_hash_of, identity_of, sans_of, verify_signed_by, Identity};
+pub use identity::{
+    ca_cert_hash_of, identity_of, is_certificate_pem, sans_of, verify_signed_by, Identity,
+};
 pub use kubeconfig::CLUSTER_NAME;
 
 /// The CA's common name.
