@@ -2,9 +2,12 @@
 //!
 //! This module sits below every reconciler: `manager.rs` reads it to hand each reconciler what
 //! it needs (node IPAM the cluster CIDR, pod GC its quarantine, node lifecycle its grace period
-//! and eviction timeout), and no reconciler imports the manager. Read next: `manager.rs`.
+//! and eviction timeout, the CSR signer the cluster CA), and no reconciler imports the manager. Read next: `manager.rs`.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use client::pki::Pki;
 
 /// Settings of the reconcilers that have any (from the command line).
 #[derive(Debug, Clone)]
@@ -17,6 +20,9 @@ pub struct Config {
     pub cluster_cidr: String,
     /// How long a node must be missing before the pods bound to it are collected.
     pub pod_gc_quarantine: Duration,
+    /// The CA that signs CertificateSigningRequests (`--cluster-signing-cert-file` and
+    /// `--cluster-signing-key-file`); without it no CSR is approved or signed.
+    pub cluster_signing: Option<Arc<Pki>>,
 }
 
 impl Default for Config {
@@ -26,6 +32,7 @@ impl Default for Config {
             pod_eviction_timeout: Duration::from_secs(300),
             cluster_cidr: "10.244.0.0/16".into(),
             pod_gc_quarantine: Duration::from_secs(40),
+            cluster_signing: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! runs the controllers only while holding the Lease `kube-system/minik8s-controller`; on
 //! SIGTERM or SIGINT it stops them and releases the Lease, so a successor takes over at once.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,7 +12,8 @@ use client::connect::ClusterFlags;
 use client::leader::{default_identity, run_as_leader_until, LeaderConfig};
 
 /// Run the minik8s controllers (ReplicaSet, Deployment, garbage collector, namespace, node
-/// lifecycle, node IPAM) against an apiserver.
+/// lifecycle, node IPAM, pod GC; CSR approval and signing with a signing CA) against an
+/// apiserver.
 #[derive(Parser, Debug)]
 #[command(name = "minik8s-controller", version)]
 struct Flags {
@@ -34,6 +37,19 @@ struct Flags {
     /// are marked Failed and deleted (upstream podgc's fixed quarantineTime).
     #[arg(long = "pod-gc-quarantine", default_value = "40s", value_parser = parse_duration)]
     pod_gc_quarantine: Duration,
+    /// PEM CA certificate that signs CertificateSigningRequests (kubelet TLS bootstrapping);
+    /// with --cluster-signing-key-file it enables the CSR approver and signer.
+    #[arg(
+        long = "cluster-signing-cert-file",
+        requires = "cluster_signing_key_file"
+    )]
+    cluster_signing_cert_file: Option<PathBuf>,
+    /// PEM private key of --cluster-signing-cert-file.
+    #[arg(
+        long = "cluster-signing-key-file",
+        requires = "cluster_signing_cert_file"
+    )]
+    cluster_signing_key_file: Option<PathBuf>,
 }
 
 /// `50s`, `5m`, `300` (seconds), `500ms`.
@@ -63,11 +79,21 @@ async fn main() -> anyhow::Result<()> {
     let client = flags.cluster.client().await?;
     controller::node_ipam::parse_cidr(&flags.cluster_cidr)
         .with_context(|| format!("--cluster-cidr {}", flags.cluster_cidr))?;
+    let cluster_signing = match (
+        &flags.cluster_signing_cert_file,
+        &flags.cluster_signing_key_file,
+    ) {
+        (Some(cert), Some(key)) => Some(Arc::new(
+            client::pki::Pki::load_ca(cert, key).context("loading the cluster signing CA")?,
+        )),
+        _ => None,
+    };
     let config = controller::manager::Config {
         node_monitor_grace_period: flags.node_monitor_grace_period,
         pod_eviction_timeout: flags.pod_eviction_timeout,
         cluster_cidr: flags.cluster_cidr,
         pod_gc_quarantine: flags.pod_gc_quarantine,
+        cluster_signing,
     };
     let work = || async {
         controller::manager::run(client.clone(), config).await;

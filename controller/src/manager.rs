@@ -18,5 +18,15 @@ pub async fn run(client: kube::Client, config: Config) {
         _ = crate::node_lifecycle::run(client.clone(), (&config).into()) => {}
         _ = crate::node_ipam::run(client.clone(), config.cluster_cidr) => {}
         _ = crate::pod_gc::run(client.clone(), config.pod_gc_quarantine) => {}
+        _ = certificates(client.clone(), config.cluster_signing) => {}
+    }
+}
+
+/// The CSR approver and signer when the manager has the cluster CA; otherwise nothing, for
+/// ever (kube-controller-manager likewise starts `csrsigning` only with a signing key pair).
+async fn certificates(client: kube::Client, ca: Option<std::sync::Arc<client::pki::Pki>>) {
+    match ca {
+        Some(ca) => crate::certificates::run(client, ca).await,
+        None => std::future::pending().await,
     }
 }

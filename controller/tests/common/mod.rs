@@ -34,5 +34,6 @@ pub fn fast_config() -> controller::manager::Config {
         pod_eviction_timeout: Duration::from_secs(2),
         cluster_cidr: "10.244.0.0/16".into(),
         pod_gc_quarantine: Duration::from_secs(2),
+        cluster_signing: None,
     }
 }
