@@ -4,7 +4,8 @@
 //! requestor is the authenticated user whatever the body says, `kubectl get csr` prints
 //! kubectl's columns, `kubectl certificate approve` goes through the `approval` subresource,
 //! the signer's `status` write issues the certificate but cannot touch the decision, and a
-//! request that is not a signed PEM `CERTIFICATE REQUEST` is a 422. (kubectl sends no bearer
+//! request that is not a signed PEM `CERTIFICATE REQUEST` is a 422; `kubectl certificate deny`,
+//! the `spec.signerName` field selector, and Denied being final. (kubectl sends no bearer
 //! token over plain HTTP, so its part runs on an API without authentication.)
 
 mod common;
@@ -126,6 +127,28 @@ async fn kubectl_lists_and_approves_requests_and_the_signer_issues_through_statu
          node-csr-1   AGE   kubernetes.io/kube-apiserver-client-kubelet   system:bootstrap:abcdef   <none>              Pending",
         "{table}"
     );
+    let mut other = node_csr("other-signer", "n2");
+    other.spec.signer_name = "example.com/other".into();
+    all.create(&PostParams::default(), &other).await.unwrap();
+    let selected = c
+        .kubectl_ok(&[
+            "get",
+            "csr",
+            "-o",
+            "name",
+            "--field-selector",
+            &format!("spec.signerName={KUBELET_SIGNER}"),
+        ])
+        .await;
+    assert_eq!(
+        selected,
+        "certificatesigningrequest.certificates.k8s.io/node-csr-1\n"
+    );
+    let out = c.kubectl_ok(&["certificate", "deny", "other-signer"]).await;
+    assert_eq!(
+        out,
+        "certificatesigningrequest.certificates.k8s.io/other-signer denied\n"
+    );
     let out = c
         .kubectl_ok(&["certificate", "approve", "node-csr-1"])
         .await;
@@ -176,6 +199,32 @@ async fn kubectl_lists_and_approves_requests_and_the_signer_issues_through_statu
         .kubectl_ok(&["get", "csr", "node-csr-1", "--no-headers"])
         .await;
     assert!(table.trim_end().ends_with("Approved,Issued"), "{table}");
+    let table = c
+        .kubectl_ok(&["get", "csr", "other-signer", "--no-headers"])
+        .await;
+    assert!(table.trim_end().ends_with("Denied"), "{table}");
+    // Denied is final (kubectl refuses on its own; the server too): approving it as well is 422.
+    let mut both = serde_json::to_value(all.get("other-signer").await.unwrap()).unwrap();
+    both["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "Approved", "status": "True", "reason": "Sneaky"}));
+    let both: CertificateSigningRequest = serde_json::from_value(both).unwrap();
+    let err = all
+        .replace_subresource("approval", "other-signer", &PostParams::default(), &both)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status
+            .message
+            .contains("Approved and Denied conditions are mutually exclusive"),
+        "{}",
+        status.message
+    );
 
     // A status write may not withdraw the approval, nor replace the certificate.
     let mut withdrawn = serde_json::to_value(all.get("node-csr-1").await.unwrap()).unwrap();
