@@ -117,6 +117,12 @@ async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Respon
             Some(user) => {
                 req.extensions_mut().insert(user);
             }
+            // kubeadm's one anonymous read: a joining node fetches `cluster-info` (auth/mod.rs)
+            None if !crate::auth::presents_credential(req.headers(), req.extensions())
+                && crate::auth::anonymous_allowed(&method, &path, req.uri().query()) =>
+            {
+                req.extensions_mut().insert(crate::auth::User::anonymous());
+            }
             None => return ApiError::Unauthorized.into_response(),
         }
     }

@@ -283,3 +283,34 @@ async fn wrong_expired_unusable_and_mistyped_tokens_are_401() {
     ]);
     assert_401(j.curl(Some(TOKEN), "/api/v1/nodes"));
 }
+
+/// kubeadm's discovery: a node with no credential reads `kube-public/cluster-info`, and
+/// nothing else; a wrong credential is 401 even there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_info_alone_is_readable_without_a_credential() {
+    let j = tokio::task::spawn_blocking(Joinable::start).await.unwrap();
+    let path = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
+    let got = j.curl(None, path);
+    common::assert_status(&got, 404, "NotFound");
+    j.admin(&[
+        "-n",
+        "kube-public",
+        "create",
+        "configmap",
+        "cluster-info",
+        "--from-literal=kubeconfig=k",
+    ]);
+    let (code, body) = j.curl(None, path);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["kubeconfig"], "k");
+    for other in [
+        "/api/v1/namespaces/kube-public/configmaps",
+        "/api/v1/namespaces/kube-system/secrets",
+        "/api/v1/nodes",
+        "/api/v1/namespaces/kube-public/configmaps/cluster-info?watch=true",
+    ] {
+        assert_401(j.curl(None, other));
+    }
+    assert_401(j.curl(Some("abcdef.0000000000000000"), path));
+    assert_401(j.curl(Some("nonsense"), path));
+}

@@ -13,7 +13,13 @@
 //! Every user an authenticator recognises is also in `system:authenticated`, as in Kubernetes.
 //! With no authenticator configured the API is open (anonymous, loopback only unless
 //! `--allow-anonymous`); with one or more, a request none of them recognises is 401
-//! Unauthorized. This is authentication only: every authenticated user may do everything (no
+//! Unauthorized, with one exception: [`anonymous_allowed`]. A joining node has no credential
+//! and does not yet know the cluster's CA, so kubeadm publishes the CA in the ConfigMap
+//! `kube-public/cluster-info` and its RBAC lets `system:anonymous` *get* exactly that object.
+//! With no RBAC here, that one GET is allow-listed: a request that presents no credential at
+//! all is the user `system:anonymous` in `system:unauthenticated` for it, and refused (401)
+//! for everything else. A request that presents a wrong credential is 401 there too, as in
+//! kube-apiserver, which never downgrades a bad credential to anonymous. This is authentication only: every authenticated user may do everything (no
 //! RBAC yet). The middleware in `server.rs` calls [`Authentication::authenticate`] and puts
 //! the [`User`] into the request's extensions; it hands over the apiserver's storage, where
 //! bootstrap tokens are read.
@@ -33,6 +39,28 @@ pub use x509::{ClientCaError, ClientCertAuth};
 
 /// The group every authenticated user is in.
 pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+/// The user of a request that presents no credential, where one is allowed.
+pub const ANONYMOUS_USER: &str = "system:anonymous";
+/// The group of [`ANONYMOUS_USER`].
+pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
+/// The one object anyone may read without a credential: kubeadm's `cluster-info`, the
+/// kubeconfig (server URL and CA certificate) that a joining node pins by its hash.
+pub const CLUSTER_INFO_PATH: &str = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
+
+/// Whether a request without any credential may go on as [`User::anonymous`]: exactly a GET
+/// of [`CLUSTER_INFO_PATH`] that is not a watch (kubeadm's RBAC grants `get` on that one
+/// resource name, nothing more).
+pub fn anonymous_allowed(method: &axum::http::Method, path: &str, query: Option<&str>) -> bool {
+    let watch = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "watch" && v != "false" && v != "0");
+    method == axum::http::Method::GET && path == CLUSTER_INFO_PATH && !watch
+}
+
+/// Whether the request carries a credential (a bearer token or a client certificate); one
+/// that does is never anonymous, however wrong the credential.
+pub fn presents_credential(headers: &HeaderMap, extensions: &Extensions) -> bool {
+    headers.contains_key(axum::http::header::AUTHORIZATION) || x509::presented(extensions)
+}
 
 /// An authenticated user, as Kubernetes' `user.Info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +71,17 @@ pub struct User {
     pub uid: String,
     /// The groups (`system:masters`, `system:nodes`, `system:authenticated`).
     pub groups: Vec<String>,
+}
+
+impl User {
+    /// `system:anonymous` in `system:unauthenticated`.
+    pub fn anonymous() -> User {
+        User {
+            name: ANONYMOUS_USER.to_string(),
+            uid: String::new(),
+            groups: vec![UNAUTHENTICATED_GROUP.to_string()],
+        }
+    }
 }
 
 /// One way of recognising a request's sender.
@@ -179,6 +218,30 @@ mod tests {
                 "{wrong}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_get_of_cluster_info_may_be_anonymous() {
+        use axum::http::Method;
+        assert!(anonymous_allowed(&Method::GET, CLUSTER_INFO_PATH, None));
+        assert!(anonymous_allowed(&Method::GET, CLUSTER_INFO_PATH, Some("watch=false")));
+        assert!(!anonymous_allowed(&Method::GET, CLUSTER_INFO_PATH, Some("watch=true")));
+        assert!(!anonymous_allowed(&Method::PUT, CLUSTER_INFO_PATH, None));
+        assert!(!anonymous_allowed(&Method::DELETE, CLUSTER_INFO_PATH, None));
+        for other in [
+            "/api/v1/namespaces/kube-public/configmaps",
+            "/api/v1/namespaces/kube-public/configmaps/other",
+            "/api/v1/namespaces/kube-system/configmaps/cluster-info",
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info/status",
+            "/api/v1/nodes",
+        ] {
+            assert!(!anonymous_allowed(&Method::GET, other, None), "{other}");
+        }
+        let mut headers = HeaderMap::new();
+        assert!(!presents_credential(&headers, &Extensions::new()));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        assert!(presents_credential(&headers, &Extensions::new()));
+        assert_eq!(User::anonymous().groups, vec![UNAUTHENTICATED_GROUP]);
     }
 
     #[tokio::test]

@@ -125,6 +125,13 @@ impl ClientCertAuth {
     }
 }
 
+/// Whether the connection presented a client certificate (verified in the handshake).
+pub(super) fn presented(extensions: &Extensions) -> bool {
+    extensions
+        .get::<Arc<TlsInfo>>()
+        .is_some_and(|tls| !tls.peer_certificates.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
