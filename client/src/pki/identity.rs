@@ -96,6 +96,25 @@ pub fn is_certificate_pem(pem: &str) -> bool {
     with_pem_cert(pem, |_| Ok(())).is_ok()
 }
 
+/// Whether the (first) certificate in `pem` is within its validity dates now (`Err` if it
+/// cannot be read): a kubelet reuses its `kubelet.conf` only while this holds.
+pub fn is_valid_now(pem: &str) -> Result<bool, String> {
+    with_pem_cert(pem, |cert| Ok(cert.validity().is_valid()))
+}
+
+/// A DER certificate as PEM (kube-rs hands out the CA of a kubeconfig as DER).
+pub fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// Parse the first certificate of a PEM text and hand it to `f`.
 fn with_pem_cert<T>(
     pem: &str,

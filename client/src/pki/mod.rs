@@ -49,9 +49,13 @@ use rcgen::{
 
 pub use csr::{new_request, parse_request, CertificateRequest, CsrError, Usage, CSR_PEM_LABEL};
 pub use identity::{
-    ca_cert_hash_of, identity_of, is_certificate_pem, sans_of, verify_signed_by, Identity,
+    ca_cert_hash_of, certificate_pem, identity_of, is_certificate_pem, is_valid_now, sans_of,
+    verify_signed_by, Identity,
 };
-pub use kubeconfig::CLUSTER_NAME;
+pub use kubeconfig::{
+    read as read_kubeconfig, render as render_kubeconfig, KubeconfigParts, KubeconfigUser,
+    CLUSTER_NAME,
+};
 
 /// The CA's common name.
 pub const CA_COMMON_NAME: &str = "minik8s-ca";
@@ -333,13 +337,15 @@ impl Pki {
         cert_pem: &str,
         key_pem: &str,
     ) -> Result<String, PkiError> {
-        kubeconfig::render(&kubeconfig::Credentials {
+        kubeconfig::render(
             server_url,
-            user,
-            ca_pem: &self.ca_cert_pem,
-            cert_pem,
-            key_pem,
-        })
+            &self.ca_cert_pem,
+            KubeconfigUser::Certificate {
+                user,
+                cert_pem,
+                key_pem,
+            },
+        )
     }
 
     /// The administrator's kubeconfig (kubeadm's `admin.conf`) for `server_url`.

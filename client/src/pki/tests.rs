@@ -247,3 +247,14 @@ fn broken_files_are_clear_errors() {
     let err = Pki::create(dir.path(), &Sans::default()).unwrap_err();
     assert!(matches!(err, PkiError::KeyMissing { .. }), "{err:?}");
 }
+
+#[test]
+fn a_der_certificate_turns_back_into_the_same_pem_and_is_valid_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(dir.path(), &Sans::default()).unwrap();
+    let (_, block) = x509_parser::pem::parse_x509_pem(pki.ca_cert_pem().as_bytes()).unwrap();
+    let pem = certificate_pem(&block.contents);
+    assert_eq!(ca_cert_hash_of(&pem).unwrap(), pki.ca_cert_hash());
+    assert_eq!(is_valid_now(&pem), Ok(true));
+    assert!(is_valid_now("nonsense").is_err());
+}
