@@ -63,6 +63,8 @@ pub enum Command {
     ApiResources(crate::commands::api_resources::ApiResourcesArgs),
     /// Display the address of the control plane.
     ClusterInfo,
+    /// Manage the cluster: bootstrap tokens with which nodes join.
+    Cluster(crate::commands::cluster::ClusterArgs),
     /// Print the client and server version information.
     Version(crate::commands::version::VersionArgs),
     /// Show a pod or a node down to the kernel (namespaces, cgroups, layers), from its kubelet.

@@ -224,8 +224,16 @@ mod tests {
     fn only_a_get_of_cluster_info_may_be_anonymous() {
         use axum::http::Method;
         assert!(anonymous_allowed(&Method::GET, CLUSTER_INFO_PATH, None));
-        assert!(anonymous_allowed(&Method::GET, CLUSTER_INFO_PATH, Some("watch=false")));
-        assert!(!anonymous_allowed(&Method::GET, CLUSTER_INFO_PATH, Some("watch=true")));
+        assert!(anonymous_allowed(
+            &Method::GET,
+            CLUSTER_INFO_PATH,
+            Some("watch=false")
+        ));
+        assert!(!anonymous_allowed(
+            &Method::GET,
+            CLUSTER_INFO_PATH,
+            Some("watch=true")
+        ));
         assert!(!anonymous_allowed(&Method::PUT, CLUSTER_INFO_PATH, None));
         assert!(!anonymous_allowed(&Method::DELETE, CLUSTER_INFO_PATH, None));
         for other in [

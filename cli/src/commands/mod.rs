@@ -8,6 +8,7 @@
 
 pub mod api_resources;
 pub mod apply;
+pub mod cluster;
 pub mod cluster_info;
 pub mod completion;
 pub mod create;
@@ -207,6 +208,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Delete(args) => delete::run(&ctx, args).await,
         Command::ApiResources(args) => api_resources::run(&ctx, args).await,
         Command::ClusterInfo => cluster_info::run(&ctx).await,
+        Command::Cluster(args) => cluster::run(&ctx, args, &cli.global).await,
         Command::Version(args) => version::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
