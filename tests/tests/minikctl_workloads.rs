@@ -5,10 +5,11 @@
 //!
 //! `logs` reads what a container really printed (`-c`, `--tail`, `--timestamps`, `-f` until
 //! the container ends, `--previous` after a real restart, `deploy/NAME`); `exec` runs commands
-//! in the container (exit codes, stdin, `-c`, a missing pod); `events` shows what the scheduler
-//! and the kubelet reported. `scale` changes the pods the node runs; `cordon` keeps a new pod
-//! Pending until `uncordon`; `drain` evicts the node's pods as kubectl prints it. Each test
-//! ends by deleting what it made and checking the kernel holds nothing of it.
+//! in the container (exit codes, stdin, `-c`, a missing pod); `events` and `describe pod` show
+//! what the scheduler and the kubelet reported. `scale` changes the pods the node runs;
+//! `cordon` keeps a new pod Pending until `uncordon`; `drain` evicts the node's pods as kubectl
+//! prints it; `rollout status` follows the real controller through a template change. Each
+//! test ends by deleting what it made and checking the kernel holds nothing of it.
 //! Harness: `cluster/mod.rs`; the kubelet's side of logs and exec: `kubelet/src/server.rs`.
 
 mod cluster;
@@ -21,7 +22,7 @@ use cluster::run::*;
 use cluster::*;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use testkit::objects::container_status;
 use tokio::io::AsyncBufReadExt;
@@ -468,6 +469,43 @@ async fn check_events(c: &Cluster, node: &str) {
     }
 }
 
+/// The rows of a `describe` Events table without Age (which moves between two runs), sorted.
+fn described_events(text: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Events:"))
+        .skip(3)
+        .map(|l| {
+            let mut cells = cells_after_age(&format!("age  {l}"));
+            if cells.len() > 2 {
+                cells.remove(2);
+            }
+            cells
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `describe pod talk` ends with the pod's events, the same rows `kubectl describe` shows.
+async fn check_describe(c: &Cluster, node: &str) {
+    let ours = minikctl_ok(c, &["describe", "pod", "talk"]).await;
+    let theirs = c.kubectl_ok(&["describe", "pod", "talk"]).await;
+    let rows = described_events(&ours);
+    assert_eq!(
+        rows,
+        described_events(&theirs),
+        "minikctl:\n{ours}\nkubectl:\n{theirs}"
+    );
+    let scheduled = format!("Successfully assigned default/talk to {node}");
+    let has = |reason: &str, message: &str| {
+        rows.iter()
+            .any(|r| r[1] == reason && r.last().is_some_and(|m| m == message))
+    };
+    assert!(has("Scheduled", &scheduled), "{ours}");
+    assert!(has("Started", "Started container b"), "{ours}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_exec_and_events_of_real_containers() {
     if skip_unless_root("logs_exec_and_events_of_real_containers") {
@@ -485,10 +523,11 @@ async fn logs_exec_and_events_of_real_containers() {
     check_previous(&c).await;
     check_exec(&c).await;
     check_events(&c, &k.node).await;
+    check_describe(&c, &k.node).await;
     clean_up(c, k, seen).await;
 }
 
-// ---- scale, cordon, drain ----
+// ---- scale, cordon, drain, rollout ----
 
 /// `scale deployment/web`: three running pods, then one; a missing Deployment as kubectl
 /// reports it.
@@ -684,9 +723,38 @@ async fn check_drain(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
     assert_eq!(node_of(&again[0]), node);
 }
 
+/// A template change rolled out by the real controller: `rollout status` follows it to the
+/// end and then says what kubectl says; the new pod prints the new template's line.
+async fn check_rollout(c: &Cluster, k: &Kubelet, seen: &mut Seen) {
+    let v2 = json!({"spec": {"template": {"spec": {"containers": [{
+        "name": "web", "image": "busybox",
+        "command": ["sh", "-c", "echo web v2; exec sleep 3600"]}]}}}});
+    Api::<Deployment>::namespaced(c.client(), "default")
+        .patch("web", &PatchParams::default(), &Patch::Merge(&v2))
+        .await
+        .expect("change web's template");
+    let args = ["rollout", "status", "deployment/web", "--timeout=60s"];
+    let ran = tokio::time::timeout(Duration::from_secs(70), minikctl(c, &args))
+        .await
+        .expect("rollout status ends");
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let done = "deployment \"web\" successfully rolled out";
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&done), "{lines:?}");
+    let waiting = |l: &&str| l.starts_with("Waiting for deployment");
+    assert!(lines[..lines.len() - 1].iter().all(waiting), "{lines:?}");
+    let after = same_as_kubectl(c, &["rollout", "status", "deployment/web"], None).await;
+    assert_eq!(after.stdout, format!("{done}\n"));
+    same_as_kubectl(c, &["rollout", "history", "deployment/web"], None).await;
+
+    wait_web_running(c, k, seen, 1).await;
+    let logs = same_as_kubectl(c, &["logs", "deploy/web"], None).await;
+    assert_eq!(logs.stdout, "web v2\n");
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn scale_cordon_and_drain_a_real_node() {
-    if skip_unless_root("scale_cordon_and_drain_a_real_node") {
+async fn scale_cordon_drain_and_roll_out_on_a_real_node() {
+    if skip_unless_root("scale_cordon_drain_and_roll_out_on_a_real_node") {
         return;
     }
     let (c, k) = one_node("drain").await;
@@ -697,5 +765,6 @@ async fn scale_cordon_and_drain_a_real_node() {
     check_cordon(&c, &k, &mut seen).await;
     check_drain_refused(&c, &k.node).await;
     check_drain(&c, &k, &mut seen).await;
+    check_rollout(&c, &k, &mut seen).await;
     clean_up(c, k, seen).await;
 }
