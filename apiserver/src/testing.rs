@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::server::{app, App};
 /// How the in-process server is configured (tests set the kubelet token, timeouts).
 pub use crate::server::ServerConfig;
+use crate::server::{app, App};
 use crate::storage::Storage;
 
 /// A private etcd on loopback, killed on drop.

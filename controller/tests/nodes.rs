@@ -84,7 +84,6 @@ fn tainted(n: &Node) -> bool {
         })
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_node_is_tainted_its_pods_evicted_and_a_renewed_lease_lifts_the_taint() {
     let cluster = Cluster::start().await;

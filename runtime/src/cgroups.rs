@@ -576,7 +576,10 @@ impl Hierarchy {
         let mut gone = true;
         for dir in self.dirs(rel) {
             let has_children = fs::read_dir(&dir)
-                .map(|rd| rd.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+                .map(|rd| {
+                    rd.flatten()
+                        .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                })
                 .unwrap_or(false);
             let removed = !has_children
                 && match fs::remove_dir(&dir) {

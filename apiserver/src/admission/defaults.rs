@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use client::quantity;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
 };
@@ -16,10 +17,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use client::quantity;
 use serde_json::Value;
 use std::sync::atomic::{AtomicI64, Ordering};
-
 
 /// Fills defaults into `obj` (a JSON object of the resource named by its plural). Objects that do
 /// not decode are left untouched: validation or strict decoding reports them.
@@ -209,7 +208,10 @@ fn is_zero(q: &Quantity) -> bool {
 }
 
 fn same_amount(a: &Quantity, b: &Quantity) -> bool {
-    match (quantity::Quantity::try_from(a), quantity::Quantity::try_from(b)) {
+    match (
+        quantity::Quantity::try_from(a),
+        quantity::Quantity::try_from(b),
+    ) {
         (Ok(a), Ok(b)) => a.compare(&b).is_eq(),
         _ => a.0 == b.0,
     }
