@@ -4,7 +4,9 @@
 //! the PodSpec into runtime calls ([`container_config`], [`volumes`]), restarts containers as
 //! [`restart`] says, runs [`probes`] and reports [`status`] and [`events`]. [`server`] is its
 //! own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod down to the kernel),
-//! with the certificate of [`serving_cert`].
+//! with the certificate of [`serving_cert`]. A new machine joins with a bootstrap token
+//! through [`bootstrap`] (TLS bootstrapping: the CA pinned by its hash, a CSR for the node's
+//! own client certificate).
 //!
 //! Underneath sits the node's container runtime, the crate [`runtime`] (package
 //! `minik8s-runtime`, `runtime/` in the workspace), which knows nothing of Kubernetes: the
@@ -14,6 +16,7 @@
 //! Read `cri/mod.rs`, then `agent.rs`, then `pod_worker/mod.rs`.
 
 pub mod agent;
+pub mod bootstrap;
 pub mod container_config;
 pub mod cri;
 pub mod events;

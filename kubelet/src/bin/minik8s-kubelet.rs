@@ -26,6 +26,15 @@ use runtime::{exec, shim, Runtime};
 struct Cli {
     #[command(flatten)]
     cluster: ClusterFlags,
+    /// Join the cluster with this bootstrap token (`abcdef.0123456789abcdef`, from
+    /// `minikctl cluster token create`): the node's own credential is obtained through a CSR
+    /// and kept in <root-dir>/kubelet.conf, which later starts reuse. Needs --server (https)
+    /// and --ca-cert-hash.
+    #[arg(long, requires_all = ["server", "ca_cert_hash"], conflicts_with = "token")]
+    bootstrap_token: Option<String>,
+    /// `sha256:<hex>` of the cluster CA's public key: the only CA the joining kubelet trusts.
+    #[arg(long, requires = "bootstrap_token")]
+    ca_cert_hash: Option<String>,
     /// Name of the Node object (default: the hostname, lowercased).
     #[arg(long)]
     node_name: Option<String>,
@@ -89,6 +98,9 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     registry_ca_file: Option<PathBuf>,
 }
+
+/// How long a joining kubelet waits for its certificate to be signed.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The Node name without `--node-name`: the hostname, trimmed and lowercased as the upstream
 /// kubelet's `GetHostname` does, since a Node name is a DNS subdomain (lowercase only) while a
@@ -193,6 +205,11 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?
         .block_on(run(cli))
+        .inspect_err(|e| {
+            // one line, and the exit status 1, for a join (or any start) that fails
+            eprintln!("{e:#}");
+            std::process::exit(1);
+        })
 }
 
 async fn run(mut cli: Cli) -> Result<()> {
@@ -217,6 +234,21 @@ async fn run(mut cli: Cli) -> Result<()> {
     if cli.cleanup_network || cli.cleanup {
         return Ok(());
     }
+    // before anything touches the node: a join refused here leaves nothing behind
+    let client = match &cli.bootstrap_token {
+        Some(token) => {
+            let join = kubelet::bootstrap::JoinConfig {
+                server: cli.cluster.server.clone().unwrap_or_default(),
+                token: token.clone(),
+                ca_cert_hash: cli.ca_cert_hash.clone().unwrap_or_default(),
+                node_name: node_name.clone(),
+                kubeconfig: cli.root_dir.join("kubelet.conf"),
+                timeout: JOIN_TIMEOUT,
+            };
+            kubelet::bootstrap::client(&join).await?
+        }
+        None => cli.cluster.client().await?,
+    };
     if cli.node_ip.is_none() {
         // the API's own address when it is a specific one (the apiserver dials the node's
         // InternalIP for logs and exec), else the default route's source address
@@ -234,7 +266,6 @@ async fn run(mut cli: Cli) -> Result<()> {
     runtime.cgroup_parent = cli.cgroup_root.clone();
     runtime.shim_exe = std::fs::read_link("/proc/self/exe").context("finding our own binary")?;
     runtime.remove_orphans();
-    let client = cli.cluster.client().await?;
 
     let node_cfg = NodeConfig {
         name: node_name.clone(),
