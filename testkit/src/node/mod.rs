@@ -52,12 +52,27 @@ impl Kubelet {
         node: &str,
         extra: &[&str],
     ) -> Kubelet {
+        let token = cluster.kubelet_token().to_string();
+        Kubelet::start_with(bin, node, &token, &["--server", cluster.url()], extra)
+    }
+
+    /// Start kubelet `bin` for node `node` that reaches the apiserver as `connect` says
+    /// (`--server URL`, or a join: `--server URL --bootstrap-token T --ca-cert-hash H`), its
+    /// API asking for `api_token`; otherwise as [`Kubelet::start`].
+    pub fn start_with(
+        bin: impl Into<OsString>,
+        node: &str,
+        api_token: &str,
+        connect: &[&str],
+        extra: &[&str],
+    ) -> Kubelet {
         let root = std::env::temp_dir().join(format!("minik8s-kubelet-{node}"));
         fs::create_dir_all(&root).unwrap();
         let port = crate::free_port();
-        let token = cluster.kubelet_token().to_string();
+        let token = api_token.to_string();
         fs::write(root.join("token"), &token).unwrap();
-        let mut args = flags(cluster, node, &root, port);
+        let mut args: Vec<String> = connect.iter().map(|f| f.to_string()).collect();
+        args.extend(flags(node, &root, port));
         args.extend(extra.iter().map(|f| f.to_string()));
         let bridge = extra
             .iter()
@@ -191,10 +206,8 @@ pub fn cgroup_root(root: &std::path::Path) -> PathBuf {
 
 /// The flags every test kubelet runs with: its node, root, API port and token; a Lease
 /// renewed and a crashed container restarted within a second.
-fn flags(cluster: &Cluster, node: &str, root: &std::path::Path, port: u16) -> Vec<String> {
+fn flags(node: &str, root: &std::path::Path, port: u16) -> Vec<String> {
     vec![
-        "--server".into(),
-        cluster.url().into(),
         "--node-name".into(),
         node.into(),
         "--root-dir".into(),
