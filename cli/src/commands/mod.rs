@@ -208,7 +208,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Delete(args) => delete::run(&ctx, args).await,
         Command::ApiResources(args) => api_resources::run(&ctx, args).await,
         Command::ClusterInfo => cluster_info::run(&ctx).await,
-        Command::Cluster(args) => cluster::run(&ctx, args, &cli.global).await,
+        Command::Cluster(args) => match connect::config(&cli.global).await {
+            Ok(config) => cluster::run(&ctx, args, &config).await,
+            Err(e) => Err(e.into()),
+        },
         Command::Version(args) => version::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,

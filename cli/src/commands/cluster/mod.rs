@@ -5,8 +5,6 @@
 
 pub mod token;
 
-use crate::cli::GlobalFlags;
-
 use super::Ctx;
 
 /// The arguments of `minikctl cluster`.
@@ -31,10 +29,12 @@ pub enum TokenCommand {
     Create(token::CreateArgs),
 }
 
-pub async fn run(ctx: &Ctx, args: ClusterArgs, global: &GlobalFlags) -> anyhow::Result<()> {
+/// Run `cluster` with the configuration the client was built from (`config`: its CA is
+/// what joining nodes must trust).
+pub async fn run(ctx: &Ctx, args: ClusterArgs, config: &kube::Config) -> anyhow::Result<()> {
     match args.command {
         ClusterCommand::Token(TokenCommand::Create(create)) => {
-            token::create(ctx, create, global).await
+            token::create(ctx, create, config).await
         }
     }
 }

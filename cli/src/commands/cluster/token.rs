@@ -24,8 +24,6 @@ use anyhow::{bail, Context};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
 
-use crate::cli::GlobalFlags;
-use crate::connect;
 use crate::printer::emit;
 
 use super::super::Ctx;
@@ -140,9 +138,9 @@ fn expiration(ttl: kube::core::Duration) -> anyhow::Result<Option<String>> {
     Ok(Some(at.round(jiff::Unit::Second)?.to_string()))
 }
 
-pub async fn create(ctx: &Ctx, args: CreateArgs, global: &GlobalFlags) -> anyhow::Result<()> {
+pub async fn create(ctx: &Ctx, args: CreateArgs, config: &kube::Config) -> anyhow::Result<()> {
     let server = ctx.server.to_string().trim_end_matches('/').to_string();
-    let ca_pem = ca_of(global).await?;
+    let ca_pem = ca_of(config)?;
     let ca_hash = client::pki::ca_cert_hash_of(&ca_pem)
         .map_err(|e| anyhow::anyhow!("the kubeconfig's certificate-authority-data: {e}"))?;
     let expiration = expiration(args.ttl)?;
@@ -164,8 +162,7 @@ pub async fn create(ctx: &Ctx, args: CreateArgs, global: &GlobalFlags) -> anyhow
 }
 
 /// The CA the user's kubeconfig trusts, PEM: what joining nodes must trust too.
-async fn ca_of(global: &GlobalFlags) -> anyhow::Result<String> {
-    let config = connect::config(global).await?;
+fn ca_of(config: &kube::Config) -> anyhow::Result<String> {
     match config.root_cert.as_deref() {
         Some([ca, ..]) => Ok(client::pki::certificate_pem(ca)),
         _ => bail!(
