@@ -235,20 +235,7 @@ async fn run(mut cli: Cli) -> Result<()> {
         return Ok(());
     }
     // before anything touches the node: a join refused here leaves nothing behind
-    let client = match &cli.bootstrap_token {
-        Some(token) => {
-            let join = kubelet::bootstrap::JoinConfig {
-                server: cli.cluster.server.clone().unwrap_or_default(),
-                token: token.clone(),
-                ca_cert_hash: cli.ca_cert_hash.clone().unwrap_or_default(),
-                node_name: node_name.clone(),
-                kubeconfig: cli.root_dir.join("kubelet.conf"),
-                timeout: JOIN_TIMEOUT,
-            };
-            kubelet::bootstrap::client(&join).await?
-        }
-        None => cli.cluster.client().await?,
-    };
+    let client = api_client(&cli, &node_name).await?;
     if cli.node_ip.is_none() {
         // the API's own address when it is a specific one (the apiserver dials the node's
         // InternalIP for logs and exec), else the default route's source address
@@ -341,6 +328,24 @@ async fn run(mut cli: Cli) -> Result<()> {
         tracing::warn!(error = %e, "shutting the pod network down");
     }
     std::process::exit(0)
+}
+
+/// The client the kubelet talks to the apiserver with: the flags' (`--server`,
+/// `--kubeconfig`), or with `--bootstrap-token` the node's own credential, obtained by joining
+/// (`kubelet::bootstrap`) or kept from an earlier join in `<root-dir>/kubelet.conf`.
+async fn api_client(cli: &Cli, node_name: &str) -> Result<kube::Client> {
+    let Some(token) = &cli.bootstrap_token else {
+        return cli.cluster.client().await;
+    };
+    let join = kubelet::bootstrap::JoinConfig {
+        server: cli.cluster.server.clone().unwrap_or_default(),
+        token: token.clone(),
+        ca_cert_hash: cli.ca_cert_hash.clone().unwrap_or_default(),
+        node_name: node_name.to_string(),
+        kubeconfig: cli.root_dir.join("kubelet.conf"),
+        timeout: JOIN_TIMEOUT,
+    };
+    Ok(kubelet::bootstrap::client(&join).await?)
 }
 
 /// Registers the Node (retrying until the apiserver answers), then keeps its Lease and its
