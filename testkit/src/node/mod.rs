@@ -102,7 +102,8 @@ impl Kubelet {
         let child = Command::new(&self.bin)
             .args(&self.args)
             .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info,kube=warn")
+            // `kube=warn` would also silence `kubelet::*`: a directive matches target prefixes
+            .env("RUST_LOG", "info,kube_client=warn,kube_runtime=warn")
             // an environment variable, not `--cgroup-root`: older builds (a benchmark's
             // baseline) ignore it rather than refuse to start
             .env("MINIK8S_CGROUP_ROOT", cgroup_root(&self.root))

@@ -38,7 +38,7 @@ pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
+                .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".into()),
         )
         .with_test_writer()
         .try_init();
