@@ -55,6 +55,13 @@ pub struct Flags {
     /// like kube-apiserver without --kubelet-certificate-authority).
     #[arg(long = "kubelet-certificate-authority")]
     pub kubelet_certificate_authority: Option<PathBuf>,
+    /// PEM client certificate presented to kubelets (with --kubelet-client-key); the kubelet's
+    /// --client-ca-file verifies it.
+    #[arg(long = "kubelet-client-certificate", requires = "kubelet_client_key")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+    /// PEM private key of --kubelet-client-certificate.
+    #[arg(long = "kubelet-client-key", requires = "kubelet_client_certificate")]
+    pub kubelet_client_key: Option<PathBuf>,
     /// tolerationSeconds of the not-ready:NoExecute toleration added to every pod that has none.
     #[arg(long = "default-not-ready-toleration-seconds", default_value_t = 300)]
     pub default_not_ready_toleration_seconds: i64,
@@ -92,6 +99,7 @@ impl Flags {
             authentication,
             kubelet_token: None,
             kubelet_ca_pem: None,
+            kubelet_client_cert: None,
         }
     }
 }
@@ -99,6 +107,26 @@ impl Flags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubelet_client_certificate_and_key_come_together() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["x", "--etcd-servers", "http://e:1"];
+            args.extend_from_slice(extra);
+            Flags::try_parse_from(args)
+        };
+        assert!(parse(&["--kubelet-client-certificate", "c"]).is_err());
+        assert!(parse(&["--kubelet-client-key", "k"]).is_err());
+        let f = parse(&[
+            "--kubelet-client-certificate",
+            "c",
+            "--kubelet-client-key",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(f.kubelet_client_certificate, Some(PathBuf::from("c")));
+        assert_eq!(f.kubelet_client_key, Some(PathBuf::from("k")));
+    }
 
     #[test]
     fn exposure_needs_tls_and_authentication_or_explicit_consent() {

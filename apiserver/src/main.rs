@@ -73,10 +73,20 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         let pem = std::fs::read(f)
             .with_context(|| format!("reading --kubelet-certificate-authority {}", f.display()))?;
         config.kubelet_ca_pem = Some(pem);
-        config
-            .kubelet_tls()
-            .context("--kubelet-certificate-authority")?;
     }
+    if let (Some(cert), Some(key)) = (&flags.kubelet_client_certificate, &flags.kubelet_client_key)
+    {
+        let read = |f: &std::path::PathBuf, flag: &str| {
+            std::fs::read(f).with_context(|| format!("reading {flag} {}", f.display()))
+        };
+        config.kubelet_client_cert = Some(apiserver::kubelet_client::ClientCert {
+            cert_pem: read(cert, "--kubelet-client-certificate")?,
+            key_pem: read(key, "--kubelet-client-key")?,
+        });
+    }
+    config
+        .kubelet_tls()
+        .context("kubelet client TLS settings")?;
     apiserver::admission::defaults::set_default_toleration_seconds(
         flags.default_not_ready_toleration_seconds,
         flags.default_unreachable_toleration_seconds,

@@ -33,12 +33,17 @@ pub struct ServerConfig {
     pub kubelet_token: Option<String>,
     /// PEM CA that kubelet serving certificates must chain to; `None` = not verified.
     pub kubelet_ca_pem: Option<Vec<u8>>,
+    /// Client certificate presented to kubelets; `None` = none (the bearer token only).
+    pub kubelet_client_cert: Option<crate::kubelet_client::ClientCert>,
 }
 
 impl ServerConfig {
     /// TLS client settings for dialing kubelets (see [`crate::kubelet_client`]).
     pub fn kubelet_tls(&self) -> std::io::Result<Arc<rustls::ClientConfig>> {
-        crate::kubelet_client::tls_config(self.kubelet_ca_pem.as_deref())
+        crate::kubelet_client::tls_config(
+            self.kubelet_ca_pem.as_deref(),
+            self.kubelet_client_cert.as_ref(),
+        )
     }
 }
 
@@ -51,6 +56,7 @@ impl Default for ServerConfig {
             authentication: Authentication::default(),
             kubelet_token: None,
             kubelet_ca_pem: None,
+            kubelet_client_cert: None,
         }
     }
 }

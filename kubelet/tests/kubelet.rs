@@ -580,7 +580,7 @@ async fn reqwest_get(url: &str, token: Option<&str>) -> std::io::Result<(u16, St
     };
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut s: Box<dyn Unpin + Send + AsyncReadWrite> = if tls {
-        let config = apiserver::kubelet_client::tls_config(None)?;
+        let config = apiserver::kubelet_client::tls_config(None, None)?;
         Box::new(apiserver::kubelet_client::connect(host, config).await?)
     } else {
         Box::new(tokio::net::TcpStream::connect(host).await?)
