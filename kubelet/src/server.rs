@@ -3,9 +3,12 @@
 //! previous), `/exec/{ns}/{pod}/{container}` (WebSocket, `v5`/`v4.channel.k8s.io`: channel 0
 //! stdin, 1 stdout, 2 stderr, 3 error/exit status, 4 resize, 255 close), `/metrics`,
 //! `/stats/summary`, `/inspect/{ns}/{pod}` and `/inspect/node` (the pod down to the kernel,
-//! [`crate::inspect`]) and an unauthenticated `/healthz`. Every other request must carry
-//! `Authorization: Bearer <token>` (the token the apiserver holds) or gets 401. TLS only,
-//! with the certificate of [`crate::serving_cert`].
+//! [`crate::inspect`]) and an unauthenticated `/healthz`. Every other request must
+//! authenticate or gets 401: with `--client-ca-file`, the handshake requests (does not
+//! require) a client certificate, and one chaining to that CA (the apiserver's
+//! `apiserver-kubelet-client.crt`) authenticates its holder, a certificate of another CA
+//! ending the handshake; otherwise `Authorization: Bearer <token>` (the token the apiserver
+//! holds). TLS only, with the certificate of [`crate::serving_cert`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +39,20 @@ struct AppState {
     token: Option<Arc<str>>,
 }
 
+/// The CN of the connection's client certificate, if it sent one. A connection's `TlsInfo`
+/// (recorded by axum-server) holds a peer certificate only when the handshake requested one
+/// with `--client-ca-file` and verified it against that CA, so one here authenticates.
+fn client_cert_cn(req: &Request) -> Option<String> {
+    let tls = req.extensions().get::<Arc<axum_server::tls::TlsInfo>>()?;
+    let leaf = tls.peer_certificates.first()?;
+    Some(client::pki::identity_of(leaf).map_or_else(|_| String::new(), |id| id.user))
+}
+
 async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(cn) = client_cert_cn(&req) {
+        tracing::debug!(user = %cn, path = %req.uri().path(), "kubelet API: client certificate");
+        return next.run(req).await;
+    }
     let presented = req
         .headers()
         .get("authorization")
@@ -516,11 +532,13 @@ async fn inspect_node(State(s): State<AppState>) -> Response {
     }
 }
 
-/// The router: `/healthz` open, everything else behind the bearer token.
+/// The router: `/healthz` open, everything else behind a client certificate or the bearer
+/// token.
 pub fn router(ctx: Arc<Context>, token: Option<String>) -> Router {
     let state = AppState {
         ctx,
-        token: token.map(Into::into),
+        // an empty token file would let `Bearer ` with nothing after it in: it means no token
+        token: token.filter(|t| !t.is_empty()).map(Into::into),
     };
     let protected = Router::new()
         .route("/metrics", get(metrics))
@@ -536,17 +554,79 @@ pub fn router(ctx: Arc<Context>, token: Option<String>) -> Router {
         .merge(protected)
 }
 
-/// Serve the kubelet API over HTTPS on `listener` with `cert`.
+/// The TLS settings: serve `cert`; with `client_ca_pem` (`--client-ca-file`), request a
+/// client certificate and refuse one that does not chain to it.
+pub fn tls_config(
+    cert: &crate::serving_cert::ServingCert,
+    client_ca_pem: Option<&[u8]>,
+) -> std::io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(&cert.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(std::io::Error::other)?;
+    let key = PrivateKeyDer::from_pem_slice(&cert.key_pem).map_err(std::io::Error::other)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?;
+    let builder = match client_ca_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_slice_iter(pem) {
+                roots
+                    .add(ca.map_err(std::io::Error::other)?)
+                    .map_err(std::io::Error::other)?;
+            }
+            if roots.is_empty() {
+                return Err(std::io::Error::other(
+                    "--client-ca-file holds no certificate",
+                ));
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(std::io::Error::other)?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(std::io::Error::other)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serve the kubelet API over HTTPS on `listener` with `tls` (see [`tls_config`]).
 pub async fn serve(
     listener: std::net::TcpListener,
-    cert: crate::serving_cert::ServingCert,
+    tls: Arc<rustls::ServerConfig>,
     ctx: Arc<Context>,
     token: Option<String>,
 ) -> std::io::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert.cert_pem, cert.key_pem).await?;
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
     listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(listener, tls)?
         .serve(router(ctx, token).into_make_service())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_ca_is_requested_only_when_given_and_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert =
+            crate::serving_cert::ServingCert::self_signed(dir.path(), &["n1".into()]).unwrap();
+        assert!(tls_config(&cert, None).is_ok());
+        let err = tls_config(&cert, Some(b"")).unwrap_err();
+        assert!(err.to_string().contains("--client-ca-file"), "{err}");
+        let config = tls_config(&cert, Some(&cert.cert_pem)).unwrap();
+        assert!(config.alpn_protocols.contains(&b"h2".to_vec()));
+    }
 }

@@ -77,6 +77,10 @@ struct Cli {
     /// File holding the bearer token callers (the apiserver) must present to the kubelet API.
     #[arg(long)]
     auth_token_file: Option<PathBuf>,
+    /// PEM CA bundle: a client certificate chaining to it authenticates callers of the kubelet
+    /// API (the apiserver's `--kubelet-client-certificate`); requested, not required.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
     /// PEM certificate of the kubelet API (HTTPS). Without it (and --tls-private-key-file)
     /// the kubelet makes a self-signed one under <root-dir>/pki/.
     #[arg(long, requires = "tls_private_key_file")]
@@ -391,11 +395,17 @@ fn serve_api(cli: &Cli, addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result
             ServingCert::self_signed(&cli.root_dir.join("pki"), &names)?
         }
     };
+    let client_ca = match &cli.client_ca_file {
+        Some(f) => Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?),
+        None => None,
+    };
+    let tls =
+        kubelet::server::tls_config(&cert, client_ca.as_deref()).context("kubelet API TLS")?;
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(%addr, "kubelet API listening (HTTPS)");
+    tracing::info!(%addr, client_ca = client_ca.is_some(), "kubelet API listening (HTTPS)");
     tokio::spawn(async move {
-        if let Err(e) = kubelet::server::serve(listener, cert, ctx, token).await {
+        if let Err(e) = kubelet::server::serve(listener, tls, ctx, token).await {
             tracing::error!(error = %e, "kubelet API");
         }
     });

@@ -1,0 +1,130 @@
+//! The apiserver authenticates to the kubelet with its client certificate (issue 13), as
+//! kube-apiserver does with `--kubelet-client-certificate`: the kubelet started with
+//! `--client-ca-file` and no bearer token serves `kubectl logs`/`exec` through the apiserver,
+//! answers a caller without a credential 401 and refuses a certificate of another CA in the
+//! handshake. Real etcd, apiserver, kubelet binary and containers, as `kubelet.rs`.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use apiserver::kubelet_client::ClientCert;
+use client::pki::{Credential, Pki, Sans};
+use harness::*;
+use serde_json::json;
+
+/// `GET url` over TLS (the kubelet's certificate not verified) with `cert` as the client
+/// certificate: the status code, or the error that ended the connection.
+async fn get_with_cert(url: &str, cert: Option<&ClientCert>) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("https://").expect("an https URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let config = apiserver::kubelet_client::tls_config(None, cert)?;
+    let mut s = apiserver::kubelet_client::connect(host, config).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    if let Err(e) = s.read_to_end(&mut buf).await {
+        if buf.is_empty() {
+            return Err(e);
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))
+}
+
+/// The apiserver-kubelet-client credential of the PKI in `dir`.
+fn kubelet_client_cert(dir: &std::path::Path) -> ClientCert {
+    let pki = Pki::create(dir, &Sans::default()).unwrap();
+    let (cert, key) = pki.read_pair(Credential::ApiserverKubeletClient).unwrap();
+    ClientCert {
+        cert_pem: cert.into_bytes(),
+        key_pem: key.into_bytes(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apiserver_reaches_the_kubelet_with_its_client_certificate() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let cert = kubelet_client_cert(pki_dir.path());
+    let c = Cluster::with_config(ServerConfig {
+        kubelet_client_cert: Some(cert.clone()),
+        ..Default::default()
+    })
+    .await;
+    let ca = pki_dir.path().join("ca.crt");
+    // an empty token file: the kubelet API has no bearer token, only the client CA
+    let node = format!("node-{}", rand_hex());
+    let connect = ["--server", c.url()];
+    let k = Kubelet::start_with(
+        bin(),
+        &node,
+        "",
+        &connect,
+        &["--client-ca-file", ca.to_str().unwrap()],
+    );
+    c.create_pod(
+        "talk",
+        &k.node,
+        json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+        "command": ["sh", "-c", "echo hello; sleep 3600"]}]}),
+    )
+    .await;
+    c.wait_pod("talk", 60, "Running", |p| phase(p) == "Running")
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = c.kubectl_text(&["logs", "talk"]).await;
+        if ok && out.contains("hello") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl logs: {out}\n{}",
+            k.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = c
+        .kubectl_ok(&["exec", "talk", "--", "echo", "from exec"])
+        .await;
+    assert_eq!(out.trim(), "from exec");
+
+    let base = format!("https://127.0.0.1:{}", k.port);
+    assert_eq!(
+        get_with_cert(&format!("{base}/healthz"), None)
+            .await
+            .unwrap(),
+        200
+    );
+    // no credential: 401, as with the token
+    assert_eq!(
+        get_with_cert(&format!("{base}/metrics"), None)
+            .await
+            .unwrap(),
+        401
+    );
+    assert_eq!(
+        get_with_cert(&format!("{base}/containerLogs/default/talk/c"), None)
+            .await
+            .unwrap(),
+        401
+    );
+    // the apiserver's certificate, directly
+    assert_eq!(
+        get_with_cert(&format!("{base}/metrics"), Some(&cert))
+            .await
+            .unwrap(),
+        200
+    );
+    // a certificate of another CA ends the handshake
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = kubelet_client_cert(other_dir.path());
+    let refused = get_with_cert(&format!("{base}/metrics"), Some(&other)).await;
+    let refused = refused.expect_err("a certificate of another CA was accepted");
+    assert!(refused.to_string().contains("alert"), "{refused}");
+}
