@@ -28,14 +28,27 @@ async fn cluster_with_pods() -> Cluster {
     cluster
 }
 
-/// The lines with the AGE column (the last one) cut off: it may tick between two runs.
+/// The lines with the AGE column cut out: it may tick between two runs. The column is found
+/// in the header (`-o wide` has columns after it); without headers it is the last one.
 fn without_age(table: &str) -> Vec<String> {
+    let header = table.lines().next().unwrap_or_default();
+    let age = header
+        .find(" AGE ")
+        .map(|i| i + 1)
+        .or_else(|| header.ends_with(" AGE").then(|| header.len() - 3));
+    let next = age.and_then(|a| {
+        let after = &header[a + 3..];
+        after.find(|c: char| c != ' ').map(|i| a + 3 + i)
+    });
     table
         .lines()
-        .map(|l| {
-            l.rsplit_once(' ')
+        .map(|l| match (age, next) {
+            (Some(a), Some(n)) if l.len() >= n => format!("{}{}", &l[..a], &l[n..]),
+            (Some(a), None) if l.len() >= a => l[..a].to_string(),
+            _ => l
+                .rsplit_once(' ')
                 .map(|(a, _)| a.to_string())
-                .unwrap_or_default()
+                .unwrap_or_default(),
         })
         .collect()
 }

@@ -466,10 +466,19 @@ async fn relay(
             })))
             .await;
     };
-    // the session ends when the kubelet's side ends (after the exit status)
-    tokio::select! {
-        _ = down => {}
-        _ = async { up.await; std::future::pending::<()>().await } => {}
+    // The session ends when the kubelet's side ends (after the exit status). The client may
+    // still be sending (stdin, terminal resizes): read on until it answers the close (at most
+    // 2 s), because a socket closed with unread data is reset by the kernel, and a reset can
+    // reach the client before it has read the exit status.
+    tokio::pin!(up, down);
+    let client_ended_first = tokio::select! {
+        _ = &mut down => false,
+        _ = &mut up => true,
+    };
+    if client_ended_first {
+        down.await;
+    } else {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), up).await;
     }
     Ok(())
 }
