@@ -1,5 +1,6 @@
-//! Test harness: a private runtime root per test, driven through the real binary on the real
-//! kernel. The guard's Drop force-removes every container and sandbox it created and the root.
+//! Test harness: a private runtime root and cgroup parent per test, driven through the real
+//! binary on the real kernel. The guard's Drop force-removes every container and sandbox it
+//! created, the root and the (then empty) cgroup parent.
 #![allow(dead_code)]
 
 use std::fs;
@@ -13,6 +14,8 @@ pub struct Rt {
     pub root: PathBuf,
     /// The runtime's state directory for this root (on tmpfs under /run).
     pub state: PathBuf,
+    /// The cgroup parent of this runtime's containers: the root dir's name.
+    pub cgroup_parent: PathBuf,
 }
 
 pub fn rand_hex() -> String {
@@ -30,13 +33,19 @@ impl Rt {
         let root = std::env::temp_dir().join(format!("minik8s-rt-{test}-{}", rand_hex()));
         fs::create_dir_all(&root).unwrap();
         let state = runtime::state_dir_for(&root);
-        Rt { root, state }
+        let cgroup_parent = PathBuf::from(root.file_name().unwrap());
+        Rt {
+            root,
+            state,
+            cgroup_parent,
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--root")
             .arg(&self.root)
+            .env("MINIK8S_RUNTIME_CGROUP_PARENT", &self.cgroup_parent)
             .args(args)
             .stdin(Stdio::null());
         c
@@ -104,6 +113,7 @@ impl Drop for Rt {
         }
         let _ = fs::remove_dir_all(&self.root);
         let _ = fs::remove_dir_all(&self.state);
+        runtime::cgroups::Hierarchy::host().remove_if_empty(&self.cgroup_parent);
     }
 }
 
