@@ -225,17 +225,13 @@ async fn run(mut cli: Cli) -> Result<()> {
     let network_dir = runtime_root.join("network");
     if cli.cleanup_network || cli.cleanup {
         network::cleanup(&network_dir).context("removing the pod network")?;
-    }
-    if cli.cleanup {
         let cgroups = runtime::cgroups::Hierarchy::host();
-        if !cgroups.remove_if_empty(&cli.cgroup_root) {
+        if cli.cleanup && !cgroups.remove_if_empty(&cli.cgroup_root) {
             bail!(
                 "cgroup root {} still holds pod cgroups: remove the node's containers first",
                 cli.cgroup_root.display()
             );
         }
-    }
-    if cli.cleanup_network || cli.cleanup {
         return Ok(());
     }
     // before anything touches the node: a join refused here leaves nothing behind
