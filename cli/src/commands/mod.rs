@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 
 use serde_json::Value;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, GlobalFlags};
 use crate::connect;
 use crate::discovery::{Discovery, DiscoveryError, Resource};
 use crate::error;
@@ -189,6 +189,21 @@ pub async fn run(cli: Cli) -> ExitCode {
             Err(err) => fail(&err, None),
         };
     }
+    // the local lab's commands make a cluster rather than connect to one
+    if let Command::Cluster(args) = cli.command {
+        if args.command.is_local() {
+            return match cluster::run_local(args.command).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&err, None),
+            };
+        }
+        return run_connected(cli.global, Command::Cluster(args)).await;
+    }
+    run_connected(cli.global, cli.command).await
+}
+
+async fn run_connected(global: GlobalFlags, command: Command) -> ExitCode {
+    let cli = Cli { global, command };
     let conn = match connect::connect(&cli.global).await {
         Ok(conn) => conn,
         Err(err) => return fail(&err.into(), None),
