@@ -17,6 +17,8 @@
 //! - `printer/`: server-side tables as aligned columns; `-o yaml|json|name|jsonpath`.
 //! - `commands/`: one file per subcommand (`get.rs`, `apply.rs`, `delete.rs`, ...).
 //! - `error.rs`: errors as kubectl prints them (`Error from server (NotFound): ...`).
+//! - `lab/`: the local lab's machinery (network namespaces, the switch, detached processes,
+//!   the kubeconfig entry) that `minikctl cluster up|down|status` drive.
 //!
 //! Read next: `commands/mod.rs`, which builds the context every command gets, then `get.rs`.
 
@@ -26,5 +28,6 @@ pub mod commands;
 pub mod connect;
 pub mod discovery;
 pub mod error;
+pub mod lab;
 pub mod manifest;
 pub mod printer;

@@ -192,7 +192,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     // the local lab's commands make a cluster rather than connect to one
     if let Command::Cluster(args) = cli.command {
         if args.command.is_local() {
-            return match cluster::run_local(args.command).await {
+            return match cluster::run_local(args.command, cli.global.kubeconfig.as_deref()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => fail(&err, None),
             };

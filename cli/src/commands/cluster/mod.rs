@@ -2,12 +2,14 @@
 //! `kind` manage it: `token create`, the first half of joining a node (`token.rs`); `pki`,
 //! a cluster's certificates and kubeconfigs written to a directory (`pki.rs`, what
 //! `docker-compose.yml` starts from); and the local lab, a whole cluster of several nodes on
-//! this machine (`up`, `down`, `status`, over [`crate::lab`]).
+//! this machine (`up.rs`, `down.rs`, `status.rs`, over [`crate::lab`]).
 //! Read next: `token.rs`, then `crate::lab`.
 
-pub mod lab;
+pub mod down;
 pub mod pki;
+pub mod status;
 pub mod token;
+pub mod up;
 
 use super::Ctx;
 
@@ -29,14 +31,26 @@ pub enum ClusterCommand {
     Pki(pki::PkiArgs),
     /// Bring up a local lab: etcd, the control plane and N nodes, each node in a network
     /// namespace of its own, joined through a bootstrap token.
-    Up(lab::UpArgs),
+    Up(up::UpArgs),
     /// Stop a local lab and remove everything it made.
-    Down(lab::DownArgs),
+    Down(down::DownArgs),
     /// Show a local lab's processes, nodes and addresses.
-    Status(lab::StatusArgs),
+    Status(status::StatusArgs),
     /// Relay a lab's API port from this namespace into the lab's (internal).
     #[command(hide = true)]
-    Forward(lab::ForwardArgs),
+    Forward(ForwardArgs),
+}
+
+/// The arguments of `minikctl cluster forward`: accept on `listen` here, connect to `to`
+/// from inside the namespace pinned at `netns`.
+#[derive(clap::Args, Debug)]
+pub struct ForwardArgs {
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    #[arg(long)]
+    pub netns: std::path::PathBuf,
+    #[arg(long)]
+    pub to: std::net::SocketAddr,
 }
 
 /// What `minikctl cluster token` does.
@@ -54,13 +68,21 @@ impl ClusterCommand {
 }
 
 /// Run a `cluster` command that needs no connection (see [`ClusterCommand::is_local`]).
-pub async fn run_local(command: ClusterCommand) -> anyhow::Result<()> {
+pub async fn run_local(
+    command: ClusterCommand,
+    kubeconfig: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Pki(args) => pki::run(args),
-        ClusterCommand::Up(args) => lab::up(args).await,
-        ClusterCommand::Down(args) => lab::down(args).await,
-        ClusterCommand::Status(args) => lab::status(args).await,
-        ClusterCommand::Forward(args) => lab::forward(args).await,
+        ClusterCommand::Up(args) => up::run(args, kubeconfig).await,
+        ClusterCommand::Down(args) => down::run(args, kubeconfig).await,
+        ClusterCommand::Status(args) => status::run(args).await,
+        ClusterCommand::Forward(args) => {
+            let ForwardArgs { listen, netns, to } = args;
+            tokio::task::spawn_blocking(move || crate::lab::forward::run(listen, &netns, to))
+                .await?
+                .map_err(Into::into)
+        }
         ClusterCommand::Token(_) => unreachable!("token commands connect first"),
     }
 }
@@ -72,6 +94,6 @@ pub async fn run(ctx: &Ctx, args: ClusterArgs, config: &kube::Config) -> anyhow:
         ClusterCommand::Token(TokenCommand::Create(create)) => {
             token::create(ctx, create, config).await
         }
-        local => run_local(local).await,
+        local => run_local(local, None).await,
     }
 }

@@ -144,15 +144,7 @@ pub async fn create(ctx: &Ctx, args: CreateArgs, config: &kube::Config) -> anyho
     let ca_hash = client::pki::ca_cert_hash_of(&ca_pem)
         .map_err(|e| anyhow::anyhow!("the kubeconfig's certificate-authority-data: {e}"))?;
     let expiration = expiration(args.ttl)?;
-    publish_cluster_info(ctx, &server, &ca_pem).await?;
-    let token = BootstrapToken::generate().context("reading /dev/urandom")?;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), TOKEN_NAMESPACE);
-    secrets
-        .create(
-            &PostParams::default(),
-            &token.secret_object(expiration.as_deref()),
-        )
-        .await?;
+    let token = create_token(&ctx.client, &server, &ca_pem, expiration.as_deref()).await?;
     if args.print_join_command {
         emit(&format!("{}\n", join_command(&server, &token, &ca_hash)))?;
     } else {
@@ -171,9 +163,30 @@ fn ca_of(config: &kube::Config) -> anyhow::Result<String> {
     }
 }
 
+/// Publish `cluster-info` for `server` and `ca_pem`, then create a fresh token valid until
+/// `expiration` (None: forever).
+pub async fn create_token(
+    client: &kube::Client,
+    server: &str,
+    ca_pem: &str,
+    expiration: Option<&str>,
+) -> anyhow::Result<BootstrapToken> {
+    publish_cluster_info(client, server, ca_pem).await?;
+    let token = BootstrapToken::generate().context("reading /dev/urandom")?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), TOKEN_NAMESPACE);
+    secrets
+        .create(&PostParams::default(), &token.secret_object(expiration))
+        .await?;
+    Ok(token)
+}
+
 /// Create `kube-public/cluster-info` (server and CA, no credential) unless it exists.
-async fn publish_cluster_info(ctx: &Ctx, server: &str, ca_pem: &str) -> anyhow::Result<()> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), CLUSTER_INFO_NAMESPACE);
+async fn publish_cluster_info(
+    client: &kube::Client,
+    server: &str,
+    ca_pem: &str,
+) -> anyhow::Result<()> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), CLUSTER_INFO_NAMESPACE);
     if api.get_opt(CLUSTER_INFO_NAME).await?.is_some() {
         return Ok(());
     }

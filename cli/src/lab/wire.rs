@@ -1,0 +1,52 @@
+//! The lab's cabling, as one would wire machines to a switch: the switch namespace holds a
+//! Linux bridge (`switch0`, with the gateway address), and every host gets a veth pair, one
+//! end plugged into the bridge under the host's port name, the other end created right
+//! inside the host's namespace as `eth0` with the host's address and a default route via the
+//! switch. The netlink steps are the runtime's (`runtime::network::link`), the same that give
+//! a pod its `eth0` on the node's bridge: a lab host is wired exactly like a pod, one level up.
+
+use std::path::Path;
+
+use rtnetlink::LinkUnspec;
+use runtime::network::link;
+
+use super::spec::{Host, GATEWAY, WIRE_PREFIX};
+use super::LabError;
+
+/// The switch's bridge.
+pub const SWITCH_BRIDGE: &str = "switch0";
+/// MTU of the lab's wire.
+const MTU: u32 = 1500;
+/// The loopback interface's index, in every network namespace.
+const LOOPBACK_INDEX: u32 = 1;
+
+/// Set the switch up inside its namespace: the bridge, holding the gateway address.
+pub fn switch(switch_ns: &Path) -> Result<(), LabError> {
+    link::on_thread(Some(switch_ns), |h| async move {
+        link::ensure_bridge(&h, SWITCH_BRIDGE, GATEWAY, WIRE_PREFIX, MTU).await
+    })?;
+    Ok(())
+}
+
+/// Cable `host` (its namespace pinned at `host_ns`) to the switch: `eth0` with its address,
+/// up, a default route via the switch, and its loopback up.
+pub fn plug(switch_ns: &Path, host_ns: &Path, host: &Host) -> Result<(), LabError> {
+    let (port, ns) = (host.port.clone(), host_ns.to_owned());
+    link::on_thread(Some(switch_ns), move |h| async move {
+        link::add_veth(&h, SWITCH_BRIDGE, &port, &ns, MTU).await
+    })?;
+    let ip = host.ip;
+    link::on_thread(Some(host_ns), move |h| async move {
+        link::configure_pod_side(&h, ip, WIRE_PREFIX, GATEWAY).await?;
+        h.link()
+            .set(LinkUnspec::new_with_index(LOOPBACK_INDEX).up().build())
+            .execute()
+            .await
+            .map_err(|source| link::LinkError::Netlink {
+                step: "set up",
+                name: "lo".into(),
+                source,
+            })
+    })?;
+    Ok(())
+}

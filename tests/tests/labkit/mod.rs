@@ -1,0 +1,135 @@
+//! A local lab of the test's own (`minikctl cluster up`), run the way a user runs it: the
+//! components are this build's (`e2e-*` binaries, linked under the names `up` looks for), the
+//! lab has a name of its own, and its kubeconfig entry goes to a file of the test's own.
+//! `down` runs on drop, also when the test panics.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use testkit::rand_hex;
+
+/// The binaries `up` starts, as it names them, and where Cargo built them.
+const BINARIES: [(&str, &str); 5] = [
+    ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
+    ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
+    ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
+    ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
+    ("minikctl", env!("CARGO_BIN_EXE_e2e-minikctl")),
+];
+
+/// A lab of the test's own.
+pub struct Lab {
+    pub name: String,
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub lab_dir: PathBuf,
+    up: bool,
+}
+
+impl Lab {
+    /// A lab not yet up, named `t<random>`.
+    pub fn new() -> Lab {
+        let dir = std::env::temp_dir().join(format!("minik8s-lab-test-{}", rand_hex()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, path) in BINARIES {
+            std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
+        }
+        Lab {
+            name: format!("t{}", &rand_hex()[..6]),
+            kubeconfig: dir.join("kubeconfig"),
+            lab_dir: dir.join("labs"),
+            dir,
+            up: false,
+        }
+    }
+
+    /// `minikctl ARGS` with the lab's kubeconfig and state root.
+    pub fn minikctl(&self, args: &[&str]) -> Output {
+        Command::new(self.dir.join("bin/minikctl"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("MINIK8S_LAB_DIR", &self.lab_dir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run minikctl")
+    }
+
+    /// `minikctl cluster up --nodes N`, which must succeed; its stdout.
+    pub fn up(&mut self, nodes: u32) -> String {
+        let bin = self.dir.join("bin");
+        let n = nodes.to_string();
+        let args = [
+            "cluster",
+            "up",
+            "--name",
+            &self.name,
+            "--nodes",
+            &n,
+            "--bin-dir",
+            bin.to_str().unwrap(),
+        ];
+        self.up = true;
+        let out = self.minikctl(&args);
+        assert!(out.status.success(), "cluster up failed: {}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `minikctl cluster down`, which must succeed; its stdout.
+    pub fn down(&mut self) -> String {
+        self.up = false;
+        let out = self.minikctl(&["cluster", "down", "--name", &self.name]);
+        assert!(out.status.success(), "cluster down failed: {}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The lab's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.lab_dir.join(&self.name)
+    }
+
+    /// The real kubectl on the lab's context, which must succeed; its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = Command::new(testkit::kubectl())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            show(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The network namespace of a host of the lab (`switch`, `control-plane`, `node-1`, ...).
+    pub fn netns(&self, host: &str) -> PathBuf {
+        Path::new("/run/netns").join(format!("minik8s-{}-{host}", self.name))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.up {
+            let out = self.minikctl(&["cluster", "down", "--name", &self.name]);
+            if !out.status.success() {
+                eprintln!("cluster down on drop failed: {}", show(&out));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An output for an assertion message.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
