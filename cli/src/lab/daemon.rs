@@ -52,6 +52,10 @@ pub struct Daemon {
     /// Clock ticks after boot at which it started (`/proc/PID/stat` field 22).
     pub start_time: u64,
     pub log: PathBuf,
+    /// How it was started, so that it can be started again (`cluster node start`).
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub netns: Option<PathBuf>,
 }
 
 /// How to start a lab process.
@@ -67,6 +71,11 @@ pub struct Launch<'a> {
 
 /// Start `launch` detached and record it.
 pub fn start(launch: Launch<'_>) -> Result<Daemon, LabError> {
+    let how = (
+        launch.program.to_owned(),
+        launch.args.clone(),
+        launch.netns.map(Path::to_owned),
+    );
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -102,6 +111,9 @@ pub fn start(launch: Launch<'_>) -> Result<Daemon, LabError> {
         pid,
         start_time,
         log: launch.log,
+        program: how.0,
+        args: how.1,
+        netns: how.2,
     })
 }
 
@@ -120,12 +132,25 @@ fn start_time(pid: u32) -> Option<u64> {
 }
 
 impl Daemon {
+    /// Start it again as it was started the first time; the new record.
+    pub fn restart(&self) -> Result<Daemon, LabError> {
+        start(Launch {
+            role: self.role,
+            host: &self.host,
+            program: &self.program,
+            args: self.args.clone(),
+            netns: self.netns.as_deref(),
+            log: self.log.clone(),
+        })
+    }
+
     /// Whether the recorded process still runs (same pid, same start time, not a zombie).
     pub fn is_running(&self) -> bool {
         matches!(stat(self.pid), Some((state, t)) if t == self.start_time && state != 'Z' && state != 'X')
     }
 
-    fn signal(&self, sig: Signal) {
+    /// Send `sig` if the process is still the recorded one.
+    pub fn signal(&self, sig: Signal) {
         if self.is_running() {
             let _ = kill(Pid::from_raw(self.pid as i32), sig);
         }

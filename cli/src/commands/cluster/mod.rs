@@ -2,10 +2,11 @@
 //! `kind` manage it: `token create`, the first half of joining a node (`token.rs`); `pki`,
 //! a cluster's certificates and kubeconfigs written to a directory (`pki.rs`, what
 //! `docker-compose.yml` starts from); and the local lab, a whole cluster of several nodes on
-//! this machine (`up.rs`, `down.rs`, `status.rs`, over [`crate::lab`]).
+//! this machine (`up.rs`, `down.rs`, `status.rs`, `node.rs`, over [`crate::lab`]).
 //! Read next: `token.rs`, then `crate::lab`.
 
 pub mod down;
+pub mod node;
 pub mod pki;
 pub mod status;
 pub mod token;
@@ -36,6 +37,8 @@ pub enum ClusterCommand {
     Down(down::DownArgs),
     /// Show a local lab's processes, nodes and addresses.
     Status(status::StatusArgs),
+    /// Stop or start a local lab node's kubelet (node failure, for labs and tests).
+    Node(node::NodeArgs),
     /// Relay a lab's API port from this namespace into the lab's (internal).
     #[command(hide = true)]
     Forward(ForwardArgs),
@@ -77,6 +80,7 @@ pub async fn run_local(
         ClusterCommand::Up(args) => up::run(args, kubeconfig).await,
         ClusterCommand::Down(args) => down::run(args, kubeconfig).await,
         ClusterCommand::Status(args) => status::run(args).await,
+        ClusterCommand::Node(args) => node::run(args).await,
         ClusterCommand::Forward(args) => {
             let ForwardArgs { listen, netns, to } = args;
             tokio::task::spawn_blocking(move || crate::lab::forward::run(listen, &netns, to))
