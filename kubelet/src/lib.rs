@@ -6,7 +6,8 @@
 //! own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod down to the kernel),
 //! with the certificate of [`serving_cert`]. A new machine joins with a bootstrap token
 //! through [`bootstrap`] (TLS bootstrapping: the CA pinned by its hash, a CSR for the node's
-//! own client certificate).
+//! own client certificate). With `--route-pod-cidrs`, [`pod_routes`] routes the other nodes'
+//! pod ranges through their addresses (flannel's host-gw).
 //!
 //! Underneath sits the node's container runtime, the crate [`runtime`] (package
 //! `minik8s-runtime`, `runtime/` in the workspace), which knows nothing of Kubernetes: the
@@ -24,6 +25,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod node;
 pub mod node_ip;
+pub mod pod_routes;
 pub mod pod_worker;
 pub mod probes;
 pub mod restart;

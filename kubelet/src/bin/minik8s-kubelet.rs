@@ -62,6 +62,12 @@ struct Cli {
     /// (when no pod cgroup is left in it), then exit.
     #[arg(long, conflicts_with = "cleanup_network")]
     cleanup: bool,
+    /// Route the other nodes' pod ranges (flannel's host-gw): in the kubelet's network
+    /// namespace, `<podCIDR> via <InternalIP>` for every other Node (tagged `proto 77`, removed
+    /// when the Node goes or changes), and IPv4 forwarding on. For nodes on one L2 subnet,
+    /// such as `minikctl cluster up`'s; it changes the routing table, so it is off by default.
+    #[arg(long)]
+    route_pod_cidrs: bool,
     /// The cgroup under which this node's pod cgroups go, relative to the hierarchy root.
     /// Two kubelets on one host need different ones (a lab's nodes: `minik8s-NODE`).
     #[arg(long, default_value = "minik8s", env = "MINIK8S_CGROUP_ROOT",
@@ -308,6 +314,10 @@ async fn run(mut cli: Cli) -> Result<()> {
                 net_config(String::new()),
             ));
         }
+    }
+    if cli.route_pod_cidrs {
+        let (client, node) = (ctx.client.clone(), node_name.clone());
+        tokio::spawn(kubelet::pod_routes::run(client, node, None));
     }
     if let Some(addr) = cli.listen {
         serve_api(&cli, addr, ctx.clone())?;

@@ -38,7 +38,7 @@ pub enum IpamError {
 }
 
 /// An IPv4 range, e.g. `10.244.1.0/24` (host bits are cleared on parse).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cidr {
     pub network: Ipv4Addr,
     pub prefix: u8,

@@ -2,7 +2,9 @@
 //! `ip`). The node side is a Linux *bridge*, a virtual switch holding the gateway address of
 //! the pod range; each pod gets a *veth pair*, two interfaces joined by a virtual cable: one
 //! end stays on the host and is plugged into the bridge, the other is created right inside
-//! the pod's network namespace as `eth0`.
+//! the pod's network namespace as `eth0`. Routes through a gateway ([`GatewayRoute`]) carry a
+//! route protocol number of the caller's (`ip route ... proto N`), so that it lists and
+//! deletes exactly its own: the kubelet's routes to other nodes' pod ranges (host-gw).
 //!
 //! A netlink socket talks to the network namespace it was *created* in. So every call runs on
 //! a short-lived OS thread of its own with a one-thread tokio runtime (the kubelet's runtime
@@ -15,10 +17,14 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteProtocol};
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
+
+use super::ipam::Cidr;
 
 /// Why a netlink step failed.
 #[derive(Debug, thiserror::Error)]
@@ -235,4 +241,115 @@ pub async fn configure_pod_side(
         Err(e) if errno(&e) != Some(libc::EEXIST) => Err(nl("add default route", "eth0")(e)),
         _ => Ok(()),
     }
+}
+
+/// An IPv4 route to a range through a gateway on a directly connected subnet (`ip route
+/// replace DESTINATION via GATEWAY`): what a host-gw pod network puts in a node's main table
+/// for each other node's pod range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GatewayRoute {
+    pub destination: Cidr,
+    pub gateway: Ipv4Addr,
+}
+
+impl std::fmt::Display for GatewayRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} via {}", self.destination, self.gateway)
+    }
+}
+
+/// Add `route` to the main table, or replace the route to its destination (`ip route replace
+/// DEST via GW proto PROTOCOL`). The protocol number tags the route as ours (rtnetlink(7)'s
+/// `rtm_protocol`, shown by `ip route` as `proto N`), so [`routes_of`] finds exactly ours.
+/// The kernel picks the interface towards the gateway and refuses (ENETUNREACH) a gateway that
+/// is on no directly connected subnet.
+pub async fn replace_route(h: &Handle, route: GatewayRoute, protocol: u8) -> Result<(), LinkError> {
+    let message = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(route.destination.network, route.destination.prefix)
+        .gateway(route.gateway)
+        .protocol(RouteProtocol::from(protocol))
+        .build();
+    h.route()
+        .add(message)
+        .replace()
+        .execute()
+        .await
+        .map_err(|source| LinkError::Netlink {
+            step: "replace route",
+            name: route.to_string(),
+            source,
+        })
+}
+
+/// The IPv4 routes of the main table tagged with `protocol` that go through a gateway (`ip
+/// route show proto PROTOCOL`).
+pub async fn routes_of(h: &Handle, protocol: u8) -> Result<Vec<GatewayRoute>, LinkError> {
+    let dump = RouteMessageBuilder::<Ipv4Addr>::new().build();
+    let mut routes = h.route().get(dump).execute();
+    let mut ours = Vec::new();
+    while let Some(m) = routes.try_next().await.map_err(nl("list routes", "ipv4"))? {
+        let main = m.header.table == RouteHeader::RT_TABLE_MAIN
+            || m.attributes
+                .iter()
+                .any(|a| *a == RouteAttribute::Table(RouteHeader::RT_TABLE_MAIN.into()));
+        if !main || u8::from(m.header.protocol) != protocol {
+            continue;
+        }
+        let (mut destination, mut gateway) = (Ipv4Addr::UNSPECIFIED, None);
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Destination(RouteAddress::Inet(ip)) => destination = *ip,
+                RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gateway = Some(*ip),
+                _ => {}
+            }
+        }
+        if let Some(gateway) = gateway {
+            let destination = Cidr {
+                network: destination,
+                prefix: m.header.destination_prefix_length,
+            };
+            ours.push(GatewayRoute {
+                destination,
+                gateway,
+            });
+        }
+    }
+    Ok(ours)
+}
+
+/// Delete `route` (tagged `protocol`) from the main table (`ip route del DEST via GW proto
+/// PROTOCOL`); a route already gone is no error.
+pub async fn delete_route(h: &Handle, route: GatewayRoute, protocol: u8) -> Result<(), LinkError> {
+    let message = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(route.destination.network, route.destination.prefix)
+        .gateway(route.gateway)
+        .protocol(RouteProtocol::from(protocol))
+        .build();
+    match h.route().del(message).execute().await {
+        Err(e) if errno(&e) != Some(libc::ESRCH) => Err(LinkError::Netlink {
+            step: "delete route",
+            name: route.to_string(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The IPv4 addresses of the namespace's interfaces with their prefix lengths (`ip -4 addr`):
+/// each names a directly connected subnet.
+pub async fn ipv4_addresses(h: &Handle) -> Result<Vec<(Ipv4Addr, u8)>, LinkError> {
+    let mut addresses = h.address().get().execute();
+    let mut found = Vec::new();
+    while let Some(m) = addresses
+        .try_next()
+        .await
+        .map_err(nl("list addresses", "ipv4"))?
+    {
+        for a in &m.attributes {
+            if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                found.push((*ip, m.header.prefix_len));
+            }
+        }
+    }
+    Ok(found)
 }

@@ -6,7 +6,8 @@
 //! pod with an address of the range (`ipam.rs`), a default route via the gateway, and the host
 //! end plugged into the bridge (`link.rs`). Pods reach each other and the node reaches them
 //! through the bridge; the outside only through NAT, if asked for (`iptables.rs`). Nothing is
-//! ever routed through the host's real interfaces.
+//! routed through the host's real interfaces, unless the kubelet is asked to route the other
+//! nodes' pod ranges (`link.rs`'s gateway routes, the kubelet's `--route-pod-cidrs`).
 //!
 //! State under the network directory: `config.json` (bridge, range, MTU, masquerade) and
 //! `ips/<address>` holding the owning sandbox id, so a restarted kubelet finds everything.
