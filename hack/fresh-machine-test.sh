@@ -91,25 +91,25 @@ cat >"$WORK/src/.fresh-machine-rounds.sh" <<'INSIDE'
 set -euo pipefail
 cd /src
 rounds=$1
+KUBECTL=/src/target/release/minikctl   # the lab's context is current in ~/.kube/config
 restarts() {
-  "$KUBECTL" --kubeconfig /var/lib/minik8s/quickstart/kubeconfig get pods \
+  "$KUBECTL" get pods \
     -o jsonpath='{range .items[*]}{.metadata.name} {.status.containerStatuses[*].restartCount}{"\n"}{end}'
 }
 for i in $(seq "$rounds"); do
   ./hack/quickstart.sh down
-  [ ! -e /var/lib/minik8s/quickstart ] || { echo "round $i: down left /var/lib/minik8s/quickstart"; exit 1; }
+  [ ! -e /var/lib/minik8s/labs/lab ] || { echo "round $i: down left /var/lib/minik8s/labs/lab"; exit 1; }
   ./hack/quickstart.sh >/tmp/quickstart.out 2>&1 || { cat /tmp/quickstart.out; echo "round $i: quickstart failed"; exit 1; }
-  KUBECTL=$(sed -n 's/^minik8s is up.*then try: \(.*\) get all$/\1/p' /tmp/quickstart.out)
   out=$(restarts)
   echo "round $i: $(echo "$out" | tr '\n' ';')"
   if echo "$out" | awk '{for (i = 2; i <= NF; i++) if ($i != 0) bad = 1} END {exit !bad}'; then
     echo "round $i: a pod restarted"; exit 1
   fi
   # an object of this round, which the next round (after down) must not see
-  if "$KUBECTL" --kubeconfig /var/lib/minik8s/quickstart/kubeconfig get namespaces -o name | grep -q '^namespace/round-'; then
+  if "$KUBECTL" get namespaces -o name | grep -q '^namespace/round-'; then
     echo "round $i: the cluster still has a namespace of the round before"; exit 1
   fi
-  "$KUBECTL" --kubeconfig /var/lib/minik8s/quickstart/kubeconfig create namespace "round-$i" >/dev/null
+  "$KUBECTL" create namespace "round-$i" >/dev/null
 done
 ./hack/quickstart.sh down
 INSIDE

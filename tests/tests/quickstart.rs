@@ -1,14 +1,13 @@
 //! The README's first command, `hack/quickstart.sh`, run the way a user runs it, against this
 //! build's binaries (`MINIK8S_BIN`: the components' own `main`s compiled as this package's
-//! `e2e-*` binaries) and on a state dir, API port, pod bridge and pod range of the test's own.
+//! `e2e-*` binaries), with a lab name, state root and kubeconfig of the test's own.
 //!
-//! It checks what a new user sees: `minikctl` (built beside the components) applies the sample
-//! workload, which comes up with every pod at RESTARTS 0, and the closing `minikctl inspect pod`
-//! names the pod's etcd key, its process and namespaces as `/proc` has them; the node is named
-//! after the lowercased hostname, the logs carry no colour codes, `down`
-//! removes the cluster's data so that a second `quickstart.sh` starts empty, and afterwards the
-//! kernel holds nothing of the cluster (processes, mounts, pod cgroups and the node's cgroup
-//! root, the bridge).
+//! It checks what a new user sees: `minikctl cluster up` brings up a two-node lab, `minikctl`
+//! applies the sample workload, which comes up spread over both nodes with every pod at
+//! RESTARTS 0, and the closing `minikctl inspect pod` names the pod's etcd key, its process and
+//! namespaces as `/proc` has them; the logs carry no colour codes, `down` removes the lab's
+//! data so that a second `quickstart.sh` starts empty, and afterwards the kernel holds nothing
+//! of the lab (processes, network namespaces, mounts, the nodes' cgroup roots).
 
 mod cluster;
 
@@ -17,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use cluster::{assert_nothing_left, rand_hex, random_pod_cidr, skip_unless_root};
+use cluster::{rand_hex, skip_unless_root};
 
 /// The binaries the quickstart starts, as `MINIK8S_BIN` names them, and where Cargo built them.
 const BINARIES: [(&str, &str); 6] = [
@@ -29,13 +28,10 @@ const BINARIES: [(&str, &str); 6] = [
     ("minikctl", env!("CARGO_BIN_EXE_e2e-minikctl")),
 ];
 
-/// One quickstart cluster of the test's own; `down` on drop, also when the test panics.
+/// One quickstart lab of the test's own; `down` on drop, also when the test panics.
 struct Quickstart {
     dir: PathBuf,
-    state: PathBuf,
-    bridge: String,
-    api_port: u16,
-    pod_cidr: String,
+    lab: String,
 }
 
 impl Quickstart {
@@ -46,17 +42,19 @@ impl Quickstart {
         for (name, path) in BINARIES {
             std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
         }
-        let api_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
         Quickstart {
-            state: dir.join("state"),
             dir,
-            bridge: format!("qs{}", rand_hex()),
-            api_port,
-            pod_cidr: random_pod_cidr(),
+            lab: format!("q{}", &rand_hex()[..6]),
         }
+    }
+
+    /// The lab's state directory.
+    fn state(&self) -> PathBuf {
+        self.dir.join("labs").join(&self.lab)
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
     }
 
     /// `hack/quickstart.sh ARGS`, with its output kept for the assertion messages.
@@ -65,12 +63,10 @@ impl Quickstart {
         Command::new("bash")
             .arg(script)
             .args(args)
-            .env("MINIK8S_STATE", &self.state)
+            .env("MINIK8S_LAB", &self.lab)
             .env("MINIK8S_BIN", self.dir.join("bin"))
-            .env("MINIK8S_BRIDGE", &self.bridge)
-            .env("MINIK8S_POD_CIDR", &self.pod_cidr)
-            .env("API_PORT", self.api_port.to_string())
-            .env("MINIK8S_CGROUP_ROOT", testkit::cgroup_root(&self.state))
+            .env("MINIK8S_LAB_DIR", self.dir.join("labs"))
+            .env("KUBECONFIG", self.kubeconfig())
             .env("KUBECTL", testkit::kubectl())
             .stdin(Stdio::null())
             .output()
@@ -101,7 +97,7 @@ impl Quickstart {
     fn kubectl(&self, args: &[&str]) -> Output {
         Command::new(testkit::kubectl())
             .arg("--kubeconfig")
-            .arg(self.state.join("kubeconfig"))
+            .arg(self.kubeconfig())
             .args(args)
             .output()
             .expect("run kubectl")
@@ -110,7 +106,7 @@ impl Quickstart {
 
 impl Drop for Quickstart {
     fn drop(&mut self) {
-        if self.state.exists() {
+        if self.state().exists() {
             let _ = self.run(&["down"]);
         }
         let _ = fs::remove_dir_all(&self.dir);
@@ -125,29 +121,30 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// `name restartCount...` per pod, and the pods' UIDs.
-fn pods(q: &Quickstart) -> (Vec<(String, Vec<u32>)>, BTreeSet<String>) {
+/// `name restartCount...` per pod, the pods' UIDs and the nodes they run on.
+fn pods(q: &Quickstart) -> (Vec<(String, Vec<u32>)>, BTreeSet<String>, BTreeSet<String>) {
     let out = q.kubectl(&[
         "get",
         "pods",
         "-o",
-        r#"jsonpath={range .items[*]}{.metadata.name} {.metadata.uid} {.status.containerStatuses[*].restartCount}{"\n"}{end}"#,
+        r#"jsonpath={range .items[*]}{.metadata.name} {.metadata.uid} {.spec.nodeName} {.status.containerStatuses[*].restartCount}{"\n"}{end}"#,
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let mut restarts = Vec::new();
-    let mut uids = BTreeSet::new();
+    let (mut uids, mut nodes) = (BTreeSet::new(), BTreeSet::new());
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let mut words = line.split_whitespace();
-        let (Some(name), Some(uid)) = (words.next(), words.next()) else {
+        let (Some(name), Some(uid), Some(node)) = (words.next(), words.next(), words.next()) else {
             continue;
         };
         uids.insert(uid.to_string());
+        nodes.insert(node.to_string());
         restarts.push((
             name.to_string(),
             words.map(|n| n.parse().unwrap()).collect(),
         ));
     }
-    (restarts, uids)
+    (restarts, uids, nodes)
 }
 
 /// The sample applied with minikctl, and its closing `inspect pod hello` true to the kernel:
@@ -191,8 +188,9 @@ fn quickstart_runs_the_sample_and_down_leaves_nothing() {
     let q = Quickstart::new();
     let out = q.up();
     check_minikctl_output(&out);
+    assert!(out.contains("nodes joined and Ready"), "{out}");
 
-    let (restarts, mut uids) = pods(&q);
+    let (restarts, mut uids, nodes) = pods(&q);
     assert_eq!(
         restarts.len(),
         4,
@@ -202,16 +200,15 @@ fn quickstart_runs_the_sample_and_down_leaves_nothing() {
         restarts.iter().all(|(_, r)| r.iter().all(|n| *n == 0)),
         "every pod at RESTARTS 0: {restarts:?}"
     );
-    let hostname = nix::unistd::gethostname().unwrap();
-    let node = hostname.to_string_lossy().to_lowercase();
-    let out = q.kubectl(&["get", "node", &node, "-o", "name"]);
-    assert!(
-        out.status.success(),
-        "the node is the lowercased hostname: {}",
-        text(&out)
-    );
-    for log in ["apiserver", "controller", "scheduler", "kubelet"] {
-        let bytes = fs::read(q.state.join(format!("{log}.log"))).unwrap();
+    let want: BTreeSet<String> = (1..=2).map(|i| format!("{}-node-{i}", q.lab)).collect();
+    assert_eq!(nodes, want, "the pods spread over both nodes");
+    for log in [
+        "control-plane-apiserver",
+        "control-plane-controller",
+        "control-plane-scheduler",
+        "node-1-kubelet",
+    ] {
+        let bytes = fs::read(q.state().join(format!("logs/{}-{log}.log", q.lab))).unwrap();
         assert!(
             !bytes.is_empty(),
             "{log}.log is empty: components log to stderr"
@@ -222,7 +219,7 @@ fn quickstart_runs_the_sample_and_down_leaves_nothing() {
     assert!(out.status.success(), "{}", text(&out));
 
     q.down();
-    assert!(!q.state.exists(), "down removes the cluster's data");
+    assert!(!q.state().exists(), "down removes the lab's data");
 
     q.up();
     let out = q.kubectl(&["get", "namespace", "leftover"]);
@@ -232,11 +229,44 @@ fn quickstart_runs_the_sample_and_down_leaves_nothing() {
     );
     uids.extend(pods(&q).1);
     q.down();
+    assert_nothing_left(&q, &uids);
+}
 
-    assert_nothing_left(
-        std::slice::from_ref(&q.state),
-        std::slice::from_ref(&q.bridge),
-        &uids,
-        &BTreeSet::new(),
+/// No process, namespace, mount or cgroup of the lab is left.
+fn assert_nothing_left(q: &Quickstart, uids: &BTreeSet<String>) {
+    let prefix = format!("minik8s-{}-", q.lab);
+    let namespaces: Vec<_> = fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_else(|_| Vec::new());
+    assert!(
+        !namespaces.iter().any(|n| n.starts_with(&prefix)),
+        "namespaces left: {namespaces:?}"
     );
+    let state = q.dir.display().to_string();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter(|l| l.contains(&state) || l.contains(&prefix))
+        .collect();
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    let mut procs = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cgroup = fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&state) || uids.iter().any(|u| cgroup.contains(u.as_str())) {
+            procs.push(cmd);
+        }
+    }
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+    let cgroups = runtime::cgroups::Hierarchy::host();
+    let left: Vec<_> = (1..=2)
+        .flat_map(|i| cgroups.dirs(Path::new(&format!("{prefix}node-{i}"))))
+        .filter(|d| d.exists())
+        .collect();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
 }
