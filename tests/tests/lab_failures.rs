@@ -1,7 +1,7 @@
 //! Failure stories on the local lab, as the lab exercises tell them: a node is lost (its
-//! kubelet killed, `minikctl cluster node stop`), goes NotReady, and its pods are replaced on
+//! kubelet killed, `minikctl cluster stop`), goes NotReady, and its pods are replaced on
 //! the other node within the lab's grace and toleration times; when it returns
-//! (`cluster node start`) it is Ready again and the containers of its evicted pods are gone.
+//! (`cluster start`) it is Ready again and the containers of its evicted pods are gone.
 
 mod cluster;
 mod labkit;
@@ -111,7 +111,7 @@ fn a_lost_node_s_pods_are_replaced_and_its_return_removes_the_stale_containers()
         .collect();
     assert!(!processes_of(&lost).is_empty(), "the pods of {n2} run");
 
-    let out = lab.minikctl(&["cluster", "node", "stop", &n2, "--name", &lab.name]);
+    let out = lab.minikctl(&["cluster", "stop", &n2, "--name", &lab.name]);
     assert!(out.status.success(), "{}", show(&out));
     let t = Instant::now();
     wait_for(30, "the lost node NotReady", || {
@@ -130,7 +130,7 @@ fn a_lost_node_s_pods_are_replaced_and_its_return_removes_the_stale_containers()
         "a lost kubelet leaves its containers running"
     );
 
-    let out = lab.minikctl(&["cluster", "node", "start", &n2, "--name", &lab.name]);
+    let out = lab.minikctl(&["cluster", "start", &n2, "--name", &lab.name]);
     assert!(out.status.success(), "{}", show(&out));
     wait_for(30, "the node Ready again", || {
         (node_ready(&lab, &n2) == "True").then_some(())

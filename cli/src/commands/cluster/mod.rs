@@ -2,12 +2,12 @@
 //! `kind` manage it: `token create`, the first half of joining a node (`token.rs`); `pki`,
 //! a cluster's certificates and kubeconfigs written to a directory (`pki.rs`, what
 //! `docker-compose.yml` starts from); and the local lab, a whole cluster of several nodes on
-//! this machine (`up.rs`, `down.rs`, `status.rs`, `node.rs`, over [`crate::lab`]).
+//! this machine (`up.rs`, `down.rs`, `status.rs`, `process.rs`, over [`crate::lab`]).
 //! Read next: `token.rs`, then `crate::lab`.
 
 pub mod down;
-pub mod node;
 pub mod pki;
+pub mod process;
 pub mod status;
 pub mod token;
 pub mod up;
@@ -37,8 +37,11 @@ pub enum ClusterCommand {
     Down(down::DownArgs),
     /// Show a local lab's processes, nodes and addresses.
     Status(status::StatusArgs),
-    /// Stop or start a local lab node's kubelet (node failure, for labs and tests).
-    Node(node::NodeArgs),
+    /// Kill one of a local lab's processes: a node's kubelet, or etcd, apiserver, controller
+    /// or scheduler (failures, for labs and tests).
+    Stop(process::ProcessArgs),
+    /// Start a stopped process of a local lab again, with the same flags.
+    Start(process::ProcessArgs),
     /// Relay a lab's API port from this namespace into the lab's (internal).
     #[command(hide = true)]
     Forward(ForwardArgs),
@@ -80,7 +83,8 @@ pub async fn run_local(
         ClusterCommand::Up(args) => up::run(args, kubeconfig).await,
         ClusterCommand::Down(args) => down::run(args, kubeconfig).await,
         ClusterCommand::Status(args) => status::run(args).await,
-        ClusterCommand::Node(args) => node::run(args).await,
+        ClusterCommand::Stop(args) => process::run(process::Action::Stop, args).await,
+        ClusterCommand::Start(args) => process::run(process::Action::Start, args).await,
         ClusterCommand::Forward(args) => {
             let ForwardArgs { listen, netns, to } = args;
             tokio::task::spawn_blocking(move || crate::lab::forward::run(listen, &netns, to))
