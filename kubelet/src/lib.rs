@@ -7,7 +7,8 @@
 //! with the certificate of [`serving_cert`]. A new machine joins with a bootstrap token
 //! through [`bootstrap`] (TLS bootstrapping: the CA pinned by its hash, a CSR for the node's
 //! own client certificate). With `--route-pod-cidrs`, [`pod_routes`] routes the other nodes'
-//! pod ranges through their addresses (flannel's host-gw).
+//! pod ranges through their addresses (flannel's host-gw); `--cleanup` is [`reset`], the
+//! node wiped as `kubeadm reset` does.
 //!
 //! Underneath sits the node's container runtime, the crate [`runtime`] (package
 //! `minik8s-runtime`, `runtime/` in the workspace), which knows nothing of Kubernetes: the
@@ -28,6 +29,7 @@ pub mod node_ip;
 pub mod pod_routes;
 pub mod pod_worker;
 pub mod probes;
+pub mod reset;
 pub mod restart;
 pub mod server;
 pub mod serving_cert;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use clap::Parser;
 use client::connect::ClusterFlags;
 use k8s_openapi::api::core::v1::Node;
@@ -58,8 +58,10 @@ struct Cli {
     /// Remove the pod network recorded under --root-dir (veths, bridge, iptables rules), then exit.
     #[arg(long)]
     cleanup_network: bool,
-    /// After the node's containers are removed: remove its pod network and its cgroup root
-    /// (when no pod cgroup is left in it), then exit.
+    /// Reset the node, like `kubeadm reset`, then exit: SIGKILL and remove every container and
+    /// pod sandbox of the runtime under --root-dir, then the pod network, the routes of
+    /// --route-pod-cidrs, the cgroup root and the runtime's state on tmpfs (images stay).
+    /// Idempotent; needs no apiserver.
     #[arg(long, conflicts_with = "cleanup_network")]
     cleanup: bool,
     /// Route the other nodes' pod ranges (flannel's host-gw): in the kubelet's network
@@ -229,15 +231,18 @@ async fn run(mut cli: Cli) -> Result<()> {
     };
     let runtime_root = cli.root_dir.join("runtime");
     let network_dir = runtime_root.join("network");
-    if cli.cleanup_network || cli.cleanup {
+    if cli.cleanup_network {
         network::cleanup(&network_dir).context("removing the pod network")?;
-        let cgroups = runtime::cgroups::Hierarchy::host();
-        if cli.cleanup && !cgroups.remove_if_empty(&cli.cgroup_root) {
-            bail!(
-                "cgroup root {} still holds pod cgroups: remove the node's containers first",
-                cli.cgroup_root.display()
-            );
-        }
+        return Ok(());
+    }
+    if cli.cleanup {
+        let config = kubelet::reset::ResetConfig {
+            root_dir: cli.root_dir.clone(),
+            cgroup_root: cli.cgroup_root.clone(),
+        };
+        tokio::task::spawn_blocking(move || kubelet::reset::reset(&config))
+            .await?
+            .context("resetting the node")?;
         return Ok(());
     }
     // before anything touches the node: a join refused here leaves nothing behind
@@ -422,6 +427,9 @@ fn serve_api(cli: &Cli, addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result
 /// then set the pod network up.
 async fn network_from_node(ctx: Arc<Context>, dir: PathBuf, mut config: NetworkConfig) {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
+    // the node IPAM assigns a range right after registration: look again soon at first,
+    // then every 2 s
+    let mut pause = Duration::from_millis(50);
     loop {
         let cidr = match nodes.get(&ctx.node_name).await {
             Ok(n) => n.spec.and_then(|s| s.pod_cidr),
@@ -444,7 +452,8 @@ async fn network_from_node(ctx: Arc<Context>, dir: PathBuf, mut config: NetworkC
                 Err(e) => tracing::warn!(error = %e, "setting up the pod network"),
             }
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 
