@@ -441,11 +441,13 @@ impl Build<'_> {
             &"--listen", &format!("{}:{KUBELET_PORT}", host.ip),
             &"--client-ca-file", &ca,
             &"--lease-interval", &"2s",
+            // the other nodes' pod ranges via their addresses, across the switch (host-gw)
+            &"--route-pod-cidrs",
         ]);
         self.start(Role::Kubelet, host, &kubelet, argv)
     }
 
-    /// Step 6: every node Ready.
+    /// Step 6: every node Ready, with its pod network (`wire::pod_network_ready`).
     async fn wait_nodes_ready(
         &self,
         client: &kube::Client,
@@ -462,9 +464,15 @@ impl Build<'_> {
                 .filter(|n| is_ready(n))
                 .filter_map(|n| n.metadata.name.as_deref())
                 .collect();
+            let peers = self.spec.node_hosts().len() - 1;
             let missing: Vec<&String> = want
                 .iter()
-                .filter(|w| !ready.contains(&w.as_str()))
+                .zip(self.spec.node_hosts())
+                .filter(|(w, host)| {
+                    !ready.contains(&w.as_str())
+                        || !wire::pod_network_ready(&netns::path(&host.netns), peers)
+                })
+                .map(|(w, _)| w)
                 .collect();
             if missing.is_empty() {
                 return Ok(());
