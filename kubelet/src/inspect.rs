@@ -7,7 +7,7 @@
 //! node's pods with their requests against its allocatable, and the runtime's images; the apiserver relays both as `nodes/{node}/proxy/inspect/...`, which is
 //! what `minikctl inspect` reads. The kernel facts come from the runtime through
 //! [`ContainerRuntime`] (`inspect_container`, `inspect_sandbox`, `list_images`); the veth's
-//! from sysfs. Read `server.rs` for the routes, `runtime/src/container/inspect.rs` for the facts.
+//! over netlink, in the kubelet's own network namespace. Read `server.rs` for the routes, `runtime/src/container/inspect.rs` for the facts.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +17,7 @@ use client::quantity;
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ListParams};
+use runtime::network::link;
 use serde_json::{json, Value};
 
 use crate::agent::inventory;
@@ -164,27 +165,28 @@ fn network(ctx: &Context, uid: &str) -> Value {
         .find(|(_, owner)| owner == uid)
         .map(|(ip, _)| ip.to_string());
     let veth = runtime::network::veth_name(uid);
-    let sys = Path::new("/sys/class/net").join(&veth);
-    let read = |f: &str| {
-        std::fs::read_to_string(sys.join(f))
-            .ok()
-            .map(|s| s.trim().to_string())
-    };
-    let master = std::fs::read_link(sys.join("master"))
-        .ok()
-        .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()));
+    // over netlink in the kubelet's own network namespace: /sys/class/net is the namespace
+    // sysfs was mounted in, the host's for a kubelet that only setns(2)'d into a lab node's
+    let name = veth.clone();
+    let facts = link::on_thread(
+        None,
+        move |h| async move { link::link_facts(&h, &name).await },
+    )
+    .inspect_err(|e| tracing::debug!(veth = %veth, error = %e, "reading the veth"))
+    .ok()
+    .flatten();
     json!({
         "podIP": ip,
         "cidr": net.config.cidr,
         "gateway": net.cidr().gateway().to_string(),
         "bridge": net.config.bridge,
         "hostVeth": veth,
-        "hostVethExists": sys.exists(),
-        "hostVethIndex": read("ifindex").and_then(|s| s.parse::<u32>().ok()),
+        "hostVethExists": facts.is_some(),
+        "hostVethIndex": facts.as_ref().map(|f| f.index),
         // the index of its peer, `eth0` inside the pod's network namespace
-        "peerIndex": read("iflink").and_then(|s| s.parse::<u32>().ok()),
-        "hostVethMaster": master,
-        "podInterface": runtime::network::link::POD_IFNAME,
+        "peerIndex": facts.as_ref().map(|f| f.link_index),
+        "hostVethMaster": facts.and_then(|f| f.master),
+        "podInterface": link::POD_IFNAME,
         "mtu": net.config.mtu,
     })
 }

@@ -9,8 +9,6 @@ mod harness;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use harness::*;
@@ -20,67 +18,9 @@ use kubelet::pod_routes::{self, Skip, ROUTE_PROTOCOL};
 use serde_json::json;
 use testkit::{wait_for, Task};
 
-/// `ip ARGS`, which must succeed; its stdout.
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace of the test's own (`ip netns add`), deleted on drop with everything
-/// in it (its end of the veth pair takes the other end along).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.name)
-    }
-
-    /// `ip -n NS ARGS`.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// The routes tagged with our protocol, as `ip` prints them.
-    fn our_routes(&self) -> Vec<String> {
-        routes_in(Some(self), &ROUTE_PROTOCOL.to_string())
-    }
-
-    /// Run `f` on a thread inside this namespace (a socket opened there belongs to it).
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = std::fs::File::open(self.path()).unwrap();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
+/// The routes in `ns` tagged with our protocol, as `ip` prints them.
+fn our_routes(ns: &Netns) -> Vec<String> {
+    routes_in(Some(ns), &ROUTE_PROTOCOL.to_string())
 }
 
 /// `ip -4 route show proto PROTO` in `ns` (the root namespace when None), one route a line.
@@ -178,7 +118,7 @@ fn routes_follow_the_nodes_inside_the_node_namespace_only() {
         pass.skipped.get("far"),
         Some(Skip::NotConnected { .. })
     ));
-    let routes = lab.a.our_routes();
+    let routes = our_routes(&lab.a);
     assert_eq!(routes.len(), 2, "{routes:?}");
     assert!(
         routes[0].starts_with("10.244.2.0/24 via 172.31.251.12 dev eth0"),
@@ -209,7 +149,7 @@ fn routes_follow_the_nodes_inside_the_node_namespace_only() {
     ];
     let pass = pod_routes::reconcile(nodes, "a", Some(&a)).unwrap();
     assert_eq!((pass.added.len(), pass.deleted.len()), (1, 2), "{pass:?}");
-    let routes = lab.a.our_routes();
+    let routes = our_routes(&lab.a);
     assert_eq!(routes.len(), 1, "{routes:?}");
     assert!(
         routes[0].starts_with("10.244.12.0/24 via 172.31.251.14 dev eth0"),
@@ -218,13 +158,13 @@ fn routes_follow_the_nodes_inside_the_node_namespace_only() {
 
     // --cleanup's step: our routes go, the other route stays
     assert_eq!(pod_routes::remove_all(Some(&a)).unwrap(), 1);
-    assert!(lab.a.our_routes().is_empty());
+    assert!(our_routes(&lab.a).is_empty());
     assert_eq!(pod_routes::remove_all(Some(&a)).unwrap(), 0);
     assert!(lab
         .a
         .ip(&["-4", "route"])
         .contains("10.99.0.0/16 via 172.31.251.12"));
-    assert!(lab.b.our_routes().is_empty());
+    assert!(our_routes(&lab.b).is_empty());
 
     assert_eq!(root_view(), root_before, "the root namespace changed");
     assert!(!ip(&["-4", "route"]).contains("172.31.251."));
@@ -255,7 +195,7 @@ async fn the_node_watch_adds_and_deletes_routes_as_nodes_come_and_go() {
     let has = |want: &'static str| {
         let a = &lab.a;
         move || {
-            let routes = a.our_routes();
+            let routes = our_routes(a);
             let found = routes.iter().any(|r| r.starts_with(want));
             async move { found.then_some(()) }
         }
@@ -275,10 +215,10 @@ async fn the_node_watch_adds_and_deletes_routes_as_nodes_come_and_go() {
     .await;
     nodes.delete("b", &DeleteParams::default()).await.unwrap();
     wait_for(20, "b's route deleted", || {
-        let routes = lab.a.our_routes();
+        let routes = our_routes(&lab.a);
         async move { (routes.len() == 1).then_some(()) }
     })
     .await;
-    assert!(lab.a.our_routes()[0].starts_with("10.244.3.0/24 via 172.31.251.13"));
+    assert!(our_routes(&lab.a)[0].starts_with("10.244.3.0/24 via 172.31.251.13"));
     assert_eq!(root_view(), root_before, "the root namespace changed");
 }

@@ -5,7 +5,11 @@
 // Each test binary includes this module and uses a part of it (and of what it re-exports).
 #![allow(dead_code, unused_imports)]
 
+mod netns;
+
 use std::ffi::OsString;
+
+pub use netns::{ip, Netns};
 
 pub use testkit::objects::{condition, container_status, phase};
 pub use testkit::{

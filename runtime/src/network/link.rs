@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteProtocol};
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -352,4 +352,62 @@ pub async fn ipv4_addresses(h: &Handle) -> Result<Vec<(Ipv4Addr, u8)>, LinkError
         }
     }
     Ok(found)
+}
+
+/// What the kernel tells of one interface (`ip -d link show NAME`), read over netlink in the
+/// caller's network namespace: sysfs (`/sys/class/net`) shows the namespace it was *mounted*
+/// in, which is not the caller's after a bare setns(2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkFacts {
+    /// Its interface index (sysfs's `ifindex`).
+    pub index: u32,
+    /// The interface it is linked to, as sysfs's `iflink`: a veth's peer (whose index counts
+    /// in the peer's namespace), else its own index.
+    pub link_index: u32,
+    /// The bridge it is plugged into (sysfs's `master`).
+    pub master: Option<String>,
+}
+
+/// The facts of interface `name`, None if there is none.
+pub async fn link_facts(h: &Handle, name: &str) -> Result<Option<LinkFacts>, LinkError> {
+    let link = match h.link().get().match_name(name).execute().try_next().await {
+        Ok(Some(link)) => link,
+        Ok(None) => return Ok(None),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => return Ok(None),
+        Err(e) => return Err(nl("get link", name)(e)),
+    };
+    let index = link.header.index;
+    let (mut link_index, mut master) = (index, None);
+    for a in &link.attributes {
+        match a {
+            // sent only when it differs from the interface's own index
+            LinkAttribute::Link(i) => link_index = *i,
+            LinkAttribute::Controller(i) => master = Some(*i),
+            _ => {}
+        }
+    }
+    let master = match master {
+        Some(i) => link_name(h, i).await?,
+        None => None,
+    };
+    Ok(Some(LinkFacts {
+        index,
+        link_index,
+        master,
+    }))
+}
+
+/// The name of the interface with index `index`, None if there is none.
+async fn link_name(h: &Handle, index: u32) -> Result<Option<String>, LinkError> {
+    let link = match h.link().get().match_index(index).execute().try_next().await {
+        Ok(link) => link,
+        Err(e) if errno(&e) == Some(libc::ENODEV) => None,
+        Err(e) => return Err(nl("get link", &index.to_string())(e)),
+    };
+    Ok(link.and_then(|l| {
+        l.attributes.into_iter().find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n),
+            _ => None,
+        })
+    }))
 }
