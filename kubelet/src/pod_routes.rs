@@ -65,6 +65,8 @@ pub enum Skip {
     /// Its pod range overlaps a subnet we are directly connected to (our bridge's, our
     /// `eth0`'s): routing it would take traffic away from that interface.
     Overlaps { pod_cidr: Cidr },
+    /// Another Node (first by name) has the same podCIDR: one destination has one route.
+    Duplicate { pod_cidr: Cidr, node: String },
 }
 
 impl std::fmt::Display for Skip {
@@ -78,6 +80,9 @@ impl std::fmt::Display for Skip {
             Skip::OwnAddress { address } => write!(f, "InternalIP {address} is this node's"),
             Skip::Overlaps { pod_cidr } => {
                 write!(f, "podCIDR {pod_cidr} overlaps a connected subnet")
+            }
+            Skip::Duplicate { pod_cidr, node } => {
+                write!(f, "podCIDR {pod_cidr} is node {node}'s too")
             }
         }
     }
@@ -146,18 +151,32 @@ fn route_for(node: &Node, addresses: &[(Ipv4Addr, u8)]) -> Option<Result<Gateway
 
 /// The routes this node (`own`, whose addresses are `addresses`) needs: for every other Node
 /// with a spec.podCIDR and an InternalIP, `podCIDR via InternalIP`. Its own range is never
-/// routed (its bridge holds it), nor is a range that overlaps a connected subnet.
+/// routed (its bridge holds it), nor is a range that overlaps a connected subnet; of Nodes
+/// sharing a range (a misconfiguration) the first by name gets the route.
 pub fn desired_routes(nodes: &[Node], own: &str, addresses: &[(Ipv4Addr, u8)]) -> Desired {
     let mut desired = Desired::default();
-    for node in nodes {
+    let mut sorted: Vec<&Node> = nodes.iter().collect();
+    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut owners: BTreeMap<Cidr, String> = BTreeMap::new();
+    for node in sorted {
         let name = node.metadata.name.clone().unwrap_or_default();
         if name == own {
             continue;
         }
         match route_for(node, addresses) {
-            Some(Ok(route)) => {
-                desired.routes.insert(route);
-            }
+            Some(Ok(route)) => match owners.get(&route.destination) {
+                Some(first) => {
+                    let skip = Skip::Duplicate {
+                        pod_cidr: route.destination,
+                        node: first.clone(),
+                    };
+                    desired.skipped.insert(name, skip);
+                }
+                None => {
+                    owners.insert(route.destination, name);
+                    desired.routes.insert(route);
+                }
+            },
             Some(Err(skip)) => {
                 desired.skipped.insert(name, skip);
             }
@@ -391,6 +410,26 @@ mod tests {
         assert!(matches!(reason("thief"), Some(Skip::Overlaps { .. })));
         assert!(matches!(reason("v6"), Some(Skip::BadPodCidr { .. })));
         assert!(matches!(reason("v6ip"), Some(Skip::BadInternalIp { .. })));
+    }
+
+    #[test]
+    fn of_two_nodes_with_one_range_the_first_by_name_is_routed() {
+        let nodes = [
+            node("d", Some("10.244.2.0/24"), Some("172.31.0.14")),
+            node("b", Some("10.244.2.0/24"), Some("172.31.0.12")),
+        ];
+        let d = desired_routes(&nodes, "a", &addresses());
+        assert_eq!(
+            d.routes.into_iter().collect::<Vec<_>>(),
+            [route("10.244.2.0/24", "172.31.0.12")]
+        );
+        assert_eq!(
+            d.skipped.get("d"),
+            Some(&Skip::Duplicate {
+                pod_cidr: "10.244.2.0/24".parse().unwrap(),
+                node: "b".into()
+            })
+        );
     }
 
     #[test]
