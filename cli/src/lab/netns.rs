@@ -38,9 +38,46 @@ pub fn exists(name: &str) -> bool {
         .any(|mount_point| mount_point == want)
 }
 
+/// Make `/run/netns` a mount point of its own with shared propagation, as `ip netns add`
+/// does before its first pin: a pin made on the plain directory would be hidden the moment
+/// another tool mounts the directory over itself, and could then be neither seen nor removed.
+fn shared_dir() -> Result<(), LabError> {
+    std::fs::create_dir_all(NETNS_DIR).map_err(io_err("create", NETNS_DIR))?;
+    let fail = |step| move |errno| LabError::Netns {
+        name: NETNS_DIR.into(),
+        step,
+        errno,
+    };
+    let share = || {
+        mount(
+            None::<&str>,
+            NETNS_DIR,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match share() {
+        Ok(()) => Ok(()),
+        // not a mount point yet: bind it onto itself, then share it
+        Err(nix::Error::EINVAL) => {
+            mount(
+                Some(NETNS_DIR),
+                NETNS_DIR,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(fail("bind onto itself"))?;
+            share().map_err(fail("make shared"))
+        }
+        Err(errno) => Err(fail("make shared")(errno)),
+    }
+}
+
 /// Create namespace `name` (`ip netns add`); its loopback stays down, as in a new one.
 pub fn create(name: &str) -> Result<PathBuf, LabError> {
-    std::fs::create_dir_all(NETNS_DIR).map_err(io_err("create", NETNS_DIR))?;
+    shared_dir()?;
     let pin = path(name);
     if exists(name) {
         return Err(LabError::Other(format!(
