@@ -122,7 +122,9 @@ fn text(out: &Output) -> String {
 }
 
 /// `name restartCount...` per pod, the pods' UIDs and the nodes they run on.
-fn pods(q: &Quickstart) -> (Vec<(String, Vec<u32>)>, BTreeSet<String>, BTreeSet<String>) {
+type Pods = (Vec<(String, Vec<u32>)>, BTreeSet<String>, BTreeSet<String>);
+
+fn pods(q: &Quickstart) -> Pods {
     let out = q.kubectl(&[
         "get",
         "pods",
