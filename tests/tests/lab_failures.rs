@@ -1,7 +1,12 @@
-//! Failure stories on the local lab, as the lab exercises tell them: a node is lost (its
-//! kubelet killed, `minikctl cluster stop`), goes NotReady, and its pods are replaced on
-//! the other node within the lab's grace and toleration times; when it returns
-//! (`cluster start`) it is Ready again and the containers of its evicted pods are gone.
+//! Failure stories on the local lab, as the lab exercises tell them:
+//! - a node is lost (its kubelet killed, `minikctl cluster stop`), goes NotReady, and its
+//!   pods are replaced on the other node within the lab's grace and toleration times; when it
+//!   returns (`cluster start`) it is Ready again and the containers of its evicted pods are
+//!   gone;
+//! - a rolling update across the nodes keeps every Ready pod answering a pod on the other
+//!   node, and never fewer Ready pods than the Deployment's maxUnavailable allows;
+//! - etcd and the apiserver killed together and started again: every component reconnects,
+//!   nothing written before is lost, and the cluster converges on a new request.
 
 mod cluster;
 mod labkit;
@@ -10,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use cluster::skip_unless_root;
-use labkit::{show, Lab};
+use labkit::{http_get_from, pod_pid, show, Lab};
 use serde_json::Value;
 
 const DEPLOYMENT: &str = r#"{"apiVersion":"apps/v1","kind":"Deployment",
@@ -142,5 +147,170 @@ fn a_lost_node_s_pods_are_replaced_and_its_return_removes_the_stale_containers()
     wait_for(30, "the evicted pods' containers gone", || {
         processes_of(&lost).is_empty().then_some(())
     });
+    lab.down();
+}
+
+/// Four web servers that take a second to drain on SIGTERM (as real servers do), Ready when
+/// they answer, rolled one at a time (maxSurge 1, maxUnavailable 1), each new one available
+/// after a second Ready (so the rollout lasts long enough to be sampled often).
+const WEB: &str = r#"{"apiVersion":"apps/v1","kind":"Deployment",
+"metadata":{"name":"web"},
+"spec":{"replicas":4,"selector":{"matchLabels":{"app":"web"}},
+"strategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":1}},"minReadySeconds":1,
+"template":{"metadata":{"labels":{"app":"web"}},
+"spec":{"terminationGracePeriodSeconds":5,
+"containers":[{"name":"main","image":"busybox",
+"command":["sh","-c","mkdir -p /www && hostname > /www/index.html && trap 'sleep 1; exit 0' TERM; httpd -f -p 8080 -h /www & wait"],
+"readinessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":1}}]}}}}"#;
+
+/// The Ready, not terminating pods of the Deployment: (name, IP), read through kube-rs (a
+/// kubectl process per look would sample the rollout only a few times).
+async fn ready_pods(pods: &kube::Api<k8s_openapi::api::core::v1::Pod>) -> Vec<(String, String)> {
+    let list = pods
+        .list(&kube::api::ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    list.items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
+            conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .filter_map(|p| {
+            let ip = p.status.as_ref()?.pod_ip.clone()?;
+            Some((p.metadata.name?, ip))
+        })
+        .collect()
+}
+
+/// A client of the lab's API, from its kubeconfig.
+async fn api_client(lab: &Lab) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(&lab.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+#[test]
+fn a_rolling_update_across_nodes_keeps_every_ready_pod_reachable() {
+    if skip_unless_root("lab_failures") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.up(2);
+    let client = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"client"}},
+"spec":{{"nodeName":"{}-node-1","terminationGracePeriodSeconds":0,
+"containers":[{{"name":"main","image":"busybox","command":["sleep","3600"]}}]}}}}"#,
+        lab.name
+    );
+    for (file, manifest) in [("web.json", WEB), ("client.json", client.as_str())] {
+        let path = lab.dir.join(file);
+        std::fs::write(&path, manifest).unwrap();
+        lab.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    }
+    lab.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    lab.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/client",
+        "--timeout=60s",
+    ]);
+    let pid = pod_pid(&lab, "client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pods = kube::Api::default_namespaced(rt.block_on(api_client(&lab)));
+    let before: BTreeSet<String> = rt
+        .block_on(ready_pods(&pods))
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+
+    lab.kubectl(&["rollout", "restart", "deployment/web"]);
+    let (mut rounds, mut requests, mut failures, mut fewest) = (0, 0, Vec::new(), usize::MAX);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ready = rt.block_on(ready_pods(&pods));
+        fewest = fewest.min(ready.len());
+        for (name, ip) in &ready {
+            requests += 1;
+            if let Err(e) = http_get_from(pid, format!("{ip}:8080").parse().unwrap()) {
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+        rounds += 1;
+        let names: BTreeSet<String> = ready.iter().map(|p| p.0.clone()).collect();
+        if ready.len() == 4 && names.is_disjoint(&before) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rollout did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{rounds} rounds, {requests} requests to Ready pods, fewest Ready {fewest}");
+    assert!(
+        failures.is_empty(),
+        "Ready pods that did not answer: {failures:?}"
+    );
+    assert!(
+        fewest >= 3,
+        "at most maxUnavailable=1 pod down at a time, saw {fewest} Ready"
+    );
+    lab.down();
+}
+
+#[test]
+fn etcd_and_the_apiserver_killed_and_restarted_lose_nothing_and_the_cluster_converges() {
+    if skip_unless_root("lab_failures") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.up(2);
+    let path = lab.dir.join("web.json");
+    std::fs::write(&path, DEPLOYMENT).unwrap();
+    lab.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    lab.kubectl(&["create", "configmap", "kept", "--from-literal=k=v"]);
+    lab.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+
+    for what in ["apiserver", "etcd"] {
+        let out = lab.minikctl(&["cluster", "stop", what, "--name", &lab.name]);
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for what in ["etcd", "apiserver"] {
+        let out = lab.minikctl(&["cluster", "start", what, "--name", &lab.name]);
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    wait_for(30, "the apiserver back", || {
+        lab.minikctl(&["get", "configmap", "kept"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let value = lab.kubectl(&["get", "configmap", "kept", "-o", "jsonpath={.data.k}"]);
+    assert_eq!(value, "v", "written before the outage, read after it");
+
+    // every component reconnected: the controller scales, the scheduler binds, the kubelets
+    // of both nodes run the new pods and report them
+    lab.kubectl(&["scale", "deployment/web", "--replicas=6"]);
+    wait_for(60, "6 running pods", || {
+        let p = pods(&lab);
+        (p.iter().filter(|p| p.2 == "Running" && !p.3).count() == 6).then_some(())
+    });
+    for i in [1, 2] {
+        let node = format!("{}-node-{i}", lab.name);
+        wait_for(30, "the nodes Ready", || {
+            (node_ready(&lab, &node) == "True").then_some(())
+        });
+    }
+    let status = lab.minikctl(&["cluster", "status", "--name", &lab.name]);
+    assert!(
+        status.status.success(),
+        "every process running: {}",
+        show(&status)
+    );
     lab.down();
 }

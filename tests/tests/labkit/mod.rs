@@ -133,3 +133,46 @@ pub fn show(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The host pid of pod `pod`'s first container, from `minikctl inspect pod`.
+pub fn pod_pid(lab: &Lab, pod: &str) -> i32 {
+    let out = lab.minikctl(&["inspect", "pod", pod]);
+    assert!(out.status.success(), "inspect pod {pod}: {}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix("process:"))
+        .and_then(|l| l.trim().strip_prefix("host pid "))
+        .and_then(|l| l.split(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no host pid in:\n{text}"))
+}
+
+/// `GET /` on `addr` from inside the network namespace of process `pid` (a pod's view of
+/// the network); the response's body, or why it failed.
+pub fn http_get_from(pid: i32, addr: std::net::SocketAddr) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        // setns(2) of a network namespace changes only this thread
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)
+            .map_err(|e| format!("read {addr}: {e}"))?;
+        if body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200") {
+            Ok(body)
+        } else {
+            Err(format!(
+                "{addr}: {}",
+                body.lines().next().unwrap_or("empty answer")
+            ))
+        }
+    })
+    .join()
+    .unwrap_or_else(|_| Err("thread panicked".into()))
+}
