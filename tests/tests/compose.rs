@@ -3,8 +3,8 @@
 //! compiled as this package's `e2e-*` binaries, as the quickstart test takes them; or
 //! `$MINIK8S_BIN`), `up -d` under a project name and an image tag of the test's own, three
 //! nodes that join with the bootstrap token and become Ready, a 6-replica Deployment whose pods
-//! run on more than one node, and a node container stopped (NotReady) and started again
-//! (Ready). `down -v` and the image's removal run on drop, also when the test fails.
+//! run on more than one node and reach each other across nodes (a ping), and a node container
+//! stopped (NotReady, its pods replaced on the other nodes) and started again (Ready). `down -v` and the image's removal run on drop, also when the test fails.
 //!
 //! It needs a Docker engine and Compose (`docker-compose` v1 or `docker compose` v2) and skips,
 //! saying why, where either is missing. Timings (image build, `up` to three Ready nodes) are
@@ -181,6 +181,29 @@ impl Lab {
             .collect()
     }
 
+    /// The Deployment's Running pods with an address and not being deleted (an evicted pod of
+    /// a lost node stays Terminating until the node is back or gone): (pod, node, pod IP).
+    fn running_pods(&self) -> Vec<(String, String, String)> {
+        let out = self.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            "app=spread",
+            "-o",
+            r#"jsonpath={range .items[*]}{.status.phase} {.metadata.name} {.spec.nodeName} {.status.podIP} {.metadata.deletionTimestamp}{"\n"}{end}"#,
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.strip_prefix("Running ")?.split(' ');
+                let (pod, node, ip) = (w.next()?, w.next()?, w.next()?);
+                let deleted = w.next().is_some_and(|t| !t.is_empty());
+                (!ip.is_empty() && !deleted)
+                    .then(|| (pod.to_string(), node.to_string(), ip.to_string()))
+            })
+            .collect()
+    }
+
     fn node_ready(&self, node: &str) -> Option<String> {
         self.node_readiness()
             .into_iter()
@@ -287,24 +310,23 @@ fn compose_cluster_joins_three_nodes_runs_pods_and_survives_a_node_stop() {
     let out = lab.kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let started = Instant::now();
-    let nodes = lab.wait(120, "6 Running pods on more than one node", || {
-        let out = lab.kubectl(&[
-            "get",
-            "pods",
-            "-l",
-            "app=spread",
-            "-o",
-            r#"jsonpath={range .items[*]}{.status.phase} {.spec.nodeName}{"\n"}{end}"#,
-        ]);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let running: Vec<&str> = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("Running "))
-            .collect();
-        let nodes: BTreeSet<String> = running.iter().map(|n| n.to_string()).collect();
-        (running.len() == 6 && nodes.len() > 1).then_some(nodes)
+    let pods = lab.wait(120, "6 Running pods on more than one node", || {
+        let running = lab.running_pods();
+        let nodes: BTreeSet<&str> = running.iter().map(|(_, n, _)| n.as_str()).collect();
+        (running.len() == 6 && nodes.len() > 1).then_some(running)
     });
+    let nodes: BTreeSet<&str> = pods.iter().map(|(_, n, _)| n.as_str()).collect();
     eprintln!("6 pods Running on {nodes:?} in {:.1?}", started.elapsed());
+
+    // a pod reaches a pod of another node (--route-pod-cidrs: host-gw routes between nodes)
+    let (from, from_node, _) = &pods[0];
+    let (_, to_node, to_ip) = pods.iter().find(|(_, n, _)| n != from_node).unwrap();
+    let out = lab.kubectl(&["exec", from, "--", "ping", "-c", "1", "-W", "5", to_ip]);
+    assert!(
+        out.status.success(),
+        "ping from {from} on {from_node} to {to_ip} on {to_node}:\n{}",
+        text(&out)
+    );
 
     // a node lost: NotReady once its Lease is older than the grace period (10 s here)
     let started = Instant::now();
@@ -313,6 +335,15 @@ fn compose_cluster_joins_three_nodes_runs_pods_and_survives_a_node_stop() {
         lab.node_ready("node-2").filter(|r| r != "True").map(drop)
     });
     eprintln!("node-2 NotReady {:.1?} after its stop", started.elapsed());
+    // its pods are evicted once their unreachable toleration (10 s) runs out, and replaced
+    lab.wait(90, "6 Running pods, none on node-2", || {
+        let running = lab.running_pods();
+        (running.len() == 6 && running.iter().all(|(_, n, _)| n != "node-2")).then_some(())
+    });
+    eprintln!(
+        "node-2's pods replaced on the other nodes {:.1?} after its stop",
+        started.elapsed()
+    );
 
     // and back: the kubelet reuses its kubelet.conf (no second join) and renews its Lease
     let started = Instant::now();
