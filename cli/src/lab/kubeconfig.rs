@@ -4,7 +4,6 @@
 //! clears `current-context` if it was the lab's. The file is the `--kubeconfig` flag's, else
 //! the first one `$KUBECONFIG` lists, else `~/.kube/config`.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use kube::config::Kubeconfig;
@@ -45,15 +44,7 @@ fn write(path: &Path, config: &Kubeconfig) -> Result<(), LabError> {
     if config.api_version.is_none() {
         yaml = format!("apiVersion: v1\nkind: Config\n{yaml}");
     }
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(yaml.as_bytes()))
-        .map_err(io_err("write", path))
+    super::write_private(path, yaml.as_bytes())
 }
 
 /// Merge the one-context kubeconfig `lab_yaml` into `path` under `name` and make it current.

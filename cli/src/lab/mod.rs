@@ -91,3 +91,17 @@ pub(crate) fn io_err(
     let path = path.into();
     move |source| LabError::Io { step, path, source }
 }
+
+/// Write `content` to `path`, readable by its owner only (credentials: kubeconfigs).
+pub fn write_private(path: &std::path::Path, content: &[u8]) -> Result<(), LabError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(content))
+        .map_err(io_err("write", path))
+}

@@ -395,7 +395,7 @@ impl Build<'_> {
     fn controllers(&mut self, pki: &client::pki::Pki) -> anyhow::Result<()> {
         let conf = self.dir.join("control-plane.conf");
         let yaml = pki.admin_kubeconfig(&self.spec.api_url())?;
-        write_private(&conf, &yaml)?;
+        crate::lab::write_private(&conf, yaml.as_bytes())?;
         let cp = self.spec.control_plane();
         let pki_dir = self.dir.join("pki");
         let controller = self.bins.controller.clone();
@@ -519,19 +519,6 @@ fn last_line(log: &Path) -> String {
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?.port())
-}
-
-fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(content.as_bytes()))
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// A client for a kubeconfig given as YAML.
