@@ -43,10 +43,12 @@ pub fn exists(name: &str) -> bool {
 /// another tool mounts the directory over itself, and could then be neither seen nor removed.
 fn shared_dir() -> Result<(), LabError> {
     std::fs::create_dir_all(NETNS_DIR).map_err(io_err("create", NETNS_DIR))?;
-    let fail = |step| move |errno| LabError::Netns {
-        name: NETNS_DIR.into(),
-        step,
-        errno,
+    let fail = |step| {
+        move |errno| LabError::Netns {
+            name: NETNS_DIR.into(),
+            step,
+            errno,
+        }
     };
     let share = || {
         mount(
