@@ -8,110 +8,50 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-use client::pki::{Credential, Pki, Sans};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
-use testkit::{free_port, ChildGuard, EtcdProcess};
+use testkit::SecureCluster;
 
 const TOKEN: &str = "abcdef.0123456789abcdef";
 
 /// The apiserver binary with TLS, the cluster CA for the admin's certificate, and bootstrap
 /// tokens enabled.
-struct Joinable {
-    _server: ChildGuard,
-    _etcd: EtcdProcess,
-    dir: tempfile::TempDir,
-    pki: Pki,
-    url: String,
-    admin: PathBuf,
-}
+struct Joinable(SecureCluster);
 
 impl Joinable {
-    fn start() -> Joinable {
-        let etcd = EtcdProcess::start();
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::create(&dir.path().join("pki"), &Sans::default()).unwrap();
-        let port = free_port();
-        let p = |name: &str| pki.dir().join(name);
-        let server = ChildGuard(
-            Command::new(env!("CARGO_BIN_EXE_minik8s-apiserver"))
-                .args(["--etcd-servers", &etcd.endpoint])
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .arg("--tls-cert-file")
-                .arg(p("apiserver.crt"))
-                .arg("--tls-private-key-file")
-                .arg(p("apiserver.key"))
-                .arg("--client-ca-file")
-                .arg(p("ca.crt"))
-                .arg("--enable-bootstrap-token-auth")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let url = format!("https://127.0.0.1:{port}");
-        let admin = dir.path().join("admin.conf");
-        std::fs::write(&admin, pki.admin_kubeconfig(&url).unwrap()).unwrap();
-        let j = Joinable {
-            _server: server,
-            _etcd: etcd,
-            dir,
-            pki,
-            url,
-            admin,
-        };
-        j.wait_ready();
-        j
+    async fn start() -> Joinable {
+        let cluster = SecureCluster::builder(env!("CARGO_BIN_EXE_minik8s-apiserver"))
+            .bootstrap_token_auth()
+            .start()
+            .await;
+        Joinable(cluster)
     }
 
     fn ca(&self) -> String {
-        self.pki.cert_path(Credential::Ca).display().to_string()
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.curl(None, "/readyz").0 != 200 {
-            assert!(Instant::now() < deadline, "the apiserver is not ready");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.0.ca().display().to_string()
     }
 
     /// `curl` verifying the server against the cluster CA, with `token` as bearer token:
     /// the HTTP code and the body as JSON (`Null` if it is not JSON).
     fn curl(&self, token: Option<&str>, path: &str) -> (u16, serde_json::Value) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-s", "--cacert", &self.ca()]);
-        if let Some(t) = token {
-            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-        }
-        let out = cmd
-            .args(["-w", "\n%{http_code}", &format!("{}{path}", self.url)])
-            .output()
-            .expect("run curl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-        let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
-        (code.parse().unwrap_or(0), body)
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(testkit::kubectl())
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kube-cache"))
-            .args(args)
-            .env("KUBECONFIG", "/dev/null")
-            .output()
-            .expect("run kubectl")
+        let header = token.map(|t| format!("Authorization: Bearer {t}"));
+        let extra = match &header {
+            Some(h) => vec!["-H", h.as_str()],
+            None => vec![],
+        };
+        let (code, body) = self.0.curl(&extra, path);
+        let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+        (code, body)
     }
 
     /// kubectl as kubernetes-admin (its client certificate); must succeed.
     fn admin(&self, args: &[&str]) -> String {
-        let admin = self.admin.display().to_string();
-        let out = self.kubectl(&[&["--kubeconfig", admin.as_str()][..], args].concat());
+        let admin = self.0.admin().display().to_string();
+        let out = self
+            .0
+            .kubectl(&[&["--kubeconfig", admin.as_str()][..], args].concat());
         assert!(
             out.status.success(),
             "kubectl {args:?}: {}",
@@ -125,13 +65,13 @@ impl Joinable {
         let ca = self.ca();
         let creds = [
             "--server",
-            &self.url,
+            self.0.url(),
             "--certificate-authority",
             &ca,
             "--token",
             token,
         ];
-        self.kubectl(&[&creds[..], args].concat())
+        self.0.kubectl(&[&creds[..], args].concat())
     }
 
     /// A token Secret as kubeadm makes one, with `extra` literals added.
@@ -171,14 +111,10 @@ fn expiration_in(secs: i64) -> String {
 async fn kube_client_with_token(j: &Joinable, token: &str) -> kube::Client {
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: joiner\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: lab\n  context: {{cluster: lab, user: joiner}}\ncurrent-context: lab\n",
-        j.url,
+        j.0.url(),
         j.ca()
     );
-    let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
+    testkit::secure::kube_client_from_yaml(&text).await
 }
 
 #[track_caller]
@@ -189,7 +125,7 @@ fn assert_401(got: (u16, serde_json::Value)) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_secret_created_a_moment_ago_lets_a_joining_node_in() {
-    let j = tokio::task::spawn_blocking(Joinable::start).await.unwrap();
+    let j = Joinable::start().await;
     assert_401(j.curl(Some(TOKEN), "/api/v1/nodes"));
 
     let expiration = expiration_in(3600);
@@ -241,7 +177,7 @@ async fn a_token_secret_created_a_moment_ago_lets_a_joining_node_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_expired_unusable_and_mistyped_tokens_are_401() {
-    let j = tokio::task::spawn_blocking(Joinable::start).await.unwrap();
+    let j = Joinable::start().await;
     let usable = "--from-literal=usage-bootstrap-authentication=true";
     let ty = "bootstrap.kubernetes.io/token";
     j.create_token("abcdef", "0123456789abcdef", ty, &[usable]);
@@ -288,7 +224,7 @@ async fn wrong_expired_unusable_and_mistyped_tokens_are_401() {
 /// nothing else; a wrong credential is 401 even there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_info_alone_is_readable_without_a_credential() {
-    let j = tokio::task::spawn_blocking(Joinable::start).await.unwrap();
+    let j = Joinable::start().await;
     let path = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
     let got = j.curl(None, path);
     common::assert_status(&got, 404, "NotFound");

@@ -9,9 +9,9 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use apiserver::kubelet_client::ClientCert;
-use client::pki::{Credential, Pki, Sans};
 use harness::*;
 use serde_json::json;
+use testkit::TempPki;
 
 /// `GET url` over TLS (the kubelet's certificate not verified) with `cert` as the client
 /// certificate: the status code, or the error that ended the connection.
@@ -36,26 +36,16 @@ async fn get_with_cert(url: &str, cert: Option<&ClientCert>) -> std::io::Result<
         .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))
 }
 
-/// The apiserver-kubelet-client credential of the PKI in `dir`.
-fn kubelet_client_cert(dir: &std::path::Path) -> ClientCert {
-    let pki = Pki::create(dir, &Sans::default()).unwrap();
-    let (cert, key) = pki.read_pair(Credential::ApiserverKubeletClient).unwrap();
-    ClientCert {
-        cert_pem: cert.into_bytes(),
-        key_pem: key.into_bytes(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn apiserver_reaches_the_kubelet_with_its_client_certificate() {
-    let pki_dir = tempfile::tempdir().unwrap();
-    let cert = kubelet_client_cert(pki_dir.path());
+    let pki = TempPki::create();
+    let cert = pki.kubelet_client_cert();
     let c = Cluster::with_config(ServerConfig {
         kubelet_client_cert: Some(cert.clone()),
         ..Default::default()
     })
     .await;
-    let ca = pki_dir.path().join("ca.crt");
+    let ca = pki.ca();
     // an empty token file: the kubelet API has no bearer token, only the client CA
     let node = format!("node-{}", rand_hex());
     let connect = ["--server", c.url()];
@@ -122,8 +112,7 @@ async fn apiserver_reaches_the_kubelet_with_its_client_certificate() {
         200
     );
     // a certificate of another CA ends the handshake
-    let other_dir = tempfile::tempdir().unwrap();
-    let other = kubelet_client_cert(other_dir.path());
+    let other = TempPki::create().kubelet_client_cert();
     let refused = get_with_cert(&format!("{base}/metrics"), Some(&other)).await;
     let refused = refused.expect_err("a certificate of another CA was accepted");
     assert!(refused.to_string().contains("alert"), "{refused}");

@@ -21,6 +21,8 @@
 //!   its client and kubectl; `kubectl.rs` finds the kubectl binary (`KUBECTL`, else `PATH`).
 //! - `component.rs`: [`Component`], a component binary as a process, its output captured, and
 //!   the holder of a leader-election Lease; `process.rs`: any child killed on drop.
+//! - `secure.rs`: [`SecureCluster`], the apiserver binary over HTTPS on a fresh `client::pki`
+//!   PKI ([`TempPki`]) with the admin's kubeconfig, as kubeadm leaves a cluster.
 //! - `node/` (feature `node`): [`Kubelet`], a real kubelet process with its own node name, root
 //!   dir and pod network, everything it leaves behind removed on drop; [`assert_nothing_left`].
 //! - `wait.rs`: [`wait_for`] a condition with a deadline, [`Task`]s aborted on drop;
@@ -38,6 +40,7 @@ pub mod kubectl;
 pub mod node;
 pub mod objects;
 pub mod process;
+pub mod secure;
 pub mod wait;
 
 pub use apiserver::testing::{EtcdProcess, TestServer};
@@ -47,4 +50,5 @@ pub use kubectl::kubectl;
 #[cfg(feature = "node")]
 pub use node::{assert_nothing_left, cgroup_root, container_pid, link_exists, Kubelet, TestNet};
 pub use process::{free_port, rand_hex, ChildGuard};
+pub use secure::{SecureCluster, TempPki};
 pub use wait::{poll, wait_for, Task};

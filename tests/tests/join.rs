@@ -12,16 +12,15 @@ mod cluster;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use client::pki::{Pki, Sans};
+use client::pki::Credential;
 use cluster::*;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
-use testkit::{free_port, Component, EtcdProcess};
+use testkit::{Component, SecureCluster};
 
 const APISERVER: &str = env!("CARGO_BIN_EXE_e2e-apiserver");
 const CONTROLLER: &str = env!("CARGO_BIN_EXE_e2e-controller");
@@ -29,57 +28,29 @@ const SCHEDULER: &str = env!("CARGO_BIN_EXE_e2e-scheduler");
 
 /// etcd and the control plane as processes, over HTTPS with client certificates and bootstrap
 /// tokens; the controller manager signs node CSRs with the cluster CA. Fields drop in order:
-/// the components, the apiserver, etcd, then the directory with the PKI.
+/// the components, then the apiserver, etcd and the directory with the PKI.
 struct TlsCluster {
     _components: Vec<Component>,
-    _apiserver: Component,
-    _etcd: EtcdProcess,
-    pki: Pki,
-    url: String,
-    /// The admin's kubeconfig (kubeadm's `admin.conf`).
-    admin: PathBuf,
+    secure: SecureCluster,
     client: kube::Client,
-    _dir: tempfile::TempDir,
 }
 
 impl TlsCluster {
     async fn start() -> TlsCluster {
-        let etcd = EtcdProcess::start();
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::create(&dir.path().join("pki"), &Sans::default()).unwrap();
-        let url = format!("https://127.0.0.1:{}", free_port());
-        let p = |name: &str| pki.dir().join(name).display().to_string();
-        let apiserver = Component::start(
-            APISERVER,
-            &[
-                "--etcd-servers",
-                &etcd.endpoint,
-                "--listen",
-                url.trim_start_matches("https://"),
-                "--tls-cert-file",
-                &p("apiserver.crt"),
-                "--tls-private-key-file",
-                &p("apiserver.key"),
-                "--client-ca-file",
-                &p("ca.crt"),
-                "--enable-bootstrap-token-auth",
-            ],
-            &[],
-        );
-        let admin = dir.path().join("admin.conf");
-        std::fs::write(&admin, pki.admin_kubeconfig(&url).unwrap()).unwrap();
-        let kc = kube::config::Kubeconfig::read_from(&admin).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        let client = kube::Client::try_from(config).unwrap();
+        let secure = SecureCluster::builder(APISERVER)
+            .bootstrap_token_auth()
+            .start()
+            .await;
+        let client = testkit::secure::kube_client(secure.admin()).await;
         let namespaces: Api<Namespace> = Api::all(client.clone());
         wait_for(30, "the apiserver's namespaces", || async {
             namespaces.get_opt("kube-public").await.ok()?.map(drop)
         })
         .await;
-        let admin_arg = admin.display().to_string();
-        let (cert, key) = (p("ca.crt"), p("ca.key"));
+        let admin_arg = secure.admin().display().to_string();
+        let pki = secure.pki();
+        let (cert, key) = (pki.cert_path(Credential::Ca), pki.key_path(Credential::Ca));
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
         let controller = Component::start(
             CONTROLLER,
             &[
@@ -100,13 +71,8 @@ impl TlsCluster {
         );
         TlsCluster {
             _components: vec![controller, scheduler],
-            _apiserver: apiserver,
-            _etcd: etcd,
-            pki,
-            url,
-            admin,
+            secure,
             client,
-            _dir: dir,
         }
     }
 
@@ -114,7 +80,7 @@ impl TlsCluster {
     async fn minikctl(&self, args: &[&str]) -> (i32, String, String) {
         let out = tokio::process::Command::new(MINIKCTL)
             .arg("--kubeconfig")
-            .arg(&self.admin)
+            .arg(self.secure.admin())
             .args(args)
             .env_remove("KUBECONFIG")
             .output()
@@ -144,12 +110,12 @@ fn join_flags(line: &str, c: &TlsCluster) -> Vec<String> {
     assert_eq!(flags.len(), 6, "{line}");
     assert_eq!(
         (flags[0].as_str(), flags[1].as_str()),
-        ("--server", c.url.as_str())
+        ("--server", c.secure.url())
     );
     assert_eq!(flags[2], "--bootstrap-token");
     assert_eq!(
         (flags[4].as_str(), flags[5].as_str()),
-        ("--ca-cert-hash", c.pki.ca_cert_hash().as_str())
+        ("--ca-cert-hash", c.secure.pki().ca_cert_hash().as_str())
     );
     flags
 }
@@ -212,7 +178,7 @@ async fn a_node_joins_with_a_bootstrap_token_and_the_ca_hash() {
     let expected = format!(
         "the cluster's CA does not match --ca-cert-hash: expected {}, got {}",
         wrong_hash[5],
-        c.pki.ca_cert_hash()
+        c.secure.pki().ca_cert_hash()
     );
     refused(&wrong_hash, &expected).await;
     assert!(c
