@@ -19,7 +19,8 @@
 #                    Debian's ca-certificates (see below)
 #   /lib, /usr/lib   every shared library these programs load, found with ldd, and the
 #                    dynamic loader
-# Needs root only to install the Debian packages that are missing.
+# Needs root only to install the Debian packages that are missing. The image carries the label
+# org.minik8s.compose=1; rebuilding a tag removes the image it named before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
@@ -109,7 +110,9 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
-for f in /etc/protocols /etc/services /etc/ethertypes; do [ -e "$f" ] && put "$f" "$f"; done
+for f in /etc/protocols /etc/services /etc/ethertypes; do
+  if [ -e "$f" ]; then put "$f" "$f"; fi
+done
 # The system's CA bundle. The cluster's own certificates need none of it, but a joining
 # kubelet's first, unverified request (kubelet/src/bootstrap.rs: discover_ca) still builds its
 # TLS client on the system's trust store, and fails where there is none.
@@ -123,6 +126,7 @@ WORKDIR /
 CMD ["/bin/sh"]
 EOF
 say "building $IMAGE ($(du -sh "$root" | cut -f1) of files)"
+old=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 # the legacy builder's deprecation notice is noise here: its output only on failure
 out=$(docker build --quiet --network none --label org.minik8s.compose=1 -t "$IMAGE" "$ctx" 2>&1) ||
   die "docker build failed: $out"
@@ -130,4 +134,7 @@ out=$(docker build --quiet --network none --label org.minik8s.compose=1 -t "$IMA
 docker run --rm --network none "$IMAGE" sh -c \
   'minikctl --version && minik8s-kubelet --version && etcd --version | head -1 && iptables --version' \
   >/dev/null || die "$IMAGE was built but its programs do not run"
+# the image this tag named before, unless a container still uses it: no dangling copies
+new=$(docker image inspect --format '{{.Id}}' "$IMAGE")
+[ -z "$old" ] || [ "$old" = "$new" ] || docker image rm "$old" >/dev/null 2>&1 || true
 say "built $IMAGE in $(($(date +%s) - start))s"
