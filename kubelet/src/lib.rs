@@ -4,7 +4,8 @@
 //! the PodSpec into runtime calls ([`container_config`], [`volumes`]), restarts containers as
 //! [`restart`] says, runs [`probes`] and reports [`status`] and [`events`]. [`server`] is its
 //! own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod down to the kernel),
-//! with the certificate of [`serving_cert`]. A new machine joins with a bootstrap token
+//! with the certificate of [`serving_cert`], on the address and for the callers [`endpoint`]
+//! decides (port 10250 of the node IP by default). A new machine joins with a bootstrap token
 //! through [`bootstrap`] (TLS bootstrapping: the CA pinned by its hash, a CSR for the node's
 //! own client certificate). With `--route-pod-cidrs`, [`pod_routes`] routes the other nodes'
 //! pod ranges through their addresses (flannel's host-gw); `--cleanup` is [`reset`], the
@@ -21,6 +22,7 @@ pub mod agent;
 pub mod bootstrap;
 pub mod container_config;
 pub mod cri;
+pub mod endpoint;
 pub mod events;
 pub mod inspect;
 pub mod metrics;

@@ -3,6 +3,7 @@
 //! runtime's per-container shim and its single-threaded helper for exec and network probes
 //! (`minik8s-kubelet --root DIR shim|exec|netns-probe ...`, internal).
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +15,10 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kubelet::agent;
 use kubelet::cri::RealRuntime;
+use kubelet::endpoint::{self, ApiFlags, ClientCa, KubeletApi};
 use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
 use kubelet::pod_worker::{self, Context, KubeApi};
-use kubelet::serving_cert::ServingCert;
 use runtime::network::{self, Network, NetworkConfig};
 use runtime::{exec, shim, Runtime};
 
@@ -78,15 +79,23 @@ struct Cli {
     /// InternalIP address reported for the node (default: the --listen address when it is a
     /// specific one, else the source address of the default route, see `node_ip.rs`).
     #[arg(long)]
-    node_ip: Option<String>,
-    /// Address of the kubelet API (logs, exec, healthz, metrics), e.g. 127.0.0.1:10250.
+    node_ip: Option<IpAddr>,
+    /// Port of the kubelet API on the node IP, when --listen is not given.
+    #[arg(long, default_value_t = endpoint::DEFAULT_PORT)]
+    port: u16,
+    /// Address of the kubelet API (logs, exec, healthz, metrics), e.g. 127.0.0.1:10250,
+    /// instead of --port on the node IP; served even when no caller can authenticate (all but
+    /// /healthz then answer 401). Without it the API is served only when callers can
+    /// authenticate (--client-ca-file, --auth-token-file, or the CA of a join); see
+    /// `endpoint.rs`.
     #[arg(long)]
-    listen: Option<std::net::SocketAddr>,
+    listen: Option<SocketAddr>,
     /// File holding the bearer token callers (the apiserver) must present to the kubelet API.
     #[arg(long)]
     auth_token_file: Option<PathBuf>,
     /// PEM CA bundle: a client certificate chaining to it authenticates callers of the kubelet
-    /// API (the apiserver's `--kubelet-client-certificate`); requested, not required.
+    /// API (the apiserver's `--kubelet-client-certificate`); requested, not required. Default
+    /// with --bootstrap-token: the cluster CA in <root-dir>/kubelet.conf, as kubeadm sets it.
     #[arg(long)]
     client_ca_file: Option<PathBuf>,
     /// PEM certificate of the kubelet API (HTTPS). Without it (and --tls-private-key-file)
@@ -251,14 +260,15 @@ async fn run(mut cli: Cli) -> Result<()> {
         // the API's own address when it is a specific one (the apiserver dials the node's
         // InternalIP for logs and exec), else the default route's source address
         let listen_ip = cli.listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
-        cli.node_ip = listen_ip
-            .or_else(kubelet::node_ip::detect)
-            .map(|ip| ip.to_string());
+        cli.node_ip = listen_ip.or_else(kubelet::node_ip::detect);
         match &cli.node_ip {
             Some(ip) => tracing::info!(node_ip = %ip, "node IP chosen"),
             None => tracing::warn!("no default route to take the node IP from: pass --node-ip"),
         }
     }
+    // bound before the node is touched: a port in use ends the start here, in one line
+    let api = KubeletApi::open(&api_flags(&cli, &node_name))?;
+    let node_ip = cli.node_ip.map(|ip| ip.to_string());
     let mut runtime = Runtime::open(&runtime_root)
         .with_context(|| format!("opening the runtime under {}", runtime_root.display()))?;
     runtime.cgroup_parent = cli.cgroup_root.clone();
@@ -267,9 +277,9 @@ async fn run(mut cli: Cli) -> Result<()> {
 
     let node_cfg = NodeConfig {
         name: node_name.clone(),
-        node_ip: cli.node_ip.clone(),
+        node_ip: node_ip.clone(),
         pod_cidr: cli.pod_cidr.clone(),
-        kubelet_port: cli.listen.map_or(0, |a| a.port() as i32),
+        kubelet_port: api.as_ref().map_or(0, |a| a.port().into()),
         root_dir: cli.root_dir.clone(),
     };
     register_node(&client, node_cfg, cli.lease_interval).await;
@@ -283,7 +293,7 @@ async fn run(mut cli: Cli) -> Result<()> {
         client: client.clone(),
         runtime: Arc::new(RealRuntime::new(runtime, registry)),
         node_name: node_name.clone(),
-        node_ip: cli.node_ip.clone(),
+        node_ip,
         root_dir: cli.root_dir.clone(),
         backoff_base: cli.backoff_base,
         backoff_max: Duration::from_secs(300),
@@ -324,8 +334,8 @@ async fn run(mut cli: Cli) -> Result<()> {
         let (client, node) = (ctx.client.clone(), node_name.clone());
         tokio::spawn(kubelet::pod_routes::run(client, node, None));
     }
-    if let Some(addr) = cli.listen {
-        serve_api(&cli, addr, ctx.clone())?;
+    if let Some(api) = api {
+        api.serve(ctx.clone());
     }
     tracing::info!(node = %node_name, "kubelet started");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -363,6 +373,29 @@ async fn api_client(cli: &Cli, node_name: &str) -> Result<kube::Client> {
     Ok(kubelet::bootstrap::client(&join).await?)
 }
 
+/// The kubelet API's flags; a node joining with a bootstrap token takes the cluster CA of its
+/// `kubelet.conf` as the client CA unless `--client-ca-file` is given (`kubelet::endpoint`).
+fn api_flags(cli: &Cli, node_name: &str) -> ApiFlags {
+    let kubelet_conf = cli.root_dir.join("kubelet.conf");
+    let joined = cli
+        .bootstrap_token
+        .is_some()
+        .then_some(kubelet_conf.as_path());
+    ApiFlags {
+        node_name: node_name.to_string(),
+        node_ip: cli.node_ip,
+        port: cli.port,
+        listen: cli.listen,
+        auth_token_file: cli.auth_token_file.clone(),
+        client_ca: ClientCa::from_flags(cli.client_ca_file.as_deref(), joined),
+        tls_pair: cli
+            .tls_cert_file
+            .clone()
+            .zip(cli.tls_private_key_file.clone()),
+        pki_dir: cli.root_dir.join("pki"),
+    }
+}
+
 /// Registers the Node (retrying until the apiserver answers), then keeps its Lease and its
 /// status fresh in the background.
 async fn register_node(client: &kube::Client, node_cfg: NodeConfig, lease_interval: Duration) {
@@ -382,45 +415,6 @@ async fn register_node(client: &kube::Client, node_cfg: NodeConfig, lease_interv
         lease_interval,
     ));
     tokio::spawn(node::status_loop(nodes, node_cfg, status, lease_interval));
-}
-
-/// Starts the kubelet API on `addr` (HTTPS): the given certificate, else a self-signed one
-/// for the node's names; the bearer token from `--auth-token-file`.
-fn serve_api(cli: &Cli, addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<()> {
-    let token = match &cli.auth_token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("reading {}", f.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let cert = match (&cli.tls_cert_file, &cli.tls_private_key_file) {
-        (Some(c), Some(k)) => ServingCert::from_files(c, k)?,
-        _ => {
-            let mut names = vec![ctx.node_name.clone(), addr.ip().to_string()];
-            names.extend(cli.node_ip.clone());
-            names.sort();
-            names.dedup();
-            ServingCert::self_signed(&cli.root_dir.join("pki"), &names)?
-        }
-    };
-    let client_ca = match &cli.client_ca_file {
-        Some(f) => Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?),
-        None => None,
-    };
-    let tls =
-        kubelet::server::tls_config(&cert, client_ca.as_deref()).context("kubelet API TLS")?;
-    let listener =
-        std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(%addr, client_ca = client_ca.is_some(), "kubelet API listening (HTTPS)");
-    tokio::spawn(async move {
-        if let Err(e) = kubelet::server::serve(listener, tls, ctx, token).await {
-            tracing::error!(error = %e, "kubelet API");
-        }
-    });
-    Ok(())
 }
 
 /// Without `--pod-cidr`: wait for the Node's spec.podCIDR (set by the controller's node IPAM),

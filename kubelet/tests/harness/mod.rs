@@ -9,6 +9,8 @@ mod netns;
 
 use std::ffi::OsString;
 
+use apiserver::kubelet_client::ClientCert;
+
 pub use netns::{ip, Netns};
 
 pub use testkit::objects::{condition, container_status, phase};
@@ -28,4 +30,27 @@ pub fn bin() -> OsString {
 /// Start a kubelet for a fresh node `node-<hex>` against `cluster`, with `extra` flags.
 pub fn start_kubelet(cluster: &Cluster, extra: &[&str]) -> Kubelet {
     Kubelet::start(bin(), cluster, &format!("node-{}", rand_hex()), extra)
+}
+
+/// `GET url` over TLS (the kubelet's certificate not verified) with `cert` as the client
+/// certificate: the status code, or the error that ended the connection.
+pub async fn get_with_cert(url: &str, cert: Option<&ClientCert>) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("https://").expect("an https URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let config = apiserver::kubelet_client::tls_config(None, cert)?;
+    let mut s = apiserver::kubelet_client::connect(host, config).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    if let Err(e) = s.read_to_end(&mut buf).await {
+        if buf.is_empty() {
+            return Err(e);
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))
 }
