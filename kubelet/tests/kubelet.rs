@@ -1040,18 +1040,21 @@ async fn pods_get_ips_reach_each_other_and_the_node_and_nothing_is_left() {
             .filter(|n| n.starts_with("10."))
             .collect()
     };
+    // the teardown detaches the pod from the network, then removes its sandbox: wait for both
+    let sandboxes = || k.runtime().sandbox_ids();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while veths.iter().any(|v| link_exists(v)) || !allocated().is_empty() {
+    while veths.iter().any(|v| link_exists(v)) || !allocated().is_empty() || !sandboxes().is_empty()
+    {
         assert!(
             Instant::now() < deadline,
-            "left behind: veths {:?}, addresses {:?}\n{}",
+            "left behind: veths {:?}, addresses {:?}, sandboxes {:?}\n{}",
             veths.iter().filter(|v| link_exists(v)).collect::<Vec<_>>(),
             allocated(),
+            sandboxes(),
             k.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(k.runtime().sandbox_ids().is_empty());
 
     // stopping the kubelet removes the bridge and every rule of ours
     k.terminate();
