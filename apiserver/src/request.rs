@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn unknown_things_are_404() {
         let q = Query::default();
-        assert!(parse(&Method::GET, "/api/v1/services", &q).is_err());
+        assert!(parse(&Method::GET, "/api/v1/serviceaccounts", &q).is_err());
         assert!(parse(&Method::GET, "/apis/batch/v1/jobs", &q).is_err());
         assert!(parse(
             &Method::GET,

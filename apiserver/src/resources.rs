@@ -2,7 +2,8 @@
 //!
 //! A Kubernetes URL names a *resource* (plural, lowercase: `deployments`), which holds objects
 //! of one *kind* (`Deployment`). This table is the single source for routing, discovery,
-//! OpenAPI, storage keys and error messages; adding a resource starts here.
+//! OpenAPI, storage keys and error messages; adding a resource starts here. Services and
+//! Endpoints are stored where kube-apiserver keeps them, `/registry/services/{specs,endpoints}/`.
 
 /// One served resource.
 #[derive(Debug)]
@@ -158,6 +159,31 @@ pub static RESOURCES: &[Resource] = &[
         categories: &[],
     },
     Resource {
+        group: "",
+        version: "v1",
+        plural: "services",
+        singular: "service",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        // kube-apiserver's layout: Services and Endpoints share the `services/` directory.
+        storage: "services/specs",
+        subresources: &["status"],
+        categories: &["all"],
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "endpoints",
+        singular: "endpoints",
+        kind: "Endpoints",
+        namespaced: true,
+        short_names: &["ep"],
+        storage: "services/endpoints",
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
         group: "apps",
         version: "v1",
         plural: "deployments",
@@ -202,6 +228,18 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &[],
         storage: "leases",
+        subresources: &[],
+        categories: &[],
+    },
+    Resource {
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        kind: "EndpointSlice",
+        namespaced: true,
+        short_names: &[],
+        storage: "endpointslices",
         subresources: &[],
         categories: &[],
     },

@@ -38,6 +38,9 @@ pub fn apply_defaults(resource: &str, obj: &mut Value) {
         "namespaces" => with_typed(obj, default_namespace),
         "nodes" => with_typed(obj, default_node),
         "secrets" => default_secret(obj),
+        "services" => with_typed(obj, super::services::default_service),
+        "endpoints" => with_typed(obj, super::services::default_endpoints),
+        "endpointslices" => with_typed(obj, super::services::default_endpoint_slice),
         // Events, leases and ConfigMaps have no defaulting in the real apiserver.
         _ => {}
     }

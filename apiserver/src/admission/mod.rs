@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 pub mod certificates;
 pub mod config_data;
 pub mod defaults;
+pub mod services;
 pub mod strict;
 pub mod validation;
 
@@ -324,6 +325,9 @@ pub fn kind_of(resource: &str) -> Option<(&'static str, &'static str)> {
         "deployments" => ("Deployment", "apps"),
         "replicasets" => ("ReplicaSet", "apps"),
         "leases" => ("Lease", "coordination.k8s.io"),
+        "services" => ("Service", ""),
+        "endpoints" => ("Endpoints", ""),
+        "endpointslices" => ("EndpointSlice", "discovery.k8s.io"),
         "certificatesigningrequests" => ("CertificateSigningRequest", "certificates.k8s.io"),
         _ => return None,
     })
@@ -345,7 +349,7 @@ pub(crate) fn is_events_v1(obj: &Value) -> bool {
 /// Decodes `obj` into the k8s-openapi type of `resource` and encodes it back: what the Go
 /// apiserver's decoder keeps of an object. `Ok(None)` for resources without a typed schema here.
 pub(crate) fn typed_roundtrip(resource: &str, obj: &Value) -> Result<Option<Value>, String> {
-    use k8s_openapi::api::{apps, certificates, coordination, core, events};
+    use k8s_openapi::api::{apps, certificates, coordination, core, discovery, events};
     fn rt<T: serde::de::DeserializeOwned + serde::Serialize>(
         obj: &Value,
     ) -> Result<Option<Value>, String> {
@@ -366,6 +370,9 @@ pub(crate) fn typed_roundtrip(resource: &str, obj: &Value) -> Result<Option<Valu
         "deployments" => rt::<apps::v1::Deployment>(obj),
         "replicasets" => rt::<apps::v1::ReplicaSet>(obj),
         "leases" => rt::<coordination::v1::Lease>(obj),
+        "services" => rt::<core::v1::Service>(obj),
+        "endpoints" => rt::<core::v1::Endpoints>(obj),
+        "endpointslices" => rt::<discovery::v1::EndpointSlice>(obj),
         "certificatesigningrequests" => rt::<certificates::v1::CertificateSigningRequest>(obj),
         _ => Ok(None),
     }

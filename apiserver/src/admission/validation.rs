@@ -12,7 +12,8 @@ use serde_json::Value;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Cause;
@@ -24,6 +25,7 @@ pub mod meta;
 pub mod names;
 pub mod pod;
 pub mod resources;
+pub mod services;
 pub mod workloads;
 
 use meta::NameRule;
@@ -53,10 +55,10 @@ fn has_selector(obj: &Value) -> bool {
 /// The field errors of a new object of `resource` (`pods`, `deployments`, ...). Resources this
 /// module does not know get metadata validation only.
 pub fn validate_create(resource: &str, obj: &Value) -> Vec<Cause> {
-    let rule = if resource == "namespaces" {
-        NameRule::Label
-    } else {
-        NameRule::Subdomain
+    let rule = match resource {
+        "namespaces" => NameRule::Label,
+        "services" => NameRule::Dns1035Label,
+        _ => NameRule::Subdomain,
     };
     let namespaced = super::is_namespaced(resource);
     // Core/v1 events skip metadata validation entirely (legacy compatibility).
@@ -81,6 +83,11 @@ pub fn validate_create(resource: &str, obj: &Value) -> Vec<Cause> {
             decode::<CertificateSigningRequest>(obj).map(|c| certificates::validate_csr(&c))
         }
         "events" => Ok(cluster::validate_event(obj)),
+        "services" => decode::<Service>(obj).map(|s| services::validate_service(&s)),
+        "endpoints" => decode::<Endpoints>(obj).map(|e| services::validate_endpoints(&e)),
+        "endpointslices" => {
+            decode::<EndpointSlice>(obj).map(|e| services::validate_endpoint_slice(&e))
+        }
         _ => Ok(Vec::new()),
     };
     causes.extend(spec_causes.unwrap_or_else(|e| e));
@@ -127,6 +134,9 @@ pub fn validate_update(resource: &str, new: &Value, old: &Value) -> Vec<Cause> {
             "configmaps" => config::validate_config_map_update(&decode(new)?, &decode(old)?),
             "secrets" => config::validate_secret_update(&decode(new)?, &decode(old)?),
             "events" => cluster::validate_event(new),
+            "services" => services::validate_service_update(&decode(new)?, &decode(old)?),
+            "endpoints" => services::validate_endpoints(&decode(new)?),
+            "endpointslices" => services::validate_endpoint_slice(&decode(new)?),
             _ => Vec::new(),
         })
     })();

@@ -206,6 +206,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, serd
 /// stored JSON is canonical (unknown fields dropped, like the real decoder).
 pub fn normalize(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
     use k8s_openapi::api::certificates::v1 as certificates;
+    use k8s_openapi::api::discovery::v1 as discovery;
     use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
     let r = match resource.storage {
         "pods" => roundtrip::<core::Pod>(obj),
@@ -215,6 +216,9 @@ pub fn normalize(resource: &Resource, obj: &Value) -> Result<Value, ApiError> {
         "deployments" => roundtrip::<apps::Deployment>(obj),
         "replicasets" => roundtrip::<apps::ReplicaSet>(obj),
         "leases" => roundtrip::<coord::Lease>(obj),
+        "services/specs" => roundtrip::<core::Service>(obj),
+        "services/endpoints" => roundtrip::<core::Endpoints>(obj),
+        "endpointslices" => roundtrip::<discovery::EndpointSlice>(obj),
         "certificatesigningrequests" => roundtrip::<certificates::CertificateSigningRequest>(obj),
         "configmaps" => return normalize_bytes::<core::ConfigMap>(resource, obj, "binaryData"),
         "secrets" => return normalize_bytes::<core::Secret>(resource, obj, "data"),

@@ -28,6 +28,10 @@ pub enum Schema {
     Node,
     /// `v1 Namespace`.
     Namespace,
+    /// `v1 Service`.
+    Service,
+    /// `ServiceSpec`: ports merge by `port`.
+    ServiceSpec,
     /// Any other kind: only `metadata` is known.
     OtherKind,
     /// `ObjectMeta`.
@@ -77,6 +81,7 @@ impl Schema {
             "Deployment" | "ReplicaSet" => Schema::Workload,
             "Node" => Schema::Node,
             "Namespace" => Schema::Namespace,
+            "Service" => Schema::Service,
             _ => Schema::OtherKind,
         }
     }
@@ -86,16 +91,21 @@ impl Schema {
         use ListStrategy::*;
         use Schema::*;
         match (self, name) {
-            (Pod | Workload | Node | Namespace | OtherKind | PodTemplateSpec, "metadata") => {
-                field(Atomic, ObjectMeta)
-            }
+            (
+                Pod | Workload | Node | Namespace | Service | OtherKind | PodTemplateSpec,
+                "metadata",
+            ) => field(Atomic, ObjectMeta),
             (ObjectMeta, "finalizers") => field(MergeSet, Opaque),
             (ObjectMeta, "ownerReferences") => by_key("uid"),
 
             (Pod | PodTemplateSpec, "spec") => field(Atomic, PodSpec),
             (Pod, "status") => field(Atomic, PodStatus),
             (Workload, "spec") => field(Atomic, WorkloadSpec),
-            (Workload | Namespace, "status") => field(Atomic, ConditionsStatus),
+            (Workload | Namespace | Service, "status") => field(Atomic, ConditionsStatus),
+            // `ServicePort` is tagged `patchMergeKey:"port"` (its list-map keys for
+            // server-side apply are port and protocol).
+            (Service, "spec") => field(Atomic, ServiceSpec),
+            (ServiceSpec, "ports") => by_key("port"),
             (WorkloadSpec, "template") => field(Atomic, PodTemplateSpec),
             (ConditionsStatus, "conditions") => by_key("type"),
 
@@ -143,6 +153,13 @@ mod tests {
             containers.schema.field("volumeMounts").list,
             ListStrategy::MergeByKey("mountPath")
         );
+    }
+
+    #[test]
+    fn service_ports_merge_by_port() {
+        let spec = Schema::for_kind("Service").field("spec").schema;
+        assert_eq!(spec.field("ports").list, ListStrategy::MergeByKey("port"));
+        assert_eq!(spec.field("clusterIPs").list, ListStrategy::Atomic);
     }
 
     #[test]

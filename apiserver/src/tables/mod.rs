@@ -9,6 +9,7 @@ mod certificates;
 mod cluster;
 mod config;
 mod pods;
+mod services;
 mod workloads;
 
 use serde_json::{json, Value};
@@ -37,6 +38,9 @@ pub fn column_definitions(resource: &str) -> Vec<Value> {
         "configmaps" => config::CONFIGMAP_COLUMNS,
         "secrets" => config::SECRET_COLUMNS,
         "certificatesigningrequests" => certificates::CSR_COLUMNS,
+        "services" => services::SERVICE_COLUMNS,
+        "endpoints" => services::ENDPOINTS_COLUMNS,
+        "endpointslices" => services::ENDPOINT_SLICE_COLUMNS,
         _ => DEFAULT_COLUMNS,
     };
     cols.iter().map(Col::to_json).collect()
@@ -55,6 +59,9 @@ pub fn row(resource: &str, obj: &Value, now: jiff::Timestamp, include: IncludeOb
         "configmaps" => json!({"cells": config::configmap_cells(obj, now)}),
         "secrets" => json!({"cells": config::secret_cells(obj, now)}),
         "certificatesigningrequests" => json!({"cells": certificates::csr_cells(obj, now)}),
+        "services" => json!({"cells": services::service_cells(obj, now)}),
+        "endpoints" => json!({"cells": services::endpoints_cells(obj, now)}),
+        "endpointslices" => json!({"cells": services::endpoint_slice_cells(obj, now)}),
         _ => {
             json!({"cells": [name(obj), obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)]})
         }

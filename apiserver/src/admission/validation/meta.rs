@@ -16,6 +16,8 @@ pub enum NameRule {
     Subdomain,
     /// `NameIsDNSLabel`: namespaces.
     Label,
+    /// `ValidateServiceName` (`NameIsDNS1035Label`): services.
+    Dns1035Label,
 }
 
 impl NameRule {
@@ -23,6 +25,7 @@ impl NameRule {
         match self {
             NameRule::Subdomain => names::dns1123_subdomain(v),
             NameRule::Label => names::dns1123_label(v),
+            NameRule::Dns1035Label => names::dns1035_label(v),
         }
     }
 }

@@ -78,6 +78,22 @@ pub fn dns1123_label(v: &str) -> Vec<String> {
     errs
 }
 
+/// `IsDNS1035Label`: Service names, which become DNS labels that must not start with a digit.
+pub fn dns1035_label(v: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if v.len() > 63 {
+        errs.push(max_len_error(63));
+    }
+    if !is_label_shape(v) || !v.as_bytes()[0].is_ascii_lowercase() {
+        errs.push(regex_error(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
+            "[a-z]([-a-z0-9]*[a-z0-9])?",
+            &["my-name", "abc-123"],
+        ));
+    }
+    errs
+}
+
 /// `IsDNS1123Subdomain`: most object names.
 pub fn dns1123_subdomain(v: &str) -> Vec<String> {
     let mut errs = Vec::new();
