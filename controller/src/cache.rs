@@ -5,7 +5,8 @@
 //! After an apiserver outage every watch reconnects and, if its resourceVersion is older than
 //! what the apiserver still remembers (a restarted apiserver starts a fresh watch cache), it is
 //! answered `410 Gone` and lists again. [`watch`] does both the way client-go's reflector does:
-//! each watch backs off on its own, and a 410 relists at once. Read next: `node_lifecycle.rs`.
+//! each watch backs off on its own, and a 410 relists at once. A resource the apiserver does
+//! not serve (404) is said once per watch, not at every retry. Read next: `node_lifecycle.rs`.
 
 use std::fmt::Debug;
 
@@ -45,15 +46,37 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     let resource = api.resource_url().to_string();
+    // Whether this watch has already said that the apiserver does not serve its resource.
+    let mut said_not_served = false;
     watcher(api, watcher::Config::default())
         .filter(|event| future::ready(!is_gone(event)))
         .default_backoff()
         .filter(move |event| {
-            if let Err(error) = event {
-                warn!(%resource, %error, "watch failed; retrying after a back-off");
+            match event {
+                Ok(_) => said_not_served = false,
+                Err(error) if is_not_served(error) => {
+                    if !said_not_served {
+                        warn!(%resource, %error, "the apiserver does not serve this resource (yet); retrying after a back-off");
+                        said_not_served = true;
+                    } else {
+                        debug!(%resource, "still not served; retrying after a back-off");
+                    }
+                }
+                Err(error) => warn!(%resource, %error, "watch failed; retrying after a back-off"),
             }
             future::ready(event.is_ok())
         })
+}
+
+/// Is this the apiserver answering `404 Not Found` for the resource itself (an older
+/// apiserver, or one that does not serve it yet)? Said once per watch, not at every retry.
+fn is_not_served(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code == 404,
+        watcher::Error::WatchError(s) => s.code == 404,
+        _ => false,
+    }
 }
 
 /// A `Controller` of `api`'s objects whose own watch is [`watch`].
@@ -105,5 +128,23 @@ mod tests {
         assert!(is_gone::<Pod>(&status(410)));
         assert!(!is_gone::<Pod>(&status(500)));
         assert!(!is_gone::<Pod>(&Ok(watcher::Event::Init)));
+    }
+
+    #[test]
+    fn a_404_means_the_resource_is_not_served() {
+        let api_error = |code| {
+            let mut s = kube::core::Status::failure("not found", "NotFound");
+            s.code = code;
+            kube::Error::Api(Box::new(s))
+        };
+        assert!(is_not_served(&watcher::Error::InitialListFailed(
+            api_error(404)
+        )));
+        assert!(is_not_served(&watcher::Error::WatchStartFailed(api_error(
+            404
+        ))));
+        assert!(!is_not_served(&watcher::Error::InitialListFailed(
+            api_error(500)
+        )));
     }
 }
