@@ -11,9 +11,9 @@ use clap::Parser;
 use client::connect::ClusterFlags;
 use client::leader::{default_identity, run_as_leader_until, LeaderConfig};
 
-/// Run the minik8s controllers (ReplicaSet, Deployment, garbage collector, namespace, node
-/// lifecycle, node IPAM, pod GC; CSR approval and signing with a signing CA) against an
-/// apiserver.
+/// Run the minik8s controllers (ReplicaSet, Deployment, EndpointSlice, garbage collector,
+/// namespace, node lifecycle, node IPAM, pod GC; CSR approval and signing with a signing CA)
+/// against an apiserver.
 #[derive(Parser, Debug)]
 #[command(name = "minik8s-controller", version)]
 struct Flags {

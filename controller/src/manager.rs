@@ -13,6 +13,7 @@ pub async fn run(client: kube::Client, config: Config) {
     tokio::select! {
         _ = crate::replicaset::run(client.clone()) => {}
         _ = crate::deployment::run(client.clone()) => {}
+        _ = crate::endpointslice::run(client.clone()) => {}
         _ = crate::garbage_collector::run(client.clone()) => {}
         _ = crate::namespace::run(client.clone()) => {}
         _ = crate::node_lifecycle::run(client.clone(), (&config).into()) => {}

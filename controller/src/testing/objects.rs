@@ -9,7 +9,8 @@ use k8s_openapi::api::apps::v1::{
     RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
+    Container, ContainerPort, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service,
+    ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
@@ -123,6 +124,42 @@ impl PodBuilder {
     /// Created at `second`.
     pub fn created_at(mut self, second: i64) -> Self {
         self.0.metadata.creation_timestamp = Some(at(second));
+        self
+    }
+
+    /// Given the IP `ip` (`status.podIP` and `podIPs`), as the kubelet reports it.
+    pub fn ip(mut self, ip: &str) -> Self {
+        let status = self.0.status.as_mut().expect("a status");
+        status.pod_ip = Some(ip.into());
+        status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP { ip: ip.into() }]);
+        self
+    }
+
+    /// Being deleted (`deletionTimestamp` set, within its grace period).
+    pub fn terminating(mut self) -> Self {
+        self.0.metadata.deletion_timestamp = Some(at(1000));
+        self
+    }
+
+    /// A container `c` exposing the TCP port `name` = `number` (added to those it has).
+    pub fn container_port(mut self, name: &str, number: i32) -> Self {
+        let spec = self.0.spec.as_mut().expect("a spec");
+        if spec.containers.is_empty() {
+            spec.containers.push(Container {
+                name: "c".into(),
+                image: Some("nginx:1".into()),
+                ..Default::default()
+            });
+        }
+        spec.containers[0]
+            .ports
+            .get_or_insert_with(Vec::new)
+            .push(ContainerPort {
+                name: Some(name.into()),
+                container_port: number,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            });
         self
     }
 
@@ -256,6 +293,82 @@ impl DeploymentBuilder {
     }
 
     pub fn build(self) -> Deployment {
+        self.0
+    }
+}
+
+/// A ClusterIP Service (`10.96.0.10`) selecting `app=web`, with the TCP port `http` 80 → 8080.
+pub fn service(name: &str) -> ServiceBuilder {
+    let mut metadata = meta(name);
+    metadata.labels = None;
+    ServiceBuilder(Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            cluster_ip: Some("10.96.0.10".into()),
+            selector: Some(labels(&[("app", "web")])),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                protocol: Some("TCP".into()),
+                target_port: Some(IntOrString::Int(8080)),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// See [`service`].
+pub struct ServiceBuilder(Service);
+
+impl ServiceBuilder {
+    fn spec(&mut self) -> &mut ServiceSpec {
+        self.0.spec.as_mut().expect("a spec")
+    }
+
+    /// Replace the selector.
+    pub fn selector(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.spec().selector = Some(labels(pairs));
+        self
+    }
+
+    /// Add the TCP port `name` = `port` whose targetPort is the container port named `target`.
+    pub fn named_port(mut self, name: &str, port: i32, target: &str) -> Self {
+        self.spec()
+            .ports
+            .get_or_insert_with(Vec::new)
+            .push(ServicePort {
+                name: Some(name.into()),
+                port,
+                protocol: Some("TCP".into()),
+                target_port: Some(IntOrString::String(target.into())),
+                ..Default::default()
+            });
+        self
+    }
+
+    /// `type: ExternalName` for `host`: a DNS alias, no selector, no cluster IP.
+    pub fn external_name(mut self, host: &str) -> Self {
+        let spec = self.spec();
+        spec.type_ = Some("ExternalName".into());
+        spec.external_name = Some(host.into());
+        spec.cluster_ip = None;
+        self
+    }
+
+    /// A label on the Service.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.0
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+        self
+    }
+
+    pub fn build(self) -> Service {
         self.0
     }
 }
