@@ -41,13 +41,16 @@ pub enum Error {
     },
 }
 
-/// The kinds whose ownership the collector follows (owners and dependents).
+/// The kinds whose ownership the collector follows (owners and dependents). A Service owns
+/// the EndpointSlices the endpointslice controller writes for it.
 fn kinds() -> Vec<ApiResource> {
-    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core};
+    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, discovery::v1 as discovery};
     vec![
         ApiResource::erase::<core::Pod>(&()),
         ApiResource::erase::<apps::ReplicaSet>(&()),
         ApiResource::erase::<apps::Deployment>(&()),
+        ApiResource::erase::<core::Service>(&()),
+        ApiResource::erase::<discovery::EndpointSlice>(&()),
     ]
 }
 
