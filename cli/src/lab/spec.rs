@@ -19,8 +19,6 @@ pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 240, 0, 1);
 pub const CONTROL_PLANE_IP: Ipv4Addr = Ipv4Addr::new(10, 240, 0, 2);
 /// The apiserver's port inside the lab.
 pub const API_PORT: u16 = 6443;
-/// The kubelets' API port.
-pub const KUBELET_PORT: u16 = 10250;
 /// The pod network, a /24 per node.
 pub const CLUSTER_CIDR: &str = "10.244.0.0/16";
 /// Most nodes a lab may have (node addresses run from .11).

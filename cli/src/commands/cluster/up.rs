@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
 use crate::lab::daemon::{self, Launch, Role};
-use crate::lab::spec::{self, Host, LabSpec, API_PORT, CONTROL_PLANE_IP, KUBELET_PORT};
+use crate::lab::spec::{self, Host, LabSpec, API_PORT, CONTROL_PLANE_IP};
 use crate::lab::state::{LabState, NodeRecord};
 use crate::lab::{kubeconfig, netns, wire};
 use crate::printer::emit;
@@ -429,17 +429,18 @@ impl Build<'_> {
             cgroup_root: cgroup_root.clone(),
         });
         let kubelet = self.bins.kubelet.clone();
-        let ca = self.dir.join("pki").join("ca.crt");
+        // The join command as `token create --print-join-command` prints it, and no more:
+        // the kubelet finds its address from its default route, serves its API there on
+        // 10250 and trusts the cluster CA it pinned for the apiserver's client certificate,
+        // as a real machine joining would.
         #[rustfmt::skip]
         let argv = args([
-            &"--node-name", &host.name,
-            &"--root-dir", &root_dir,
             &"--server", &self.spec.api_url(),
             &"--bootstrap-token", &join.token,
             &"--ca-cert-hash", &join.ca_hash,
+            &"--node-name", &host.name,
+            &"--root-dir", &root_dir,
             &"--cgroup-root", &cgroup_root,
-            &"--listen", &format!("{}:{KUBELET_PORT}", host.ip),
-            &"--client-ca-file", &ca,
             &"--lease-interval", &"2s",
             // the other nodes' pod ranges via their addresses, across the switch (host-gw)
             &"--route-pod-cidrs",
