@@ -1,6 +1,6 @@
 //! Command-line flags of `minik8s-apiserver`, named like kube-apiserver's where one exists.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +69,17 @@ pub struct Flags {
     /// none: how long pods stay bound to a lost node (labs use a few seconds).
     #[arg(long = "default-unreachable-toleration-seconds", default_value_t = 300)]
     pub default_unreachable_toleration_seconds: i64,
+    /// CIDR Services' ClusterIPs are allocated from; its first address is the `kubernetes`
+    /// Service's.
+    #[arg(long = "service-cluster-ip-range", default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: crate::allocator::IpRange,
+    /// Ports NodePort Services' node ports are allocated from (inclusive).
+    #[arg(long = "service-node-port-range", default_value = "30000-32767")]
+    pub service_node_port_range: crate::allocator::PortRange,
+    /// The IP the `kubernetes` Service's endpoints name (default: the --listen address, or
+    /// when that is unspecified, the address of the interface towards the default route).
+    #[arg(long = "advertise-address")]
+    pub advertise_address: Option<IpAddr>,
 }
 
 impl Flags {
@@ -100,13 +111,49 @@ impl Flags {
             kubelet_token: None,
             kubelet_ca_pem: None,
             kubelet_client_cert: None,
+            service_ranges: crate::allocator::ServiceRanges {
+                cluster_ip: self.service_cluster_ip_range,
+                node_port: self.service_node_port_range,
+            },
+            advertise_address: Some(SocketAddr::new(self.advertise_ip(), self.listen.port())),
         }
+    }
+
+    /// `--advertise-address`, else the listen IP, else (listening on 0.0.0.0 or ::) the source
+    /// address the kernel picks towards a public address (a connected UDP socket; nothing is
+    /// sent), else loopback.
+    pub fn advertise_ip(&self) -> IpAddr {
+        if let Some(ip) = self.advertise_address {
+            return ip;
+        }
+        let ip = self.listen.ip();
+        if !ip.is_unspecified() {
+            return ip;
+        }
+        UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("8.8.8.8:53").map(|()| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_ranges_default_to_kube_apiservers_and_are_checked() {
+        let f = Flags::parse_from(["x", "--etcd-servers", "http://e:1"]);
+        let c = f.server_config(Default::default());
+        assert_eq!(c.service_ranges, crate::allocator::ServiceRanges::default());
+        assert_eq!(c.advertise_address, Some("127.0.0.1:6443".parse().unwrap()));
+        let bad = |flag: &str, v: &str| {
+            Flags::try_parse_from(["x", "--etcd-servers", "http://e:1", flag, v]).is_err()
+        };
+        assert!(bad("--service-cluster-ip-range", "10.96.0.0"));
+        assert!(bad("--service-node-port-range", "32767-30000"));
+    }
 
     #[test]
     fn kubelet_client_certificate_and_key_come_together() {

@@ -9,6 +9,7 @@
 //! `docs/ARCHITECTURE.md` has the map.
 
 pub mod admission;
+pub mod allocator;
 pub mod auth;
 pub mod codec;
 pub mod config;

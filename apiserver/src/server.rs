@@ -1,6 +1,6 @@
 //! The HTTP server: the route table, the middleware every request passes (authentication by
 //! client certificate, bearer token or bootstrap token, metrics, a tracing span) and the
-//! namespaces created at startup.
+//! namespaces and the `kubernetes` Service created at startup.
 //!
 //! Fixed paths (discovery, OpenAPI, health, metrics) have their own routes; everything under
 //! `/api` and `/apis` goes to `handlers::dispatch`, which parses the URL into a `RequestInfo`
@@ -28,7 +28,7 @@ pub use crate::state::{App, ServerConfig};
 
 impl App {
     /// Create the namespaces every cluster has (default, kube-system, kube-public,
-    /// kube-node-lease); retried until etcd answers. Defined here, not in `state.rs`, because
+    /// kube-node-lease) and the `kubernetes` Service; retried until etcd answers. Defined here, not in `state.rs`, because
     /// it writes through the handlers, which the state sits below.
     pub async fn bootstrap(&self) {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -45,6 +45,15 @@ impl App {
                     }
                 }
             }
+        }
+        // The `kubernetes` Service (the first Service address) and its endpoints: this server.
+        let mut attempts = 0u32;
+        while let Err(e) = handlers::bootstrap::ensure_kubernetes_service(self).await {
+            if attempts.is_multiple_of(20) {
+                tracing::warn!(error = %e, "bootstrap: writing the kubernetes Service");
+            }
+            attempts += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 }

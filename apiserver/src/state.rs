@@ -35,6 +35,11 @@ pub struct ServerConfig {
     pub kubelet_ca_pem: Option<Vec<u8>>,
     /// Client certificate presented to kubelets; `None` = none (the bearer token only).
     pub kubelet_client_cert: Option<crate::kubelet_client::ClientCert>,
+    /// Where Services' ClusterIPs and node ports come from.
+    pub service_ranges: crate::allocator::ServiceRanges,
+    /// The address clients reach this apiserver at: the `kubernetes` Service's endpoint
+    /// (`None`: its Endpoints and EndpointSlice are not written).
+    pub advertise_address: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {
@@ -57,6 +62,8 @@ impl Default for ServerConfig {
             kubelet_token: None,
             kubelet_ca_pem: None,
             kubelet_client_cert: None,
+            service_ranges: Default::default(),
+            advertise_address: None,
         }
     }
 }

@@ -34,6 +34,10 @@ pub enum StorageError {
     /// Update/delete of a key that does not exist.
     #[error("key {key} not found")]
     NotFound { key: String },
+    /// A write lost because a key it claims exists already (a ClusterIP or node port another
+    /// Service holds; see [`Claims`]).
+    #[error("key {key} is already claimed")]
+    Claimed { key: String },
     /// A read or watch asked for history etcd has compacted away.
     #[error("revision has been compacted (compact revision {revision})")]
     Compacted { revision: i64 },
@@ -70,6 +74,55 @@ pub struct ListPage {
     pub revision: i64,
     /// Whether keys remain after the last item.
     pub more: bool,
+}
+
+/// Keys a write claims and releases in its own transaction, beside the object: a Service
+/// holds its ClusterIP and node ports this way (`crate::allocator`). A claimed key must not
+/// exist (`If(mod_revision == 0)`, like a create); a released key is deleted. Either the
+/// object and all its claims are written, or nothing is.
+#[derive(Debug, Default, Clone)]
+pub struct Claims {
+    /// Keys created with the object, and their values.
+    pub take: Vec<(String, Vec<u8>)>,
+    /// Keys deleted with the write.
+    pub release: Vec<String>,
+}
+
+impl Claims {
+    fn compares(&self) -> impl Iterator<Item = Compare> + '_ {
+        self.take
+            .iter()
+            .map(|(k, _)| Compare::mod_revision(k.as_str(), CompareOp::Equal, 0))
+    }
+
+    fn ops(&self) -> impl Iterator<Item = TxnOp> + '_ {
+        let puts = self
+            .take
+            .iter()
+            .map(|(k, v)| TxnOp::put(k.as_str(), v.clone(), None));
+        let deletes = self.release.iter().map(|k| TxnOp::delete(k.as_str(), None));
+        puts.chain(deletes)
+    }
+
+    /// Reads of the claimed keys, for the `or_else` branch: which one was taken.
+    fn reads(&self) -> impl Iterator<Item = TxnOp> + '_ {
+        self.take
+            .iter()
+            .map(|(k, _)| TxnOp::get(k.as_str(), Some(GetOptions::new().with_keys_only())))
+    }
+
+    /// The first claimed key that the failed transaction found present.
+    fn taken(&self, reads: &[TxnOpResponse]) -> Option<StorageError> {
+        reads
+            .iter()
+            .zip(&self.take)
+            .find_map(|(r, (key, _))| match r {
+                TxnOpResponse::Get(g) if !g.kvs().is_empty() => {
+                    Some(StorageError::Claimed { key: key.clone() })
+                }
+                _ => None,
+            })
+    }
 }
 
 /// The etcd-backed object store. Cheap to clone (the etcd client is a channel handle).
@@ -212,17 +265,65 @@ impl Storage {
     /// [`Storage::create`] of an object already encoded for storage (see [`encode`]): one
     /// transaction, whose revision is the new object's resourceVersion.
     pub async fn create_encoded(&self, key: &str, bytes: Vec<u8>) -> Result<i64, StorageError> {
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, bytes, None)]);
+        self.create_claiming(key, bytes, &Claims::default()).await
+    }
+
+    /// [`Storage::create_encoded`] with `claims` in the same transaction: `AlreadyExists` if
+    /// the object's key exists, else `Claimed` if a claimed key does.
+    pub async fn create_claiming(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        claims: &Claims,
+    ) -> Result<i64, StorageError> {
+        let mut txn = Txn::new()
+            .when(
+                std::iter::once(Compare::mod_revision(key, CompareOp::Equal, 0))
+                    .chain(claims.compares())
+                    .collect::<Vec<_>>(),
+            )
+            .and_then(
+                std::iter::once(TxnOp::put(key, bytes, None))
+                    .chain(claims.ops())
+                    .collect::<Vec<_>>(),
+            );
+        if !claims.take.is_empty() {
+            txn = txn.or_else(
+                std::iter::once(TxnOp::get(key, Some(GetOptions::new().with_keys_only())))
+                    .chain(claims.reads())
+                    .collect::<Vec<_>>(),
+            );
+        }
         let mut c = self.kv.clone();
         let resp = self.with_timeout(c.txn(txn)).await?;
         if !resp.succeeded() {
+            let reads = resp.op_responses();
+            let exists =
+                matches!(reads.first(), Some(TxnOpResponse::Get(g)) if !g.kvs().is_empty());
+            if !exists {
+                if let Some(e) = claims.taken(reads.get(1..).unwrap_or_default()) {
+                    return Err(e);
+                }
+            }
             return Err(StorageError::AlreadyExists {
                 key: key.to_string(),
             });
         }
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
+    }
+
+    /// The keys under `prefix` (no values): which claims exist.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_keys_only();
+        let mut c = self.kv.clone();
+        let resp = self.with_timeout(c.get(prefix, Some(opts))).await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect())
     }
 
     /// Replace `key` if its revision is still `expected`: `If(mod_revision == expected)`.
@@ -232,29 +333,78 @@ impl Storage {
         object: &Value,
         expected: i64,
     ) -> Result<Stored, StorageError> {
+        self.update_claiming(key, object, expected, &Claims::default())
+            .await
+    }
+
+    /// [`Storage::update`] with `claims` in the same transaction: `Conflict`/`NotFound` if the
+    /// object moved on, else `Claimed` if a claimed key exists.
+    pub async fn update_claiming(
+        &self,
+        key: &str,
+        object: &Value,
+        expected: i64,
+        claims: &Claims,
+    ) -> Result<Stored, StorageError> {
         let bytes = encode(object);
         let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::put(key, bytes, None)])
-            .or_else([TxnOp::get(key, None)]);
+            .when(
+                std::iter::once(Compare::mod_revision(key, CompareOp::Equal, expected))
+                    .chain(claims.compares())
+                    .collect::<Vec<_>>(),
+            )
+            .and_then(
+                std::iter::once(TxnOp::put(key, bytes, None))
+                    .chain(claims.ops())
+                    .collect::<Vec<_>>(),
+            )
+            .or_else(
+                std::iter::once(TxnOp::get(key, None))
+                    .chain(claims.reads())
+                    .collect::<Vec<_>>(),
+            );
         let mut c = self.kv.clone();
         let resp = self.with_timeout(c.txn(txn)).await?;
         if resp.succeeded() {
             let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
             return Ok(stamped(key, object.clone(), rev));
         }
-        Err(self.lost_compare(key, resp.op_responses())?)
+        let mut reads = resp.op_responses();
+        let unmoved = matches!(reads.first(), Some(TxnOpResponse::Get(g))
+            if g.kvs().first().is_some_and(|kv| kv.mod_revision() == expected));
+        if unmoved {
+            if let Some(e) = claims.taken(&reads[1..]) {
+                return Err(e);
+            }
+        }
+        reads.truncate(1);
+        Err(self.lost_compare(key, reads)?)
     }
 
     /// Delete `key` if its revision is still `expected`; returns the last object, stamped
     /// with the delete's revision (what watchers see in DELETED).
     pub async fn delete(&self, key: &str, expected: i64) -> Result<Stored, StorageError> {
+        self.delete_releasing(key, expected, &[]).await
+    }
+
+    /// [`Storage::delete`] that also deletes the keys the object held (`release`), in the
+    /// same transaction.
+    pub async fn delete_releasing(
+        &self,
+        key: &str,
+        expected: i64,
+        release: &[String],
+    ) -> Result<Stored, StorageError> {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::delete(
-                key,
-                Some(etcd_client::DeleteOptions::new().with_prev_key()),
-            )])
+            .and_then(
+                std::iter::once(TxnOp::delete(
+                    key,
+                    Some(etcd_client::DeleteOptions::new().with_prev_key()),
+                ))
+                .chain(release.iter().map(|k| TxnOp::delete(k.as_str(), None)))
+                .collect::<Vec<_>>(),
+            )
             .or_else([TxnOp::get(key, None)]);
         let mut c = self.kv.clone();
         let resp = self.with_timeout(c.txn(txn)).await?;

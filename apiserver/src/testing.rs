@@ -171,14 +171,17 @@ impl TestServer {
         let storage = Storage::connect(std::slice::from_ref(&etcd.endpoint), prefix)
             .await
             .expect("connect etcd");
-        let state = App::new(storage, config);
-        state.bootstrap().await;
-        state.wait_ready().await;
+        // Bound first: the `kubernetes` Service's endpoints name the port bootstrap writes.
         let listener = std::net::TcpListener::bind(addr).expect("bind test server");
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr");
+        let mut config = config;
+        config.advertise_address.get_or_insert(addr);
+        let state = App::new(storage, config);
+        state.bootstrap().await;
+        state.wait_ready().await;
         let handle = axum_server::Handle::new();
         let server = axum_server::from_tcp(listener)
             .expect("server from listener")

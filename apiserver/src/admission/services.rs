@@ -134,6 +134,19 @@ pub fn keep_allocated_values(new: &mut Service, old: &Service) {
             }
         }
     }
+    // kube-apiserver's dropTypeDependentFields: a Service turned ClusterIP loses the node
+    // ports it had (unless the client changed them, which validation then refuses).
+    if spec.type_.as_deref() == Some("ClusterIP") && needs_node_ports(old_spec) {
+        let old_ports = old_spec.ports.clone().unwrap_or_default();
+        for port in spec.ports.iter_mut().flatten() {
+            let kept = old_ports
+                .iter()
+                .any(|o| o.node_port.is_some() && o.node_port == port.node_port);
+            if kept {
+                port.node_port = None;
+            }
+        }
+    }
     if needs_node_ports(spec) && needs_node_ports(old_spec) {
         let old_ports = old_spec.ports.clone().unwrap_or_default();
         for port in spec.ports.iter_mut().flatten() {
@@ -147,6 +160,20 @@ pub fn keep_allocated_values(new: &mut Service, old: &Service) {
                 port.node_port = o.node_port;
             }
         }
+    }
+}
+
+/// [`keep_allocated_values`] on JSON objects (`new` is left as is if either does not decode).
+pub fn keep_allocated_json(new: &mut serde_json::Value, old: &serde_json::Value) {
+    let (Ok(mut n), Ok(o)) = (
+        <Service as serde::Deserialize>::deserialize(&*new),
+        <Service as serde::Deserialize>::deserialize(old),
+    ) else {
+        return;
+    };
+    keep_allocated_values(&mut n, &o);
+    if let Ok(v) = serde_json::to_value(&n) {
+        *new = v;
     }
 }
 

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::read::Selectors;
 use super::write::deletion_complete;
 use super::{list_object, to_api, Ctx};
+use crate::allocator;
 use crate::codec;
 use crate::error::{ApiError, Subject};
 use crate::object;
@@ -247,7 +248,14 @@ async fn remove_now(
     current: &Stored,
     subject: &Subject,
 ) -> Result<Option<Value>, ApiError> {
-    match ctx.app.storage.delete(key, current.revision).await {
+    // A Service's ClusterIP and node ports are freed in the delete's own transaction.
+    let held = allocator::held_keys(&ctx.app.storage, ctx.resource().plural, &current.object);
+    match ctx
+        .app
+        .storage
+        .delete_releasing(key, current.revision, &held)
+        .await
+    {
         Ok(s) => {
             settle_namespace(ctx, s.revision).await;
             Ok(Some(s.object))
@@ -269,7 +277,13 @@ async fn write_mark(
 ) -> Result<Option<Value>, ApiError> {
     match ctx.app.storage.update(key, marked, current.revision).await {
         Ok(s) if deletion_complete(&s.object) => {
-            Ok(Some(ctx.app.storage.delete(key, s.revision).await?.object))
+            let held = allocator::held_keys(&ctx.app.storage, ctx.resource().plural, &s.object);
+            let deleted = ctx
+                .app
+                .storage
+                .delete_releasing(key, s.revision, &held)
+                .await?;
+            Ok(Some(deleted.object))
         }
         Ok(s) => {
             settle_namespace(ctx, s.revision).await;

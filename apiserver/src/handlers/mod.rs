@@ -7,6 +7,7 @@
 //! is a narrower `status` write (`admission/certificates.rs` says which fields each keeps). Handlers return
 //! `Result<Response, ApiError>`; errors become `Status` objects.
 
+pub mod bootstrap;
 pub mod delete;
 pub mod proxy;
 pub mod read;

@@ -15,12 +15,13 @@ use serde_json::{json, Value};
 use super::{check_namespace_open, check_type_meta, from_api, normalize, to_api, Ctx};
 use crate::admission::strict::FieldValidation;
 use crate::admission::{self, defaults, strict, validation};
+use crate::allocator;
 use crate::codec;
 use crate::error::ApiError;
 use crate::object;
 use crate::patch::{self, PatchType};
 use crate::resources::Resource;
-use crate::storage::{StorageError, Stored};
+use crate::storage::{Claims, StorageError, Stored};
 use crate::watch_cache::resource_version_of;
 
 /// How many times a PATCH or unconditional PUT re-reads after losing a race. kube-apiserver's
@@ -124,10 +125,17 @@ pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Created, Vec<String
     if let Some(ns) = ctx.info.namespace.as_deref() {
         check_namespace_open(&ctx.app, ns).await?;
     }
+    // A Service's ClusterIP and node ports: claimed in the create's own transaction.
+    let unallocated_spec = match r.plural {
+        "services" => obj.get("spec").cloned(),
+        _ => None,
+    };
+    let mut plan = allocate(ctx, None, &mut obj).await?;
     if ctx.dry_run() {
         return Ok((Created::DryRun(obj), warnings));
     }
     let cache = ctx.app.cache(r);
+    let mut lost_picks = 0;
     for attempt in 0.. {
         let key = ctx
             .app
@@ -136,7 +144,12 @@ pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Created, Vec<String
         let bytes = crate::storage::encode(&obj);
         // The watch cache takes this object with etcd's event instead of decoding it again.
         let expected = cache.expect_write(&key, bytes.clone(), obj);
-        match ctx.app.storage.create_encoded(&key, bytes.clone()).await {
+        match ctx
+            .app
+            .storage
+            .create_claiming(&key, bytes.clone(), &plan.claims)
+            .await
+        {
             Ok(revision) => {
                 expected.committed();
                 return Ok((Created::Stored { bytes, revision }, warnings));
@@ -158,12 +171,59 @@ pub async fn create_object(ctx: &Ctx, obj: Value) -> Result<(Created, Vec<String
                     StorageError::AlreadyExists { .. } => {
                         return Err(ApiError::AlreadyExists(r.subject(object::name(&obj))))
                     }
+                    StorageError::Claimed { key } => {
+                        if let Some(cause) = plan.refusal(&key) {
+                            validate(r, object::name(&obj), vec![cause])?;
+                        }
+                        // A value picked automatically was taken meanwhile: pick again.
+                        lost_picks += 1;
+                        if lost_picks > MAX_PICKS {
+                            return Err(ApiError::Internal(format!(
+                                "allocation kept losing races ({key})"
+                            )));
+                        }
+                        if let Some(spec) = unallocated_spec.clone() {
+                            obj["spec"] = spec;
+                        }
+                        plan = allocate(ctx, None, &mut obj).await?;
+                    }
                     e => return Err(e.into()),
                 }
             }
         }
     }
     unreachable!("the loop returns")
+}
+
+/// How many times a create or update picks a ClusterIP or node port again after another
+/// writer took the one picked.
+const MAX_PICKS: usize = 64;
+
+/// The claims of a Service write (`crate::allocator`), the values it lacked filled into `obj`;
+/// an empty plan for every other resource and for subresources.
+async fn allocate(
+    ctx: &Ctx,
+    old: Option<&Value>,
+    obj: &mut Value,
+) -> Result<allocator::Plan, ApiError> {
+    if ctx.resource().plural != "services" || ctx.info.subresource.is_some() {
+        return Ok(allocator::Plan::default());
+    }
+    allocator::plan(&ctx.app.storage, &ctx.app.config.service_ranges, old, obj)
+        .await
+        .map_err(|e| match e {
+            allocator::AllocatorError::Invalid(causes) => {
+                let r = ctx.resource();
+                let name = object::name(obj);
+                ApiError::Invalid {
+                    subject: Box::new(r.subject(name)),
+                    message: admission::invalid_message(r.kind, r.group, name, &causes),
+                    causes: causes.iter().map(|c| c.to_status_cause()).collect(),
+                }
+            }
+            allocator::AllocatorError::Storage(e) => e.into(),
+            e => ApiError::Internal(e.to_string()),
+        })
 }
 
 /// Server-set metadata of a new object: namespace from the URL, name from generateName, uid,
@@ -397,19 +457,28 @@ pub fn deletion_complete(obj: &Value) -> bool {
 /// Validate and store `new` over `current` (compare on `current.revision`). A deleted object
 /// whose last finalizer is gone is removed.
 pub async fn commit_update(ctx: &Ctx, current: &Stored, new: Value) -> Result<Value, StorageError> {
+    commit_update_claiming(ctx, current, new, &Claims::default()).await
+}
+
+/// [`commit_update`] that also claims and releases `claims` (a Service's values); the
+/// removal of a finished deletion releases whatever the object held.
+pub async fn commit_update_claiming(
+    ctx: &Ctx,
+    current: &Stored,
+    new: Value,
+    claims: &Claims,
+) -> Result<Value, StorageError> {
     if ctx.dry_run() {
         return Ok(new);
     }
-    let stored = ctx
-        .app
-        .storage
-        .update(&current.key, &new, current.revision)
+    let storage = &ctx.app.storage;
+    let stored = storage
+        .update_claiming(&current.key, &new, current.revision, claims)
         .await?;
     if deletion_complete(&stored.object) {
-        return Ok(ctx
-            .app
-            .storage
-            .delete(&stored.key, stored.revision)
+        let held = allocator::held_keys(storage, ctx.resource().plural, &stored.object);
+        return Ok(storage
+            .delete_releasing(&stored.key, stored.revision, &held)
             .await?
             .object);
     }
@@ -491,6 +560,9 @@ pub async fn write_with_retries(
         let mut new = prepare_update(r, ctx.info.subresource.as_deref(), &current.object, wanted);
         if ctx.info.subresource.is_none() {
             defaults::apply_defaults(r.plural, &mut new);
+            if r.plural == "services" {
+                admission::services::keep_allocated_json(&mut new, &current.object);
+            }
         }
         let causes = match ctx.info.subresource.as_deref() {
             None => validation::validate_update(r.plural, &new, &current.object),
@@ -499,12 +571,18 @@ pub async fn write_with_retries(
             }
         };
         validate(r, ctx.name(), causes)?;
+        let plan = allocate(ctx, Some(&current.object), &mut new).await?;
         if new == current.object {
             // Nothing changed: no write, no new revision (as kube-apiserver).
             return Ok(current.object);
         }
-        match commit_update(ctx, &current, new).await {
+        match commit_update_claiming(ctx, &current, new, &plan.claims).await {
             Ok(v) => return Ok(v),
+            Err(StorageError::Claimed { key }) => match plan.refusal(&key) {
+                Some(cause) => validate(r, ctx.name(), vec![cause])?,
+                // A picked value was taken meanwhile: read again and pick again.
+                None => continue,
+            },
             Err(StorageError::Conflict { .. }) if precondition == 0 => continue,
             Err(StorageError::Conflict { .. }) => return Err(conflict()),
             Err(StorageError::NotFound { .. }) => return Err(ApiError::NotFound(ctx.subject())),
