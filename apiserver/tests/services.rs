@@ -392,6 +392,16 @@ async fn kubectl_creates_cluster_ip_headless_and_node_port_services() {
         ])
         .await;
     assert_eq!(sel, "api 8080");
+    // describe reads the Service, its Endpoints and its Events
+    let describe = c.kubectl_ok(&["describe", "svc", "np"]).await;
+    for line in [
+        "Name:                     np",
+        "Type:                     NodePort",
+        "NodePort:                 80-8080  30080/TCP",
+        "External Traffic Policy:  Cluster",
+    ] {
+        assert!(describe.contains(line), "{line:?} in\n{describe}");
+    }
     let all = c.kubectl_ok(&["get", "svc", "-o", "name"]).await;
     assert_eq!(
         all,

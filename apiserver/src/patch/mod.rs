@@ -206,10 +206,9 @@ fn apply_value(current: Value, applied: &Value, field: Field) -> Value {
             ListStrategy::MergeByKey(key) => {
                 for v in applied {
                     let wanted = v.get(key);
-                    match items
-                        .iter()
-                        .position(|o| wanted.is_some() && o.get(key) == wanted)
-                    {
+                    match items.iter().position(|o| {
+                        wanted.is_some() && o.get(key) == wanted && same_protocol(key, o, v)
+                    }) {
                         Some(i) => items[i] = apply_value(std::mem::take(&mut items[i]), v, field),
                         None => items.push(apply_value(Value::Null, v, field)),
                     }
@@ -219,6 +218,20 @@ fn apply_value(current: Value, applied: &Value, field: Field) -> Value {
         },
         (_, applied) => applied.clone(),
     }
+}
+
+/// Server-side apply keys a Service's ports by port *and* protocol (`+listMapKey=port`,
+/// `+listMapKey=protocol`), where a strategic merge patch keys them by port alone: 53/UDP and
+/// 53/TCP of a DNS Service are two items. Other lists keyed by `port` have no protocol, and a
+/// missing protocol is TCP, its default.
+fn same_protocol(key: &str, a: &Value, b: &Value) -> bool {
+    let protocol = |v: &Value| {
+        v.get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP")
+            .to_string()
+    };
+    key != "port" || protocol(a) == protocol(b)
 }
 
 #[cfg(test)]
@@ -347,6 +360,20 @@ mod tests {
         assert_eq!(c[0]["name"], "web");
         assert_eq!(c[0]["image"], "nginx:1.27");
         assert_eq!(c[1], json!({"name": "log", "image": "fluent"}));
+    }
+
+    #[test]
+    fn apply_keys_service_ports_by_port_and_protocol() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns"},
+            "spec": {"ports": [{"port": 53, "protocol": "UDP", "name": "dns"}]}});
+        let applied = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns"},
+            "spec": {"ports": [{"port": 53, "protocol": "UDP", "name": "dns"},
+                               {"port": 53, "name": "dns-tcp"}]}});
+        let out = apply_patch(&svc, PatchType::Apply, &applied).unwrap();
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 53, "protocol": "UDP", "name": "dns"}, {"port": 53, "name": "dns-tcp"}])
+        );
     }
 
     #[test]
