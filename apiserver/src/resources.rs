@@ -52,9 +52,12 @@ impl Resource {
     }
 
     /// Whether objects carry `metadata.generation`, bumped on every spec change (controllers
-    /// compare it with `status.observedGeneration`).
+    /// compare it with `status.observedGeneration`; an EndpointSlice's on any change).
     pub fn has_generation(&self) -> bool {
-        matches!(self.plural, "pods" | "deployments" | "replicasets")
+        matches!(
+            self.plural,
+            "pods" | "deployments" | "replicasets" | "endpointslices"
+        )
     }
 
     /// A `Subject` for error messages about object `name`.

@@ -34,6 +34,18 @@ fn without_ages(table: &str) -> String {
         .join("\n")
 }
 
+/// The `db-abc12` EndpointSlice's `metadata.generation`.
+async fn slice_generation(c: &Cluster) -> String {
+    c.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "db-abc12",
+        "-o",
+        "jsonpath={.metadata.generation}",
+    ])
+    .await
+}
+
 const ENDPOINTS: &str = r#"
 apiVersion: v1
 kind: Endpoints
@@ -135,6 +147,25 @@ async fn kubectl_creates_and_lists_endpoints_and_endpoint_slices() {
         got.1["details"]["causes"][0]["field"],
         "subsets[0].addresses[0].ip"
     );
+    // an EndpointSlice's generation counts its changes (labels too), not other metadata
+    assert_eq!(slice_generation(&c).await, "1");
+    c.kubectl_ok(&["annotate", "endpointslices", "db-abc12", "a=b"])
+        .await;
+    assert_eq!(slice_generation(&c).await, "1");
+    c.kubectl_ok(&["label", "endpointslices", "db-abc12", "x=y"])
+        .await;
+    assert_eq!(slice_generation(&c).await, "2");
+    c.kubectl_ok(&[
+        "patch",
+        "endpointslices",
+        "db-abc12",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/endpoints/1/conditions/ready","value":true}]"#,
+    ])
+    .await;
+    assert_eq!(slice_generation(&c).await, "3");
+
     let out = c.kubectl_ok(&["delete", "ep", "db"]).await;
     assert_eq!(out, "endpoints \"db\" deleted\n");
 }

@@ -402,7 +402,7 @@ pub fn prepare_update(
             }
         }
     }
-    if r.has_generation() && new.get("spec") != old.get("spec") {
+    if r.has_generation() && generation_changes(r, old, &new) {
         let g = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -411,6 +411,19 @@ pub fn prepare_update(
         object::meta_mut(&mut new).insert("generation".into(), json!(g));
     }
     new
+}
+
+/// Whether an update is a new generation: a change of `spec`; for an EndpointSlice, which has
+/// none, of anything but metadata, or of its labels (its strategy's rule: the EndpointSlice
+/// controller compares generations to tell a stale cache from its own last write).
+fn generation_changes(r: &Resource, old: &Value, new: &Value) -> bool {
+    if r.plural == "endpointslices" {
+        return ["addressType", "endpoints", "ports"]
+            .iter()
+            .any(|f| new.get(f) != old.get(f))
+            || new.pointer("/metadata/labels") != old.pointer("/metadata/labels");
+    }
+    new.get("spec") != old.get("spec")
 }
 
 /// System metadata (uid, creationTimestamp, deletion, generation, name, namespace) stays as
