@@ -8,6 +8,10 @@
 //!   A records of its *ready* endpoints (all of them with `publishNotReadyAddresses`), each
 //!   endpoint also gets `<hostname>.<svc>.<ns>.svc.<zone>` (its `hostname`, else its IP with
 //!   dashes), and the SRV records of a named port point at those per-endpoint names.
+//! - An ExternalName Service: `<svc>.<ns>.svc.<zone>` CNAME → its `externalName`.
+//! - Reverse lookups: `<d>.<c>.<b>.<a>.in-addr.arpa` PTR → the Service owning that ClusterIP,
+//!   or the per-endpoint name of a headless Service's endpoint that has a `hostname`; other
+//!   reverse names are not ours.
 //! - `<a-b-c-d>.<ns>.pod.<zone>` → `a.b.c.d`, whatever the pods (kube-dns' and CoreDNS'
 //!   "pods insecure" mode); `dns-version.<zone>` TXT → the schema version.
 //! - Any other name inside the zone is NXDOMAIN; a name that exists but has no record of the
@@ -39,6 +43,10 @@ pub enum Rdata {
     Srv(Srv),
     /// A text record (only `dns-version`).
     Txt(String),
+    /// An alias: ask about this name instead (fully qualified, without the final dot).
+    Cname(String),
+    /// A reverse-lookup answer: the name of an address (without the final dot).
+    Ptr(String),
 }
 
 /// An SRV record's data (RFC 2782).
@@ -72,6 +80,8 @@ pub enum Answer {
 struct Node {
     a: BTreeSet<Ipv4Addr>,
     srv: BTreeSet<Srv>,
+    /// An ExternalName Service's alias; then the name has no other record.
+    cname: Option<String>,
 }
 
 /// Every name of the cluster domain that Services and EndpointSlices make, by lowercase name.
@@ -80,6 +90,8 @@ pub struct Index {
     /// The cluster domain, lowercase, without the final dot (`cluster.local`).
     zone: String,
     names: HashMap<String, Node>,
+    /// The names of an address, for `in-addr.arpa` questions.
+    ptr: HashMap<Ipv4Addr, BTreeSet<String>>,
 }
 
 impl Index {
@@ -88,6 +100,7 @@ impl Index {
         let zone = normalize(zone);
         let mut index = Index {
             names: HashMap::new(),
+            ptr: HashMap::new(),
             zone,
         };
         for sub in ["svc", "pod"] {
@@ -140,10 +153,16 @@ impl Index {
     /// The answer to a question of type `qtype` about `name` (any case, final dot or not).
     pub fn lookup(&self, name: &str, qtype: RecordType) -> Answer {
         let name = normalize(name);
+        if is_below(&name, "in-addr.arpa") {
+            return self.reverse(&name, qtype);
+        }
         if name != self.zone && !is_below(&name, &self.zone) {
             return Answer::NotOurs;
         }
         if let Some(node) = self.names.get(&name) {
+            if let Some(alias) = &node.cname {
+                return Answer::Records(vec![Rdata::Cname(alias.clone())]);
+            }
             let mut records = Vec::new();
             if matches!(qtype, RecordType::A | RecordType::ANY) {
                 records.extend(node.a.iter().copied().map(Rdata::A));
@@ -179,6 +198,24 @@ impl Index {
         }
     }
 
+    /// A reverse lookup: the names of the address `name` spells backwards, when we have them.
+    fn reverse(&self, name: &str, qtype: RecordType) -> Answer {
+        let labels = &name[..name.len() - ".in-addr.arpa".len()];
+        let octets: Vec<u8> = labels.rsplit('.').filter_map(|o| o.parse().ok()).collect();
+        let (Ok(octets), 4) = (<[u8; 4]>::try_from(octets), labels.split('.').count()) else {
+            return Answer::NotOurs;
+        };
+        let Some(names) = self.ptr.get(&Ipv4Addr::from(octets)) else {
+            return Answer::NotOurs;
+        };
+        match qtype {
+            RecordType::PTR | RecordType::ANY => {
+                Answer::Records(names.iter().cloned().map(Rdata::Ptr).collect())
+            }
+            _ => Answer::NoData,
+        }
+    }
+
     /// Add one Service's names, with its EndpointSlices `slices` for a headless one.
     fn add_service(&mut self, ns: &str, name: &str, service: &Service, slices: &[&EndpointSlice]) {
         let base = format!("{name}.{ns}.svc.{}", self.zone);
@@ -186,6 +223,12 @@ impl Index {
         let Some(spec) = service.spec.as_ref() else {
             return;
         };
+        if spec.type_.as_deref() == Some("ExternalName") {
+            if let Some(target) = spec.external_name.as_deref().filter(|t| !t.is_empty()) {
+                self.node(&base).cname = Some(normalize(target));
+            }
+            return;
+        }
         match spec.cluster_ip.as_deref() {
             Some("None") => {
                 let publish_not_ready = spec.publish_not_ready_addresses == Some(true);
@@ -197,6 +240,7 @@ impl Index {
                     return;
                 };
                 self.node(&base).a.insert(ip);
+                self.ptr.entry(ip).or_default().insert(base.clone());
                 for port in spec.ports.iter().flatten() {
                     let Some(port_name) = port.name.as_deref().filter(|n| !n.is_empty()) else {
                         continue;
@@ -234,11 +278,15 @@ impl Index {
                     let Ok(ip) = address.parse::<Ipv4Addr>() else {
                         continue;
                     };
-                    let host = match endpoint.hostname.as_deref() {
-                        Some(h) if !h.is_empty() => h.to_ascii_lowercase(),
-                        _ => address.replace('.', "-"),
+                    let hostname = endpoint.hostname.as_deref().filter(|h| !h.is_empty());
+                    let host = match hostname {
+                        Some(h) => h.to_ascii_lowercase(),
+                        None => address.replace('.', "-"),
                     };
                     let target = format!("{host}.{base}");
+                    if hostname.is_some() {
+                        self.ptr.entry(ip).or_default().insert(target.clone());
+                    }
                     self.node(base).a.insert(ip);
                     self.node(&target).a.insert(ip);
                     for port in slice.ports.iter().flatten() {
@@ -614,6 +662,54 @@ mod tests {
             index.lookup("new.default.svc.cluster.local", RecordType::A),
             Answer::NoData
         );
+    }
+
+    #[test]
+    fn external_name_service_is_an_alias() {
+        let mut svc = service("default", "search", "", &[]);
+        let spec = svc.spec.as_mut().unwrap();
+        spec.type_ = Some("ExternalName".into());
+        spec.external_name = Some("Search.Example.com.".into());
+        let index = Index::build(ZONE, [&svc], []);
+        let alias = Answer::Records(vec![Rdata::Cname("search.example.com".into())]);
+        for qtype in [RecordType::A, RecordType::AAAA, RecordType::CNAME] {
+            assert_eq!(
+                index.lookup("search.default.svc.cluster.local", qtype),
+                alias,
+                "{qtype}"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_ips_and_named_endpoints_have_reverse_names() {
+        let (svc, slice) = headless();
+        let index = Index::build(ZONE, [&web(), &svc], [&slice]);
+        let ptr = |name: &str| Answer::Records(vec![Rdata::Ptr(name.into())]);
+        assert_eq!(
+            index.lookup("20.0.96.10.in-addr.arpa.", RecordType::PTR),
+            ptr("web.default.svc.cluster.local")
+        );
+        assert_eq!(
+            index.lookup("5.0.244.10.in-addr.arpa", RecordType::PTR),
+            ptr("pg-0.pg.db.svc.cluster.local")
+        );
+        assert_eq!(
+            index.lookup("20.0.96.10.in-addr.arpa", RecordType::A),
+            Answer::NoData
+        );
+        // An endpoint without a hostname, an unknown address, a partial name: someone else's.
+        for name in [
+            "6.1.244.10.in-addr.arpa",
+            "1.1.168.192.in-addr.arpa",
+            "96.10.in-addr.arpa",
+        ] {
+            assert_eq!(
+                index.lookup(name, RecordType::PTR),
+                Answer::NotOurs,
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::net::Ipv4Addr;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, CNAME, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::cache::Snapshot;
@@ -144,6 +144,16 @@ fn add_records(response: &mut Message, question: &Query, records: &[Rdata], inde
             }
             Rdata::Txt(text) => {
                 let data = RData::TXT(TXT::new(vec![text.clone()]));
+                response.add_answer(Record::from_rdata(owner.clone(), TTL, data));
+            }
+            Rdata::Cname(alias) | Rdata::Ptr(alias) => {
+                let Ok(target) = fqdn(alias) else {
+                    continue;
+                };
+                let data = match rdata {
+                    Rdata::Cname(_) => RData::CNAME(CNAME(target)),
+                    _ => RData::PTR(PTR(target)),
+                };
                 response.add_answer(Record::from_rdata(owner.clone(), TTL, data));
             }
             Rdata::Srv(srv) => {

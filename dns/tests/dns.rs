@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use dns::forward::Forwarder;
 use dns::server::Server;
 use hickory_proto::op::{Message, Query, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, CNAME, PTR};
 use hickory_proto::rr::{Name, RData, RecordType};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -140,6 +140,16 @@ async fn services_endpoints_and_pods_resolve() {
     }))
     .unwrap();
     services.create(&PostParams::default(), &db).await.unwrap();
+    let search: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "search"},
+        "spec": {"type": "ExternalName", "externalName": "search.example.com"},
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &search)
+        .await
+        .unwrap();
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     let slice: EndpointSlice = serde_json::from_value(json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -195,6 +205,21 @@ async fn services_endpoints_and_pods_resolve() {
     )
     .await;
     assert_eq!(srv_targets(&response), [(9090, web_name.to_string())]);
+
+    // The reverse name of the ClusterIP; an ExternalName Service is an alias.
+    let [a, b, c, d] = web_ip.octets();
+    let reverse = format!("{d}.{c}.{b}.{a}.in-addr.arpa.");
+    let response = ask(addr, &reverse, RecordType::PTR).await;
+    assert!(
+        matches!(&response.answers[..], [r] if r.data == RData::PTR(PTR(Name::from_ascii(web_name).unwrap()))),
+        "{response:?}"
+    );
+    let response = ask(addr, "search.default.svc.cluster.local.", RecordType::A).await;
+    let alias = Name::from_ascii("search.example.com.").unwrap();
+    assert!(
+        matches!(&response.answers[..], [r] if r.data == RData::CNAME(CNAME(alias.clone()))),
+        "{response:?}"
+    );
 
     // Headless: the ready endpoints, each under its own name too.
     let response = ask(addr, "db.default.svc.cluster.local.", RecordType::A).await;
