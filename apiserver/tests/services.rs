@@ -542,6 +542,38 @@ async fn deleting_frees_and_the_cluster_ip_is_immutable() {
         "--node-port=30100",
     ])
     .await;
+    // a Service turned ExternalName frees its ClusterIP
+    c.kubectl_ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "ext",
+        "--tcp=80",
+        "--clusterip=10.96.0.60",
+    ])
+    .await;
+    c.kubectl_ok(&[
+        "patch",
+        "svc",
+        "ext",
+        "-p",
+        r#"{"spec":{"type":"ExternalName","externalName":"example.com"}}"#,
+    ])
+    .await;
+    let table = c.kubectl_ok(&["get", "svc", "ext"]).await;
+    assert!(
+        table.contains("ExternalName   <none>       example.com"),
+        "{table}"
+    );
+    c.kubectl_ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "ext2",
+        "--tcp=80",
+        "--clusterip=10.96.0.60",
+    ])
+    .await;
     // deleting a namespace's Services (deletecollection) frees theirs too
     c.kubectl_ok(&["delete", "svc", "--all"]).await;
     c.kubectl_ok(&[

@@ -134,9 +134,28 @@ pub fn keep_allocated_values(new: &mut Service, old: &Service) {
             }
         }
     }
-    // kube-apiserver's dropTypeDependentFields: a Service turned ClusterIP loses the node
-    // ports it had (unless the client changed them, which validation then refuses).
-    if spec.type_.as_deref() == Some("ClusterIP") && needs_node_ports(old_spec) {
+    // kube-apiserver's dropTypeDependentFields: a Service turned ClusterIP or ExternalName
+    // loses the node ports it had, and one turned ExternalName its ClusterIP and IP family
+    // (unless the client changed them, which validation then refuses).
+    if !needs_cluster_ip(spec)
+        && needs_cluster_ip(old_spec)
+        && spec.cluster_ips == old_spec.cluster_ips
+    {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+        if spec.ip_families == old_spec.ip_families {
+            spec.ip_families = None;
+        }
+        if spec.ip_family_policy == old_spec.ip_family_policy {
+            spec.ip_family_policy = None;
+        }
+        if spec.internal_traffic_policy == old_spec.internal_traffic_policy {
+            spec.internal_traffic_policy = None;
+        }
+    }
+    let has_node_ports =
+        |s: &ServiceSpec| matches!(s.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
+    if !has_node_ports(spec) && has_node_ports(old_spec) {
         let old_ports = old_spec.ports.clone().unwrap_or_default();
         for port in spec.ports.iter_mut().flatten() {
             let kept = old_ports
@@ -269,5 +288,22 @@ mod tests {
             changed.spec.unwrap().cluster_ips,
             Some(vec!["10.96.0.10".to_string()])
         );
+    }
+
+    #[test]
+    fn a_type_change_drops_what_the_new_type_has_no_use_for() {
+        let mut old = service(json!({"type": "NodePort", "clusterIP": "10.96.0.9",
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}));
+        default_service(&mut old);
+        let mut new = old.clone();
+        new.spec.as_mut().unwrap().type_ = Some("ExternalName".into());
+        new.spec.as_mut().unwrap().external_name = Some("example.com".into());
+        keep_allocated_values(&mut new, &old);
+        let spec = new.spec.unwrap();
+        assert_eq!(
+            (spec.cluster_ip, spec.cluster_ips, spec.ip_families),
+            (None, None, None)
+        );
+        assert_eq!(spec.ports.unwrap()[0].node_port, None);
     }
 }
