@@ -1,7 +1,8 @@
 //! The kubelet: the agent on every node. It registers the Node (its address from
 //! [`node_ip`] unless given) and renews its Lease ([`node`]), watches the pods bound to the
 //! node ([`agent`]) and runs one level-triggered worker per pod ([`pod_worker`]) that turns
-//! the PodSpec into runtime calls ([`container_config`], [`volumes`]), restarts containers as
+//! the PodSpec into runtime calls ([`container_config`], [`volumes`], the pod's resolv.conf
+//! from [`dns_config`]), restarts containers as
 //! [`restart`] says, runs [`probes`] and reports [`status`] and [`events`]. [`server`] is its
 //! own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod down to the kernel),
 //! with the certificate of [`serving_cert`], on the address and for the callers [`endpoint`]
@@ -22,6 +23,7 @@ pub mod agent;
 pub mod bootstrap;
 pub mod container_config;
 pub mod cri;
+pub mod dns_config;
 pub mod endpoint;
 pub mod events;
 pub mod inspect;

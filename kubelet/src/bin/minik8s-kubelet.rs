@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kubelet::agent;
 use kubelet::cri::RealRuntime;
+use kubelet::dns_config::DnsSettings;
 use kubelet::endpoint::{self, ApiFlags, ClientCa, KubeletApi};
 use kubelet::events::Recorder;
 use kubelet::node::{self, NodeConfig};
@@ -105,6 +106,19 @@ struct Cli {
     /// PEM private key matching --tls-cert-file.
     #[arg(long, requires = "tls_cert_file")]
     tls_private_key_file: Option<PathBuf>,
+    /// Address of the cluster DNS Service (kube-dns, e.g. 10.96.0.10): the nameserver of
+    /// pods with dnsPolicy ClusterFirst; repeatable or comma-separated. Without it such pods
+    /// get the node's resolver (`Default`) and a MissingClusterDNS warning. See `dns_config.rs`.
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain: ClusterFirst pods search `<ns>.svc.<domain>`, `svc.<domain>`
+    /// and `<domain>`.
+    #[arg(long, default_value = kubelet::dns_config::DEFAULT_CLUSTER_DOMAIN)]
+    cluster_domain: String,
+    /// The node's resolver file, the base of pods' resolv.conf (all of it for dnsPolicy
+    /// Default, its search domains for ClusterFirst); "" for none.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// How often the node Lease is renewed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     lease_interval: Duration,
@@ -118,6 +132,21 @@ struct Cli {
     /// PEM bundle of CA certificates trusted for registries, besides the system's.
     #[arg(long, value_name = "FILE")]
     registry_ca_file: Option<PathBuf>,
+}
+
+/// The pods' DNS settings from the flags; warns once when ClusterFirst pods will fall back.
+fn dns_settings(cli: &Cli) -> DnsSettings {
+    if cli.cluster_dns.is_empty() {
+        tracing::warn!(
+            "no --cluster-dns: pods with dnsPolicy ClusterFirst get the node's resolver (Default)"
+        );
+    }
+    DnsSettings {
+        cluster_dns: cli.cluster_dns.clone(),
+        cluster_domain: cli.cluster_domain.clone(),
+        resolv_conf: Some(cli.resolv_conf.clone()).filter(|p| !p.as_os_str().is_empty()),
+        node_ip: cli.node_ip,
+    }
 }
 
 /// How long a joining kubelet waits for its certificate to be signed.
@@ -295,6 +324,7 @@ async fn run(mut cli: Cli) -> Result<()> {
         node_name: node_name.clone(),
         node_ip,
         root_dir: cli.root_dir.clone(),
+        dns: dns_settings(&cli),
         backoff_base: cli.backoff_base,
         backoff_max: Duration::from_secs(300),
         api: Arc::new(KubeApi {

@@ -44,6 +44,8 @@ struct Inner {
     /// By id.
     containers: BTreeMap<String, Container>,
     sandboxes: BTreeSet<String>,
+    /// The options each sandbox was created with, by uid.
+    sandbox_options: BTreeMap<String, SandboxOptions>,
     images: BTreeSet<String>,
     /// Kubernetes container name → the message its starts fail with.
     start_failures: HashMap<String, String>,
@@ -178,6 +180,11 @@ impl FakeRuntime {
         std::mem::take(&mut self.lock().calls)
     }
 
+    /// The options sandbox `uid` was last created with (its hostname, its resolver).
+    pub fn sandbox_options(&self, uid: &str) -> Option<SandboxOptions> {
+        self.lock().sandbox_options.get(uid).cloned()
+    }
+
     /// The name of container `id` (recorded in calls).
     fn name_of(g: &Inner, id: &str) -> Result<String, CriError> {
         g.containers
@@ -188,10 +195,11 @@ impl FakeRuntime {
 }
 
 impl ContainerRuntime for FakeRuntime {
-    fn run_sandbox(&self, uid: &str, _opts: &SandboxOptions) -> Result<SandboxStatus, CriError> {
+    fn run_sandbox(&self, uid: &str, opts: &SandboxOptions) -> Result<SandboxStatus, CriError> {
         let mut g = self.lock();
         g.calls.push(Call::RunSandbox { uid: uid.into() });
         g.sandboxes.insert(uid.into());
+        g.sandbox_options.insert(uid.into(), opts.clone());
         drop(g);
         self.sandbox_status(uid)
     }

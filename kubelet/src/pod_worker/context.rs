@@ -15,6 +15,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use runtime::network::Network;
 
 use crate::cri::ContainerRuntime;
+use crate::dns_config::DnsSettings;
 use crate::events::{PodEvent, Recorder};
 use crate::metrics::Metrics;
 
@@ -29,6 +30,8 @@ pub struct Context {
     pub node_ip: Option<String>,
     /// `--root-dir`: pods' volumes live under `pods/<uid>/`.
     pub root_dir: PathBuf,
+    /// `--cluster-dns`, `--cluster-domain`, `--resolv-conf`: each sandbox's resolv.conf.
+    pub dns: DnsSettings,
     /// First CrashLoopBackOff delay (doubles per crash up to `backoff_max`).
     pub backoff_base: Duration,
     pub backoff_max: Duration,

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
 use super::{Lifecycle, PodSandbox, PodWorker, Record};
 use crate::cri::{SandboxOptions, Status};
+use crate::dns_config;
 use crate::events::PodEvent;
 use crate::restart::RestartPolicy;
 use crate::status::{self, Observed};
@@ -110,7 +111,9 @@ impl PodWorker {
         }
     }
 
-    /// Step 2: the sandbox, found (a restarted kubelet) or created, once the volumes are ready.
+    /// Step 2: the sandbox, found (a restarted kubelet) or created, once the volumes are
+    /// ready, with the pod's resolv.conf (`dns_config.rs`; the node's file read each time, as
+    /// the kubelet does, so an edited one reaches the next pod).
     fn ensure_sandbox(&mut self, pod: &Pod, pass: &mut Pass) {
         let Lifecycle::VolumesReady { volumes } = &self.lifecycle else {
             return;
@@ -123,9 +126,24 @@ impl PodWorker {
                 let hostname = spec
                     .and_then(|s| s.hostname.clone())
                     .unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
+                let node_resolver = match self.ctx.dns.read_node_resolv_conf() {
+                    Ok(node) => node,
+                    Err(e) => {
+                        pass.events.push(PodEvent::warning(
+                            "FailedCreatePodSandBox",
+                            None,
+                            format!("Failed to create pod sandbox: reading --resolv-conf {e}"),
+                        ));
+                        pass.next = Duration::from_secs(5);
+                        return;
+                    }
+                };
+                let dns = dns_config::pod_dns(pod, &self.ctx.dns, node_resolver.as_ref());
+                pass.events.extend(dns.events);
                 let opts = SandboxOptions {
                     hostname: Some(hostname.chars().take(63).collect()),
                     share_pid: spec.and_then(|s| s.share_process_namespace) == Some(true),
+                    dns: Some(dns.config),
                 };
                 match rt.run_sandbox(&self.uid, &opts) {
                     Ok(sandbox) => sandbox,

@@ -105,6 +105,11 @@ impl Node {
             node_name: "node-a".into(),
             node_ip: Some("10.0.0.1".into()),
             root_dir: root.clone(),
+            dns: crate::dns_config::DnsSettings {
+                cluster_dns: vec!["10.96.0.10".parse().unwrap()],
+                resolv_conf: None,
+                ..Default::default()
+            },
             backoff_base: base,
             backoff_max: Duration::from_secs(300),
             metrics: Default::default(),
@@ -324,6 +329,21 @@ async fn init_containers_run_in_order_then_the_containers() {
         Some("minik8s://fake0003")
     );
     assert!(w.lifecycle.is_running());
+}
+
+#[tokio::test]
+async fn the_sandbox_gets_the_pods_resolv_conf() {
+    let node = Node::new();
+    let pod = pod("web").container("app").build();
+    let mut w = node.worker(&pod);
+    w.sync(pod.clone()).await;
+    let dns = node.rt.sandbox_options("uid-web").unwrap().dns.unwrap();
+    assert_eq!(
+        dns.to_resolv_conf(),
+        "search default.svc.cluster.local svc.cluster.local cluster.local\n\
+         nameserver 10.96.0.10\noptions ndots:5\n"
+    );
+    assert!(!node.events().contains(&"MissingClusterDNS"));
 }
 
 #[tokio::test]

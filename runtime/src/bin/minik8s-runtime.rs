@@ -581,6 +581,7 @@ fn cmd_sandbox(rt: &Runtime, cmd: SandboxCmd) -> Result<i32> {
             let opts = SandboxOptions {
                 hostname,
                 share_pid,
+                dns: None,
             };
             rt.create_sandbox_with(&id, &opts)?;
             println!("{id}");

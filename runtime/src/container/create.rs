@@ -323,7 +323,7 @@ impl Runtime {
             fs::create_dir_all(&p).map_err(io_err("create container dir", &p))?;
         }
         if place.own_etc_files {
-            write_etc_files(dir, &place.hostname)?;
+            write_etc_files(dir, &place.hostname, None)?;
         }
         if let Some(m) = spec.resources.memory_bytes {
             fs::write(dir.join("meminfo"), procfs::meminfo(m))

@@ -30,7 +30,7 @@ pub use inspect::{
     process_view, CgroupView, KernelView, LimitFile, MountView, NamespaceView, ProcessView,
     RootfsView, SandboxView, UpperEntry, UpperKind,
 };
-pub use sandbox::{Sandbox, SandboxOptions};
+pub use sandbox::{DnsConfig, Sandbox, SandboxOptions};
 
 /// Options of `run`/`create`, as the CLI or the kubelet gives them.
 #[derive(Debug, Clone, Default)]

@@ -34,6 +34,45 @@ pub struct SandboxOptions {
     pub hostname: Option<String>,
     /// `shareProcessNamespace: true`: all containers in one pid namespace.
     pub share_pid: bool,
+    /// The sandbox's resolver, decided by the caller (the kubelet, from the pod's dnsPolicy).
+    /// `None` or empty: the host's `/etc/resolv.conf`, as containerd copies it.
+    pub dns: Option<DnsConfig>,
+}
+
+/// A sandbox's resolver settings, CRI's `DNSConfig`: the lines of its `/etc/resolv.conf`
+/// (resolv.conf(5)). The runtime only writes them; which servers and search domains a pod
+/// gets is the kubelet's business.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// `nameserver` lines, in order (the resolver tries them in turn).
+    pub servers: Vec<String>,
+    /// The `search` line: domains appended to a name with fewer dots than `ndots`.
+    pub searches: Vec<String>,
+    /// The `options` line, e.g. `ndots:5`, `edns0`.
+    pub options: Vec<String>,
+}
+
+impl DnsConfig {
+    /// Nothing set: the runtime falls back to the host's file.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && self.searches.is_empty() && self.options.is_empty()
+    }
+
+    /// The file's text, in containerd's order: `search`, one `nameserver` per server,
+    /// `options`; lines with nothing to say are left out.
+    pub fn to_resolv_conf(&self) -> String {
+        let mut text = String::new();
+        if !self.searches.is_empty() {
+            text += &format!("search {}\n", self.searches.join(" "));
+        }
+        for server in &self.servers {
+            text += &format!("nameserver {server}\n");
+        }
+        if !self.options.is_empty() {
+            text += &format!("options {}\n", self.options.join(" "));
+        }
+        text
+    }
 }
 
 impl Runtime {
@@ -50,7 +89,7 @@ impl Runtime {
     ) -> Result<Sandbox, ContainerError> {
         let opts = SandboxOptions {
             hostname: hostname.map(str::to_string),
-            share_pid: false,
+            ..Default::default()
         };
         self.create_sandbox_with(id, &opts)
     }
@@ -78,7 +117,7 @@ impl Runtime {
             pause_pid: None,
         };
         let result = (|| {
-            write_etc_files(&dir, &hostname)?;
+            write_etc_files(&dir, &hostname, opts.dns.as_ref())?;
             namespaces::create_pinned(&dir, &hostname)?;
             self.cgroups.create(&sb.cgroup)?;
             if opts.share_pid {
@@ -142,20 +181,21 @@ impl Runtime {
     }
 }
 
-/// The per-pod `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`.
-pub(super) fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), ContainerError> {
+/// The per-pod `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`: `dns` when given, else
+/// the host's resolver without its loopback nameservers (a stub such as systemd-resolved's
+/// 127.0.0.53 is not reachable from the sandbox's own network namespace).
+pub(super) fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    dns: Option<&DnsConfig>,
+) -> Result<(), ContainerError> {
     let hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     );
-    let resolv = fs::read_to_string("/etc/resolv.conf")
-        .map(|s| {
-            s.lines()
-                .filter(|l| !l.contains("127.0.0."))
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n"
-        })
-        .unwrap_or_default();
+    let resolv = match dns.filter(|d| !d.is_empty()) {
+        Some(dns) => dns.to_resolv_conf(),
+        None => host_resolv_conf(),
+    };
     for (name, content) in [
         ("hosts", hosts),
         ("hostname", format!("{hostname}\n")),
@@ -165,4 +205,59 @@ pub(super) fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), Containe
         fs::write(&p, content).map_err(io_err("write", &p))?;
     }
     Ok(())
+}
+
+/// The host's `/etc/resolv.conf` without loopback nameservers.
+fn host_resolv_conf() -> String {
+    fs::read_to_string("/etc/resolv.conf")
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.contains("127.0.0."))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_config_renders_in_containerds_order() {
+        let dns = DnsConfig {
+            servers: vec!["10.96.0.10".into(), "10.96.0.11".into()],
+            searches: vec!["default.svc.cluster.local".into(), "cluster.local".into()],
+            options: vec!["ndots:5".into(), "edns0".into()],
+        };
+        assert_eq!(
+            dns.to_resolv_conf(),
+            "search default.svc.cluster.local cluster.local\n\
+             nameserver 10.96.0.10\nnameserver 10.96.0.11\noptions ndots:5 edns0\n"
+        );
+        let only_server = DnsConfig {
+            servers: vec!["1.2.3.4".into()],
+            ..Default::default()
+        };
+        assert_eq!(only_server.to_resolv_conf(), "nameserver 1.2.3.4\n");
+    }
+
+    #[test]
+    fn etc_files_take_the_given_resolver_else_the_hosts() {
+        let dir = std::env::temp_dir().join(format!("minik8s-etc-{}", crate::random_hex(6)));
+        fs::create_dir_all(&dir).unwrap();
+        let dns = DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            ..Default::default()
+        };
+        write_etc_files(&dir, "web", Some(&dns)).unwrap();
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(read("resolv.conf"), "nameserver 10.96.0.10\n");
+        assert_eq!(read("hostname"), "web\n");
+        write_etc_files(&dir, "web", Some(&DnsConfig::default())).unwrap();
+        assert_eq!(read("resolv.conf"), host_resolv_conf());
+        assert!(!read("resolv.conf").contains("127.0.0."));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
