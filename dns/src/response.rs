@@ -272,6 +272,62 @@ mod tests {
         assert_eq!(response.metadata.response_code, ResponseCode::ServFail);
     }
 
+    /// A snapshot with a headless Service `big.default` of `n` ready endpoints.
+    fn headless_with(n: u8) -> Snapshot {
+        use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+        use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let meta = |name: &str| ObjectMeta {
+            namespace: Some("default".into()),
+            name: Some(name.into()),
+            labels: Some([("kubernetes.io/service-name".into(), "big".into())].into()),
+            ..Default::default()
+        };
+        let service = Service {
+            metadata: meta("big"),
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("None".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let slice = EndpointSlice {
+            metadata: meta("big-1"),
+            address_type: "IPv4".into(),
+            endpoints: (1..=n)
+                .map(|i| Endpoint {
+                    addresses: vec![format!("10.244.0.{i}")],
+                    ..Default::default()
+                })
+                .collect(),
+            ports: None,
+        };
+        Snapshot {
+            index: Index::build("cluster.local", [&service], [&slice]),
+            synced: true,
+        }
+    }
+
+    #[test]
+    fn a_large_answer_is_truncated_over_udp_and_whole_over_tcp() {
+        let snapshot = headless_with(60);
+        let mut query = Message::query();
+        let name = Name::from_ascii("big.default.svc.cluster.local.").unwrap();
+        query.add_query(Query::query(name, RecordType::A));
+        let bytes = query.to_vec().unwrap();
+        let udp = decode(reply(&bytes, &snapshot, Transport::Udp));
+        assert!(udp.metadata.truncation);
+        assert!(udp.answers.is_empty());
+        let tcp = decode(reply(&bytes, &snapshot, Transport::Tcp));
+        assert!(!tcp.metadata.truncation);
+        assert_eq!(tcp.answers.len(), 60);
+        // A client announcing a larger EDNS payload gets the whole answer over UDP.
+        query.set_edns(Edns::new().set_max_payload(4096).clone());
+        let edns = decode(reply(&query.to_vec().unwrap(), &snapshot, Transport::Udp));
+        assert!(!edns.metadata.truncation);
+        assert_eq!(edns.answers.len(), 60);
+    }
+
     #[test]
     fn garbage_is_formerr_or_dropped() {
         let mut junk = vec![0x12, 0x34, 1, 0, 0, 5];

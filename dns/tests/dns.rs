@@ -287,3 +287,42 @@ async fn other_names_are_refused_without_an_upstream() {
     let response = ask_tcp(addr, "example.com.", RecordType::A).await;
     assert_eq!(response.metadata.response_code, ResponseCode::Refused);
 }
+
+#[tokio::test]
+async fn names_follow_the_cluster_across_an_apiserver_restart() {
+    let mut cluster = Cluster::start().await;
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), Forwarder::default())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let _server = Task::spawn(server.serve(cluster.client(), "cluster.local".into()));
+    let name = "late.default.svc.cluster.local.";
+    wait_for(10, "the caches to sync", || async {
+        let response = ask(addr, name, RecordType::A).await;
+        (response.metadata.response_code == ResponseCode::NXDomain).then_some(())
+    })
+    .await;
+
+    cluster.stop_apiserver().await;
+    // What the caches held is still answered while the apiserver is away.
+    let response = ask(addr, name, RecordType::A).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
+    cluster.restart_apiserver().await;
+
+    let services: Api<Service> = Api::namespaced(cluster.client(), "default");
+    let late: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "late"},
+        "spec": {"clusterIP": "10.96.0.77", "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &late)
+        .await
+        .unwrap();
+    wait_for(15, "the Service created after the restart", || async {
+        let response = ask(addr, name, RecordType::A).await;
+        (addresses(&response) == [Ipv4Addr::new(10, 96, 0, 77)]).then_some(())
+    })
+    .await;
+}
