@@ -28,6 +28,7 @@
 //! other nodes' pod ranges through their addresses (`--route-pod-cidrs`, flannel's host-gw),
 //! so that a pod reaches a pod on another node across the switch.
 //!
+//! - `binaries.rs`: the components' programs and etcd, found and checked.
 //! - `netns.rs`: named network namespaces, as `ip netns add|del` make them; spawning into one.
 //! - `wire.rs`: the switch's bridge and each namespace's cable to it (veth, address, route).
 //! - `daemon.rs`: the lab's processes, started detached and stopped by pid (only ours).
@@ -38,6 +39,7 @@
 //! The steps that use these are the commands' (`commands/cluster/up.rs`, `down.rs`,
 //! `status.rs`). Read next: `commands/cluster/up.rs`, the steps in order.
 
+pub mod binaries;
 pub mod daemon;
 pub mod forward;
 pub mod kubeconfig;

@@ -23,6 +23,7 @@ use anyhow::{bail, Context};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
+use crate::lab::binaries::Binaries;
 use crate::lab::daemon::{self, Launch, Role};
 use crate::lab::spec::{self, Host, LabSpec, API_PORT, CONTROL_PLANE_IP};
 use crate::lab::state::{LabState, NodeRecord};
@@ -53,50 +54,6 @@ pub struct UpArgs {
     /// How long to wait for every node to be Ready (Go duration).
     #[arg(long, default_value = "60s")]
     pub wait: kube::core::Duration,
-}
-
-/// The programs a lab runs.
-struct Binaries {
-    apiserver: PathBuf,
-    controller: PathBuf,
-    scheduler: PathBuf,
-    kubelet: PathBuf,
-    minikctl: PathBuf,
-    etcd: PathBuf,
-}
-
-impl Binaries {
-    fn find(bin_dir: Option<&Path>) -> anyhow::Result<Binaries> {
-        let minikctl = std::env::current_exe().context("finding minikctl's own path")?;
-        let dir = match bin_dir {
-            Some(d) => d.to_owned(),
-            None => minikctl.parent().map(Path::to_owned).unwrap_or_default(),
-        };
-        let component = |name: &str| -> anyhow::Result<PathBuf> {
-            let p = dir.join(name);
-            if !p.is_file() {
-                bail!("{} is missing (build it, or give --bin-dir)", p.display());
-            }
-            Ok(p)
-        };
-        Ok(Binaries {
-            apiserver: component("minik8s-apiserver")?,
-            controller: component("minik8s-controller")?,
-            scheduler: component("minik8s-scheduler")?,
-            kubelet: component("minik8s-kubelet")?,
-            minikctl,
-            etcd: find_on_path("etcd")
-                .context("etcd is not installed (Debian: apt-get install etcd-server)")?,
-        })
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin".into());
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// A lab being brought up: its spec, directory, programs and record.
