@@ -28,6 +28,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use nix::sched::{setns, CloneFlags};
 use tokio::sync::Notify;
 
@@ -239,6 +240,9 @@ pub async fn run(
         tokio::select! {
             () = changed.notified() => {
                 tokio::time::sleep(periods.min_sync).await;
+                // Fold the changes of the debounce window into this sync: take the wake-up
+                // they left, or it would start a second, needless sync right after this one.
+                let _ = changed.notified().now_or_never();
             }
             () = tokio::time::sleep_until(next_resync) => syncer.resync(),
         }

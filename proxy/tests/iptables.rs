@@ -301,3 +301,59 @@ fn a_cluster_ip_spreads_follows_its_endpoints_and_cleans_up() {
         "the root namespace's rules changed"
     );
 }
+
+/// The sync loop: nothing is written before the caches are synced (an empty list would delete
+/// every rule), and a burst of changes within the debounce becomes one transaction.
+#[test]
+fn a_burst_of_changes_is_one_transaction() {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    let node = Netns::new("loop");
+    let synced = Arc::new(AtomicBool::new(false));
+    let snapshots = Arc::new(AtomicUsize::new(0));
+    let wanted = Arc::new(Mutex::new(ports(
+        &services(),
+        &[web_slice(&["10.244.1.2", "10.244.2.2"])],
+    )));
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let snapshot = {
+        let (synced, snapshots, wanted) = (synced.clone(), snapshots.clone(), wanted.clone());
+        move || {
+            if !synced.load(Ordering::SeqCst) {
+                return None;
+            }
+            snapshots.fetch_add(1, Ordering::SeqCst);
+            Some(wanted.lock().unwrap().clone())
+        }
+    };
+    let syncer = Syncer::new(Iptables::in_netns(&node.path()), RulesConfig::default());
+    let periods = proxy::sync::Periods {
+        min_sync: Duration::from_millis(50),
+        resync: Duration::from_secs(3600),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let task = runtime.spawn(proxy::sync::run(syncer, changed.clone(), snapshot, periods));
+    let settle = || std::thread::sleep(Duration::from_millis(400));
+
+    changed.notify_one();
+    settle();
+    assert!(!node.iptables_save().contains("MINIK8S"));
+
+    synced.store(true, Ordering::SeqCst);
+    for _ in 0..20 {
+        changed.notify_one();
+    }
+    settle();
+    assert_eq!(snapshots.load(Ordering::SeqCst), 1);
+    let saved = node.iptables_save();
+    assert_eq!(saved.matches(":MINIK8S-SEP-").count(), 2, "{saved}");
+
+    *wanted.lock().unwrap() = ports(&services(), &[web_slice(&["10.244.1.2"])]);
+    changed.notify_one();
+    settle();
+    assert_eq!(snapshots.load(Ordering::SeqCst), 2);
+    let saved = node.iptables_save();
+    assert_eq!(saved.matches(":MINIK8S-SEP-").count(), 1, "{saved}");
+    task.abort();
+}
