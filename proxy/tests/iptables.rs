@@ -4,7 +4,7 @@
 //! both pods' :8080, NodePort 30080) written into the node namespace by the proxy's own
 //! `Syncer`. Connections from the node reach both pods, an endpoint removed is no longer
 //! reached after the next sync, a Service without endpoints is refused at once, and
-//! `--cleanup` leaves no chain of ours. The root namespace's rules are compared before and
+//! `minik8s-proxy --cleanup` leaves no chain of ours. The root namespace's rules are compared before and
 //! after: the test never touches them.
 //!
 //! ```text
@@ -13,10 +13,8 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,69 +23,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use nix::sched::{setns, CloneFlags};
 use proxy::model::{service_ports, ServicePort};
 use proxy::rules::RulesConfig;
 use proxy::sync::{Iptables, Syncer};
 use serde_json::json;
 
-/// `ip ARGS`, which must succeed.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace of the test's own (`ip netns add`), deleted on drop with its veths.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(role: &str) -> Netns {
-        let name = format!("mk8s-px-{}-{role}", std::process::id());
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// `ip -n NS ARGS`.
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    /// Run `f` on a new thread inside this namespace.
-    fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let file = File::open(self.path()).unwrap();
-        std::thread::spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        })
-    }
-
-    /// `iptables-save` inside this namespace.
-    fn iptables_save(&self) -> String {
-        Iptables::in_netns(&self.path()).save().unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
+mod common;
+use common::Netns;
 
 /// A TCP server on :8080 answering `name` to every connection, until dropped.
 struct Server {
@@ -286,8 +228,19 @@ fn a_cluster_ip_spreads_follows_its_endpoints_and_cleans_up() {
     let names = answers(&node, "10.96.0.50:80", 40);
     assert_eq!(distinct(&names), BTreeSet::from(["pod-1", "pod-2"]));
 
-    // --cleanup: nothing of ours is left, and a second cleanup finds nothing.
-    assert!(restarted.cleanup().unwrap());
+    // `minik8s-proxy --cleanup` in the node namespace: nothing of ours is left, and a
+    // second cleanup finds nothing.
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node.name,
+            env!("CARGO_BIN_EXE_minik8s-proxy"),
+            "--cleanup",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
     let saved = node.iptables_save();
     assert!(!saved.contains("MINIK8S"), "{saved}");
     assert!(!restarted.cleanup().unwrap());
