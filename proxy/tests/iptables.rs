@@ -2,10 +2,10 @@
 //! "node" namespace joined by a veth pair to each of two "pod" namespaces, a tiny TCP server
 //! in each pod answering its own name, and the rules of a ClusterIP Service (10.96.0.50:80 →
 //! both pods' :8080, NodePort 30080) written into the node namespace by the proxy's own
-//! `Syncer`. Connections from the node reach both pods, an endpoint removed is no longer
-//! reached after the next sync, a Service without endpoints is refused at once, and
-//! `minik8s-proxy --cleanup` leaves no chain of ours. The root namespace's rules are compared before and
-//! after: the test never touches them.
+//! `Syncer`. Connections from the node and from a pod (hairpin included) reach both pods, an
+//! endpoint removed is no longer reached after the next sync, a Service without endpoints is
+//! refused at once, and `minik8s-proxy --cleanup` leaves no chain of ours. The root
+//! namespace's rules are compared before and after: the test never touches them.
 //!
 //! ```text
 //!   node ns: v1 10.244.1.1/24 ── eth0 10.244.1.2  pod-1 ns (:8080 answers "pod-1")
@@ -75,10 +75,10 @@ impl Drop for Server {
     }
 }
 
-/// Connect to `addr` from the node namespace `tries` times; the names that answered.
-fn answers(node: &Netns, addr: &str, tries: usize) -> Vec<String> {
+/// Connect to `addr` from namespace `from` `tries` times; the names that answered.
+fn answers(from: &Netns, addr: &str, tries: usize) -> Vec<String> {
     let addr: SocketAddr = addr.parse().unwrap();
-    node.spawn(move || {
+    from.spawn(move || {
         (0..tries)
             .map(|_| {
                 let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
@@ -168,6 +168,19 @@ fn a_cluster_ip_spreads_follows_its_endpoints_and_cleans_up() {
     // The node needs a route to the Service range for its own connections to leave at all;
     // the DNAT then sends them to the pod.
     node.ip(&["route", "add", "10.96.0.0/12", "dev", "v1"]);
+    // The node routes between its pods (a namespace's own setting, not the host's).
+    let forward = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node.name,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])
+        .status()
+        .unwrap();
+    assert!(forward.success());
     let servers = [
         Server::start(&pods[0], "pod-1"),
         Server::start(&pods[1], "pod-2"),
@@ -191,6 +204,10 @@ fn a_cluster_ip_spreads_follows_its_endpoints_and_cleans_up() {
     assert_eq!(distinct(&names), BTreeSet::from(["pod-1", "pod-2"]));
     // The NodePort on the node's address leads to the same pods.
     let names = answers(&node, "10.244.1.1:30080", 40);
+    assert_eq!(distinct(&names), BTreeSet::from(["pod-1", "pod-2"]));
+    // From a pod, through the node (PREROUTING), both pods answer, pod-1 too: a hairpin
+    // connection to itself, which works only because it is masqueraded.
+    let names = answers(&pods[0], "10.96.0.50:80", 40);
     assert_eq!(distinct(&names), BTreeSet::from(["pod-1", "pod-2"]));
 
     // A Service without endpoints is refused at once, not left to time out.
