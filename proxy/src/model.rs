@@ -135,14 +135,17 @@ pub fn service_ports<'a>(
                 name: name.clone(),
                 port: port.name.clone().unwrap_or_default(),
             };
-            let (Some(protocol), Ok(number)) = (
+            let (Some(protocol), Some(number)) = (
                 Protocol::from_api(port.protocol.as_deref()),
-                u16::try_from(port.port),
+                u16::try_from(port.port).ok().filter(|p| *p > 0),
             ) else {
                 tracing::warn!(service_port = %port_name, "unsupported protocol or port; skipped");
                 continue;
             };
-            let node_port = port.node_port.and_then(|p| u16::try_from(p).ok());
+            let node_port = port
+                .node_port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0);
             let key = (
                 namespace.clone(),
                 name.clone(),
@@ -196,7 +199,9 @@ fn ready_endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> E
         for port in slice.ports.iter().flatten() {
             let (Some(protocol), Some(number)) = (
                 Protocol::from_api(port.protocol.as_deref()),
-                port.port.and_then(|p| u16::try_from(p).ok()),
+                port.port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0),
             ) else {
                 continue;
             };
@@ -305,6 +310,24 @@ mod tests {
         let ports = service_ports([&headless, &external, &web()], [&other_ns]);
         assert_eq!(ports.len(), 2);
         assert!(ports.iter().all(|p| p.endpoints.is_empty()));
+    }
+
+    #[test]
+    fn out_of_range_ports_are_skipped_rather_than_written() {
+        // An API that validates never sends these; a rule with port 0 would fail the whole
+        // transaction, so the model refuses them, as it refuses an unknown protocol.
+        let svc = service(json!({
+            "metadata": {"namespace": "default", "name": "odd"},
+            "spec": {"clusterIP": "10.96.0.8", "ports": [
+                {"name": "zero", "port": 0},
+                {"name": "big", "port": 70000},
+                {"name": "sctp", "port": 9, "protocol": "QUIC"},
+                {"name": "ok", "port": 80, "nodePort": 0}
+            ]}
+        }));
+        let ports = service_ports([&svc], []);
+        assert_eq!(ports.len(), 1);
+        assert_eq!((ports[0].port, ports[0].node_port), (80, None));
     }
 
     #[test]
