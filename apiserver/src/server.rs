@@ -76,6 +76,10 @@ pub fn app(state: App) -> Router {
             axum::routing::any(handlers::proxy::exec),
         )
         .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
+            axum::routing::any(handlers::port_forward::port_forward),
+        )
+        .route(
             "/api/v1/nodes/{name}/proxy",
             axum::routing::any(handlers::proxy::node),
         )

@@ -9,6 +9,7 @@
 
 pub mod bootstrap;
 pub mod delete;
+pub mod port_forward;
 pub mod proxy;
 pub mod read;
 pub mod subresources;

@@ -4,10 +4,11 @@
 //! ExternalIP, else Hostname) and `status.daemonEndpoints.kubeletEndpoint.Port`, and calls over
 //! TLS ([`crate::kubelet_client`]) with `--kubelet-token-file`'s bearer token. Logs are a
 //! streamed GET relayed as is (`kubectl logs -f`); exec is a WebSocket (`v5.channel.k8s.io` or
-//! `v4.channel.k8s.io`) whose frames are relayed both ways; the node proxy passes any request
-//! to the kubelet's API (`kubectl get --raw /api/v1/nodes/N/proxy/stats/summary`, the
-//! `/inspect` views of `minikctl inspect`) and its status code and body back, as
-//! kube-apiserver's `nodes/proxy` does.
+//! `v4.channel.k8s.io`) whose frames are relayed both ways (as `port_forward.rs`'s are); the
+//! node proxy passes any request to the kubelet's API
+//! (`kubectl get --raw /api/v1/nodes/N/proxy/stats/summary`, the `/inspect` views of
+//! `minikctl inspect`) and its status code and body back, as kube-apiserver's `nodes/proxy`
+//! does.
 
 use axum::body::{Body, Bytes};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -94,7 +95,7 @@ fn choose_one(pod: &str, containers: &[&str], init: &[&str]) -> String {
 
 /// The kubelet of node `node_name` as `host:port`, from the Node's status; an unknown node is
 /// a 404.
-async fn kubelet_of(app: &App, node_name: &str) -> Result<String, ApiError> {
+pub(super) async fn kubelet_of(app: &App, node_name: &str) -> Result<String, ApiError> {
     let node_res = crate::resources::find("", "v1", "nodes").expect("nodes are served");
     let node = app
         .storage
@@ -126,7 +127,7 @@ async fn kubelet_of(app: &App, node_name: &str) -> Result<String, ApiError> {
     })
 }
 
-fn upstream(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn upstream(e: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("error talking to the kubelet: {e}"))
 }
 
@@ -408,7 +409,9 @@ pub async fn exec(
         })
 }
 
-async fn relay(
+/// Relay the WebSocket `client` to the kubelet's WebSocket at `url`, message for message, with
+/// the subprotocol the client agreed (exec's channels, port-forward's tunnel).
+pub(super) async fn relay(
     client: WebSocket,
     url: &str,
     kubelet: &str,
