@@ -32,6 +32,7 @@ pub mod node;
 pub mod node_ip;
 pub mod pod_routes;
 pub mod pod_worker;
+pub mod port_forward;
 pub mod probes;
 pub mod reset;
 pub mod restart;

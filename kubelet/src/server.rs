@@ -1,7 +1,9 @@
 //! The kubelet's own HTTPS API (what the apiserver proxies `kubectl logs`/`exec` to):
 //! `/containerLogs/{ns}/{pod}/{container}` (follow, tailLines, sinceSeconds, timestamps,
 //! previous), `/exec/{ns}/{pod}/{container}` (WebSocket, `v5`/`v4.channel.k8s.io`: channel 0
-//! stdin, 1 stdout, 2 stderr, 3 error/exit status, 4 resize, 255 close), `/metrics`,
+//! stdin, 1 stdout, 2 stderr, 3 error/exit status, 4 resize, 255 close),
+//! `/portForward/{ns}/{pod}` (kubectl's SPDY session tunnelled in a WebSocket,
+//! [`crate::port_forward`]), `/metrics`,
 //! `/stats/summary`, `/inspect/{ns}/{pod}` and `/inspect/node` (the pod down to the kernel,
 //! [`crate::inspect`]) and an unauthenticated `/healthz`. Every other request must
 //! authenticate or gets 401: with `--client-ca-file`, the handshake requests (does not
@@ -481,6 +483,15 @@ async fn run_exec(
     Ok(())
 }
 
+/// `GET /portForward/{ns}/{pod}`: [`crate::port_forward`].
+async fn port_forward(
+    State(s): State<AppState>,
+    Path((ns, pod)): Path<(String, String)>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    crate::port_forward::handle(s.ctx.clone(), ns, pod, ws).await
+}
+
 async fn metrics(State(s): State<AppState>) -> String {
     s.ctx.metrics.render()
 }
@@ -545,6 +556,7 @@ pub fn router(ctx: Arc<Context>, token: Option<String>) -> Router {
         .route("/stats/summary", get(stats_summary))
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/exec/{ns}/{pod}/{container}", get(exec).post(exec))
+        .route("/portForward/{ns}/{pod}", get(port_forward))
         .route("/inspect/node", get(inspect_node))
         .route("/inspect/{ns}/{pod}", get(inspect_pod))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
