@@ -4,7 +4,8 @@
 //! through `svc/NAME` (kubectl finds the pod and its targetPort itself); a port with nothing
 //! listening gives kubectl's error for a refused connection instead of a hang. Below that,
 //! the kubelet's pieces on their own: SPDY frames through one compression context each way,
-//! and a `hostNetwork` pod's port dialled on the node's localhost.
+//! and a `hostNetwork` pod's port dialled on the node's localhost; and on a pod network, a
+//! server bound to its pod IP only, reached from the node when localhost refuses.
 
 mod harness;
 
@@ -151,6 +152,45 @@ async fn kubectl_port_forward_reaches_a_pod_and_reports_a_refused_port() {
     }
     assert!(said.contains(&want), "{said}");
     assert!(said.contains("connect: connection refused"), "{said}");
+    // and, as kubectl 1.32 does after an error on the error stream, it gives up
+    let exit = tokio::time::timeout(Duration::from_secs(20), pf.child.wait())
+        .await
+        .expect("kubectl kept running after the error")
+        .unwrap();
+    assert!(!exit.success());
+    assert!(
+        pf.stderr().contains("lost connection to pod"),
+        "{}",
+        pf.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_bound_to_its_pod_ip_only_is_reached_from_the_node() {
+    let net = TestNet::new();
+    let c = Cluster::for_kubelets().await;
+    let flags = net.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let k = start_kubelet(&c, &flags);
+    // localhost inside the pod refuses: only the pod IP answers
+    c.create_pod("bound", &k.node, json!({"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "busybox",
+        "command": ["sh", "-c", "mkdir /www; echo only on $MY_IP > /www/index.html; exec httpd -f -p $MY_IP:8080 -h /www"],
+        "env": [{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}))
+        .await;
+    let p = c
+        .wait_pod("bound", 60, "Ready", |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    let ip = p.status.unwrap().pod_ip.unwrap();
+    let mut pf = PortForward::start(&c, "pod/bound", "8080").await;
+    let page = get(pf.local, "/index.html").await;
+    assert!(
+        page.ends_with(&format!("only on {ip}\n")),
+        "{page:?}\n{}",
+        pf.stderr()
+    );
     let _ = pf.child.kill().await;
 }
 
@@ -218,7 +258,10 @@ async fn a_host_network_pods_port_is_dialled_on_the_nodes_localhost() {
         ips: vec![],
     };
     assert!(connect(&net, port).await.is_ok());
-    drop(l);
+    // a port bound but not listening refuses, and no other test can take it meanwhile
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     let err = connect(&net, port).await.unwrap_err();
     let want = format!(
         "failed to execute portforward in network namespace \"host\": \
