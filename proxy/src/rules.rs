@@ -20,7 +20,9 @@
 //!
 //! The text is one transaction for `iptables-restore --noflush`: a chain declared with
 //! `:NAME - [0:0]` is created or flushed, and every other chain of the table (Docker's, the
-//! runtime's `MINIK8S-<bridge>`) is left alone. Chains of Services that are gone are declared
+//! runtime's `MINIK8S-<bridge>`, and ours that did not change) is left alone. Only chains
+//! whose rules differ from what [`Programmed`] says was written last are in it (kube-proxy's
+//! partial sync); when that is unknown (read back from the kernel) every chain is. Chains of Services that are gone are declared
 //! (flushed) and deleted (`-X`) in the same transaction, once nothing jumps to them any more.
 //! The jumps from the built-in chains are inserted only when missing, since `--noflush`
 //! would otherwise add a second copy on every sync.
@@ -31,7 +33,7 @@
 //! limit), and never equal to the runtime's `MINIK8S-<bridge>` (an interface name has at most
 //! 15 characters). Read next: `sync.rs`, which runs the text.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -156,6 +158,9 @@ pub struct Programmed {
     pub chains: BTreeSet<(Table, String)>,
     /// Rules of built-in chains jumping into ours, as (table, `-A ...` line).
     pub jump_rules: Vec<(Table, String)>,
+    /// The rules of each of our chains as last written. Empty when read from the kernel
+    /// (`parse_save`), so that the next sync rewrites, and so repairs, every chain.
+    pub contents: BTreeMap<(Table, String), Vec<String>>,
 }
 
 impl Programmed {
@@ -259,6 +264,11 @@ pub fn render(ports: &[ServicePort], config: &RulesConfig, before: &Programmed) 
     let mut after = Programmed::default();
     let mut nat = Rules::default();
     let mut filter = Rules::default();
+    for (rules, table) in [(&mut nat, Table::Nat), (&mut filter, Table::Filter)] {
+        for chain in table.fixed_chains() {
+            rules.declare(chain);
+        }
+    }
 
     nat.add(&format!("-A {MARK_MASQ} -j MARK --or-mark {MASQ_MARK}"));
     nat.add(&format!(
@@ -342,34 +352,55 @@ pub fn render(ports: &[ServicePort], config: &RulesConfig, before: &Programmed) 
 
     let mut text = String::new();
     for (table, rules) in [(Table::Nat, &nat), (Table::Filter, &filter)] {
-        let mut chains: Vec<String> = table.fixed_chains().iter().map(|c| c.to_string()).collect();
-        chains.extend(rules.declared.iter().cloned());
-        let wanted: BTreeSet<&String> = chains.iter().collect();
+        // A chain is written only when its rules differ from what is programmed; one left
+        // out of the transaction is not even declared, so the kernel keeps it untouched.
+        let changed: Vec<&String> = rules
+            .order
+            .iter()
+            .filter(|chain| {
+                before.contents.get(&(table, chain.to_string())) != Some(&rules.lines[*chain])
+            })
+            .collect();
         let stale: Vec<&String> = before
             .chains
             .iter()
-            .filter(|(t, c)| *t == table && !wanted.contains(c))
+            .filter(|(t, c)| *t == table && !rules.lines.contains_key(c))
             .map(|(_, c)| c)
             .collect();
+        let missing: Vec<&Jump> = JUMPS
+            .iter()
+            .filter(|j| j.table == table && !before.has_jump(j))
+            .collect();
+        for jump in JUMPS.iter().filter(|j| j.table == table) {
+            after
+                .jump_rules
+                .push((table, format!("-A {} {}", jump.chain, jump.spec)));
+        }
+        for chain in &rules.order {
+            after.chains.insert((table, chain.clone()));
+            after
+                .contents
+                .insert((table, chain.clone()), rules.lines[chain].clone());
+        }
+        if changed.is_empty() && stale.is_empty() && missing.is_empty() {
+            continue;
+        }
         let _ = writeln!(text, "*{}", table.name());
-        for chain in chains.iter().chain(stale.iter().copied()) {
+        for chain in changed.iter().chain(stale.iter()) {
             let _ = writeln!(text, ":{chain} - [0:0]");
         }
-        for jump in JUMPS.iter().filter(|j| j.table == table) {
-            let line = format!("-A {} {}", jump.chain, jump.spec);
-            if !before.has_jump(jump) {
-                let _ = writeln!(text, "-I {} {}", jump.chain, jump.spec);
-            }
-            after.jump_rules.push((table, line));
+        for jump in missing {
+            let _ = writeln!(text, "-I {} {}", jump.chain, jump.spec);
         }
-        for rule in &rules.lines {
-            let _ = writeln!(text, "{rule}");
+        for chain in &changed {
+            for rule in &rules.lines[*chain] {
+                let _ = writeln!(text, "{rule}");
+            }
         }
         for chain in stale {
             let _ = writeln!(text, "-X {chain}");
         }
         let _ = writeln!(text, "COMMIT");
-        after.chains.extend(chains.into_iter().map(|c| (table, c)));
     }
     Transaction { text, after }
 }
@@ -409,20 +440,28 @@ pub fn cleanup(before: &Programmed) -> String {
     text
 }
 
-/// A table's chains to declare and rules to append, in order.
+/// A table's chains, in the order they were first named, with their rules.
 #[derive(Default)]
 struct Rules {
-    declared: Vec<String>,
-    lines: Vec<String>,
+    order: Vec<String>,
+    lines: BTreeMap<String, Vec<String>>,
 }
 
 impl Rules {
     fn declare(&mut self, chain: &str) {
-        self.declared.push(chain.to_string());
+        if !self.lines.contains_key(chain) {
+            self.order.push(chain.to_string());
+            self.lines.insert(chain.to_string(), Vec::new());
+        }
     }
 
+    /// Append `line` (`-A CHAIN ...`) to its chain.
     fn add(&mut self, line: &str) {
-        self.lines.push(line.to_string());
+        let chain = line.split(' ').nth(1).unwrap_or_default();
+        self.declare(chain);
+        if let Some(lines) = self.lines.get_mut(chain) {
+            lines.push(line.to_string());
+        }
     }
 }
 
@@ -497,21 +536,21 @@ mod tests {
 -I PREROUTING -m comment --comment "minik8s service portals" -j MINIK8S-SERVICES
 -I OUTPUT -m comment --comment "minik8s service portals" -j MINIK8S-SERVICES
 -I POSTROUTING -m comment --comment "minik8s postrouting rules" -j MINIK8S-POSTROUTING
+-A MINIK8S-SERVICES -d 10.96.0.50/32 -p tcp -m tcp --dport 80 -m comment --comment "default/web cluster IP" -j MINIK8S-SVC-SVQSTTPXCHYGJVAY
+-A MINIK8S-SERVICES -d 192.168.1.10/32 -m comment --comment "minik8s service nodeports; must be the last rule" -j MINIK8S-NODEPORTS
+-A MINIK8S-NODEPORTS -p tcp -m tcp --dport 30080 -m comment --comment "default/web" -j MINIK8S-MARK-MASQ
+-A MINIK8S-NODEPORTS -p tcp -m tcp --dport 30080 -m comment --comment "default/web" -j MINIK8S-SVC-SVQSTTPXCHYGJVAY
 -A MINIK8S-MARK-MASQ -j MARK --or-mark 0x4000
 -A MINIK8S-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 -A MINIK8S-POSTROUTING -j MARK --xor-mark 0x4000
 -A MINIK8S-POSTROUTING -j MASQUERADE
--A MINIK8S-SERVICES -d 10.96.0.50/32 -p tcp -m tcp --dport 80 -m comment --comment "default/web cluster IP" -j MINIK8S-SVC-SVQSTTPXCHYGJVAY
 -A MINIK8S-SVC-SVQSTTPXCHYGJVAY ! -s 10.244.0.0/16 -d 10.96.0.50/32 -p tcp -m tcp --dport 80 -j MINIK8S-MARK-MASQ
--A MINIK8S-NODEPORTS -p tcp -m tcp --dport 30080 -m comment --comment "default/web" -j MINIK8S-MARK-MASQ
--A MINIK8S-NODEPORTS -p tcp -m tcp --dport 30080 -m comment --comment "default/web" -j MINIK8S-SVC-SVQSTTPXCHYGJVAY
 -A MINIK8S-SVC-SVQSTTPXCHYGJVAY -m statistic --mode random --probability 0.5000000000 -j MINIK8S-SEP-2L7G6STUCOSYHUY6
 -A MINIK8S-SVC-SVQSTTPXCHYGJVAY -j MINIK8S-SEP-WBU5FEUVPTNSOGBF
 -A MINIK8S-SEP-2L7G6STUCOSYHUY6 -s 10.244.1.2/32 -j MINIK8S-MARK-MASQ
 -A MINIK8S-SEP-2L7G6STUCOSYHUY6 -p tcp -m tcp -j DNAT --to-destination 10.244.1.2:8080
 -A MINIK8S-SEP-WBU5FEUVPTNSOGBF -s 10.244.2.2/32 -j MINIK8S-MARK-MASQ
 -A MINIK8S-SEP-WBU5FEUVPTNSOGBF -p tcp -m tcp -j DNAT --to-destination 10.244.2.2:8080
--A MINIK8S-SERVICES -d 192.168.1.10/32 -m comment --comment "minik8s service nodeports; must be the last rule" -j MINIK8S-NODEPORTS
 COMMIT
 *filter
 :MINIK8S-SERVICES - [0:0]
@@ -546,7 +585,7 @@ COMMIT
     }
 
     #[test]
-    fn a_later_sync_keeps_the_jumps_and_deletes_stale_chains() {
+    fn a_later_sync_rewrites_only_changed_chains_and_deletes_stale_ones() {
         let both = [port(
             "web",
             "10.96.0.50",
@@ -554,22 +593,42 @@ COMMIT
             &["10.244.1.2:8080", "10.244.2.2:8080"],
         )];
         let first = render(&both, &config(), &Programmed::default());
+        // Nothing changed: nothing to write.
+        assert_eq!(render(&both, &config(), &first.after).text, "");
+
+        // One endpoint gone: only the service chain is rewritten and the endpoint's chain
+        // deleted; the entry chain, the other endpoint and the filter table are untouched.
         let one = [port("web", "10.96.0.50", None, &["10.244.1.2:8080"])];
         let second = render(&one, &config(), &first.after);
-        assert!(!second.text.contains("-I "), "{}", second.text);
-        let stale = "MINIK8S-SEP-WBU5FEUVPTNSOGBF";
-        assert!(second.text.contains(&format!(":{stale} - [0:0]\n")));
-        assert!(second.text.ends_with(&format!(
-            "-X {stale}\nCOMMIT\n*filter\n:MINIK8S-SERVICES - [0:0]\nCOMMIT\n"
-        )));
-        assert!(!second
-            .after
-            .chains
-            .contains(&(Table::Nat, stale.to_string())));
-        // a Service deleted: its chains go, the fixed ones stay
+        assert_eq!(
+            second.text,
+            "*nat
+:MINIK8S-SVC-SVQSTTPXCHYGJVAY - [0:0]
+:MINIK8S-SEP-WBU5FEUVPTNSOGBF - [0:0]
+-A MINIK8S-SVC-SVQSTTPXCHYGJVAY ! -s 10.244.0.0/16 -d 10.96.0.50/32 -p tcp -m tcp --dport 80 -j MINIK8S-MARK-MASQ
+-A MINIK8S-SVC-SVQSTTPXCHYGJVAY -j MINIK8S-SEP-2L7G6STUCOSYHUY6
+-X MINIK8S-SEP-WBU5FEUVPTNSOGBF
+COMMIT
+"
+        );
+        let stale = (Table::Nat, "MINIK8S-SEP-WBU5FEUVPTNSOGBF".to_string());
+        assert!(!second.after.chains.contains(&stale));
+
+        // The Service deleted: its chains go, the entry chain is rewritten, the fixed stay.
         let third = render(&[], &config(), &second.after);
+        assert!(third.text.contains(":MINIK8S-SERVICES - [0:0]\n"));
         assert!(third.text.contains("-X MINIK8S-SVC-SVQSTTPXCHYGJVAY\n"));
         assert!(!third.text.contains("-X MINIK8S-SERVICES"));
+        assert!(!third.text.contains("MARK-MASQ -j MARK"));
+
+        // Read back from the kernel, nothing is known of the contents: all is rewritten.
+        let mut from_kernel = second.after.clone();
+        from_kernel.contents.clear();
+        let full = render(&one, &config(), &from_kernel);
+        assert!(full.text.contains("-A MINIK8S-MARK-MASQ -j MARK"));
+        assert!(full
+            .text
+            .contains("*filter\n:MINIK8S-SERVICES - [0:0]\nCOMMIT\n"));
     }
 
     #[test]
