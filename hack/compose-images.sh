@@ -15,8 +15,8 @@
 #                    registry either
 #   /usr/sbin        iptables (the nft variant, as the host's Docker uses): the pod network's
 #                    FORWARD rules (runtime/src/network/iptables.rs), with its extensions
-#   /etc             passwd, group, nsswitch.conf, protocols, services, the CA bundle of
-#                    Debian's ca-certificates (see below)
+#   /etc             passwd, group, nsswitch.conf, protocols, services (no CA bundle: the
+#                    cluster trusts its own CA only, pinned by its hash when a node joins)
 #   /lib, /usr/lib   every shared library these programs load, found with ldd, and the
 #                    dynamic loader
 # Needs root only to install the Debian packages that are missing. The image carries the label
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 IMAGE=${MINIK8S_IMAGE:-minik8s:dev}
 OURS=(minik8s-apiserver minik8s-controller minik8s-scheduler minik8s-kubelet minik8s-runtime minikctl)
-PACKAGES=(etcd-server etcd-client busybox-static iptables ca-certificates)
+PACKAGES=(etcd-server etcd-client busybox-static iptables)
 
 command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info)"
@@ -113,10 +113,6 @@ printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 for f in /etc/protocols /etc/services /etc/ethertypes; do
   if [ -e "$f" ]; then put "$f" "$f"; fi
 done
-# The system's CA bundle. The cluster's own certificates need none of it, but a joining
-# kubelet's first, unverified request (kubelet/src/bootstrap.rs: discover_ca) still builds its
-# TLS client on the system's trust store, and fails where there is none.
-put /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 
 cat >"$ctx/Dockerfile" <<'EOF'
 FROM scratch
