@@ -53,16 +53,6 @@ pub async fn port_forward(
 
 /// The kubelet of the node the pod is bound to; a missing pod is a 404, an unbound one a 400.
 async fn pod_kubelet(app: &App, namespace: &str, name: &str) -> Result<String, ApiError> {
-    let pod_res = crate::resources::find("", "v1", "pods").expect("pods are served");
-    let pod = app
-        .storage
-        .get(&app.storage.key(pod_res.storage, Some(namespace), name))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(pod_res.subject(name)))?
-        .object;
-    let node_name = pod["spec"]["nodeName"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::BadRequest(format!("pod {name} does not have a host assigned")))?;
-    proxy::kubelet_of(app, node_name).await
+    let pod = proxy::stored_pod(app, namespace, name).await?;
+    proxy::pod_kubelet(app, &pod, name).await
 }

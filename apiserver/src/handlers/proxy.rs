@@ -40,13 +40,7 @@ async fn locate(
     name: &str,
     container: Option<&str>,
 ) -> Result<Target, ApiError> {
-    let pod_res = crate::resources::find("", "v1", "pods").expect("pods are served");
-    let pod = app
-        .storage
-        .get(&app.storage.key(pod_res.storage, Some(namespace), name))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(pod_res.subject(name)))?
-        .object;
+    let pod = stored_pod(app, namespace, name).await?;
     let containers = container_names(&pod["spec"]["containers"]);
     let init = container_names(&pod["spec"]["initContainers"]);
     let container = match container.filter(|c| !c.is_empty()) {
@@ -61,14 +55,31 @@ async fn locate(
             _ => return Err(ApiError::BadRequest(choose_one(name, &containers, &init))),
         },
     };
+    Ok(Target {
+        kubelet: pod_kubelet(app, &pod, name).await?,
+        container,
+    })
+}
+
+/// The stored pod `namespace/name`; a missing pod is a 404.
+pub(super) async fn stored_pod(app: &App, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    let pod_res = crate::resources::find("", "v1", "pods").expect("pods are served");
+    Ok(app
+        .storage
+        .get(&app.storage.key(pod_res.storage, Some(namespace), name))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(pod_res.subject(name)))?
+        .object)
+}
+
+/// The kubelet (`host:port`) of the node `pod` (named `name`) is bound to; an unbound pod is
+/// a 400, as kube-apiserver answers.
+pub(super) async fn pod_kubelet(app: &App, pod: &Value, name: &str) -> Result<String, ApiError> {
     let node_name = pod["spec"]["nodeName"]
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::BadRequest(format!("pod {name} does not have a host assigned")))?;
-    Ok(Target {
-        kubelet: kubelet_of(app, node_name).await?,
-        container,
-    })
+    kubelet_of(app, node_name).await
 }
 
 /// The `name`s of a pod's `containers` or `initContainers` array.
@@ -95,7 +106,7 @@ fn choose_one(pod: &str, containers: &[&str], init: &[&str]) -> String {
 
 /// The kubelet of node `node_name` as `host:port`, from the Node's status; an unknown node is
 /// a 404.
-pub(super) async fn kubelet_of(app: &App, node_name: &str) -> Result<String, ApiError> {
+async fn kubelet_of(app: &App, node_name: &str) -> Result<String, ApiError> {
     let node_res = crate::resources::find("", "v1", "nodes").expect("nodes are served");
     let node = app
         .storage
