@@ -111,6 +111,22 @@ impl Claims {
             .map(|(k, _)| TxnOp::get(k.as_str(), Some(GetOptions::new().with_keys_only())))
     }
 
+    /// The transaction that writes `bytes` to `key` if its revision is `expected` (0: absent)
+    /// and every claim is still free, claiming them with it.
+    fn put_txn(&self, key: &str, expected: i64, bytes: Vec<u8>) -> Txn {
+        Txn::new()
+            .when(
+                std::iter::once(Compare::mod_revision(key, CompareOp::Equal, expected))
+                    .chain(self.compares())
+                    .collect::<Vec<_>>(),
+            )
+            .and_then(
+                std::iter::once(TxnOp::put(key, bytes, None))
+                    .chain(self.ops())
+                    .collect::<Vec<_>>(),
+            )
+    }
+
     /// The first claimed key that the failed transaction found present.
     fn taken(&self, reads: &[TxnOpResponse]) -> Option<StorageError> {
         reads
@@ -276,17 +292,7 @@ impl Storage {
         bytes: Vec<u8>,
         claims: &Claims,
     ) -> Result<i64, StorageError> {
-        let mut txn = Txn::new()
-            .when(
-                std::iter::once(Compare::mod_revision(key, CompareOp::Equal, 0))
-                    .chain(claims.compares())
-                    .collect::<Vec<_>>(),
-            )
-            .and_then(
-                std::iter::once(TxnOp::put(key, bytes, None))
-                    .chain(claims.ops())
-                    .collect::<Vec<_>>(),
-            );
+        let mut txn = claims.put_txn(key, 0, bytes);
         if !claims.take.is_empty() {
             txn = txn.or_else(
                 std::iter::once(TxnOp::get(key, Some(GetOptions::new().with_keys_only())))
@@ -347,22 +353,11 @@ impl Storage {
         claims: &Claims,
     ) -> Result<Stored, StorageError> {
         let bytes = encode(object);
-        let txn = Txn::new()
-            .when(
-                std::iter::once(Compare::mod_revision(key, CompareOp::Equal, expected))
-                    .chain(claims.compares())
-                    .collect::<Vec<_>>(),
-            )
-            .and_then(
-                std::iter::once(TxnOp::put(key, bytes, None))
-                    .chain(claims.ops())
-                    .collect::<Vec<_>>(),
-            )
-            .or_else(
-                std::iter::once(TxnOp::get(key, None))
-                    .chain(claims.reads())
-                    .collect::<Vec<_>>(),
-            );
+        let txn = claims.put_txn(key, expected, bytes).or_else(
+            std::iter::once(TxnOp::get(key, None))
+                .chain(claims.reads())
+                .collect::<Vec<_>>(),
+        );
         let mut c = self.kv.clone();
         let resp = self.with_timeout(c.txn(txn)).await?;
         if resp.succeeded() {
