@@ -570,46 +570,14 @@ async fn kubelet_api_requires_the_token() {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
 }
 
-/// A minimal HTTP/1.0 GET (over TLS for `https://`, the way the apiserver dials kubelets):
-/// (status code, body).
+/// `harness::get_text` without a client certificate: (status code, 0 without one; body).
 async fn reqwest_get(url: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-    let (tls, rest) = match url.strip_prefix("https://") {
-        Some(rest) => (true, rest),
-        None => (false, url.strip_prefix("http://").unwrap()),
-    };
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s: Box<dyn Unpin + Send + AsyncReadWrite> = if tls {
-        let config = apiserver::kubelet_client::tls_config(None, None)?;
-        Box::new(apiserver::kubelet_client::connect(host, config).await?)
-    } else {
-        Box::new(tokio::net::TcpStream::connect(host).await?)
-    };
-    trait AsyncReadWrite: AsyncRead + AsyncWrite {}
-    impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{auth}\r\n").as_bytes())
-        .await?;
-    let mut buf = Vec::new();
-    // a TLS peer may close without close_notify after the body: keep what arrived
-    if let Err(e) = s.read_to_end(&mut buf).await {
-        if buf.is_empty() {
-            return Err(e);
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let text = get_text(url, token, None).await?;
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    Ok((code, body))
+    Ok((status_of(&text).unwrap_or(0), body))
 }
 
 fn text(o: &std::process::Output) -> String {

@@ -32,25 +32,54 @@ pub fn start_kubelet(cluster: &Cluster, extra: &[&str]) -> Kubelet {
     Kubelet::start(bin(), cluster, &format!("node-{}", rand_hex()), extra)
 }
 
-/// `GET url` over TLS (the kubelet's certificate not verified) with `cert` as the client
-/// certificate: the status code, or the error that ended the connection.
-pub async fn get_with_cert(url: &str, cert: Option<&ClientCert>) -> std::io::Result<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("https://").expect("an https URL");
+/// A minimal HTTP/1.0 `GET url`, over TLS for `https://` the way the apiserver dials kubelets
+/// (the kubelet's certificate not verified), with `token` as bearer token and `cert` as client
+/// certificate: the whole response as text.
+pub async fn get_text(
+    url: &str,
+    token: Option<&str>,
+    cert: Option<&ClientCert>,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    trait AsyncReadWrite: AsyncRead + AsyncWrite {}
+    impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
+    let (tls, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://").expect("an http(s) URL")),
+    };
     let (host, path) = rest.split_at(rest.find('/').expect("a path"));
-    let config = apiserver::kubelet_client::tls_config(None, cert)?;
-    let mut s = apiserver::kubelet_client::connect(host, config).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+    let mut s: Box<dyn Unpin + Send + AsyncReadWrite> = if tls {
+        let config = apiserver::kubelet_client::tls_config(None, cert)?;
+        Box::new(apiserver::kubelet_client::connect(host, config).await?)
+    } else {
+        Box::new(tokio::net::TcpStream::connect(host).await?)
+    };
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{auth}\r\n").as_bytes())
         .await?;
     let mut buf = Vec::new();
+    // a TLS peer may close without close_notify after the body: keep what arrived
     if let Err(e) = s.read_to_end(&mut buf).await {
         if buf.is_empty() {
             return Err(e);
         }
     }
-    let text = String::from_utf8_lossy(&buf).to_string();
-    text.split_whitespace()
+    Ok(String::from_utf8_lossy(&buf).to_string())
+}
+
+/// The status code of an HTTP response's text.
+pub fn status_of(response: &str) -> Option<u16> {
+    response
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))
+}
+
+/// `GET url` over TLS with `cert` as the client certificate: the status code, or the error
+/// that ended the connection.
+pub async fn get_with_cert(url: &str, cert: Option<&ClientCert>) -> std::io::Result<u16> {
+    let text = get_text(url, None, cert).await?;
+    status_of(&text).ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))
 }
