@@ -10,20 +10,12 @@
 //! saying why, where either is missing. Timings (image build, `up` to three Ready nodes) are
 //! printed, as the lab's documentation quotes them (docs/labs/compose.md).
 
+mod cluster;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The binaries the image holds, as the script names them, and where Cargo built them.
-const BINARIES: [(&str, &str); 6] = [
-    ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
-    ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
-    ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
-    ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
-    ("minik8s-runtime", env!("CARGO_BIN_EXE_e2e-runtime")),
-    ("minikctl", env!("CARGO_BIN_EXE_e2e-minikctl")),
-];
 
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 
@@ -83,10 +75,7 @@ impl Lab {
             Some(bin) => PathBuf::from(bin),
             None => {
                 let bin = self.dir.path().join("bin");
-                std::fs::create_dir_all(&bin).unwrap();
-                for (name, path) in BINARIES {
-                    std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
-                }
+                cluster::link_binaries(&bin);
                 bin
             }
         };

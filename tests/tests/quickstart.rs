@@ -18,16 +18,6 @@ use std::process::{Command, Output, Stdio};
 
 use cluster::{rand_hex, skip_unless_root};
 
-/// The binaries the quickstart starts, as `MINIK8S_BIN` names them, and where Cargo built them.
-const BINARIES: [(&str, &str); 6] = [
-    ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
-    ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
-    ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
-    ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
-    ("minik8s-runtime", env!("CARGO_BIN_EXE_e2e-runtime")),
-    ("minikctl", env!("CARGO_BIN_EXE_e2e-minikctl")),
-];
-
 /// One quickstart lab of the test's own; `down` on drop, also when the test panics.
 struct Quickstart {
     dir: PathBuf,
@@ -37,11 +27,7 @@ struct Quickstart {
 impl Quickstart {
     fn new() -> Quickstart {
         let dir = std::env::temp_dir().join(format!("minik8s-quickstart-{}", rand_hex()));
-        let bin = dir.join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        for (name, path) in BINARIES {
-            std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
-        }
+        cluster::link_binaries(&dir.join("bin"));
         Quickstart {
             dir,
             lab: format!("q{}", &rand_hex()[..6]),

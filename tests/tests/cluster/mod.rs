@@ -24,6 +24,26 @@ pub const KUBELET: &str = env!("CARGO_BIN_EXE_e2e-kubelet");
 /// `minikctl`, built from `cli/src/main.rs` by this package.
 pub const MINIKCTL: &str = env!("CARGO_BIN_EXE_e2e-minikctl");
 
+/// This package's builds of the components' `main`s, under the names `hack/quickstart.sh`,
+/// `hack/compose-images.sh` and `minikctl cluster up` look for.
+pub const BINARIES: [(&str, &str); 6] = [
+    ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
+    ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
+    ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
+    ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
+    ("minik8s-runtime", env!("CARGO_BIN_EXE_e2e-runtime")),
+    ("minikctl", MINIKCTL),
+];
+
+/// Link [`BINARIES`] into `dir` (made if missing) under their own names: a `MINIK8S_BIN` or
+/// `--bin-dir` of this build.
+pub fn link_binaries(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, path) in BINARIES {
+        std::os::unix::fs::symlink(path, dir.join(name)).unwrap();
+    }
+}
+
 /// The tests need root (namespaces, cgroups, mounts): say so and skip otherwise.
 pub fn skip_unless_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {

@@ -9,15 +9,6 @@ use std::process::{Command, Output, Stdio};
 
 use testkit::rand_hex;
 
-/// The binaries `up` starts, as it names them, and where Cargo built them.
-const BINARIES: [(&str, &str); 5] = [
-    ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
-    ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
-    ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
-    ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
-    ("minikctl", env!("CARGO_BIN_EXE_e2e-minikctl")),
-];
-
 /// A lab of the test's own.
 pub struct Lab {
     pub name: String,
@@ -31,11 +22,7 @@ impl Lab {
     /// A lab not yet up, named `t<random>`.
     pub fn new() -> Lab {
         let dir = std::env::temp_dir().join(format!("minik8s-lab-test-{}", rand_hex()));
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for (name, path) in BINARIES {
-            std::os::unix::fs::symlink(path, bin.join(name)).unwrap();
-        }
+        super::cluster::link_binaries(&dir.join("bin"));
         Lab {
             name: format!("t{}", &rand_hex()[..6]),
             kubeconfig: dir.join("kubeconfig"),
