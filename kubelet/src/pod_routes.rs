@@ -26,11 +26,9 @@ use kube::runtime::{reflector, WatchStreamExt};
 use runtime::network::link::{self, GatewayRoute, LinkError};
 use runtime::network::Cidr;
 
-/// The rtnetlink route protocol (`rtm_protocol`, `ip route ... proto 77`) that marks a route
-/// as the kubelet's: 0x4d, ASCII `M` for minik8s. The kernel's own numbers end at 4 (static)
-/// and routing daemons use 8 to 192 (`/etc/iproute2/rt_protos`: bird 12, babel 42, bgp 186);
-/// 77 is none of theirs. `ip route show proto 77` lists what the kubelet added.
-pub const ROUTE_PROTOCOL: u8 = 0x4d;
+/// The route protocol that marks the kubelet's routes (`ip route show proto 77`); see
+/// [`runtime::network::POD_ROUTE_PROTOCOL`].
+pub use runtime::network::POD_ROUTE_PROTOCOL as ROUTE_PROTOCOL;
 
 /// How often the routes are checked even without a Node event (someone may have deleted one).
 const RESYNC: Duration = Duration::from_secs(30);

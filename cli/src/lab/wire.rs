@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use rtnetlink::LinkUnspec;
-use runtime::network::link;
+use runtime::network::{link, DEFAULT_BRIDGE, POD_ROUTE_PROTOCOL};
 
 use super::spec::{Host, GATEWAY, WIRE_PREFIX};
 use super::LabError;
@@ -51,19 +51,13 @@ pub fn plug(switch_ns: &Path, host_ns: &Path, host: &Host) -> Result<(), LabErro
     Ok(())
 }
 
-/// The route protocol the kubelet's `--route-pod-cidrs` tags its routes with
-/// (`kubelet::pod_routes::ROUTE_PROTOCOL`; `ip route` shows `proto 77`).
-pub const POD_ROUTE_PROTOCOL: u8 = 0x4d;
-/// The pod bridge every lab kubelet makes in its namespace.
-pub const POD_BRIDGE: &str = "minik8s0";
-
 /// Whether the node whose namespace is pinned at `node_ns` has its pod network: its pod
 /// bridge, and a route to each of its `peers` other nodes' pod ranges. A node is Ready before
 /// that (the kubelet learns its range from the Node, then sets the bridge up), so `up` waits
 /// for both: the first pods then always get an address and reach every node.
 pub fn pod_network_ready(node_ns: &Path, peers: usize) -> bool {
     link::on_thread(Some(node_ns), move |h| async move {
-        let bridge = link::index(&h, POD_BRIDGE).await?.is_some();
+        let bridge = link::index(&h, DEFAULT_BRIDGE).await?.is_some();
         let routes = link::routes_of(&h, POD_ROUTE_PROTOCOL).await?.len();
         Ok(bridge && routes >= peers)
     })

@@ -49,7 +49,7 @@ struct Cli {
     #[arg(long)]
     pod_cidr: Option<String>,
     /// The pod network's bridge in the host namespace (holds the pod range's first address).
-    #[arg(long, default_value = "minik8s0")]
+    #[arg(long, default_value = network::DEFAULT_BRIDGE)]
     bridge_name: String,
     /// MTU of the bridge and of the pods' interfaces.
     #[arg(long, default_value_t = 1500)]

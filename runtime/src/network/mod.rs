@@ -27,6 +27,16 @@ pub use link::LinkError;
 
 use std::ffi::CStr;
 
+/// The node's pod bridge unless the kubelet is told otherwise (`--bridge-name`).
+pub const DEFAULT_BRIDGE: &str = "minik8s0";
+
+/// The rtnetlink route protocol (`rtm_protocol`, `ip route ... proto 77`) that marks a route
+/// to another node's pod range as the kubelet's (`--route-pod-cidrs`): 0x4d, ASCII `M` for
+/// minik8s. The kernel's own numbers end at 4 (static) and routing daemons use 8 to 192
+/// (`/etc/iproute2/rt_protos`: bird 12, babel 42, bgp 186); 77 is none of theirs.
+/// `ip route show proto 77` lists what the kubelet added.
+pub const POD_ROUTE_PROTOCOL: u8 = 0x4d;
+
 /// Why the network setup failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
