@@ -225,6 +225,15 @@ impl Hierarchy {
         })
     }
 
+    /// The v1 controllers a container gets a cgroup of its own in: those of
+    /// [`V1_CONTROLLERS`] mounted on the host (none on v2).
+    pub fn v1_controllers(&self) -> Vec<&'static str> {
+        match self.version {
+            Version::V1 => self.controllers().iter().map(|(c, _)| *c).collect(),
+            Version::V2 => Vec::new(),
+        }
+    }
+
     /// The host's hierarchy.
     pub fn host() -> Self {
         Self::detect(Path::new("/sys/fs/cgroup"))

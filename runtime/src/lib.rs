@@ -6,7 +6,8 @@
 //! A container is: an *image* (`image.rs`, layers unpacked by `layer.rs`, pulled by
 //! `registry/`) stacked by *overlayfs* (`overlay.rs`) into a root filesystem (`rootfs.rs`), a
 //! process in fresh *namespaces* (`namespaces.rs`; the pod network in `network/`) limited by
-//! *cgroups* (`cgroups.rs`) and *capabilities* (`capabilities.rs`), started by a per-container
+//! *cgroups* (`cgroups.rs`, which the container sees as its own through a cgroup namespace:
+//! `cgroupns.rs`) and *capabilities* (`capabilities.rs`), started by a per-container
 //! *shim* (`shim/`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
 //!
 //! The modules form layers, each using only those below it:
@@ -26,6 +27,7 @@
 //! guide.
 
 pub mod capabilities;
+pub mod cgroupns;
 pub mod cgroups;
 pub mod container;
 pub mod error;

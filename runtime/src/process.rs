@@ -2,9 +2,9 @@
 //! namespace, so it is PID 1 of a new one, and it is single-threaded, so it may call setns(2)
 //! and unshare(CLONE_NEWNS) freely. It joins the pod's namespaces, unshares its own, builds the
 //! rootfs, then waits until the shim has moved it into its cgroup (so every byte and cycle of
-//! user code is accounted and limited; the move overlaps the setup, see `shim/`), unshares a
-//! cgroup namespace, sets up its terminal (`tty.rs`), drops privileges and finally execve(2)s
-//! the command.
+//! user code is accounted and limited; the move overlaps the setup, see `shim/`), enters a
+//! cgroup namespace with its cgroups mounted at `/sys/fs/cgroup` (`cgroupns.rs`), sets up its
+//! terminal (`tty.rs`), drops privileges and finally execve(2)s the command.
 //! Any failure is written to an error pipe the shim reads; a successful exec closes the pipe
 //! (it is CLOEXEC), which is how the shim knows the command started. Read next: `shim/`.
 
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{signal, SigHandler, Signal};
 
 use super::capabilities::{self, CapabilitiesError};
+use super::cgroupns::{CgroupView, CgroupnsError};
 use super::namespaces::{self, Kind, NamespacesError};
 use super::rootfs::{self, RootfsError};
 use super::spec::ContainerSpec;
@@ -37,6 +38,9 @@ pub enum ProcessError {
     /// Moving ourselves into our cgroup failed (cgroup v1).
     #[error(transparent)]
     Cgroups(#[from] super::cgroups::CgroupsError),
+    /// The cgroup namespace or its view at /sys/fs/cgroup could not be made.
+    #[error(transparent)]
+    Cgroupns(#[from] CgroupnsError),
     /// Redirecting stdio failed.
     #[error("set up stdio: {errno}")]
     Stdio { errno: nix::Error },
@@ -131,12 +135,14 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
 /// stages, one function each:
 /// 0. [`reset_signals`], then open the v1 cgroup directories (`prepare_self_join`: on v1 we
 ///    move ourselves in at stage 4, with no grace period to wait for, through directories
-///    opened while we still see the host's; on v2 the shim moves us);
+///    opened while we still see the host's; on v2 the shim moves us), and plan the
+///    container's view of them ([`CgroupView::plan`]);
 /// 1. [`enter_namespaces`]: the pod's, then our own;
 /// 2. [`hold_start_fifo`]: OCI `create`'s exec fifo, held before the host disappears;
 /// 3. the filesystem ([`rootfs::prepare`]);
 /// 4. [`wait_for_cgroup`]: nothing of the container runs before it is in its cgroup; then the
-///    cgroup namespace, whose root is the cgroup we are in;
+///    cgroup namespace, whose root is the cgroup we are in, and its view at `/sys/fs/cgroup`
+///    ([`CgroupView::enter`]);
 /// 5. [`set_up_stdio`]: session, terminal, stdio, working directory;
 /// 6. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs;
 /// 7. [`wait_for_start`]: OCI `create` stops until `start`;
@@ -149,6 +155,7 @@ pub fn init(
 ) -> Result<Infallible, ProcessError> {
     reset_signals();
     let self_join = spec.cgroup_hierarchy.prepare_self_join(&spec.cgroup)?;
+    let cgroup_view = CgroupView::plan(&spec.cgroup_hierarchy, spec.rootfs.privileged)?;
     enter_namespaces(spec)?;
     let fifo_fd = start_fifo.map(hold_start_fifo).transpose()?;
     rootfs::prepare(&spec.rootfs)?;
@@ -156,7 +163,7 @@ pub fn init(
     if let Some(j) = self_join {
         j.join()?;
     }
-    namespaces::create(&[Kind::Cgroup])?;
+    cgroup_view.enter()?;
     set_up_stdio(spec, stdio)?;
     drop_privileges(spec)?;
     if let Some(fd) = fifo_fd {
