@@ -2,8 +2,8 @@
 //! ours to answer, so the query goes, as the client sent it, to the node's upstream resolvers
 //! (CoreDNS' `forward . /etc/resolv.conf`), and their answer comes back unchanged.
 //!
-//! The upstreams are `--upstream` addresses, else the `nameserver` lines of the host's
-//! `/etc/resolv.conf`, leaving out our own listen address (a host whose resolv.conf names us
+//! The upstreams are `--upstream` addresses (`--upstream none`: no upstream at all), else the
+//! `nameserver` lines of the host's `/etc/resolv.conf`, leaving out our own listen address (a host whose resolv.conf names us
 //! would otherwise make every unknown name loop through us forever). With no upstream at all a
 //! forwarded question is answered REFUSED at once, never left to time out. Each query goes over
 //! a fresh UDP socket (a random source port, RFC 5452), upstreams tried in order with a

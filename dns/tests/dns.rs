@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use testkit::{wait_for, Cluster, Task};
+use testkit::{free_port, wait_for, Cluster, Component, Task};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -325,4 +325,61 @@ async fn names_follow_the_cluster_across_an_apiserver_restart() {
         (addresses(&response) == [Ipv4Addr::new(10, 96, 0, 77)]).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_binary_with_upstream_none_refuses_other_names_at_once() {
+    let cluster = Cluster::start().await;
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let listen = addr.to_string();
+    let server = Component::start(
+        env!("CARGO_BIN_EXE_minik8s-dns"),
+        &[
+            "--server",
+            cluster.url(),
+            "--listen",
+            &listen,
+            "--upstream",
+            "none",
+        ],
+        &[],
+    );
+    // Cluster names are answered (NXDOMAIN once synced) ...
+    wait_for(10, "the binary's caches to sync", || async {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let bytes = query("nope.default.svc.cluster.local.", RecordType::A)
+            .to_vec()
+            .unwrap();
+        socket.send_to(&bytes, addr).await.unwrap();
+        let mut buf = vec![0; 4096];
+        let n = tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        let response = Message::from_vec(&buf[..n]).ok()?;
+        (response.metadata.response_code == ResponseCode::NXDomain).then_some(())
+    })
+    .await;
+    // ... and any other name is REFUSED at once, over UDP and TCP, never forwarded to the
+    // host's resolv.conf nameservers.
+    let started = Instant::now();
+    let response = ask(addr, "example.com.", RecordType::A).await;
+    assert_eq!(
+        response.metadata.response_code,
+        ResponseCode::Refused,
+        "{}",
+        server.output()
+    );
+    let response = ask_tcp(addr, "example.com.", RecordType::A).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refusing took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        String::from_utf8_lossy(&server.stderr()).contains("--upstream none"),
+        "{}",
+        server.output()
+    );
 }
