@@ -148,7 +148,11 @@ async fn pod_runs_with_init_container_env_volumes_and_events() {
                 "initContainers": [{"name": "init", "image": "busybox", "command": ["sh", "-c", "echo prepared > /work/ready"],
                                     "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
                 "containers": [{"name": "main", "image": "busybox",
-                    "command": ["sh", "-c", "cat /work/ready; echo $GREETING $POD; cat /etc/podinfo/name; echo; id -u; exec sleep 1000"],
+                    "command": ["sh", "-c", concat!("cat /work/ready; echo $GREETING $POD; cat /etc/podinfo/name; echo; id -u; ",
+                        // its limits, where the JVM and Go's automaxprocs look (v1, else v2)
+                        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max; ",
+                        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; ",
+                        "exec sleep 1000")],
                     "env": [{"name": "GREETING", "value": "hello"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                     "securityContext": {"runAsUser": 1234, "allowPrivilegeEscalation": false},
                     "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
@@ -194,7 +198,7 @@ async fn pod_runs_with_init_container_env_volumes_and_events() {
         Some("Completed")
     );
 
-    // the container saw the init container's file, env, downward API and its user
+    // the container saw the init container's file, env, downward API, its user ...
     let rt = k.runtime();
     let id = cs
         .container_id
@@ -211,12 +215,16 @@ async fn pod_runs_with_init_container_env_volumes_and_events() {
             .into_iter()
             .map(|(_, l)| l)
             .collect();
-        if text.len() >= 4 || Instant::now() > deadline {
+        if text.len() >= 6 || Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(text, vec!["prepared", "hello web", "web", "1234"]);
+    // ... and its own limits under /sys/fs/cgroup: 500m of CPU, 64Mi
+    assert_eq!(
+        text,
+        vec!["prepared", "hello web", "web", "1234", "50000", "67108864"]
+    );
     // resources became cgroup limits
     let inspect = rt.inspect(&id).unwrap();
     assert_eq!(
