@@ -674,6 +674,15 @@ async fn kubectl_logs_and_exec_through_the_apiserver() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
     let out = c.kubectl(&["exec", "talk", "--", "true"]).await;
     assert!(out.status.success(), "{}", text(&out));
+    // the container's own cgroup, where the JVM and automaxprocs look: no CPU limit (v1, else v2)
+    let quota = concat!(
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null",
+        " || cut -d' ' -f1 /sys/fs/cgroup/cpu.max"
+    );
+    let out = c.kubectl(&["exec", "talk", "--", "sh", "-c", quota]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let quota = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(quota == "-1" || quota == "max", "{}", text(&out));
     let mut child = tokio::process::Command::new(testkit::kubectl())
         .args(["--server", c.url(), "--cache-dir"])
         .arg(&c.cache)
