@@ -100,8 +100,9 @@ pub struct CgroupView {
 }
 
 impl CgroupView {
-    /// Plan the view of a process of the cgroups of `hierarchy`. On v1 this reads which
-    /// hierarchies hold which controllers from `/proc/self/cgroup` (a few hundred bytes).
+    /// Plan the container's view of `hierarchy`, while the host's `/proc` is still ours. On
+    /// v1 this reads which hierarchies hold which controllers from `/proc/self/cgroup` (a few
+    /// hundred bytes).
     pub fn plan(hierarchy: &Hierarchy, writable: bool) -> Result<Self, CgroupnsError> {
         let layout = match hierarchy.version {
             Version::V2 => Layout::Unified,
