@@ -356,3 +356,35 @@ async fn an_external_name_service_gets_no_endpoints_and_loses_our_slices() {
     let done = api.finish(synced).await.unwrap();
     assert_eq!(done, Action::await_change());
 }
+
+#[tokio::test]
+async fn a_service_without_a_selector_keeps_the_slices_someone_else_manages() {
+    // kube-dns in a lab: a Service without a selector whose slice `minikctl` writes, beside
+    // a slice of ours left from when the Service had a selector
+    use kube::ResourceExt;
+    let selecting = service("web").build();
+    let group = super::slices::Group {
+        ports: vec![],
+        endpoints: vec![],
+    };
+    let mut ours = super::slices::new_slice(&selecting, &group);
+    ours.metadata.name = Some("web-abcde".into());
+    ours.metadata.uid = Some("uid-web-abcde".into());
+    let mut theirs = ours.clone();
+    theirs.metadata.name = Some("web-by-hand".into());
+    theirs.metadata.uid = Some("uid-web-by-hand".into());
+    theirs.metadata.owner_references = None;
+    theirs
+        .labels_mut()
+        .insert(super::MANAGED_BY_LABEL.into(), "minikctl".into());
+    let svc = service("web").selector(&[]).build();
+    let pods = vec![pod("web-a").running_on("n").ip("10.244.0.2").build()];
+    let (ctx, mut api) = context(pods, vec![ours.clone(), theirs], vec![]);
+    let synced = sync(&svc, &ctx);
+    api.expect(Method::DELETE, &format!("{SLICES}/web-abcde"))
+        .await
+        .ok(&ours);
+    // no other write: neither their slice nor an Endpoints object
+    let done = api.finish(synced).await.unwrap();
+    assert_eq!(done, Action::await_change());
+}
