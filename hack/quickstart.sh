@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up a local multi-node lab with `minikctl cluster up`: etcd and the control plane in
-# one network namespace, each node's kubelet in a namespace of its own on the lab's switch,
-# every node joining through a bootstrap token as a real machine would. Then it applies the
+# one network namespace, each node's kubelet (with its Service proxy and DNS server) in a
+# namespace of its own on the lab's switch, every node joining through a bootstrap token as a
+# real machine would. Then it applies the
 # sample Deployment and Pod with minikctl, shows the pods spread over the nodes, their logs
 # and an exec into one, and ends with `minikctl inspect pod`: the pod down to the kernel of
 # its node. Run it as root, or with sudo (the build then runs as you). Installs what is
@@ -36,10 +37,12 @@ if [ -z "${MINIK8S_BIN:-}" ]; then
   find_rust
   say "building (release; the first build takes a few minutes)"
   as_build_user cargo build --release -p minik8s-apiserver -p minik8s-controller \
-    -p minik8s-scheduler -p minik8s-kubelet -p minik8s-runtime -p minik8s-cli
+    -p minik8s-scheduler -p minik8s-kubelet -p minik8s-proxy -p minik8s-dns \
+    -p minik8s-runtime -p minik8s-cli
   return_target
 fi
-for c in minik8s-apiserver minik8s-controller minik8s-scheduler minik8s-kubelet minikctl; do
+for c in minik8s-apiserver minik8s-controller minik8s-scheduler minik8s-kubelet minik8s-proxy \
+  minik8s-dns minikctl; do
   [ -x "$BIN/$c" ] || die "$BIN/$c is missing"
 done
 MINIKCTL=$(realpath -s "$BIN/minikctl")

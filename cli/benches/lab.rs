@@ -8,8 +8,9 @@
 //!
 //! The components are the release builds beside this bench's minikctl (`target/release`):
 //! `cargo build --release -p minik8s-apiserver -p minik8s-controller -p minik8s-scheduler
-//! -p minik8s-kubelet && cargo bench -p minik8s-cli --bench lab [-- ROUNDS]` (as root;
-//! ROUNDS defaults to 5).
+//! -p minik8s-kubelet -p minik8s-proxy -p minik8s-dns && cargo bench -p minik8s-cli --bench
+//! lab [-- ROUNDS]` (as root; ROUNDS defaults to 5). `up` includes the add-ons: it returns
+//! once the cluster DNS answers from every node.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,10 +34,12 @@ fn main() {
         "minik8s-controller",
         "minik8s-scheduler",
         "minik8s-kubelet",
+        "minik8s-proxy",
+        "minik8s-dns",
     ] {
         if !bin.join(c).is_file() {
             eprintln!(
-                "{} is missing: cargo build --release -p minik8s-apiserver -p minik8s-controller -p minik8s-scheduler -p minik8s-kubelet",
+                "{} is missing: cargo build --release -p minik8s-apiserver -p minik8s-controller -p minik8s-scheduler -p minik8s-kubelet -p minik8s-proxy -p minik8s-dns",
                 bin.join(c).display()
             );
             std::process::exit(1);

@@ -1,6 +1,6 @@
 //! The programs a lab runs: the components from one directory (by default minikctl's own,
-//! where `cargo build` puts them side by side) and etcd from `PATH`, each checked before
-//! anything is started.
+//! where `cargo build` puts them side by side: apiserver, controller, scheduler, kubelet,
+//! proxy, DNS) and etcd from `PATH`, each checked before anything is started.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,9 @@ pub struct Binaries {
     pub controller: PathBuf,
     pub scheduler: PathBuf,
     pub kubelet: PathBuf,
+    /// Each node's Service proxy and cluster DNS.
+    pub proxy: PathBuf,
+    pub dns: PathBuf,
     /// This program: the relay is `minikctl cluster forward`.
     pub minikctl: PathBuf,
     pub etcd: PathBuf,
@@ -30,7 +33,7 @@ impl Binaries {
             let p = dir.join(name);
             if !p.is_file() {
                 return Err(LabError::Other(format!(
-                    "{} is missing (build it, or give --bin-dir)",
+                    "{} is missing (cargo build -p {name}, or give --bin-dir)",
                     p.display()
                 )));
             }
@@ -41,6 +44,8 @@ impl Binaries {
             controller: component("minik8s-controller")?,
             scheduler: component("minik8s-scheduler")?,
             kubelet: component("minik8s-kubelet")?,
+            proxy: component("minik8s-proxy")?,
+            dns: component("minik8s-dns")?,
             minikctl,
             etcd: find_on_path("etcd").ok_or_else(|| {
                 LabError::Other(

@@ -24,11 +24,21 @@ pub enum Role {
     Controller,
     Scheduler,
     Kubelet,
+    /// A node's Service proxy (`minik8s-proxy`): its NAT rules for ClusterIPs and NodePorts.
+    Proxy,
+    /// A node's cluster DNS server (`minik8s-dns`), one endpoint of the `kube-dns` Service.
+    Dns,
     /// The API relay from the root namespace (`forward.rs`).
     Forward,
 }
 
 impl Role {
+    /// Whether it runs on a node, for one node (kubelet, proxy, DNS), rather than on the
+    /// control plane or in the root namespace.
+    pub fn is_per_node(self) -> bool {
+        matches!(self, Role::Kubelet | Role::Proxy | Role::Dns)
+    }
+
     /// The name `status` prints.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +47,8 @@ impl Role {
             Role::Controller => "controller",
             Role::Scheduler => "scheduler",
             Role::Kubelet => "kubelet",
+            Role::Proxy => "proxy",
+            Role::Dns => "dns",
             Role::Forward => "forward",
         }
     }

@@ -13,11 +13,12 @@
 //!        └────────────────▶ │ control-   │  │ node-1     │   │ node-2     │
 //!                           │ plane      │  │ eth0 .11   │   │ eth0 .12   │
 //!                           │ eth0 .2    │  │ kubelet    │   │ kubelet    │
-//!                           │ etcd, api- │  │ minik8s0   │   │ minik8s0   │
-//!                           │ server,    │  │ 10.244.0.1 │   │ 10.244.1.1 │
-//!                           │ controller,│  │ pods ...   │   │ pods ...   │
-//!                           │ scheduler  │  └────────────┘   └────────────┘
-//!                           └────────────┘
+//!                           │ etcd, api- │  │ proxy      │   │ proxy      │
+//!                           │ server,    │  │ dns :53    │   │ dns :53    │
+//!                           │ controller,│  │ minik8s0   │   │ minik8s0   │
+//!                           │ scheduler  │  │ 10.244.0.1 │   │ 10.244.1.1 │
+//!                           └────────────┘  │ pods ...   │   │ pods ...   │
+//!                                           └────────────┘   └────────────┘
 //! ```
 //!
 //! Nothing is added to the root namespace: no route, bridge, address or firewall rule. The
@@ -26,19 +27,24 @@
 //! machine would, with a bootstrap token and the CA hash (`kubelet/src/bootstrap.rs`), serves
 //! its API on its own address, puts its pods under a cgroup root of its own, and routes the
 //! other nodes' pod ranges through their addresses (`--route-pod-cidrs`, flannel's host-gw),
-//! so that a pod reaches a pod on another node across the switch.
+//! so that a pod reaches a pod on another node across the switch. Each node also runs the
+//! add-ons (`addons.rs`): a Service proxy, whose NAT rules live in the node's namespace and
+//! die with it, and a DNS server on the node's address, port 53, which the `kube-dns`
+//! Service (10.96.0.10) reaches.
 //!
 //! - `binaries.rs`: the components' programs and etcd, found and checked.
 //! - `netns.rs`: named network namespaces, as `ip netns add|del` make them; spawning into one.
 //! - `wire.rs`: the switch's bridge and each namespace's cable to it (veth, address, route).
 //! - `daemon.rs`: the lab's processes, started detached and stopped by pid (only ours).
 //! - `spec.rs`: names and addresses of a lab; `state.rs`: what `up` records for `down`.
+//! - `addons.rs`: the cluster DNS Service and its endpoints, the DNS readiness check.
 //! - `kubeconfig.rs`: the `minik8s-<lab>` context merged into the user's kubeconfig.
 //! - `forward.rs`: the API relay.
 //!
 //! The steps that use these are the commands' (`commands/cluster/up.rs`, `down.rs`,
 //! `status.rs`). Read next: `commands/cluster/up.rs`, the steps in order.
 
+pub mod addons;
 pub mod binaries;
 pub mod daemon;
 pub mod forward;

@@ -26,11 +26,13 @@ pub const MINIKCTL: &str = env!("CARGO_BIN_EXE_e2e-minikctl");
 
 /// This package's builds of the components' `main`s, under the names `hack/quickstart.sh`,
 /// `hack/compose-images.sh` and `minikctl cluster up` look for.
-pub const BINARIES: [(&str, &str); 6] = [
+pub const BINARIES: [(&str, &str); 8] = [
     ("minik8s-apiserver", env!("CARGO_BIN_EXE_e2e-apiserver")),
     ("minik8s-controller", env!("CARGO_BIN_EXE_e2e-controller")),
     ("minik8s-scheduler", env!("CARGO_BIN_EXE_e2e-scheduler")),
     ("minik8s-kubelet", env!("CARGO_BIN_EXE_e2e-kubelet")),
+    ("minik8s-proxy", env!("CARGO_BIN_EXE_e2e-proxy")),
+    ("minik8s-dns", env!("CARGO_BIN_EXE_e2e-dns")),
     ("minik8s-runtime", env!("CARGO_BIN_EXE_e2e-runtime")),
     ("minikctl", MINIKCTL),
 ];

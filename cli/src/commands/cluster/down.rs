@@ -1,7 +1,9 @@
 //! `minikctl cluster down [--name NAME]`: stop a lab and remove everything it made, from its
 //! record (`lab.json`), in the order that frees each thing before what holds it:
 //!
-//! 1. the kubelets (SIGTERM; they leave their pods running, as a kubelet restart would);
+//! 1. the node processes: kubelets (SIGTERM; they leave their pods running, as a kubelet
+//!    restart would), Service proxies and DNS servers (the proxy leaves its rules, which go
+//!    with the node's namespace in step 4);
 //! 2. each node reset by its own kubelet binary, inside the node's namespace
 //!    (`minik8s-kubelet --cleanup`: containers, sandboxes, pod network, routes, the node's
 //!    cgroup root, the runtime's state), all nodes at once;
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::lab::daemon::{self, Role};
+use crate::lab::daemon;
 use crate::lab::spec;
 use crate::lab::state::{LabState, NodeRecord};
 use crate::lab::{kubeconfig, netns};
@@ -62,12 +64,12 @@ pub async fn run(args: DownArgs, kubeconfig_flag: Option<&Path>) -> anyhow::Resu
 
 /// Undo everything `state` records; returns what could not be undone (empty: all gone).
 pub fn teardown(state: &LabState, dir: &Path) -> Vec<String> {
-    let (kubelets, others): (Vec<_>, Vec<_>) = state
+    let (on_nodes, others): (Vec<_>, Vec<_>) = state
         .daemons
         .iter()
         .cloned()
-        .partition(|d| d.role == Role::Kubelet);
-    daemon::stop_all(&kubelets, Duration::from_secs(1));
+        .partition(|d| d.role.is_per_node());
+    daemon::stop_all(&on_nodes, Duration::from_secs(1));
     let mut problems = reset_nodes(&state.nodes, &kubelet_binary(state));
     daemon::stop_all(&others, Duration::from_secs(1));
     for d in state.daemons.iter().filter(|d| d.is_running()) {

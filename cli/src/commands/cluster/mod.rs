@@ -37,8 +37,9 @@ pub enum ClusterCommand {
     Down(down::DownArgs),
     /// Show a local lab's processes, nodes and addresses.
     Status(status::StatusArgs),
-    /// Kill one of a local lab's processes: a node's kubelet, or etcd, apiserver, controller
-    /// or scheduler (failures, for labs and tests).
+    /// Kill one of a local lab's processes: a node's kubelet (NODE), proxy (NODE/proxy) or
+    /// DNS server (NODE/dns), or etcd, apiserver, controller or scheduler (failures, for
+    /// labs and tests).
     Stop(process::ProcessArgs),
     /// Start a stopped process of a local lab again, with the same flags.
     Start(process::ProcessArgs),

@@ -1,6 +1,7 @@
 //! `minikctl cluster stop|start WHAT [--name LAB]`: one of a lab's processes killed and
-//! started again, the failures the lessons start from. WHAT is a node (its kubelet) or a
-//! control-plane component (`etcd`, `apiserver`, `controller`, `scheduler`).
+//! started again, the failures the lessons start from. WHAT is a node (its kubelet), a
+//! node's add-on (`NODE/proxy`, `NODE/dns`) or a control-plane component (`etcd`,
+//! `apiserver`, `controller`, `scheduler`).
 //!
 //! `stop` SIGKILLs the process alone, as a crash would. A node's pods keep running, its Lease
 //! stops being renewed, the node goes NotReady after the controller's grace period and its
@@ -20,7 +21,8 @@ use crate::printer::emit;
 /// The arguments of `minikctl cluster stop|start`.
 #[derive(clap::Args, Debug)]
 pub struct ProcessArgs {
-    /// A node (its kubelet), or etcd, apiserver, controller or scheduler.
+    /// A node (its kubelet), NODE/proxy, NODE/dns, or etcd, apiserver, controller or
+    /// scheduler.
     pub what: String,
     /// The lab's name.
     #[arg(long, default_value = "lab")]
@@ -42,12 +44,13 @@ pub async fn run(action: Action, args: ProcessArgs) -> anyhow::Result<()> {
     let node = &args.what;
     let Some(i) = state.daemons.iter().position(|d| match d.role {
         Role::Kubelet => &d.host == node,
+        Role::Proxy | Role::Dns => format!("{}/{}", d.host, d.role.as_str()) == *node,
         Role::Forward => false,
         role => role.as_str() == node,
     }) else {
         let nodes: Vec<&str> = state.nodes.iter().map(|n| n.name.as_str()).collect();
         bail!(
-            "lab {:?} has no node or component {node:?} (nodes: {}; components: etcd, apiserver, controller, scheduler)",
+            "lab {:?} has no node or component {node:?} (nodes: {}, each with NODE/proxy and NODE/dns; components: etcd, apiserver, controller, scheduler)",
             args.name,
             nodes.join(", ")
         );
@@ -55,6 +58,7 @@ pub async fn run(action: Action, args: ProcessArgs) -> anyhow::Result<()> {
     let daemon = state.daemons[i].clone();
     let what = match daemon.role {
         Role::Kubelet => format!("the kubelet of {node}"),
+        Role::Proxy | Role::Dns => format!("the {} of {}", daemon.role.as_str(), daemon.host),
         role => role.as_str().to_string(),
     };
     match action {

@@ -8,8 +8,14 @@
 //!    tokens), and the relay that publishes the API on this namespace's loopback;
 //! 4. the controller manager (which approves and signs the nodes' CSRs) and the scheduler;
 //! 5. a bootstrap token, then one kubelet per node, each in its namespace, joining with the
-//!    token and the CA hash, as `minikctl cluster token create --print-join-command` says;
-//! 6. wait until every node is Ready; merge the `minik8s-NAME` context into the kubeconfig.
+//!    token and the CA hash, as `minikctl cluster token create --print-join-command` says,
+//!    and pointing its pods' resolv.conf at the cluster DNS (`--cluster-dns 10.96.0.10`);
+//! 6. the add-ons ([`crate::lab::addons`]): the `kube-system/kube-dns` Service and its
+//!    EndpointSlice (created before the kubelets start), then on every node the Service
+//!    proxy and a DNS server on the node's address;
+//! 7. wait until every node is Ready; route the nodes' pod ranges on the control plane too
+//!    (`wire::route_pod_ranges`); wait until the cluster DNS answers through its ClusterIP
+//!    from every node; merge the `minik8s-NAME` context into the kubeconfig.
 //!
 //! Each step is recorded in `lab.json` as it is taken, so `down` undoes a half-made lab too;
 //! a failed `up` undoes itself unless `--retain`.
@@ -27,7 +33,7 @@ use crate::lab::binaries::Binaries;
 use crate::lab::daemon::{self, Launch, Role};
 use crate::lab::spec::{self, Host, LabSpec, API_PORT, CONTROL_PLANE_IP};
 use crate::lab::state::{LabState, NodeRecord};
-use crate::lab::{kubeconfig, netns, wire};
+use crate::lab::{addons, kubeconfig, netns, wire};
 use crate::printer::emit;
 
 use super::{down, token};
@@ -41,8 +47,8 @@ pub struct UpArgs {
     /// How many nodes (each a kubelet in a network namespace of its own).
     #[arg(long, default_value_t = 2)]
     pub nodes: u32,
-    /// Directory holding minik8s-apiserver, -controller, -scheduler and -kubelet (default:
-    /// minikctl's own).
+    /// Directory holding minik8s-apiserver, -controller, -scheduler, -kubelet, -proxy and
+    /// -dns (default: minikctl's own).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
     /// Port of the API on this machine's loopback (default: a free one).
@@ -51,7 +57,8 @@ pub struct UpArgs {
     /// Keep what a failed `up` made, to look at it (then `minikctl cluster down`).
     #[arg(long)]
     pub retain: bool,
-    /// How long to wait for every node to be Ready (Go duration).
+    /// How long to wait for every node to be Ready and the cluster DNS to answer (Go
+    /// duration).
     #[arg(long, default_value = "60s")]
     pub wait: kube::core::Duration,
 }
@@ -130,7 +137,7 @@ pub async fn run(args: UpArgs, kubeconfig_flag: Option<&Path>) -> anyhow::Result
 }
 
 impl Build<'_> {
-    /// Steps 1 to 6; returns the user's kubeconfig (the API through the relay).
+    /// Steps 1 to 7; returns the user's kubeconfig (the API through the relay).
     async fn bring_up(&mut self, args: &UpArgs) -> anyhow::Result<String> {
         let pki = self.pki()?;
         self.network()?;
@@ -144,6 +151,9 @@ impl Build<'_> {
             " ✓ control plane on {} ({CONTROL_PLANE_IP}): etcd, apiserver, controller, scheduler\n",
             self.spec.control_plane().name
         ))?;
+        addons::create_dns_objects(&client, &self.spec.node_hosts())
+            .await
+            .context("creating the kube-dns Service and its endpoints")?;
         let ca_pem = pki.ca_cert_pem().to_string();
         let token = token::create_token(&client, &self.spec.api_url(), &ca_pem, None).await?;
         let join = Join {
@@ -152,7 +162,9 @@ impl Build<'_> {
         };
         for host in self.spec.node_hosts() {
             self.kubelet(&host, &join)?;
+            self.node_addons(&host)?;
         }
+        let deadline = Instant::now() + Duration::from(args.wait);
         self.wait_nodes_ready(&client, Duration::from(args.wait))
             .await?;
         let names: Vec<String> = self
@@ -164,6 +176,17 @@ impl Build<'_> {
         emit(&format!(
             " ✓ nodes joined and Ready: {}\n",
             names.join(", ")
+        ))?;
+        let list = Api::<Node>::all(client.clone())
+            .list(&Default::default())
+            .await?;
+        let routes = wire::pod_range_routes(&self.spec.node_hosts(), &list.items);
+        wire::route_pod_ranges(&netns::path(&self.spec.control_plane().netns), routes)?;
+        self.wait_dns(deadline).await?;
+        emit(&format!(
+            " ✓ add-ons on every node: Service proxy, DNS (kube-system/kube-dns at {}, domain {})\n",
+            addons::DNS_SERVICE_IP,
+            addons::CLUSTER_DOMAIN
         ))?;
         Ok(user_kubeconfig)
     }
@@ -401,11 +424,66 @@ impl Build<'_> {
             &"--lease-interval", &"2s",
             // the other nodes' pod ranges via their addresses, across the switch (host-gw)
             &"--route-pod-cidrs",
+            &"--cluster-dns", &addons::DNS_SERVICE_IP.to_string(),
+            &"--cluster-domain", &addons::CLUSTER_DOMAIN,
         ]);
         self.start(Role::Kubelet, host, &kubelet, argv)
     }
 
-    /// Step 6: every node Ready, with its pod network (`wire::pod_network_ready`).
+    /// Step 6, one node: its Service proxy and its DNS server, with the control plane's
+    /// credential (a real cluster gives each its own ServiceAccount).
+    fn node_addons(&mut self, host: &Host) -> anyhow::Result<()> {
+        let conf = self.dir.join("control-plane.conf");
+        let proxy = self.bins.proxy.clone();
+        #[rustfmt::skip]
+        let argv = args([
+            &"--kubeconfig", &conf,
+            &"--node-ip", &host.ip.to_string(),
+            &"--cluster-cidr", &spec::CLUSTER_CIDR,
+        ]);
+        self.start(Role::Proxy, host, &proxy, argv)?;
+        let dns = self.bins.dns.clone();
+        #[rustfmt::skip]
+        let argv = args([
+            &"--kubeconfig", &conf,
+            &"--listen", &SocketAddr::from((host.ip, addons::DNS_PORT)).to_string(),
+            &"--cluster-domain", &addons::CLUSTER_DOMAIN,
+            // the lab is cut off from the outside: other names are refused at once
+            &"--upstream", &"none",
+        ]);
+        self.start(Role::Dns, host, &dns, argv)
+    }
+
+    /// Step 7's second half: from every node's namespace, the DNS Service's ClusterIP (the
+    /// proxy's rules, then one of the DNS servers) answers for the Service's own name.
+    async fn wait_dns(&self, deadline: Instant) -> anyhow::Result<()> {
+        let server = SocketAddr::from((addons::DNS_SERVICE_IP, addons::DNS_PORT));
+        let name = addons::probe_name();
+        for host in self.spec.node_hosts() {
+            let ns = netns::path(&host.netns);
+            loop {
+                let (ns2, name2) = (ns.clone(), name.clone());
+                let answered =
+                    tokio::task::spawn_blocking(move || addons::dns_answers(&ns2, server, &name2))
+                        .await?;
+                if answered {
+                    break;
+                }
+                self.check_alive()?;
+                if Instant::now() > deadline {
+                    bail!(
+                        "the cluster DNS ({server}) did not answer from {} (see {})",
+                        host.name,
+                        self.dir.join("logs").display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 7's first half: every node Ready, with its pod network (`wire::pod_network_ready`).
     async fn wait_nodes_ready(
         &self,
         client: &kube::Client,
