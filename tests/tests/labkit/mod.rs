@@ -93,6 +93,17 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The real kubectl on the lab's context, which may fail: its output (for the failures a
+    /// test expects, and for polling).
+    pub fn kubectl_output(&self, args: &[&str]) -> Output {
+        Command::new(testkit::kubectl())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl")
+    }
+
     /// The network namespace of a host of the lab (`switch`, `control-plane`, `node-1`, ...).
     pub fn netns(&self, host: &str) -> PathBuf {
         Path::new("/run/netns").join(format!("minik8s-{}-{host}", self.name))
@@ -137,8 +148,14 @@ pub fn pod_pid(lab: &Lab, pod: &str) -> i32 {
 /// `GET /` on `addr` from inside the network namespace of process `pid` (a pod's view of
 /// the network); the response's body, or why it failed.
 pub fn http_get_from(pid: i32, addr: std::net::SocketAddr) -> Result<String, String> {
+    http_get_in(Path::new(&format!("/proc/{pid}/ns/net")), addr)
+}
+
+/// `GET /` on `addr` from inside the network namespace at `netns` (a `/proc/PID/ns/net` or a
+/// lab host's `/run/netns/...`); the response's body, or why it failed.
+pub fn http_get_in(netns: &Path, addr: std::net::SocketAddr) -> Result<String, String> {
     use std::io::{Read, Write};
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| e.to_string())?;
+    let ns = std::fs::File::open(netns).map_err(|e| format!("{}: {e}", netns.display()))?;
     std::thread::spawn(move || {
         // setns(2) of a network namespace changes only this thread
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
