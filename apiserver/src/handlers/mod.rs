@@ -2,7 +2,7 @@
 //!
 //! `dispatch` is the fallback route for everything under `/api` and `/apis`. It parses the
 //! URL (`request.rs`), reads the body (3 MiB limit), and calls the handler for the verb and
-//! subresource: `read.rs` (get, list), `watch.rs`, `write.rs` (create, update, patch),
+//! subresource: `read.rs` (get, list), `watch.rs`, `write/` (create, update, patch),
 //! `delete.rs`, `subresources.rs` (binding, eviction, scale, finalize). A CSR's `approval`
 //! is a narrower `status` write (`admission/certificates.rs` says which fields each keeps). Handlers return
 //! `Result<Response, ApiError>`; errors become `Status` objects.
