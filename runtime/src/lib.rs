@@ -35,6 +35,7 @@ pub mod exec;
 pub mod image;
 pub mod layer;
 pub mod logs;
+pub mod maskedpaths;
 pub mod namespaces;
 pub mod network;
 pub mod oci;

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::cgroups::{CpuQuota, Resources, CPU_PERIOD_US};
 use super::container::{Attach, ContainerError, ContainerSpec, State, Status};
+use super::maskedpaths::PathRules;
 use super::namespaces::Kind;
 use super::rootfs::{BindMount, RootfsSpec};
 use super::{capabilities, logs, Runtime};
@@ -115,6 +116,16 @@ fn bind_mounts(spec: &Spec) -> Vec<BindMount> {
         .collect()
 }
 
+/// The bundle's `linux.maskedPaths` and `linux.readonlyPaths`, exactly: the runtime adds no
+/// default of its own (the tool that wrote `config.json` did: Docker's list for containerd).
+fn path_rules(linux: &Linux) -> PathRules {
+    let paths = |l: &Option<Vec<String>>| l.iter().flatten().map(PathBuf::from).collect::<Vec<_>>();
+    PathRules {
+        masked: paths(linux.masked_paths()),
+        readonly: paths(linux.readonly_paths()),
+    }
+}
+
 impl Runtime {
     /// OCI `create`: build the container from `bundle/config.json`, start its shim and leave the
     /// init waiting for `start`. Returns the init's host pid.
@@ -177,6 +188,7 @@ impl Runtime {
                 volumes,
                 readonly: root.readonly().unwrap_or(false),
                 privileged: false,
+                path_rules: path_rules(&linux),
                 bind_rootfs: Some(rootfs_dir),
             },
             capabilities: mask,

@@ -1,6 +1,6 @@
 //! The container's root filesystem, built inside its own mount namespace: make every mount
 //! private (so nothing propagates back to the host), mount the overlay, then `/proc`, a tiny
-//! `/dev`, a read-only `/sys`, the pod's `/etc/hosts`-family files, volumes and masks, and finally
+//! `/dev`, a read-only `/sys`, the pod's `/etc/hosts`-family files, volumes and masks (`maskedpaths.rs`), and finally
 //! `pivot_root(2)` into it. pivot_root really swaps the root of the mount namespace so the old
 //! root can be detached; chroot only changes the path lookup start and is escapable, so it is
 //! just the fallback. Read next: `process.rs`, which calls [`prepare`] in the container's init.
@@ -14,30 +14,7 @@ use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use serde::{Deserialize, Serialize};
 
 use super::layer::{self, LayerError};
-
-/// Paths hidden from containers (Docker's defaults).
-pub const MASKED_PATHS: [&str; 12] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/proc/interrupts",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-/// Paths made read-only in containers (Docker's defaults).
-pub const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+use super::maskedpaths::{self, MaskedPathsError, PathRules};
 
 /// Why building the root filesystem failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +65,9 @@ pub enum RootfsError {
     /// Remounting the root read-only failed.
     #[error("remount rootfs read-only: {errno}")]
     RemountReadonly { errno: nix::Error },
+    /// A masked or read-only path could not be set up.
+    #[error(transparent)]
+    MaskedPaths(#[from] MaskedPathsError),
 }
 
 /// A bind mount from the host into the container.
@@ -112,8 +92,12 @@ pub struct RootfsSpec {
     pub files: Vec<BindMount>,
     pub volumes: Vec<BindMount>,
     pub readonly: bool,
-    /// Skip masked and read-only paths.
+    /// Privileged: the cgroup view is writable (`cgroupns.rs`); its empty [`PathRules`] come
+    /// from the caller.
     pub privileged: bool,
+    /// Paths to mask and to make read-only (`maskedpaths.rs`).
+    #[serde(default)]
+    pub path_rules: PathRules,
     /// An OCI bundle's ready-made rootfs, bind-mounted instead of the overlay.
     #[serde(default)]
     pub bind_rootfs: Option<PathBuf>,
@@ -258,7 +242,7 @@ pub fn ensure_target(root: &Path, dest: &Path, dir: bool) -> Result<PathBuf, Roo
 /// 4. [`mount_dev`]: a minimal `/dev`;
 /// 5. [`mount_sys`]: `/sys`, read-only;
 /// 6. [`bind_files_and_volumes`]: the pod's `/etc` files, generated `/proc` files, volumes;
-/// 7. [`mask_paths`]: hide or freeze what leaks or reconfigures the host (unless privileged);
+/// 7. [`maskedpaths::apply`]: hide or freeze what leaks or reconfigures the host;
 /// 8. [`enter`] the new root, then [`remount_readonly`] if asked.
 pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
     let root = &spec.merged;
@@ -268,9 +252,7 @@ pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
     let dev = mount_dev(root)?;
     mount_sys(root)?;
     bind_files_and_volumes(root, spec)?;
-    if !spec.privileged {
-        mask_paths(root, &dev)?;
-    }
+    maskedpaths::apply(root, &dev.join("null"), &spec.path_rules)?;
     enter(root)?;
     if spec.readonly {
         remount_readonly()?;
@@ -433,27 +415,6 @@ fn bind_files_and_volumes(root: &Path, spec: &RootfsSpec) -> Result<(), RootfsEr
     for v in &spec.volumes {
         let target = ensure_target(root, &v.destination, v.source.is_dir())?;
         bind(&v.source, &target, v.readonly)?;
-    }
-    Ok(())
-}
-
-/// Step 7: hide what leaks host information ([`MASKED_PATHS`]: an empty read-only tmpfs over a
-/// directory, `/dev/null` over a file) and freeze what allows reconfiguring the host
-/// ([`READONLY_PATHS`]: bound read-only onto themselves).
-fn mask_paths(root: &Path, dev: &Path) -> Result<(), RootfsError> {
-    for p in MASKED_PATHS {
-        let target = root.join(&p[1..]);
-        match fs::metadata(&target) {
-            Ok(m) if m.is_dir() => mnt(Some("tmpfs"), &target, "tmpfs", MsFlags::MS_RDONLY, None)?,
-            Ok(_) => bind(&dev.join("null"), &target, false)?,
-            Err(_) => {}
-        }
-    }
-    for p in READONLY_PATHS {
-        let target = root.join(&p[1..]);
-        if target.exists() {
-            bind(&target, &target, true)?;
-        }
     }
     Ok(())
 }

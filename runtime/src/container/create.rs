@@ -13,6 +13,7 @@ use super::{ContainerError, ContainerSpec, CreateOptions, Sandbox, State};
 use crate::cgroups::Resources;
 use crate::error::io_err;
 use crate::image::Image;
+use crate::maskedpaths::PathRules;
 use crate::namespaces::Kind;
 use crate::rootfs::{self, BindMount, RootfsSpec};
 use crate::store::{valid_name, write_json};
@@ -295,6 +296,7 @@ impl Runtime {
                 volumes,
                 readonly: opts.readonly,
                 privileged: opts.privileged,
+                path_rules: PathRules::docker_default(opts.privileged),
                 bind_rootfs: None,
             },
             capabilities,

@@ -1,0 +1,159 @@
+//! Docker's default hardening, checked from inside busybox containers on the real kernel:
+//! masked paths read nothing, read-only paths refuse writes (also below a submount, also when
+//! the image makes `/proc` a symlink), `--privileged` lifts both; the device allowlist refuses
+//! `mknod` of a block device and keeps `/dev/null` and friends usable; `no_new_privs` shows in
+//! `/proc/self/status` when asked. Run as root.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+/// Run `script` in a busybox container with extra `flags`; stdout and stderr together.
+fn sh(rt: &Rt, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let out = rt.run(&args);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The value after `key=` on its own line of `out`.
+fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in:\n{out}"))
+}
+
+/// Bytes read from each masked file and entries of each masked directory, and whether writes
+/// to read-only paths went through, as `key=value` lines.
+const PATHS_SCRIPT: &str = r#"
+for f in kcore keys timer_list sched_debug interrupts; do
+  echo "$f=$(cat /proc/$f 2>/dev/null | wc -c)"
+done
+echo "firmware=$(ls -A /sys/firmware 2>/dev/null | wc -l)"
+echo "acpi=$(ls -A /proc/acpi 2>/dev/null | wc -l)"
+if echo 1 > /proc/sysrq-trigger; then echo sysrq=written; else echo sysrq=refused; fi
+if echo box > /proc/sys/kernel/hostname; then echo hostname=written; else echo hostname=refused; fi
+if touch /proc/acpi/x; then echo acpi_write=written; else echo acpi_write=refused; fi
+"#;
+
+#[test]
+fn masked_paths_read_nothing_and_readonly_paths_refuse_writes() {
+    let rt = Rt::new("mask");
+    let out = sh(&rt, &[], PATHS_SCRIPT);
+    for f in ["kcore", "keys", "timer_list", "sched_debug", "interrupts"] {
+        assert_eq!(field(&out, f), "0", "/proc/{f} readable:\n{out}");
+    }
+    assert_eq!(field(&out, "firmware"), "0", "{out}");
+    assert_eq!(field(&out, "acpi"), "0", "{out}");
+    assert_eq!(field(&out, "sysrq"), "refused", "{out}");
+    assert_eq!(field(&out, "hostname"), "refused", "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert_eq!(field(&out, "acpi_write"), "refused", "{out}");
+}
+
+#[test]
+fn privileged_lifts_the_masks_and_the_readonly_paths() {
+    let rt = Rt::new("maskpriv");
+    // the hostname write stays in the container's own UTS namespace; sysrq is not touched
+    let script = r#"
+        echo "keys=$(cat /proc/keys 2>/dev/null | wc -c)"
+        echo "firmware=$(ls -A /sys/firmware 2>/dev/null | wc -l)"
+        if echo box > /proc/sys/kernel/hostname; then echo hostname=$(hostname); fi
+        echo "masks=$(grep -cE ' /proc/(keys|acpi|sys|bus) | /sys/firmware ' /proc/mounts)"
+    "#;
+    let out = sh(&rt, &["--privileged"], script);
+    assert_eq!(field(&out, "hostname"), "box", "{out}");
+    assert_eq!(field(&out, "masks"), "0", "{out}");
+    if !read_empty("/proc/keys") {
+        assert_ne!(field(&out, "keys"), "0", "{out}");
+    }
+    if fs::read_dir("/sys/firmware").is_ok_and(|mut d| d.next().is_some()) {
+        assert_ne!(field(&out, "firmware"), "0", "{out}");
+    }
+}
+
+fn read_empty(path: &str) -> bool {
+    fs::read(path).map_or(true, |b| b.is_empty())
+}
+
+/// A bundle rootfs of busybox with the given extra directories.
+fn bundle_rootfs(rootfs: &Path) {
+    for d in ["bin", "dev", "sys", "etc", "tmp", "out", "realproc"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "cat", "wc", "ls", "touch", "echo"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+}
+
+/// An OCI bundle's own lists are applied exactly, resolved inside the rootfs (its `/proc` is an
+/// absolute symlink, which the host would resolve to a path of its own), and a read-only path
+/// stays read-only below a bind mount inside it.
+#[test]
+fn oci_rules_hold_through_symlinks_and_submounts() {
+    let rt = Rt::new("maskoci");
+    let bundle = TempDir::new("maskbundle");
+    let out = TempDir::new("maskout");
+    let sub = TempDir::new("masksub");
+    let rootfs = bundle.path().join("rootfs");
+    bundle_rootfs(&rootfs);
+    std::os::unix::fs::symlink("/realproc", rootfs.join("proc")).unwrap();
+    fs::create_dir_all(rootfs.join("data/sub")).unwrap();
+    fs::create_dir_all(rootfs.join("secretdir/inner")).unwrap();
+    fs::write(rootfs.join("secret.txt"), "secret").unwrap();
+    let script = r#"
+        echo "keys=$(cat /proc/keys 2>/dev/null | wc -c)"
+        echo "secret=$(cat /secret.txt | wc -c)"
+        echo "secretdir=$(ls -A /secretdir | wc -l)"
+        if touch /data/x; then echo data=written; else echo data=refused; fi
+        if touch /data/sub/x; then echo sub=written; else echo sub=refused; fi
+        if touch /tmp/x; then echo tmp=written; else echo tmp=refused; fi
+    "#;
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", format!("({script}) > /out/report 2>&1")],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+        },
+        "root": {"path": "rootfs"},
+        "mounts": [
+            {"destination": "/out", "type": "bind", "source": out.path(), "options": ["rbind", "rw"]},
+            {"destination": "/data/sub", "type": "bind", "source": sub.path(), "options": ["rbind", "rw"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
+            "maskedPaths": ["/proc/keys", "/secret.txt", "/secretdir"],
+            "readonlyPaths": ["/data"],
+        }
+    });
+    fs::write(
+        bundle.path().join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let id = format!("mask-{}", rand_hex());
+    rt.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    rt.ok(&["start", &id]);
+    let done = rt.wait_for(20, || rt.ok(&["state", &id]).contains("\"stopped\""));
+    let report = fs::read_to_string(out.path().join("report")).unwrap_or_default();
+    rt.ok(&["delete", "-f", &id]);
+    assert!(done, "still running: {report}");
+    assert_eq!(field(&report, "keys"), "0", "{report}");
+    assert_eq!(field(&report, "secret"), "0", "{report}");
+    assert_eq!(field(&report, "secretdir"), "0", "{report}");
+    assert_eq!(field(&report, "data"), "refused", "{report}");
+    assert_eq!(field(&report, "sub"), "refused", "{report}");
+    assert_eq!(field(&report, "tmp"), "written", "{report}");
+    assert!(!sub.path().join("x").exists());
+}
