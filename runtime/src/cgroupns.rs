@@ -15,7 +15,7 @@
 //!   (`cpu,cpuacct` when co-mounted, with symlinks `cpu` and `cpuacct` to it, as Docker
 //!   makes them), each a cgroup mount of that hierarchy. Only the hierarchies the container
 //!   has a cgroup of its own in are mounted (those of `cgroups::V1_CONTROLLERS`): in the others
-//!   (`blkio`, `devices`, `name=systemd`) it stays where its starter was, among the node's
+//!   (`blkio`, `freezer`, `name=systemd`) it stays where its starter was, among the node's
 //!   processes, which it has no business seeing.
 //!
 //! Everything is read-only unless the container is privileged: a container must not raise its

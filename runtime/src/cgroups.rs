@@ -39,8 +39,11 @@ use nix::sys::stat::Mode;
 
 use serde::{Deserialize, Serialize};
 
-/// The v1 controllers we create directories in.
-pub const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "cpuset"];
+use super::devices::{self, DeviceRule, DevicesError};
+
+/// The v1 controllers we create directories in (`devices` for the device allowlist,
+/// `devices.rs`).
+pub const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "cpuset", "devices"];
 /// Default CFS period (µs), as Kubernetes uses.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
@@ -79,6 +82,9 @@ pub enum CgroupsError {
     /// A v1 cpuset level that was checked full is empty: it was removed and made again.
     #[error("{path:?} is empty")]
     EmptyCpuset { path: PathBuf },
+    /// The device allowlist could not be put in place.
+    #[error(transparent)]
+    Devices(#[from] DevicesError),
 }
 
 impl CgroupsError {
@@ -90,7 +96,7 @@ impl CgroupsError {
             | Self::Write { source, .. }
             | Self::Read { source, .. } => source.kind() == io::ErrorKind::NotFound,
             Self::EmptyCpuset { .. } => true,
-            Self::Remove { .. } => false,
+            Self::Remove { .. } | Self::Devices(_) => false,
         }
     }
 }
@@ -119,6 +125,9 @@ pub struct Resources {
     pub pids: Option<u64>,
     /// CPUs the container may run on, in the kernel's list format (`0-2,4`).
     pub cpuset_cpus: Option<String>,
+    /// The device allowlist, rules in order (`devices.rs`); none: the parent's (all devices).
+    #[serde(default)]
+    pub devices: Vec<DeviceRule>,
 }
 
 /// A CFS bandwidth limit: the cgroup's processes together may run `quota_us` µs of CPU time in
@@ -364,6 +373,9 @@ impl Hierarchy {
                 if let Some(c) = &res.cpuset_cpus {
                     write_file(&self.controller_dir("cpuset", rel).join("cpuset.cpus"), c)?;
                 }
+                if !res.devices.is_empty() {
+                    self.apply_devices_v1(rel, &res.devices)?;
+                }
             }
             Version::V2 => {
                 let dir = self.root.join(rel);
@@ -387,9 +399,28 @@ impl Hierarchy {
                 if let Some(c) = &res.cpuset_cpus {
                     write_file(&dir.join("cpuset.cpus"), c)?;
                 }
+                devices::attach_v2(&dir, &res.devices)?;
             }
         }
         Ok(())
+    }
+
+    /// The rules into `rel`'s devices cgroup. A host without the v1 devices controller
+    /// mounted cannot enforce them: refused rather than run the container unguarded.
+    fn apply_devices_v1(&self, rel: &Path, rules: &[DeviceRule]) -> Result<(), CgroupsError> {
+        if !self.controllers().iter().any(|(c, _)| *c == "devices") {
+            return Err(CgroupsError::Create {
+                path: self.root.join("devices"),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no devices controller mounted for the device allowlist",
+                ),
+            });
+        }
+        Ok(devices::apply_v1(
+            &self.controller_dir("devices", rel),
+            rules,
+        )?)
     }
 
     /// The `cgroup.procs` files a process writes "0" into to join `rel`.
@@ -757,6 +788,7 @@ mod tests {
             memory_bytes: Some(64 << 20),
             pids: Some(100),
             cpuset_cpus: None,
+            devices: Vec::new(),
         };
         h.apply(rel, &res).unwrap();
         assert_eq!(
@@ -874,6 +906,7 @@ mod tests {
             memory_bytes: Some(1 << 20),
             pids: Some(10),
             cpuset_cpus: Some("0".into()),
+            devices: Vec::new(),
         };
         h.apply(rel, &res).unwrap();
         assert_eq!(

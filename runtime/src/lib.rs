@@ -30,6 +30,7 @@ pub mod capabilities;
 pub mod cgroupns;
 pub mod cgroups;
 pub mod container;
+pub mod devices;
 pub mod error;
 pub mod exec;
 pub mod image;

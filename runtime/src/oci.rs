@@ -8,11 +8,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
+use oci_spec::runtime::{
+    Linux, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespaceType, Process, Spec,
+};
 use serde_json::json;
 
 use super::cgroups::{CpuQuota, Resources, CPU_PERIOD_US};
 use super::container::{Attach, ContainerError, ContainerSpec, State, Status};
+use super::devices::{self, DeviceKind, DeviceRule};
 use super::maskedpaths::PathRules;
 use super::namespaces::Kind;
 use super::rootfs::{BindMount, RootfsSpec};
@@ -86,7 +89,43 @@ fn resources(linux: &Linux) -> Resources {
             .filter(|l| *l > 0)
             .map(|l| l as u64),
         cpuset_cpus: cpu.cpus().clone(),
+        devices: res
+            .devices()
+            .iter()
+            .flatten()
+            .filter_map(device_rule)
+            .collect(),
     }
+}
+
+/// A rule of `linux.resources.devices`; FIFO rules (`p`), which no cgroup checks, are left
+/// out, a missing access is `rwm`.
+fn device_rule(r: &LinuxDeviceCgroup) -> Option<DeviceRule> {
+    let kind = match r.typ().unwrap_or_default() {
+        LinuxDeviceType::A => DeviceKind::All,
+        LinuxDeviceType::B => DeviceKind::Block,
+        LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
+        LinuxDeviceType::P => return None,
+    };
+    let number = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
+    let access = match r.access().as_deref() {
+        None | Some("") => devices::RWM,
+        Some(a) => a.chars().fold(0, |bits, c| {
+            bits | match c {
+                'r' => devices::READ,
+                'w' => devices::WRITE,
+                'm' => devices::MKNOD,
+                _ => 0,
+            }
+        }),
+    };
+    Some(DeviceRule {
+        allow: r.allow(),
+        kind,
+        major: number(r.major()),
+        minor: number(r.minor()),
+        access,
+    })
 }
 
 /// The bundle's bind mounts (`type: bind`, or a `bind`/`rbind` option); `ro` makes one

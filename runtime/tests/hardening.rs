@@ -157,3 +157,109 @@ fn oci_rules_hold_through_symlinks_and_submounts() {
     assert_eq!(field(&report, "tmp"), "written", "{report}");
     assert!(!sub.path().join("x").exists());
 }
+
+/// Device checks as `key=value` lines: mknod of a block and of character devices, the use of
+/// `/dev`'s devices and of a node made for a device outside the allowlist (`/dev/mem`).
+const DEVICES_SCRIPT: &str = r#"
+if mknod /tmp/sda b 8 0; then echo mknod_block=made; else echo mknod_block=refused; fi
+if mknod /tmp/null c 1 3 && echo x > /tmp/null; then echo mknod_null=usable; else echo mknod_null=refused; fi
+if mknod /tmp/mem c 1 1; then
+  if head -c 1 /tmp/mem > /dev/null; then echo mem=readable; else echo mem=refused; fi
+fi
+echo "zero=$(head -c 4 /dev/zero | wc -c)"
+echo "urandom=$(head -c 4 /dev/urandom | wc -c)"
+echo "full=$(head -c 4 /dev/full | wc -c)"
+if echo x > /dev/null; then echo null=writable; fi
+"#;
+
+fn assert_default_devices(out: &str) {
+    assert_eq!(field(out, "mknod_block"), "refused", "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert_eq!(field(out, "mknod_null"), "usable", "{out}");
+    assert_eq!(field(out, "mem"), "refused", "{out}");
+    for f in ["zero", "urandom", "full"] {
+        assert_eq!(field(out, f), "4", "/dev/{f}:\n{out}");
+    }
+    assert_eq!(field(out, "null"), "writable", "{out}");
+}
+
+#[test]
+fn the_device_allowlist_refuses_block_devices_and_keeps_dev_null_usable() {
+    let rt = Rt::new("devices");
+    assert_default_devices(&sh(&rt, &[], DEVICES_SCRIPT));
+    // a pod container and `exec` are held by the same rules
+    rt.ok(&["sandbox", "create", "devpod"]);
+    let id = rt.ok_line(&["run", "-d", "--sandbox", "devpod", "busybox", "sleep", "60"]);
+    let exec = rt.run(&["exec", &id, "sh", "-c", DEVICES_SCRIPT]);
+    assert_default_devices(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&exec.stdout),
+        String::from_utf8_lossy(&exec.stderr)
+    ));
+    let info = rt.inspect(&id);
+    rt.ok(&["rm", "-f", &id]);
+    rt.ok(&["sandbox", "rm", "-f", "devpod"]);
+    assert_eq!(leftovers(&rt.root, &info), Vec::<String>::new());
+    // privileged: every device
+    let out = sh(&rt, &["--privileged"], DEVICES_SCRIPT);
+    assert_eq!(field(&out, "mknod_block"), "made", "{out}");
+}
+
+/// The v2 device program, tested on a hybrid host as `cgroup_view.rs` tests the v2 view: the
+/// unified hierarchy bound over `/sys/fs/cgroup` in a private mount namespace, where the
+/// runtime finds cgroup v2. The kernel runs a cgroup's device programs on the unified
+/// hierarchy whatever the v1 controllers do. A v2 host runs the test above on v2 instead.
+#[test]
+fn the_v2_device_program_holds_on_the_unified_hierarchy() {
+    use runtime::cgroups::{Hierarchy, Version};
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if Hierarchy::host().version == Version::V2 {
+        eprintln!("skipped: a v2 host runs the device test on v2 already");
+        return;
+    }
+    if !unified.join("cgroup.controllers").exists() {
+        eprintln!("skipped: a v1 host without the unified hierarchy has no cgroup v2");
+        return;
+    }
+    let rt = Rt::new("devv2");
+    let _parent = UnifiedParent(unified.join(&rt.cgroup_parent));
+    let inner = rt.cmd(&["run", "--rm", "busybox", "sh", "-c", DEVICES_SCRIPT]);
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup && exec "$@""#)
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_default_devices(&text);
+    assert!(
+        rt.wait_for(20, || rt.no_containers()),
+        "--rm left the container"
+    );
+}
+
+/// Removes, on drop, a cgroup parent made in the unified hierarchy of a hybrid host, deepest
+/// levels first.
+struct UnifiedParent(std::path::PathBuf);
+
+impl Drop for UnifiedParent {
+    fn drop(&mut self) {
+        fn remove(dir: &Path) {
+            if let Ok(rd) = fs::read_dir(dir) {
+                for e in rd.flatten().filter(|e| e.path().is_dir()) {
+                    remove(&e.path());
+                }
+            }
+            let _ = fs::remove_dir(dir);
+        }
+        remove(&self.0);
+    }
+}

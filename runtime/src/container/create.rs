@@ -17,7 +17,7 @@ use crate::maskedpaths::PathRules;
 use crate::namespaces::Kind;
 use crate::rootfs::{self, BindMount, RootfsSpec};
 use crate::store::{valid_name, write_json};
-use crate::{capabilities, layer, logs, procfs, random_hex, Runtime};
+use crate::{capabilities, devices, layer, logs, procfs, random_hex, Runtime};
 
 /// Find `uid:gid` for a user spec (`name`, `uid`, `uid:gid`, `name:group`) in the image's
 /// `/etc/passwd` and `/etc/group` (top layer first).
@@ -485,5 +485,10 @@ fn resources(opts: &CreateOptions) -> Result<Resources, ContainerError> {
         memory_bytes: opts.memory_bytes,
         pids: opts.pids,
         cpuset_cpus: opts.cpuset.clone(),
+        devices: if opts.privileged {
+            Vec::new()
+        } else {
+            devices::default_rules()
+        },
     })
 }
