@@ -2,7 +2,9 @@
 //! masked paths read nothing, read-only paths refuse writes (also below a submount, also when
 //! the image makes `/proc` a symlink), `--privileged` lifts both; the device allowlist refuses
 //! `mknod` of a block device and keeps `/dev/null` and friends usable; `no_new_privs` shows in
-//! `/proc/self/status` when asked. Run as root.
+//! `/proc/self/status` when asked (`--security-opt no-new-privileges`, OCI
+//! `process.noNewPrivileges`; the kubelet maps `allowPrivilegeEscalation: false` to it), also
+//! in `exec`. Run as root.
 
 mod common;
 
@@ -90,7 +92,7 @@ fn bundle_rootfs(rootfs: &Path) {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for a in ["sh", "cat", "wc", "ls", "touch", "echo"] {
+    for a in ["sh", "cat", "wc", "ls", "touch", "echo", "grep", "cut"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
 }
@@ -117,6 +119,7 @@ fn oci_rules_hold_through_symlinks_and_submounts() {
         if touch /data/x; then echo data=written; else echo data=refused; fi
         if touch /data/sub/x; then echo sub=written; else echo sub=refused; fi
         if touch /tmp/x; then echo tmp=written; else echo tmp=refused; fi
+        echo "nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)"
     "#;
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
@@ -125,6 +128,7 @@ fn oci_rules_hold_through_symlinks_and_submounts() {
             "args": ["sh", "-c", format!("({script}) > /out/report 2>&1")],
             "env": ["PATH=/bin"],
             "cwd": "/",
+            "noNewPrivileges": true,
         },
         "root": {"path": "rootfs"},
         "mounts": [
@@ -155,6 +159,7 @@ fn oci_rules_hold_through_symlinks_and_submounts() {
     assert_eq!(field(&report, "data"), "refused", "{report}");
     assert_eq!(field(&report, "sub"), "refused", "{report}");
     assert_eq!(field(&report, "tmp"), "written", "{report}");
+    assert_eq!(field(&report, "nnp"), "1", "{report}");
     assert!(!sub.path().join("x").exists());
 }
 
@@ -262,4 +267,53 @@ impl Drop for UnifiedParent {
         }
         remove(&self.0);
     }
+}
+
+/// `NoNewPrivs` of the container's shell, and of an `exec` into it.
+fn no_new_privs(rt: &Rt, flags: &[&str]) -> (String, String) {
+    let mut args = vec!["run", "-d"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sleep", "60"]);
+    let id = rt.ok_line(&args);
+    let status = |pid: &str| {
+        rt.ok(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            &format!("grep NoNewPrivs /proc/{pid}/status"),
+        ])
+        .trim()
+        .trim_start_matches("NoNewPrivs:")
+        .trim()
+        .to_string()
+    };
+    let got = (status("1"), status("self"));
+    rt.ok(&["rm", "-f", &id]);
+    got
+}
+
+#[test]
+fn no_new_privs_only_when_asked() {
+    let rt = Rt::new("nnp");
+    assert_eq!(no_new_privs(&rt, &[]), ("0".into(), "0".into()));
+    let on = ("1".to_string(), "1".to_string());
+    assert_eq!(
+        no_new_privs(&rt, &["--security-opt", "no-new-privileges"]),
+        on
+    );
+    assert_eq!(
+        no_new_privs(&rt, &["--security-opt", "no-new-privileges:true"]),
+        on
+    );
+    assert_eq!(no_new_privs(&rt, &["--no-new-privileges"]), on);
+    let bad = rt.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=x",
+        "busybox",
+        "true",
+    ]);
+    assert!(!bad.status.success());
 }

@@ -87,8 +87,12 @@ struct RunArgs {
     cap_add: Vec<String>,
     #[arg(long)]
     cap_drop: Vec<String>,
+    /// Set no_new_privs: no exec gains privileges (set-uid bits, file capabilities).
     #[arg(long)]
     no_new_privileges: bool,
+    /// Docker's security options; `no-new-privileges[:true|false]` is supported.
+    #[arg(long)]
+    security_opt: Vec<String>,
     /// Replace the image's entrypoint (space separated).
     #[arg(long)]
     entrypoint: Option<String>,
@@ -631,7 +635,7 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         privileged: a.privileged,
         cap_add: a.cap_add,
         cap_drop: a.cap_drop,
-        no_new_privs: a.no_new_privileges,
+        no_new_privs: no_new_privs(a.no_new_privileges, &a.security_opt)?,
         auto_remove: a.rm,
         wait_for_start: false,
     };
@@ -714,6 +718,27 @@ fn docker_memory(size: &str) -> Result<u64> {
         return Err(bad());
     }
     Ok(bytes as u64)
+}
+
+/// no_new_privs from `--no-new-privileges` and Docker's `--security-opt no-new-privileges`
+/// (`:true`, `=true`, `:false`); the last option given wins. Other options (`seccomp=`,
+/// `apparmor=`, `label=`) are refused rather than silently ignored.
+fn no_new_privs(flag: bool, security_opt: &[String]) -> Result<bool> {
+    let mut on = flag;
+    for opt in security_opt {
+        let (key, value) = opt
+            .split_once([':', '='])
+            .map_or((opt.as_str(), "true"), |(k, v)| (k, v));
+        if key != "no-new-privileges" {
+            bail!("--security-opt {opt:?}: only no-new-privileges is supported");
+        }
+        on = match value {
+            "true" => true,
+            "false" => false,
+            _ => bail!("--security-opt {opt:?}: expected true or false"),
+        };
+    }
+    Ok(on)
 }
 
 /// `--pids`: at least one process.
@@ -829,6 +854,23 @@ mod tests {
         assert_eq!(pids_limit(40).unwrap(), 40);
         assert!(pids_limit(0).is_err());
         assert!(pids_limit(-1).is_err());
+    }
+
+    #[test]
+    fn security_opt_no_new_privileges_as_docker_takes_it() {
+        let opts = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!no_new_privs(false, &[]).unwrap());
+        assert!(no_new_privs(true, &[]).unwrap());
+        for on in [
+            "no-new-privileges",
+            "no-new-privileges:true",
+            "no-new-privileges=true",
+        ] {
+            assert!(no_new_privs(false, &opts(&[on])).unwrap(), "{on}");
+        }
+        assert!(!no_new_privs(true, &opts(&["no-new-privileges:false"])).unwrap());
+        assert!(no_new_privs(false, &opts(&["seccomp=unconfined"])).is_err());
+        assert!(no_new_privs(false, &opts(&["no-new-privileges:maybe"])).is_err());
     }
 
     #[test]
