@@ -13,8 +13,10 @@
 NODE_PACKAGES=(gcc libc6-dev protobuf-compiler libprotobuf-dev etcd-server busybox-static
   iproute2 iptables curl ca-certificates python3 python3-venv)
 # What the test suite needs on top: a registry and skopeo to fill it (image pulls), runc (the
-# runtime benchmark and conformance checks compare with it).
-TEST_PACKAGES=(skopeo docker-registry runc)
+# runtime benchmark and conformance checks compare with it), dnsperf and dnsmasq-base (the
+# DNS benchmark measures minik8s-dns against dnsmasq with dnsperf; -base is the binary alone,
+# no system service).
+TEST_PACKAGES=(skopeo docker-registry runc dnsperf dnsmasq-base)
 # Packages whose Debian install enables and starts a service: minik8s starts its own etcd and
 # registries on loopback ports, so these must not keep 2379 or 5000 busy.
 declare -A PACKAGE_SERVICE=([etcd-server]=etcd [docker-registry]=docker-registry)
