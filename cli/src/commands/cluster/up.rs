@@ -177,11 +177,7 @@ impl Build<'_> {
             " ✓ nodes joined and Ready: {}\n",
             names.join(", ")
         ))?;
-        let list = Api::<Node>::all(client.clone())
-            .list(&Default::default())
-            .await?;
-        let routes = wire::pod_range_routes(&self.spec.node_hosts(), &list.items);
-        wire::route_pod_ranges(&netns::path(&self.spec.control_plane().netns), routes)?;
+        self.control_plane_routes(&client).await?;
         self.wait_dns(deadline).await?;
         emit(&format!(
             " ✓ add-ons on every node: Service proxy, DNS (kube-system/kube-dns at {}, domain {})\n",
@@ -454,7 +450,18 @@ impl Build<'_> {
         self.start(Role::Dns, host, &dns, argv)
     }
 
-    /// Step 7's second half: from every node's namespace, the DNS Service's ClusterIP (the
+    /// Step 7: the control plane routes each node's pod range through the node's address, as
+    /// the nodes do (`wire::route_pod_ranges`).
+    async fn control_plane_routes(&self, client: &kube::Client) -> anyhow::Result<()> {
+        let nodes = Api::<Node>::all(client.clone())
+            .list(&Default::default())
+            .await?;
+        let routes = wire::pod_range_routes(&self.spec.node_hosts(), &nodes.items);
+        wire::route_pod_ranges(&netns::path(&self.spec.control_plane().netns), routes)?;
+        Ok(())
+    }
+
+    /// Step 7's end: from every node's namespace, the DNS Service's ClusterIP (the
     /// proxy's rules, then one of the DNS servers) answers for the Service's own name.
     async fn wait_dns(&self, deadline: Instant) -> anyhow::Result<()> {
         let server = SocketAddr::from((addons::DNS_SERVICE_IP, addons::DNS_PORT));
