@@ -62,6 +62,7 @@ kubectl() {
 minikctl cluster up --name "$LAB" --nodes "$NODES" --bin-dir "$(realpath "$BIN")"
 minikctl get nodes -o wide
 minikctl apply -f manifests/hello-deployment.yaml
+minikctl apply -f manifests/hello-service.yaml
 minikctl apply -f manifests/hello-pod.yaml
 minikctl rollout status deployment/hello --timeout=120s
 kubectl wait --for=condition=Ready pod/hello --timeout=120s
@@ -70,6 +71,15 @@ minikctl get deployments,replicasets,pods -o wide
 minikctl logs hello
 minikctl exec hello -- sh -c 'echo "inside the pod: PID $$, hostname $(hostname)"; ps'
 minikctl describe pod hello | tail -12
+# The Service: a ClusterIP and the ready pods behind it (the EndpointSlice controller's
+# work); from a pod, its name resolves through the cluster DNS and each request goes to one
+# of the pods (the node's proxy). A few tries: the proxy programs the endpoints within
+# milliseconds of the pods turning Ready, but not before.
+minikctl get service,endpointslices -o wide
+minikctl exec hello -- sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do
+  timeout 3 wget -qO- http://web && timeout 3 wget -qO- http://web.default.svc.cluster.local \
+    && exit 0
+  sleep 1; done; exit 1'
 # What no other tool shows: the pod's process, namespaces, cgroup, layers and volumes, as the
 # kernel of its node holds them (from the kubelet, through the apiserver's nodes/proxy).
 minikctl inspect pod hello

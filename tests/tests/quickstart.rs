@@ -4,10 +4,11 @@
 //!
 //! It checks what a new user sees: `minikctl cluster up` brings up a two-node lab, `minikctl`
 //! applies the sample workload, which comes up spread over both nodes with every pod at
-//! RESTARTS 0, and the closing `minikctl inspect pod` names the pod's etcd key, its process and
-//! namespaces as `/proc` has them; the logs carry no colour codes, `down` removes the lab's
-//! data so that a second `quickstart.sh` starts empty, and afterwards the kernel holds nothing
-//! of the lab (processes, network namespaces, mounts, the nodes' cgroup roots).
+//! RESTARTS 0, a pod reaches the sample's Service by its DNS name, and the closing `minikctl
+//! inspect pod` names the pod's etcd key, its process and namespaces as `/proc` has them; the
+//! logs carry no colour codes, `down` removes the lab's data so that a second `quickstart.sh`
+//! starts empty, and afterwards the kernel holds nothing of the lab (processes, network
+//! namespaces, mounts, the nodes' cgroup roots).
 
 mod cluster;
 
@@ -142,6 +143,9 @@ fn check_minikctl_output(out: &str) {
         "+ minikctl apply -f manifests/hello-deployment.yaml",
         "deployment.apps/hello created",
         "pod/hello created",
+        "service/web created",
+        // the Service's name, resolved by the cluster DNS, reaches a pod of the Deployment
+        "hello from hello-",
         "+ minikctl inspect pod hello",
         "/registry/pods/default/hello (resourceVersion ",
         "Container main",
