@@ -597,6 +597,13 @@ impl ImageStore {
 
     /// Build `busybox:latest` from the host's static busybox and its applet list, so no
     /// registry is needed. The tar is deterministic, so its digest is stable.
+    ///
+    /// The image has no `/etc/nsswitch.conf`, and needs none: glibc's static resolver then
+    /// reads `/etc/hosts` and asks the nameservers of `/etc/resolv.conf` (both written per
+    /// sandbox), which `wget http://web` in a pod shows (`tests/tests/lab_services.rs`). What
+    /// the binary brings is the host's: Debian 12's busybox-static (1.35) is built without
+    /// `FEATURE_WGET_TIMEOUT`, and its `wget -T N` writes through a null pointer (SIGSEGV,
+    /// exit 139); `timeout N wget ...` bounds a request instead.
     pub fn build_busybox(&self) -> Result<String, ImageError> {
         let host = Path::new(HOST_BUSYBOX);
         let binary = fs::read(host).map_err(io_err("read busybox", host))?;
