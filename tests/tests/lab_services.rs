@@ -189,17 +189,20 @@ fn services_and_cluster_dns_carry_traffic_across_the_lab() {
     );
     deleted_service_leaves_no_rule_and_frees_its_ip(&lab);
 
-    let root_rules = Command::new("iptables-save").output().unwrap();
     let out = lab.down();
     assert!(out.contains("Deleted lab"), "{out}");
     for host in ["node-1", "node-2"] {
         assert!(!lab.netns(host).exists(), "namespace {host} left");
     }
-    let after = Command::new("iptables-save").output().unwrap();
+    // the proxies' rules were in the nodes' namespaces only, and went with them
+    let mut root = String::new();
+    for cmd in [&["nft", "list", "tables"][..], &["iptables-save"][..]] {
+        let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
+        root += &String::from_utf8_lossy(&out.stdout);
+    }
     assert!(
-        !String::from_utf8_lossy(&root_rules.stdout).contains("MINIK8S-SVC-")
-            && !String::from_utf8_lossy(&after.stdout).contains("MINIK8S-SVC-"),
-        "the proxy wrote to the root namespace"
+        !root.contains("minik8s-proxy") && !root.contains("MINIK8S-SVC-"),
+        "the proxy wrote to the root namespace:\n{root}"
     );
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 }
