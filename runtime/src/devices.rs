@@ -12,7 +12,7 @@
 //! `console`, `ptmx`, the pty slaves, `net/tun`). Docker also allows `mknod` of any block
 //! device (`b *:* m`), whose node then cannot be opened; we refuse the `mknod` itself, so a
 //! disk's node never appears in a container at all. `--privileged` has no rules (the
-//! parent's: everything), an OCI bundle its `linux.resources.devices`.
+//! parent's: everything), an OCI bundle its `linux.resources.devices` (`oci.rs`).
 //!
 //! - cgroup v1: the `devices` hierarchy; a new cgroup copies its parent's rules, then each
 //!   rule is one line written to `devices.deny` or `devices.allow` ([`apply_v1`]).

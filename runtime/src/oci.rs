@@ -89,13 +89,19 @@ fn resources(linux: &Linux) -> Resources {
             .filter(|l| *l > 0)
             .map(|l| l as u64),
         cpuset_cpus: cpu.cpus().clone(),
-        devices: res
-            .devices()
-            .iter()
-            .flatten()
-            .filter_map(device_rule)
-            .collect(),
+        devices: device_rules(res.devices()),
     }
+}
+
+/// The bundle's device rules, then (as runc appends its `AllowedDevices`) the allow rules of
+/// the devices the runtime itself makes in `/dev`: the init opens `/dev/null`, and a bundle
+/// that only says "deny all" still gets a working `/dev`. No rules: no restriction.
+fn device_rules(rules: &Option<Vec<LinuxDeviceCgroup>>) -> Vec<DeviceRule> {
+    let mut out: Vec<DeviceRule> = rules.iter().flatten().filter_map(device_rule).collect();
+    if !out.is_empty() {
+        out.extend(devices::default_rules().into_iter().filter(|r| r.allow));
+    }
+    out
 }
 
 /// A rule of `linux.resources.devices`; FIFO rules (`p`), which no cgroup checks, are left

@@ -92,7 +92,9 @@ fn bundle_rootfs(rootfs: &Path) {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for a in ["sh", "cat", "wc", "ls", "touch", "echo", "grep", "cut"] {
+    for a in [
+        "sh", "cat", "wc", "ls", "touch", "echo", "grep", "cut", "mknod", "head",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
 }
@@ -120,6 +122,8 @@ fn oci_rules_hold_through_symlinks_and_submounts() {
         if touch /data/sub/x; then echo sub=written; else echo sub=refused; fi
         if touch /tmp/x; then echo tmp=written; else echo tmp=refused; fi
         echo "nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)"
+        if mknod /tmp/sda b 8 0; then echo mknod_block=made; else echo mknod_block=refused; fi
+        echo "zero=$(head -c 4 /dev/zero | wc -c)"
     "#;
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
@@ -139,6 +143,7 @@ fn oci_rules_hold_through_symlinks_and_submounts() {
             "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
             "maskedPaths": ["/proc/keys", "/secret.txt", "/secretdir"],
             "readonlyPaths": ["/data"],
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
         }
     });
     fs::write(
@@ -160,6 +165,9 @@ fn oci_rules_hold_through_symlinks_and_submounts() {
     assert_eq!(field(&report, "sub"), "refused", "{report}");
     assert_eq!(field(&report, "tmp"), "written", "{report}");
     assert_eq!(field(&report, "nnp"), "1", "{report}");
+    // "deny all" in the bundle, and still a working /dev (runc's allowed devices)
+    assert_eq!(field(&report, "mknod_block"), "refused", "{report}");
+    assert_eq!(field(&report, "zero"), "4", "{report}");
     assert!(!sub.path().join("x").exists());
 }
 
