@@ -252,7 +252,7 @@ fn program(rules: &[DeviceRule]) -> Vec<Insn> {
         Insn::new(LOAD_WORD, 5, 1, 8, 0),
     ];
     for rule in rules.iter().rev() {
-        // tests as (opcode, register, immediate); each jumps past the block on a mismatch
+        // the block: tests that each jump past it on a mismatch, then the verdict
         let mut tests: Vec<Insn> = Vec::new();
         if let Some(t) = type_code(rule.kind) {
             tests.push(Insn::new(JNE_IMM, 2, 0, 0, t));
