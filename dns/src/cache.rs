@@ -3,7 +3,8 @@
 //!
 //! A rebuild reads the whole stores (level-triggered: the event that woke it is never read)
 //! and is published as one immutable [`Snapshot`] on a `tokio::sync::watch` channel, which the
-//! query path reads without waiting on any lock held across a rebuild. Changes that arrive
+//! query path reads without waiting on any lock held across a rebuild. A snapshot carries the
+//! responses to the commonest queries, encoded as it is made (`prepared.rs`). Changes that arrive
 //! during a rebuild are folded into the next one. Until both caches hold their first full
 //! list the snapshot is not `synced`, and the server answers cluster names SERVFAIL rather
 //! than NXDOMAIN for names it simply has not seen yet. Read next: `server.rs`.
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use client::service_watch;
 use tokio::sync::watch;
 
+use crate::prepared::Prepared;
 use crate::records::Index;
 
 /// What the server answers from, replaced whole on every change.
@@ -22,14 +24,26 @@ pub struct Snapshot {
     pub index: Index,
     /// Whether both watch caches had their first full list when the index was built.
     pub synced: bool,
+    /// The responses to the commonest queries, encoded in advance from the two above.
+    pub prepared: Prepared,
+}
+
+impl Snapshot {
+    /// A snapshot answering from `index`, with its prepared responses.
+    pub fn new(index: Index, synced: bool) -> Snapshot {
+        let mut snapshot = Snapshot {
+            index,
+            synced,
+            prepared: Prepared::default(),
+        };
+        snapshot.prepared = Prepared::build(&snapshot);
+        snapshot
+    }
 }
 
 /// A snapshot of `zone` before anything is known.
 pub fn unsynced(zone: &str) -> Arc<Snapshot> {
-    Arc::new(Snapshot {
-        index: Index::empty(zone),
-        synced: false,
-    })
+    Arc::new(Snapshot::new(Index::empty(zone), false))
 }
 
 /// Watch Services and EndpointSlices through `client` and publish a fresh snapshot of `zone`
@@ -49,15 +63,14 @@ pub async fn run(client: kube::Client, zone: String, snapshots: watch::Sender<Ar
                 service_list.iter().map(|s| s.as_ref()),
                 slice_list.iter().map(|s| s.as_ref()),
             );
+            let snapshot = Snapshot::new(index, true);
             tracing::debug!(
                 services = service_list.len(),
                 slices = slice_list.len(),
+                prepared = snapshot.prepared.len(),
                 "index rebuilt"
             );
-            snapshots.send_replace(Arc::new(Snapshot {
-                index,
-                synced: true,
-            }));
+            snapshots.send_replace(Arc::new(snapshot));
         }
     };
     tokio::join!(watches, rebuild);

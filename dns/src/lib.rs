@@ -10,11 +10,15 @@
 //! - [`records`]: the rules, from objects to answers (pure, unit-tested);
 //! - [`cache`]: the watch caches and the index rebuilt from them;
 //! - [`response`]: one query's bytes to one response's bytes;
+//! - [`prepared`]: the commonest responses, encoded once per snapshot;
 //! - [`server`]: the UDP and TCP sockets;
+//! - [`batch`]: datagrams received and sent a batch per system call;
 //! - [`forward`]: names outside the cluster domain, sent upstream.
 
+pub mod batch;
 pub mod cache;
 pub mod forward;
+pub mod prepared;
 pub mod records;
 pub mod response;
 pub mod server;

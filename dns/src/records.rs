@@ -150,6 +150,12 @@ impl Index {
         &self.zone
     }
 
+    /// Every name the index holds (lowercase, without the final dot), in no order; pod and
+    /// reverse names, which are computed per question, are not among them.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.keys().map(String::as_str)
+    }
+
     /// The answer to a question of type `qtype` about `name` (any case, final dot or not).
     pub fn lookup(&self, name: &str, qtype: RecordType) -> Answer {
         let name = normalize(name);

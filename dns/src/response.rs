@@ -214,10 +214,7 @@ mod tests {
     use crate::records::Index;
 
     fn snapshot(synced: bool) -> Snapshot {
-        Snapshot {
-            index: Index::empty("cluster.local"),
-            synced,
-        }
+        Snapshot::new(Index::empty("cluster.local"), synced)
     }
 
     fn ask(name: &str, qtype: RecordType, snapshot: &Snapshot) -> Reply {
@@ -302,10 +299,7 @@ mod tests {
                 .collect(),
             ports: None,
         };
-        Snapshot {
-            index: Index::build("cluster.local", [&service], [&slice]),
-            synced: true,
-        }
+        Snapshot::new(Index::build("cluster.local", [&service], [&slice]), true)
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //!
 //! A cluster question is answered inline on the receiving task (an index lookup and an
 //! encoding, no await), so the common case costs no task spawn; only a forwarded query, which
-//! waits on the network, gets a task of its own. Over TCP each message is framed by a two-byte
+//! waits on the network, gets a task of its own. Over UDP the commonest questions (a stub
+//! resolver's A and AAAA of a name the index holds) are answered from the snapshot's
+//! prepared responses, a hash lookup and a copy (`prepared.rs`), and datagrams are received
+//! and answered in batches, one system call each way for all the queries waiting
+//! (`batch.rs`). Over TCP each message is framed by a two-byte
 //! length (RFC 1035 4.2.2) and a connection may carry several queries; an idle one is closed
-//! after [`TCP_IDLE`]. Read next: `cache.rs`, `response.rs`, `forward.rs`.
+//! after [`TCP_IDLE`]. Read next: `cache.rs`, `response.rs`, `batch.rs`, `forward.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::batch::{Datagrams, Replies};
 use crate::cache::{self, Snapshot};
 use crate::forward::{ForwardError, Forwarder};
 use crate::response::{self, Reply, Transport};
@@ -111,37 +116,56 @@ impl Server {
     }
 }
 
-/// Read datagrams and answer each to its sender.
+/// Read datagrams, a batch at a time, and answer each to its sender.
 async fn serve_udp(
     udp: Arc<UdpSocket>,
     forwarder: Arc<Forwarder>,
-    snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
 ) {
-    // Big enough for any query with EDNS; longer ones are cut and then fail to parse.
-    let mut buf = vec![0u8; 4096];
+    let (mut datagrams, mut replies) = (Datagrams::default(), Replies::default());
+    // The snapshot answered from, taken again only when a newer one is published: checking
+    // the channel's version is one atomic load, where a borrow takes its lock.
+    let mut snapshot = snapshots.borrow_and_update().clone();
     loop {
-        let (n, client) = match udp.recv_from(&mut buf).await {
-            Ok(received) => received,
+        let n = match datagrams.recv(&udp).await {
+            Ok(n) => n,
             Err(error) => {
                 // An ICMP error of an earlier send surfaces here on Linux; keep serving.
-                debug!(%error, "receiving a datagram");
+                debug!(%error, "receiving datagrams");
                 continue;
             }
         };
-        let query = &buf[..n];
-        let snapshot = snapshots.borrow().clone();
-        match response::reply(query, &snapshot, Transport::Udp) {
-            Reply::Message(bytes) => send(&udp, &bytes, client).await,
-            Reply::Drop => {}
-            Reply::Forward => {
-                let (udp, forwarder, query) = (udp.clone(), forwarder.clone(), query.to_vec());
-                tokio::spawn(async move {
-                    if let Some(bytes) = forwarded(&forwarder, &query, Transport::Udp).await {
-                        send(&udp, &bytes, client).await;
-                    }
-                });
+        // A closed channel (the watches ended) leaves the last snapshot in force.
+        if snapshots.has_changed().unwrap_or(false) {
+            snapshot = snapshots.borrow_and_update().clone();
+        }
+        replies.clear();
+        for i in 0..n {
+            let query = datagrams.payload(i);
+            if snapshot.prepared.answer(query, replies.slot()) {
+                replies.commit(i);
+                continue;
+            }
+            match response::reply(query, &snapshot, Transport::Udp) {
+                Reply::Message(bytes) => {
+                    *replies.slot() = bytes;
+                    replies.commit(i);
+                }
+                Reply::Drop => {}
+                Reply::Forward => {
+                    let Some(client) = datagrams.sender(i) else {
+                        continue;
+                    };
+                    let (udp, forwarder, query) = (udp.clone(), forwarder.clone(), query.to_vec());
+                    tokio::spawn(async move {
+                        if let Some(bytes) = forwarded(&forwarder, &query, Transport::Udp).await {
+                            send(&udp, &bytes, client).await;
+                        }
+                    });
+                }
             }
         }
+        datagrams.send(&udp, &replies).await;
     }
 }
 
