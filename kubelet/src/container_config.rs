@@ -98,6 +98,9 @@ fn pod_field(pod: &Pod, path: &str, host_ip: &str, pod_ip: Option<&str>) -> Stri
 pub enum ContainerConfigError {
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// The pod's `/etc/hosts` could not be made (`etc_hosts.rs`).
+    #[error(transparent)]
+    HostsFile(#[from] crate::etc_hosts::HostsFileError),
     /// A resource limit the runtime cannot take.
     #[error("resources.limits.{resource}: {source}")]
     Limit {

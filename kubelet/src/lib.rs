@@ -2,7 +2,7 @@
 //! [`node_ip`] unless given) and renews its Lease ([`node`]), watches the pods bound to the
 //! node ([`agent`]) and runs one level-triggered worker per pod ([`pod_worker`]) that turns
 //! the PodSpec into runtime calls ([`container_config`], [`volumes`], the pod's resolv.conf
-//! from [`dns_config`]), restarts containers as
+//! from [`dns_config`] and its /etc/hosts from [`etc_hosts`]), restarts containers as
 //! [`restart`] says, runs [`probes`] and reports [`status`] and [`events`]. [`server`] is its
 //! own HTTPS API (logs, exec, health, metrics, and [`inspect`]: a pod down to the kernel),
 //! with the certificate of [`serving_cert`], on the address and for the callers [`endpoint`]
@@ -25,6 +25,7 @@ pub mod container_config;
 pub mod cri;
 pub mod dns_config;
 pub mod endpoint;
+pub mod etc_hosts;
 pub mod events;
 pub mod inspect;
 pub mod metrics;

@@ -4,6 +4,8 @@
 //! `ClusterFirst` and with `ClusterFirstWithHostNet`), and a kubelet without `--cluster-dns`
 //! falling back to `Default` with a `MissingClusterDNS` warning. The node's resolver is a file
 //! of the test's own (`--resolv-conf`), so the expected text does not depend on the host.
+//! And the other file a pod's names come from: `/etc/hosts`, naming the pod's address (on a
+//! pod network of the test's own) and its hostAliases.
 
 mod harness;
 
@@ -172,4 +174,39 @@ async fn without_cluster_dns_cluster_first_falls_back_to_default_with_a_warning(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pods_hosts_file_names_its_address_and_its_host_aliases() {
+    let net = TestNet::new();
+    let c = Cluster::for_kubelets().await;
+    let flags = net.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let k = start_kubelet(&c, &flags);
+    c.create_pod(
+        "hosts",
+        &k.node,
+        json!({"restartPolicy": "Never",
+        "hostname": "db-0", "subdomain": "db",
+        "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}],
+        "containers": [{"name": "c", "image": "busybox", "command": ["cat", "/etc/hosts"]}]}),
+    )
+    .await;
+    let hosts = printed(&c, "hosts").await;
+    let pod = c
+        .wait_pod("hosts", 10, "a podIP", |p| {
+            p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some()
+        })
+        .await;
+    let ip = pod.status.unwrap().pod_ip.unwrap();
+    assert_eq!(
+        hosts,
+        format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+             fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n\
+             {ip}\tdb-0.db.default.svc.cluster.local\tdb-0\n\n\
+             # Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"
+        )
+    );
 }

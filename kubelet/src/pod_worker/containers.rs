@@ -6,6 +6,7 @@
 //! kept. Read `teardown.rs` next.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -13,6 +14,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::pass::Pass;
 use super::{grace, PodWorker, Record, Waiting};
 use crate::container_config;
+use crate::etc_hosts;
 use crate::events::PodEvent;
 use crate::probes::{self, ProbeKind};
 use crate::restart::Verdict;
@@ -142,14 +144,24 @@ impl PodWorker {
         let rt = self.ctx.runtime.clone();
         let name = c.name.as_str();
         let host_ip = self.ctx.node_ip.clone().unwrap_or_default();
-        let opts = match container_config::create_options(
+        let pod_ip = self.lifecycle.pod_ip();
+        let config = container_config::create_options(
             pod,
             c,
             attempt,
             self.lifecycle.volumes().unwrap_or(&BTreeMap::new()),
             &host_ip,
-            self.lifecycle.pod_ip().map(|ip| ip.to_string()).as_deref(),
-        ) {
+            pod_ip.map(|ip| ip.to_string()).as_deref(),
+        )
+        .and_then(|mut opts| {
+            // the pod's /etc/hosts, now that its address is known
+            let domain = &self.ctx.dns.cluster_domain;
+            let ip = pod_ip.map(IpAddr::V4);
+            opts.volumes
+                .extend(etc_hosts::mount(&self.ctx.root_dir, pod, c, ip, domain)?);
+            Ok(opts)
+        });
+        let opts = match config {
             Ok(o) => o,
             Err(e) => {
                 events.push(PodEvent::warning(

@@ -292,7 +292,7 @@ impl Runtime {
                 upperdir: place.disk.join("upper"),
                 workdir: place.disk.join("work"),
                 merged: place.dir.join("rootfs"),
-                files: bound_files(place, &resources, opts.readonly),
+                files: bound_files(place, &resources, opts.readonly, &volumes),
                 volumes,
                 readonly: opts.readonly,
                 privileged: opts.privileged,
@@ -428,8 +428,14 @@ fn environment(opts: &CreateOptions, ic: &ImageConfig) -> Result<Vec<String>, Co
 }
 
 /// Files bound into the container: the `/etc` files, and `/proc/meminfo` and `/proc/cpuinfo`
-/// generated from the limits when there are limits.
-fn bound_files(place: &Placement, resources: &Resources, readonly: bool) -> Vec<BindMount> {
+/// generated from the limits when there are limits. An `/etc` file the caller mounts a volume
+/// over is left to it (as containerd leaves `/etc/hosts` to the kubelet's own file).
+fn bound_files(
+    place: &Placement,
+    resources: &Resources,
+    readonly: bool,
+    volumes: &[BindMount],
+) -> Vec<BindMount> {
     let mut files: Vec<BindMount> = ["hosts", "hostname", "resolv.conf"]
         .iter()
         .map(|f| BindMount {
@@ -437,6 +443,7 @@ fn bound_files(place: &Placement, resources: &Resources, readonly: bool) -> Vec<
             destination: Path::new("/etc").join(f),
             readonly,
         })
+        .filter(|f| !volumes.iter().any(|v| v.destination == f.destination))
         .collect();
     if resources.memory_bytes.is_some() {
         files.push(BindMount {
@@ -491,4 +498,36 @@ fn resources(opts: &CreateOptions) -> Result<Resources, ContainerError> {
             devices::default_rules()
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volume_over_an_etc_file_replaces_the_runtimes_own() {
+        let place = Placement {
+            id: "c1".into(),
+            dir: "/run/c1".into(),
+            disk: "/var/c1".into(),
+            hostname: "web".into(),
+            join_namespaces: Vec::new(),
+            etc_dir: "/run/sandbox".into(),
+            pod_cgroup: "/pod".into(),
+            own_etc_files: false,
+        };
+        let hosts = BindMount {
+            source: "/pods/u1/etc-hosts".into(),
+            destination: "/etc/hosts/".into(),
+            readonly: false,
+        };
+        let files = bound_files(&place, &Resources::default(), false, &[hosts]);
+        let destinations: Vec<&Path> = files.iter().map(|f| f.destination.as_path()).collect();
+        assert_eq!(
+            destinations,
+            [Path::new("/etc/hostname"), Path::new("/etc/resolv.conf")]
+        );
+        let all = bound_files(&place, &Resources::default(), false, &[]);
+        assert_eq!(all.len(), 3);
+    }
 }

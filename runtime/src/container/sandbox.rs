@@ -183,7 +183,9 @@ impl Runtime {
 
 /// The per-pod `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`: `dns` when given, else
 /// the host's resolver without its loopback nameservers (a stub such as systemd-resolved's
-/// 127.0.0.53 is not reachable from the sandbox's own network namespace).
+/// 127.0.0.53 is not reachable from the sandbox's own network namespace). The hosts file
+/// names the hostname only, as the address comes later; a caller that knows it (the kubelet)
+/// mounts a file of its own over `/etc/hosts` (`create.rs`'s `bound_files`).
 pub(super) fn write_etc_files(
     dir: &Path,
     hostname: &str,
