@@ -16,7 +16,9 @@
 //! - throughput: per round, one `dnsperf -l SECS` against each (the first alternating), the
 //!   same query file (every name once, in a fixed shuffled order, looped), the same
 //!   `-c 4 -q 100`; dnsperf's queries/s, and each server's CPU time (utime + stime) over the
-//!   run divided by the queries it answered;
+//!   run divided by the queries it answered, and dnsperf's own (the bench's reaped children's
+//!   cutime + cstime): server and client share the cores, so their sum per query bounds the
+//!   rate the machine can give either server;
 //! - latency: per round, `dnsperf -v -Q RATE -l 5` against each at a fixed rate both servers
 //!   keep up with (at saturation the latency is dnsperf's queue, `-q` / qps, not the server's);
 //!   p50 and p99 of the per-query latencies that `-v` prints (dnsperf 2.10 has no latency
@@ -431,6 +433,7 @@ async fn main() {
 
     let mut qps: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut cpu: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut client_cpu: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut lat: HashMap<&str, Vec<f64>> = HashMap::new();
     for round in 0..rounds {
         let order = if round % 2 == 0 {
@@ -456,6 +459,10 @@ async fn main() {
             cpu.entry(target.name)
                 .or_default()
                 .push(t.server_user_us + t.server_sys_us);
+            client_cpu
+                .entry(target.name)
+                .or_default()
+                .push(t.dnsperf_cpu_us);
         }
         for target in order {
             let (sorted, lost) = latencies(target, &queries);
@@ -471,18 +478,30 @@ async fn main() {
         }
     }
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ours_qps = median(qps.get_mut("minik8s-dns").unwrap());
     let theirs_qps = median(qps.get_mut("dnsmasq").unwrap());
     println!("--");
     for name in ["minik8s-dns", "dnsmasq"] {
         let all = lat.get_mut(name).unwrap();
         all.sort_by(f64::total_cmp);
-        println!(
-            "{name:<12} median {:>9.0} q/s, {:.2} µs CPU/query; at {LATENCY_QPS} q/s p50 {:.3} ms, p99 {:.3} ms (all rounds)",
-            median(qps.get_mut(name).unwrap()),
+        let (server_us, client_us) = (
             median(cpu.get_mut(name).unwrap()),
+            median(client_cpu.get_mut(name).unwrap()),
+        );
+        println!(
+            "{name:<12} median {:>9.0} q/s; at {LATENCY_QPS} q/s p50 {:.3} ms, p99 {:.3} ms (all rounds)",
+            median(qps.get_mut(name).unwrap()),
             percentile(all, 50.0),
             percentile(all, 99.0),
+        );
+        // Both processes share the machine's cores: what one query costs them together bounds
+        // the rate the machine can reach with nothing else running.
+        println!(
+            "{:<12} CPU per query: server {server_us:.2} + dnsperf {client_us:.2} = {:.2} µs → {cores} cores ÷ that = {:.0} q/s at most",
+            "",
+            server_us + client_us,
+            cores as f64 * 1e6 / (server_us + client_us),
         );
     }
     println!(
