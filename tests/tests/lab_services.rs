@@ -4,7 +4,8 @@
 //! (it takes seconds to come up), and one test walking through the stories in order:
 //!
 //! 1. `cluster up` starts a Service proxy and a DNS server on every node and the
-//!    `kube-system/kube-dns` Service (10.96.0.10) over them; `cluster status` lists them;
+//!    `kube-system/kube-dns` Service (10.96.0.10) over them, with its EndpointSlice and
+//!    Endpoints; `cluster status` lists them;
 //! 2. `wget http://web.default.svc.cluster.local` (and `http://web`) from a pod answers from
 //!    the pods, spread over more than one, never from a pod that is not Ready;
 //!    `nslookup` resolves Services; `kubectl get`/`describe` show the endpoints;
@@ -245,6 +246,12 @@ fn add_ons_run_on_every_node(lab: &Lab) {
         "jsonpath={.items[*].endpoints[*].addresses[0]}",
     ]);
     assert_eq!(slice.trim(), "10.240.0.11 10.240.0.12", "{slice}");
+    // and the older Endpoints object, as `kubectl get endpoints` lists it
+    let endpoints = lab.kubectl(&["get", "endpoints", "-n", "kube-system", "kube-dns"]);
+    assert!(
+        endpoints.contains("10.240.0.11:53,10.240.0.12:53"),
+        "{endpoints}"
+    );
 }
 
 /// Story 2: by its full and short names, from a pod; spread over several pods; the pod that

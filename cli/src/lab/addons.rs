@@ -9,7 +9,11 @@
 //! hand: one EndpointSlice listing every node's address, labelled as managed by `minikctl`.
 //! The EndpointSlice controller leaves such slices alone, as upstream's does (it manages
 //! only slices labelled with its own name). A pod's query to `10.96.0.10:53` is then DNATed
-//! by its node's proxy to one of the nodes' DNS servers, like any Service's traffic.
+//! by its node's proxy to one of the nodes' DNS servers, like any Service's traffic. The same
+//! addresses are written as the older core/v1 `Endpoints` object too, as a user writes both
+//! for a selector-less Service, so that `kubectl get endpoints` shows them; it is labelled
+//! `endpointslice.kubernetes.io/skip-mirror`, so that upstream's EndpointSliceMirroring
+//! controller would not copy it into a second slice.
 //!
 //! [`dns_answers`] is `up`'s readiness check: one UDP query, asked from inside a node's
 //! namespace, answered with an address.
@@ -20,7 +24,10 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort as CoreEndpointPort, EndpointSubset, Endpoints, Service,
+    ServicePort, ServiceSpec,
+};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -118,7 +125,50 @@ pub fn dns_slice(nodes: &[Host]) -> EndpointSlice {
     }
 }
 
-/// Create `kube-dns` and its slice (an existing one is left as it is).
+/// The DNS Service's core/v1 Endpoints, named after it: one subset of every node's address
+/// (ready) with both ports, the same as [`dns_slice`].
+pub fn dns_endpoints(nodes: &[Host]) -> Endpoints {
+    Endpoints {
+        metadata: ObjectMeta {
+            name: Some(DNS_SERVICE.into()),
+            namespace: Some(DNS_NAMESPACE.into()),
+            labels: Some(BTreeMap::from([
+                ("k8s-app".into(), "kube-dns".into()),
+                (
+                    "endpointslice.kubernetes.io/skip-mirror".into(),
+                    "true".into(),
+                ),
+            ])),
+            ..Default::default()
+        },
+        subsets: Some(vec![EndpointSubset {
+            addresses: Some(
+                nodes
+                    .iter()
+                    .map(|h| EndpointAddress {
+                        ip: h.ip.to_string(),
+                        node_name: Some(h.name.clone()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ports: Some(
+                DNS_PORTS
+                    .iter()
+                    .map(|(name, protocol)| CoreEndpointPort {
+                        name: Some((*name).into()),
+                        port: DNS_PORT.into(),
+                        protocol: Some((*protocol).into()),
+                        app_protocol: None,
+                    })
+                    .collect(),
+            ),
+            not_ready_addresses: None,
+        }]),
+    }
+}
+
+/// Create `kube-dns`, its slice and its Endpoints (an existing one is left as it is).
 pub async fn create_dns_objects(client: &kube::Client, nodes: &[Host]) -> Result<(), kube::Error> {
     use kube::api::{Api, PostParams};
     let ignore_exists = |r: Result<(), kube::Error>| match r {
@@ -133,6 +183,11 @@ pub async fn create_dns_objects(client: &kube::Client, nodes: &[Host]) -> Result
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), DNS_NAMESPACE);
     let made = slices
         .create(&PostParams::default(), &dns_slice(nodes))
+        .await;
+    ignore_exists(made.map(drop))?;
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), DNS_NAMESPACE);
+    let made = endpoints
+        .create(&PostParams::default(), &dns_endpoints(nodes))
         .await;
     ignore_exists(made.map(drop))
 }
@@ -239,6 +294,39 @@ mod tests {
             ]
         );
         assert_eq!(slice.ports.as_ref().map(Vec::len), Some(2));
+
+        let endpoints = dns_endpoints(&lab.node_hosts());
+        assert_eq!(endpoints.metadata.name.as_deref(), Some("kube-dns"));
+        let labels = endpoints.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["endpointslice.kubernetes.io/skip-mirror"], "true");
+        let subsets = endpoints.subsets.as_deref().unwrap();
+        assert_eq!(subsets.len(), 1);
+        let addresses: Vec<_> = subsets[0]
+            .addresses
+            .iter()
+            .flatten()
+            .map(|a| (a.ip.as_str(), a.node_name.as_deref()))
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                ("10.240.0.11", Some("lab-node-1")),
+                ("10.240.0.12", Some("lab-node-2")),
+            ]
+        );
+        let ports: Vec<_> = subsets[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p.name.as_deref().unwrap(),
+                    p.protocol.as_deref().unwrap(),
+                    p.port,
+                )
+            })
+            .collect();
+        assert_eq!(ports, [("dns", "UDP", 53), ("dns-tcp", "TCP", 53)]);
     }
 
     #[test]
