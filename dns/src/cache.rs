@@ -31,12 +31,18 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot answering from `index`, with its prepared responses.
     pub fn new(index: Index, synced: bool) -> Snapshot {
+        Snapshot::following(index, synced, None)
+    }
+
+    /// The snapshot after `previous`: the prepared responses of names whose records did not
+    /// change are taken from it rather than encoded again.
+    pub fn following(index: Index, synced: bool, previous: Option<&Snapshot>) -> Snapshot {
         let mut snapshot = Snapshot {
             index,
             synced,
             prepared: Prepared::default(),
         };
-        snapshot.prepared = Prepared::build(&snapshot);
+        snapshot.prepared = Prepared::build(&snapshot, previous);
         snapshot
     }
 }
@@ -63,7 +69,8 @@ pub async fn run(client: kube::Client, zone: String, snapshots: watch::Sender<Ar
                 service_list.iter().map(|s| s.as_ref()),
                 slice_list.iter().map(|s| s.as_ref()),
             );
-            let snapshot = Snapshot::new(index, true);
+            let previous = snapshots.borrow().clone();
+            let snapshot = Snapshot::following(index, true, Some(&previous));
             tracing::debug!(
                 services = service_list.len(),
                 slices = slice_list.len(),

@@ -25,26 +25,35 @@ const STUB_FLAGS: [u8; 2] = [0x01, 0x00];
 const TYPES: [RecordType; 2] = [RecordType::A, RecordType::AAAA];
 
 /// Responses over UDP by query bytes, both without their two-byte message ID.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Prepared {
     responses: HashMap<Box<[u8]>, Box<[u8]>>,
 }
 
 impl Prepared {
     /// The responses of `snapshot` to the stub queries for A and AAAA of every name it holds
-    /// (none before the caches have synced).
-    pub fn build(snapshot: &Snapshot) -> Prepared {
-        let mut responses = HashMap::new();
+    /// (none before the caches have synced). Those of a name whose records are the same in
+    /// `previous` (a synced snapshot too) are copied from it: encoding is most of the cost of
+    /// a rebuild, and most rebuilds change a few names.
+    pub fn build(snapshot: &Snapshot, previous: Option<&Snapshot>) -> Prepared {
+        let mut responses = HashMap::with_capacity(snapshot.index.names().count() * TYPES.len());
         if !snapshot.synced {
             return Prepared { responses };
         }
+        let previous = previous.filter(|p| p.synced);
         for name in snapshot.index.names() {
+            let unchanged = previous.filter(|p| snapshot.index.same_records(&p.index, name));
             for qtype in TYPES {
                 let Some(query) = stub_query(name, qtype) else {
                     continue;
                 };
+                let key = &query[2..];
+                if let Some(bytes) = unchanged.and_then(|p| p.prepared.responses.get(key)) {
+                    responses.insert(key.into(), bytes.clone());
+                    continue;
+                }
                 if let Reply::Message(bytes) = response::reply(&query, snapshot, Transport::Udp) {
-                    responses.insert(query[2..].into(), bytes[2..].into());
+                    responses.insert(key.into(), bytes[2..].into());
                 }
             }
         }
@@ -109,14 +118,15 @@ mod tests {
     use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+    fn service(name: &str, ip: &str) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80}]},
+        }))
+        .unwrap()
+    }
+
     fn snapshot() -> Snapshot {
-        let service = |name: &str, ip: &str| -> Service {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "namespace": "default"},
-                "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80}]},
-            }))
-            .unwrap()
-        };
         let services = [
             service("web", "10.96.0.20"),
             service("db", "None"),
@@ -206,6 +216,42 @@ mod tests {
         }
         assert!(out.is_empty());
         assert!(!snapshot.prepared.answer(&[0x12], &mut out));
+    }
+
+    #[test]
+    fn a_rebuild_reuses_unchanged_names_and_matches_a_fresh_build() {
+        let build = |web_ip: &str, extra: bool| {
+            let mut services = vec![service("web", web_ip), service("api", "10.96.0.30")];
+            if extra {
+                services.push(service("new", "10.96.0.40"));
+            }
+            Index::build(
+                "cluster.local",
+                &services,
+                std::iter::empty::<&EndpointSlice>(),
+            )
+        };
+        let first = Snapshot::new(build("10.96.0.20", false), true);
+        // web's address changes, a Service appears, api stays as it was.
+        let next = Snapshot::following(build("10.96.0.21", true), true, Some(&first));
+        let fresh = Snapshot::new(build("10.96.0.21", true), true);
+        assert_eq!(next.prepared, fresh.prepared);
+        let mut out = Vec::new();
+        let web = query("web.default.svc.cluster.local.", RecordType::A, 7);
+        assert!(next.prepared.answer(&web.to_vec().unwrap(), &mut out));
+        let answer = Message::from_vec(&out).unwrap();
+        let ip: std::net::Ipv4Addr = "10.96.0.21".parse().unwrap();
+        assert!(
+            matches!(&answer.answers[..], [r] if r.data == hickory_proto::rr::RData::A(ip.into())),
+            "{answer:?}"
+        );
+        // An unsynced previous snapshot lends nothing; an unsynced one prepares nothing.
+        let after_unsynced = Snapshot::following(
+            build("10.96.0.21", true),
+            true,
+            Some(&Snapshot::new(Index::empty("cluster.local"), false)),
+        );
+        assert_eq!(after_unsynced.prepared, fresh.prepared);
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub enum Answer {
 }
 
 /// The records of one name.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Node {
     a: BTreeSet<Ipv4Addr>,
     srv: BTreeSet<Srv>,
@@ -154,6 +154,14 @@ impl Index {
     /// reverse names, which are computed per question, are not among them.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.keys().map(String::as_str)
+    }
+
+    /// Whether `name`, one of [`Index::names`], has the same records here as in `other`, in
+    /// the same zone: then every A, AAAA, CNAME or TXT question about it has the same answer
+    /// in both (an SRV answer's additional section depends on other names too).
+    pub fn same_records(&self, other: &Index, name: &str) -> bool {
+        self.zone == other.zone
+            && matches!((self.names.get(name), other.names.get(name)), (Some(a), Some(b)) if a == b)
     }
 
     /// The answer to a question of type `qtype` about `name` (any case, final dot or not).
