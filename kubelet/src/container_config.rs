@@ -290,6 +290,7 @@ pub fn create_options(
         cap_add: cap_names(caps.and_then(|c| c.add.as_ref())),
         cap_drop: cap_names(caps.and_then(|c| c.drop.as_ref())),
         no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+        seccomp: Default::default(),
         auto_remove: false,
         wait_for_start: false,
     })

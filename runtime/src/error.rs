@@ -13,6 +13,7 @@ use super::image::ImageError;
 use super::namespaces::NamespacesError;
 use super::pause;
 use super::rootfs::RootfsError;
+use super::seccomp::SeccompError;
 use super::state::Status;
 
 /// Why a container operation failed.
@@ -30,6 +31,8 @@ pub enum ContainerError {
     Pause(#[from] pause::PauseError),
     #[error(transparent)]
     Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// No container matches the id or name.
     #[error("no such container: {id}")]
     NotFound { id: String },

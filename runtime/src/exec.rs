@@ -1,9 +1,10 @@
 //! `exec`: run another process inside a running container. We open the container init's
 //! namespace files (`/proc/<pid>/ns/*`) and its cgroup, setns(2) into each, then fork: a
 //! process never changes its own pid namespace, only its children are born into the joined
-//! one. The child takes the container's user, capabilities and environment and execs the
-//! command. We mark ourselves non-dumpable first, so nothing inside the container can open our
-//! memory or `/proc/self/exe` while we are in its namespaces (CVE-2019-5736).
+//! one. The child takes the container's user, capabilities, seccomp filter and environment
+//! and execs the command. We mark ourselves non-dumpable first, so nothing inside the
+//! container can open our memory or `/proc/self/exe` while we are in its namespaces
+//! (CVE-2019-5736).
 
 use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -13,7 +14,7 @@ use nix::unistd::{fork, ForkResult};
 
 use super::error::ContainerError;
 use super::namespaces::{Kind, NamespacesError};
-use super::process::{find_executable, ProcessError};
+use super::process::{find_executable, load_seccomp, ProcessError};
 use super::state::Status;
 use super::wait::alive;
 use super::{capabilities, tty, Runtime};
@@ -167,6 +168,9 @@ fn child(spec: &super::ContainerSpec, procs: &[fs::File], args: &[String]) -> Pr
             errno,
         })?;
         capabilities::drop_bounding(spec.capabilities)?;
+        if !spec.no_new_privs {
+            load_seccomp(spec)?;
+        }
         let set_user = |errno| ProcessError::SetUser {
             uid: spec.uid,
             gid: spec.gid,
@@ -181,6 +185,7 @@ fn child(spec: &super::ContainerSpec, procs: &[fs::File], args: &[String]) -> Pr
         if spec.no_new_privs {
             // SAFETY: prctl with integer arguments only.
             unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            load_seccomp(spec)?;
         }
         let command = args.first().cloned().unwrap_or_default();
         let exe = find_executable(&command, &spec.env)?;

@@ -7,7 +7,7 @@
 //! `registry/`) stacked by *overlayfs* (`overlay.rs`) into a root filesystem (`rootfs.rs`), a
 //! process in fresh *namespaces* (`namespaces.rs`; the pod network in `network/`) limited by
 //! *cgroups* (`cgroups.rs`, which the container sees as its own through a cgroup namespace:
-//! `cgroupns.rs`) and *capabilities* (`capabilities.rs`), started by a per-container
+//! `cgroupns.rs`), *capabilities* (`capabilities.rs`) and a *seccomp* filter (`seccomp/`), started by a per-container
 //! *shim* (`shim/`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
 //!
 //! The modules form layers, each using only those below it:
@@ -46,6 +46,7 @@ pub mod process;
 pub mod procfs;
 pub mod registry;
 pub mod rootfs;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod state;

@@ -19,6 +19,7 @@ use super::devices::{self, DeviceKind, DeviceRule};
 use super::maskedpaths::PathRules;
 use super::namespaces::Kind;
 use super::rootfs::{BindMount, RootfsSpec};
+use super::seccomp::{self, Compiled, Profile, SeccompError};
 use super::{capabilities, logs, Runtime};
 
 fn invalid(reason: &'static str, value: impl Into<String>) -> ContainerError {
@@ -47,6 +48,17 @@ fn capability_mask(process: &Process) -> Result<u64, ContainerError> {
             1 << capabilities::number(c).ok_or_else(|| invalid("unknown capability", c.clone()))?;
     }
     Ok(mask)
+}
+
+/// The bundle's `linux.seccomp`, compiled with its own actions (an unsupported one is an
+/// error, never dropped); none without it, as runc.
+fn seccomp_filter(linux: &Linux, capabilities: u64) -> Result<Option<Compiled>, ContainerError> {
+    let Some(oci) = linux.seccomp() else {
+        return Ok(None);
+    };
+    let value = serde_json::to_value(oci).map_err(SeccompError::Parse)?;
+    let profile: Profile = serde_json::from_value(value).map_err(SeccompError::Parse)?;
+    Ok(Some(seccomp::compile(&profile, capabilities)?))
 }
 
 /// The net, ipc and uts namespaces the bundle names by path: joined; the others are created.
@@ -238,6 +250,7 @@ impl Runtime {
             },
             capabilities: mask,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
+            seccomp: seccomp_filter(&linux, mask)?,
             resources,
             cgroup: self.cgroup_parent.join(format!("oci-{id}")).join("ctr"),
             pod_cgroup: self.cgroup_parent.join(format!("oci-{id}")),

@@ -4,7 +4,8 @@
 //! rootfs, then waits until the shim has moved it into its cgroup (so every byte and cycle of
 //! user code is accounted and limited; the move overlaps the setup, see `shim/`), enters a
 //! cgroup namespace with its cgroups mounted at `/sys/fs/cgroup` (`cgroupns.rs`), sets up its
-//! terminal (`tty.rs`), drops privileges and finally execve(2)s the command.
+//! terminal (`tty.rs`), drops privileges, loads its seccomp filter and finally execve(2)s the
+//! command.
 //! Any failure is written to an error pipe the shim reads; a successful exec closes the pipe
 //! (it is CLOEXEC), which is how the shim knows the command started. Read next: `shim/`.
 
@@ -20,6 +21,7 @@ use super::capabilities::{self, CapabilitiesError};
 use super::cgroupns::{CgroupView, CgroupnsError};
 use super::namespaces::{self, Kind, NamespacesError};
 use super::rootfs::{self, RootfsError};
+use super::seccomp::{self, SeccompError};
 use super::spec::ContainerSpec;
 use super::tty::{self, TtyError};
 
@@ -32,6 +34,8 @@ pub enum ProcessError {
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
     Capabilities(#[from] CapabilitiesError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     /// The shim did not confirm that we are in our cgroup (it failed to put us there).
     #[error("wait for the cgroup join: {errno:?}")]
     CgroupJoin { errno: Option<nix::Error> },
@@ -144,7 +148,8 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
 ///    cgroup namespace, whose root is the cgroup we are in, and its view at `/sys/fs/cgroup`
 ///    ([`CgroupView::enter`]);
 /// 5. [`set_up_stdio`]: session, terminal, stdio, working directory;
-/// 6. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs;
+/// 6. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs, and the
+///    seccomp filter (`seccomp/`);
 /// 7. [`wait_for_start`]: OCI `create` stops until `start`;
 /// 8. [`exec`] the command.
 pub fn init(
@@ -272,10 +277,14 @@ fn set_up_stdio(spec: &ContainerSpec, stdio: &InitStdio) -> Result<(), ProcessEr
 }
 
 /// Stage 6: the bounding set while still root, then the user, then the remaining capability
-/// sets, then no_new_privs.
+/// sets, then no_new_privs; the seccomp filter as late as the kernel allows (see
+/// [`load_seccomp`]).
 fn drop_privileges(spec: &ContainerSpec) -> Result<(), ProcessError> {
     let (uid, gid) = (spec.uid, spec.gid);
     capabilities::drop_bounding(spec.capabilities)?;
+    if !spec.no_new_privs {
+        load_seccomp(spec)?;
+    }
     let set_user = |errno| ProcessError::SetUser { uid, gid, errno };
     nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(gid)]).map_err(set_user)?;
     nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(set_user)?;
@@ -290,8 +299,21 @@ fn drop_privileges(spec: &ContainerSpec) -> Result<(), ProcessError> {
                 errno: nix::Error::last(),
             });
         }
+        load_seccomp(spec)?;
     }
     Ok(())
+}
+
+/// The seccomp filter, if any. Installing one needs CAP_SYS_ADMIN or no_new_privs, and we set
+/// no_new_privs only when asked (as runc): without it the filter goes in while we are still
+/// root with every capability, before the user and capability changes, which the filter must
+/// then allow (the default profile does); with it, last, so that the filter sees nothing of
+/// ours but the start wait and execve(2).
+pub fn load_seccomp(spec: &ContainerSpec) -> Result<(), ProcessError> {
+    match &spec.seccomp {
+        Some(compiled) => Ok(seccomp::load(compiled)?),
+        None => Ok(()),
+    }
 }
 
 /// Stage 7: OCI `create` stops here: opening the fifo for writing blocks until `start` opens

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::cgroups::{CgroupsError, Hierarchy, Resources};
 use super::namespaces::Kind;
 use super::rootfs::RootfsSpec;
+use super::seccomp::Compiled;
 
 /// Everything needed to run a container, resolved at create time (`config.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +34,9 @@ pub struct ContainerSpec {
     /// Capability bit mask.
     pub capabilities: u64,
     pub no_new_privs: bool,
+    /// The seccomp programs the init loads before exec (`seccomp/`); none: unconfined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Compiled>,
     pub resources: Resources,
     /// Cgroup path relative to the hierarchy root.
     pub cgroup: PathBuf,

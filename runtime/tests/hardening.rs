@@ -4,7 +4,9 @@
 //! `mknod` of a block device and keeps `/dev/null` and friends usable; `no_new_privs` shows in
 //! `/proc/self/status` when asked (`--security-opt no-new-privileges`, OCI
 //! `process.noNewPrivileges`; the kubelet maps `allowPrivilegeEscalation: false` to it), also
-//! in `exec`. Run as root.
+//! in `exec`; the default seccomp profile (`Seccomp: 2`, no user namespace, no mount, yet
+//! ordinary programs work), none when unconfined or privileged, a caller's profile and an OCI
+//! bundle's `linux.seccomp` with their own actions. Run as root.
 
 mod common;
 
@@ -93,7 +95,7 @@ fn bundle_rootfs(rootfs: &Path) {
     }
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     for a in [
-        "sh", "cat", "wc", "ls", "touch", "echo", "grep", "cut", "mknod", "head",
+        "sh", "cat", "wc", "ls", "touch", "echo", "grep", "cut", "mknod", "head", "mkdir",
     ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
@@ -324,4 +326,154 @@ fn no_new_privs_only_when_asked() {
         "true",
     ]);
     assert!(!bad.status.success());
+}
+
+/// What the default seccomp profile refuses and what still works, as `key=value` lines: the
+/// filter mode, a user namespace (which needs no capability, so only the filter refuses it),
+/// a mount, then ordinary programs: a shell pipeline, ps, a loopback HTTP exchange.
+const SECCOMP_SCRIPT: &str = r#"
+echo "seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2)"
+if unshare -U true; then echo userns=made; else echo userns=refused; fi
+mkdir -p /mnt
+if mount -t tmpfs none /mnt; then echo mount=done; else echo mount=refused; fi
+echo "ls=$(ls /bin | grep -cx sh)"
+echo "ps=$(ps | grep -c 'ps')"
+mkdir -p /www && echo hello > /www/index.html
+httpd -p 127.0.0.1:8080 -h /www
+echo "wget=$(wget -q -O - http://127.0.0.1:8080/index.html)"
+"#;
+
+#[test]
+fn the_default_seccomp_profile_refuses_namespaces_and_mounts() {
+    let rt = Rt::new("seccomp");
+    let out = sh(&rt, &[], SECCOMP_SCRIPT);
+    assert_eq!(field(&out, "seccomp"), "2", "{out}");
+    assert_eq!(field(&out, "userns"), "refused", "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert_eq!(field(&out, "mount"), "refused", "{out}");
+    assert_eq!(field(&out, "ls"), "1", "{out}");
+    assert_ne!(field(&out, "ps"), "0", "{out}");
+    assert_eq!(field(&out, "wget"), "hello", "{out}");
+    // the capability Docker conditions the mount rules on lifts them
+    let out = sh(&rt, &["--cap-add", "SYS_ADMIN"], SECCOMP_SCRIPT);
+    assert_eq!(field(&out, "seccomp"), "2", "{out}");
+    assert_eq!(field(&out, "mount"), "done", "{out}");
+}
+
+#[test]
+fn unconfined_and_privileged_containers_have_no_filter_and_exec_shares_it() {
+    let rt = Rt::new("seccompoff");
+    let mode = "grep '^Seccomp:' /proc/self/status | cut -f2";
+    let out = sh(&rt, &["--security-opt", "seccomp=unconfined"], mode);
+    assert_eq!(out.trim(), "0", "{out}");
+    assert_eq!(sh(&rt, &["--privileged"], mode).trim(), "0");
+    // with no_new_privs the filter is loaded last, and still loaded
+    let out = sh(&rt, &["--security-opt", "no-new-privileges"], mode);
+    assert_eq!(out.trim(), "2", "{out}");
+    let id = rt.ok_line(&["run", "-d", "busybox", "sleep", "60"]);
+    let exec = rt.ok(&["exec", &id, "sh", "-c", mode]);
+    rt.ok(&["rm", "-f", &id]);
+    assert_eq!(exec.trim(), "2");
+}
+
+#[test]
+fn a_seccomp_profile_of_the_callers_applies_its_own_actions() {
+    let rt = Rt::new("seccompfile");
+    let dir = TempDir::new("seccompprofile");
+    let profile = dir.path().join("profile.json");
+    fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = sh(
+        &rt,
+        &["--security-opt", &opt],
+        "mkdir /tmp/x; unshare -U true && echo userns",
+    );
+    assert!(out.contains("Permission denied"), "{out}");
+    // the default profile is replaced, not added to
+    if fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|n| n.trim() != "0") {
+        assert!(out.contains("userns"), "{out}");
+    }
+    fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+    )
+    .unwrap();
+    let refused = rt.run(&["run", "--rm", "--security-opt", &opt, "busybox", "true"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("SCMP_ACT_NOTIFY"));
+}
+
+/// An OCI bundle's `config.json` with `linux.seccomp` = `seccomp`, whose process writes what
+/// `script` prints to `/out/report`.
+fn seccomp_bundle(bundle: &Path, out: &Path, script: &str, seccomp: serde_json::Value) {
+    bundle_rootfs(&bundle.join("rootfs"));
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", format!("({script}) > /out/report 2>&1")],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+        },
+        "root": {"path": "rootfs"},
+        "mounts": [
+            {"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}],
+            "seccomp": seccomp,
+        }
+    });
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A bundle's `linux.seccomp` is applied with its own actions; an action the runtime cannot
+/// carry out fails the create instead of being dropped.
+#[test]
+fn an_oci_bundle_gets_its_own_seccomp_profile() {
+    let rt = Rt::new("seccompoci");
+    let bundle = TempDir::new("seccompbundle");
+    let out = TempDir::new("seccompout");
+    let script = r#"
+        echo "seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2)"
+        if mkdir /tmp/x; then echo mkdir=made; else echo mkdir=refused; fi
+    "#;
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    });
+    seccomp_bundle(bundle.path(), out.path(), script, profile);
+    let id = format!("seccomp-{}", rand_hex());
+    rt.ok(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    rt.ok(&["start", &id]);
+    let done = rt.wait_for(20, || rt.ok(&["state", &id]).contains("\"stopped\""));
+    let report = fs::read_to_string(out.path().join("report")).unwrap_or_default();
+    rt.ok(&["delete", "-f", &id]);
+    assert!(done, "still running: {report}");
+    assert_eq!(field(&report, "seccomp"), "2", "{report}");
+    assert_eq!(field(&report, "mkdir"), "refused", "{report}");
+    assert!(report.contains("Permission denied"), "{report}");
+
+    let bundle = TempDir::new("seccompnotify");
+    let notify = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    seccomp_bundle(bundle.path(), out.path(), "true", notify);
+    let id = format!("seccomp-{}", rand_hex());
+    let create = rt.run(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let _ = rt.run(&["delete", "-f", &id]);
+    assert!(!create.status.success());
+    assert!(String::from_utf8_lossy(&create.stderr).contains("SCMP_ACT_NOTIFY"));
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use runtime::cgroups::{CpuQuota, CPU_PERIOD_US};
 use runtime::container::{Attach, ContainerError, CreateOptions, SandboxOptions, Status};
-use runtime::{exec, pause, shim, tty, Runtime, DEFAULT_ROOT};
+use runtime::{exec, pause, seccomp, shim, tty, Runtime, DEFAULT_ROOT};
 
 #[derive(Parser)]
 #[command(
@@ -90,7 +90,8 @@ struct RunArgs {
     /// Set no_new_privs: no exec gains privileges (set-uid bits, file capabilities).
     #[arg(long)]
     no_new_privileges: bool,
-    /// Docker's security options; `no-new-privileges[:true|false]` is supported.
+    /// Docker's security options: `no-new-privileges[:true|false]`,
+    /// `seccomp=unconfined|PROFILE.json` (default: the runtime's default profile).
     #[arg(long)]
     security_opt: Vec<String>,
     /// Replace the image's entrypoint (space separated).
@@ -636,6 +637,7 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         cap_add: a.cap_add,
         cap_drop: a.cap_drop,
         no_new_privs: no_new_privs(a.no_new_privileges, &a.security_opt)?,
+        seccomp: seccomp_policy(&a.security_opt)?,
         auto_remove: a.rm,
         wait_for_start: false,
     };
@@ -720,17 +722,24 @@ fn docker_memory(size: &str) -> Result<u64> {
     Ok(bytes as u64)
 }
 
+/// A `--security-opt` as key and value (`no-new-privileges` alone means `:true`).
+fn split_security_opt(opt: &str) -> (&str, &str) {
+    opt.split_once([':', '='])
+        .map_or((opt, "true"), |(k, v)| (k, v))
+}
+
 /// no_new_privs from `--no-new-privileges` and Docker's `--security-opt no-new-privileges`
-/// (`:true`, `=true`, `:false`); the last option given wins. Other options (`seccomp=`,
-/// `apparmor=`, `label=`) are refused rather than silently ignored.
+/// (`:true`, `=true`, `:false`); the last option given wins. Options other than it and
+/// `seccomp=` (`apparmor=`, `label=`) are refused rather than silently ignored.
 fn no_new_privs(flag: bool, security_opt: &[String]) -> Result<bool> {
     let mut on = flag;
     for opt in security_opt {
-        let (key, value) = opt
-            .split_once([':', '='])
-            .map_or((opt.as_str(), "true"), |(k, v)| (k, v));
+        let (key, value) = split_security_opt(opt);
+        if key == "seccomp" {
+            continue;
+        }
         if key != "no-new-privileges" {
-            bail!("--security-opt {opt:?}: only no-new-privileges is supported");
+            bail!("--security-opt {opt:?}: only no-new-privileges and seccomp are supported");
         }
         on = match value {
             "true" => true,
@@ -739,6 +748,30 @@ fn no_new_privs(flag: bool, security_opt: &[String]) -> Result<bool> {
         };
     }
     Ok(on)
+}
+
+/// The seccomp filter, as Docker chooses it: the runtime's default profile unless
+/// `--security-opt seccomp=unconfined` or `seccomp=PROFILE.json` (`--privileged` runs
+/// unconfined whatever this says).
+fn seccomp_policy(security_opt: &[String]) -> Result<seccomp::Policy> {
+    let mut policy = seccomp::Policy::RuntimeDefault;
+    for opt in security_opt {
+        let ("seccomp", value) = split_security_opt(opt) else {
+            continue;
+        };
+        policy = match value {
+            "unconfined" => seccomp::Policy::Unconfined,
+            "builtin" | "default" => seccomp::Policy::RuntimeDefault,
+            path => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--security-opt {opt:?}: read the profile"))?;
+                let profile = seccomp::Profile::parse(&text)
+                    .with_context(|| format!("--security-opt {opt:?}"))?;
+                seccomp::Policy::Profile(Box::new(profile))
+            }
+        };
+    }
+    Ok(policy)
 }
 
 /// `--pids`: at least one process.
@@ -869,8 +902,34 @@ mod tests {
             assert!(no_new_privs(false, &opts(&[on])).unwrap(), "{on}");
         }
         assert!(!no_new_privs(true, &opts(&["no-new-privileges:false"])).unwrap());
-        assert!(no_new_privs(false, &opts(&["seccomp=unconfined"])).is_err());
+        assert!(!no_new_privs(false, &opts(&["seccomp=unconfined"])).unwrap());
+        assert!(no_new_privs(false, &opts(&["apparmor=unconfined"])).is_err());
         assert!(no_new_privs(false, &opts(&["no-new-privileges:maybe"])).is_err());
+    }
+
+    #[test]
+    fn security_opt_seccomp_as_docker_takes_it() {
+        use seccomp::Policy;
+        let opts = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(matches!(
+            seccomp_policy(&[]).unwrap(),
+            Policy::RuntimeDefault
+        ));
+        let unconfined = opts(&["no-new-privileges", "seccomp=unconfined"]);
+        assert!(matches!(
+            seccomp_policy(&unconfined).unwrap(),
+            Policy::Unconfined
+        ));
+        assert!(matches!(
+            seccomp_policy(&opts(&["seccomp:unconfined"])).unwrap(),
+            Policy::Unconfined
+        ));
+        assert!(seccomp_policy(&opts(&["seccomp=/no/such/profile.json"])).is_err());
+        let path = std::env::temp_dir().join(format!("seccomp-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+        let custom = seccomp_policy(&[format!("seccomp={}", path.display())]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(custom.unwrap(), Policy::Profile(_)));
     }
 
     #[test]

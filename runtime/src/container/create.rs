@@ -301,6 +301,7 @@ impl Runtime {
             },
             capabilities,
             no_new_privs: opts.no_new_privs,
+            seccomp: crate::seccomp::for_container(&opts.seccomp, opts.privileged, capabilities)?,
             resources,
             cgroup: place.pod_cgroup.join(&id[..12]),
             pod_cgroup: place.pod_cgroup.clone(),

@@ -64,6 +64,8 @@ pub struct CreateOptions {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub no_new_privs: bool,
+    /// The seccomp filter (ignored when privileged, as Docker does).
+    pub seccomp: super::seccomp::Policy,
     pub auto_remove: bool,
     pub wait_for_start: bool,
 }
