@@ -1,7 +1,8 @@
 //! From a Kubernetes container to runtime options (the kubelet's `generateContainerConfig`):
 //! `command`/`args` against the image's Entrypoint/Cmd, env (values and downward-API field
 //! refs, `$(VAR)` expansion), resources → cgroup limits, securityContext → user,
-//! capabilities, privileged, read-only rootfs and `no_new_privs`. The runtime takes limits in
+//! capabilities, privileged, read-only rootfs, `no_new_privs` and the seccomp profile. The
+//! runtime takes limits in
 //! the cgroup files' units (bytes, a CFS quota and period, shares): the Kubernetes quantities
 //! are converted here, and only here ([`memory_bytes`], [`cpu_millis`]).
 
@@ -9,10 +10,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use client::quantity;
-use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
+use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements, SeccompProfile};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use runtime::cgroups::{CpuQuota, CPU_PERIOD_US};
-use runtime::CreateOptions;
+use runtime::{seccomp, CreateOptions};
 
 use crate::volumes::{self, VolumeError};
 
@@ -101,6 +102,9 @@ pub enum ContainerConfigError {
     /// The pod's `/etc/hosts` could not be made (`etc_hosts.rs`).
     #[error(transparent)]
     HostsFile(#[from] crate::etc_hosts::HostsFileError),
+    /// A `seccompProfile` the kubelet does not apply (`Localhost`, or an unknown type).
+    #[error("securityContext.seccompProfile: type {profile_type:?} is not supported")]
+    SeccompProfile { profile_type: String },
     /// A resource limit the runtime cannot take.
     #[error("resources.limits.{resource}: {source}")]
     Limit {
@@ -199,6 +203,23 @@ fn limits(resources: Option<&ResourceRequirements>) -> Result<Limits, ContainerC
     })
 }
 
+/// The seccomp filter of a container from its `seccompProfile` (the container's, else the
+/// pod's): `RuntimeDefault` is the runtime's default profile; `Unconfined` or none is no filter,
+/// Kubernetes' default without the `SeccompDefault` feature. `Localhost` profiles (files in the
+/// kubelet's `seccomp/` directory) are not supported: the container fails to be created with
+/// that said, rather than run unconfined.
+fn seccomp_policy(
+    profile: Option<&SeccompProfile>,
+) -> Result<seccomp::Policy, ContainerConfigError> {
+    match profile.map(|p| p.type_.as_str()) {
+        None | Some("Unconfined") => Ok(seccomp::Policy::Unconfined),
+        Some("RuntimeDefault") => Ok(seccomp::Policy::RuntimeDefault),
+        Some(other) => Err(ContainerConfigError::SeccompProfile {
+            profile_type: other.to_string(),
+        }),
+    }
+}
+
 /// Everything the runtime needs to create this container of `pod`.
 pub fn create_options(
     pod: &Pod,
@@ -290,7 +311,10 @@ pub fn create_options(
         cap_add: cap_names(caps.and_then(|c| c.add.as_ref())),
         cap_drop: cap_names(caps.and_then(|c| c.drop.as_ref())),
         no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
-        seccomp: Default::default(),
+        seccomp: seccomp_policy(
+            sc.and_then(|s| s.seccomp_profile.as_ref())
+                .or(pod_sc.and_then(|s| s.seccomp_profile.as_ref())),
+        )?,
         auto_remove: false,
         wait_for_start: false,
     })
@@ -347,6 +371,41 @@ mod tests {
         assert!(o.no_new_privs);
         assert_eq!(o.cap_add, vec!["NET_ADMIN"]);
         assert_eq!(o.name.as_deref(), Some("u_c_2"));
+        assert!(matches!(o.seccomp, seccomp::Policy::Unconfined));
+    }
+
+    #[test]
+    fn the_containers_seccomp_profile_wins_over_the_pods() {
+        let options = |pod_type: &str, container: serde_json::Value| {
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "uid": "u"},
+                "spec": {"securityContext": {"seccompProfile": {"type": pod_type}},
+                         "containers": [{"name": "c", "image": "busybox", "securityContext": container}]}
+            }))
+            .unwrap();
+            let c = &pod.spec.as_ref().unwrap().containers[0];
+            create_options(&pod, c, 0, &BTreeMap::new(), "10.0.0.1", None)
+        };
+        let none = serde_json::json!({});
+        let policy = |r: Result<CreateOptions, _>| r.unwrap().seccomp;
+        assert!(matches!(
+            policy(options("RuntimeDefault", none.clone())),
+            seccomp::Policy::RuntimeDefault
+        ));
+        assert!(matches!(
+            policy(options("Unconfined", none)),
+            seccomp::Policy::Unconfined
+        ));
+        let unconfined = serde_json::json!({"seccompProfile": {"type": "Unconfined"}});
+        assert!(matches!(
+            policy(options("RuntimeDefault", unconfined)),
+            seccomp::Policy::Unconfined
+        ));
+        let local = serde_json::json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}});
+        assert!(matches!(
+            options("RuntimeDefault", local),
+            Err(ContainerConfigError::SeccompProfile { .. })
+        ));
     }
 
     #[test]

@@ -263,6 +263,64 @@ async fn pod_runs_with_init_container_env_volumes_and_events() {
     }
 }
 
+/// `seccompProfile: {type: RuntimeDefault}` gives the runtime's default filter, as Kubernetes
+/// does; a container without a profile runs unconfined (no `SeccompDefault` feature), and one
+/// that says `Unconfined` overrides its pod's `RuntimeDefault`.
+#[tokio::test(flavor = "multi_thread")]
+async fn seccomp_runtime_default_only_when_the_pod_asks() {
+    let c = Cluster::for_kubelets().await;
+    let k = start_kubelet(&c, &[]);
+    let show = json!([
+        "sh",
+        "-c",
+        "grep '^Seccomp:' /proc/self/status | cut -f2; exec sleep 1000"
+    ]);
+    let pod = c
+        .create_pod(
+            "seccomp",
+            &k.node,
+            json!({
+                "containers": [
+                    {"name": "confined", "image": "busybox", "command": show,
+                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}},
+                    {"name": "open", "image": "busybox", "command": show}],
+                "terminationGracePeriodSeconds": 1,
+            }),
+        )
+        .await;
+    let uid = pod.metadata.uid.clone().unwrap();
+    let p = c
+        .wait_pod("seccomp", 60, "Running", |p| phase(p) == "Running")
+        .await;
+    let rt = k.runtime();
+    let mut modes = Vec::new();
+    for (i, name) in ["confined", "open"].iter().enumerate() {
+        let cs = container_status(&p, i).unwrap();
+        assert_eq!(&cs.name, name);
+        let id = cs
+            .container_id
+            .as_deref()
+            .unwrap()
+            .trim_start_matches("minik8s://");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let lines = loop {
+            let lines: Vec<String> = rt
+                .read_logs(id, 0)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect();
+            if !lines.is_empty() || Instant::now() > deadline {
+                break lines;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        modes.push(lines.join(","));
+    }
+    assert_eq!(modes, vec!["2", "0"], "pod {uid}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn crashing_container_backs_off_and_restart_count_grows() {
     let c = Cluster::for_kubelets().await;
