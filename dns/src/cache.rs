@@ -37,13 +37,15 @@ impl Snapshot {
     /// The snapshot after `previous`: the prepared responses of names whose records did not
     /// change are taken from it rather than encoded again.
     pub fn following(index: Index, synced: bool, previous: Option<&Snapshot>) -> Snapshot {
-        let mut snapshot = Snapshot {
+        let previous = previous
+            .filter(|p| p.synced)
+            .map(|p| (&p.index, &p.prepared));
+        let prepared = Prepared::build(&index, synced, previous);
+        Snapshot {
             index,
             synced,
-            prepared: Prepared::default(),
-        };
-        snapshot.prepared = Prepared::build(&snapshot, previous);
-        snapshot
+            prepared,
+        }
     }
 }
 

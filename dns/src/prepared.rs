@@ -1,7 +1,7 @@
-//! The answers to the commonest questions, encoded once per [`Snapshot`] instead of once per
-//! query: a pod's resolver asks for the A and AAAA records of a Service name over and over,
-//! and parsing the question, looking it up and encoding the response cost more CPU than the
-//! socket calls around it.
+//! The answers to the commonest questions, encoded once per snapshot of the caches instead of
+//! once per query: a pod's resolver asks for the A and AAAA records of a Service name over and
+//! over, and parsing the question, looking it up and encoding the response cost more CPU than
+//! the socket calls around it.
 //!
 //! For every name of the index, the query a stub resolver sends for its A and its AAAA
 //! records (recursion desired, no other flag, one question of class IN with the name in
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use hickory_proto::rr::RecordType;
 
-use crate::cache::Snapshot;
+use crate::records::Index;
 use crate::response::{self, Reply, Transport};
 
 /// The flags of a stub resolver's query: RD (recursion desired), nothing else.
@@ -31,28 +31,29 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The responses of `snapshot` to the stub queries for A and AAAA of every name it holds
-    /// (none before the caches have synced). Those of a name whose records are the same in
-    /// `previous` (a synced snapshot too) are copied from it: encoding is most of the cost of
-    /// a rebuild, and most rebuilds change a few names.
-    pub fn build(snapshot: &Snapshot, previous: Option<&Snapshot>) -> Prepared {
-        let mut responses = HashMap::with_capacity(snapshot.index.names().count() * TYPES.len());
-        if !snapshot.synced {
+    /// The responses from `index` to the stub queries for A and AAAA of every name it holds
+    /// (none before the caches have `synced`). Those of a name whose records are the same in
+    /// `previous` (the index and responses of the last synced snapshot) are copied from it:
+    /// encoding is most of the cost of a rebuild, and most rebuilds change a few names.
+    pub fn build(index: &Index, synced: bool, previous: Option<(&Index, &Prepared)>) -> Prepared {
+        let mut responses = HashMap::new();
+        if !synced {
             return Prepared { responses };
         }
-        let previous = previous.filter(|p| p.synced);
-        for name in snapshot.index.names() {
-            let unchanged = previous.filter(|p| snapshot.index.same_records(&p.index, name));
+        responses.reserve(index.names().count() * TYPES.len());
+        for name in index.names() {
+            let unchanged = previous.filter(|(old, _)| index.same_records(old, name));
             for qtype in TYPES {
                 let Some(query) = stub_query(name, qtype) else {
                     continue;
                 };
                 let key = &query[2..];
-                if let Some(bytes) = unchanged.and_then(|p| p.prepared.responses.get(key)) {
+                if let Some(bytes) = unchanged.and_then(|(_, old)| old.responses.get(key)) {
                     responses.insert(key.into(), bytes.clone());
                     continue;
                 }
-                if let Reply::Message(bytes) = response::reply(&query, snapshot, Transport::Udp) {
+                if let Reply::Message(bytes) = response::reply(&query, index, true, Transport::Udp)
+                {
                     responses.insert(key.into(), bytes[2..].into());
                 }
             }
@@ -112,7 +113,7 @@ fn stub_query(name: &str, qtype: RecordType) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Index;
+    use crate::cache::Snapshot;
     use hickory_proto::op::{Edns, Message, Query};
     use hickory_proto::rr::Name;
     use k8s_openapi::api::core::v1::Service;
@@ -177,7 +178,8 @@ mod tests {
                     snapshot.prepared.answer(&bytes, &mut out),
                     "{name} {qtype} not prepared"
                 );
-                let Reply::Message(full) = response::reply(&bytes, &snapshot, Transport::Udp)
+                let Reply::Message(full) =
+                    response::reply(&bytes, &snapshot.index, true, Transport::Udp)
                 else {
                     panic!("no message for {name} {qtype}");
                 };

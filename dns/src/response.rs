@@ -18,7 +18,6 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::{A, CNAME, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::cache::Snapshot;
 use crate::records::{Answer, Index, Rdata};
 
 /// The TTL of every record we answer with, in seconds (CoreDNS' `kubernetes` default).
@@ -50,8 +49,9 @@ pub enum Reply {
     Drop,
 }
 
-/// The reply to the DNS message `query`, from `snapshot`.
-pub fn reply(query: &[u8], snapshot: &Snapshot, transport: Transport) -> Reply {
+/// The reply to the DNS message `query`, from `index`; `synced`: whether the watch caches had
+/// their first full lists when it was built (until then cluster names are SERVFAIL).
+pub fn reply(query: &[u8], index: &Index, synced: bool, transport: Transport) -> Reply {
     let Ok(request) = Message::from_vec(query) else {
         return error(query, ResponseCode::FormErr).map_or(Reply::Drop, Reply::Message);
     };
@@ -72,13 +72,11 @@ pub fn reply(query: &[u8], snapshot: &Snapshot, transport: Transport) -> Reply {
             0,
         ));
     };
-    let answer = snapshot
-        .index
-        .lookup(&question.name().to_ascii(), question.query_type());
+    let answer = index.lookup(&question.name().to_ascii(), question.query_type());
     if answer == Answer::NotOurs {
         return Reply::Forward;
     }
-    if !snapshot.synced {
+    if !synced {
         return Reply::Message(encode(
             &header_only(&request, ResponseCode::ServFail),
             transport,
@@ -88,13 +86,13 @@ pub fn reply(query: &[u8], snapshot: &Snapshot, transport: Transport) -> Reply {
     let mut response = header_only(&request, ResponseCode::NoError);
     response.metadata.authoritative = true;
     match answer {
-        Answer::Records(records) => add_records(&mut response, question, &records, &snapshot.index),
+        Answer::Records(records) => add_records(&mut response, question, &records, index),
         Answer::NoData => {
-            response.add_authority(soa(&snapshot.index));
+            response.add_authority(soa(index));
         }
         Answer::NxDomain => {
             response.metadata.response_code = ResponseCode::NXDomain;
-            response.add_authority(soa(&snapshot.index));
+            response.add_authority(soa(index));
         }
         Answer::NotOurs => unreachable!("forwarded above"),
     }
@@ -211,7 +209,22 @@ fn encode(response: &Message, transport: Transport, client_payload: u16) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Index;
+
+    /// What [`super::reply`] answers from, as the server's snapshot holds it.
+    struct Snapshot {
+        index: Index,
+        synced: bool,
+    }
+
+    impl Snapshot {
+        fn new(index: Index, synced: bool) -> Snapshot {
+            Snapshot { index, synced }
+        }
+    }
+
+    fn reply(query: &[u8], snapshot: &Snapshot, transport: Transport) -> Reply {
+        super::reply(query, &snapshot.index, snapshot.synced, transport)
+    }
 
     fn snapshot(synced: bool) -> Snapshot {
         Snapshot::new(Index::empty("cluster.local"), synced)

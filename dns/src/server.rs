@@ -146,7 +146,7 @@ async fn serve_udp(
                 replies.commit(i);
                 continue;
             }
-            match response::reply(query, &snapshot, Transport::Udp) {
+            match response::reply(query, &snapshot.index, snapshot.synced, Transport::Udp) {
                 Reply::Message(bytes) => {
                     *replies.slot() = bytes;
                     replies.commit(i);
@@ -215,7 +215,8 @@ async fn serve_connection(
         let mut query = vec![0; usize::from(len)];
         stream.read_exact(&mut query).await?;
         let snapshot = snapshots.borrow().clone();
-        let bytes = match response::reply(&query, &snapshot, Transport::Tcp) {
+        let bytes = match response::reply(&query, &snapshot.index, snapshot.synced, Transport::Tcp)
+        {
             Reply::Message(bytes) => bytes,
             Reply::Drop => continue,
             Reply::Forward => match forwarded(forwarder, &query, Transport::Tcp).await {
