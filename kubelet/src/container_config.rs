@@ -7,7 +7,7 @@
 //! are converted here, and only here ([`memory_bytes`], [`cpu_millis`]).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use client::quantity;
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements, SeccompProfile};
@@ -102,9 +102,13 @@ pub enum ContainerConfigError {
     /// The pod's `/etc/hosts` could not be made (`etc_hosts.rs`).
     #[error(transparent)]
     HostsFile(#[from] crate::etc_hosts::HostsFileError),
-    /// A `seccompProfile` the kubelet does not apply (`Localhost`, or an unknown type).
-    #[error("securityContext.seccompProfile: type {profile_type:?} is not supported")]
-    SeccompProfile { profile_type: String },
+    /// A `seccompProfile` of an unknown type, or `Localhost` without a usable
+    /// `localhostProfile`.
+    #[error("securityContext.seccompProfile: {reason}")]
+    SeccompProfile { reason: String },
+    /// A `Localhost` profile that cannot be read or is not a seccomp profile.
+    #[error("securityContext.seccompProfile: localhost profile {path:?}: {reason}")]
+    LocalhostProfile { path: PathBuf, reason: String },
     /// A resource limit the runtime cannot take.
     #[error("resources.limits.{resource}: {source}")]
     Limit {
@@ -205,17 +209,45 @@ fn limits(resources: Option<&ResourceRequirements>) -> Result<Limits, ContainerC
 
 /// The seccomp filter of a container from its `seccompProfile` (the container's, else the
 /// pod's): `RuntimeDefault` is the runtime's default profile; `Unconfined` or none is no filter,
-/// Kubernetes' default without the `SeccompDefault` feature. `Localhost` profiles (files in the
-/// kubelet's `seccomp/` directory) are not supported: the container fails to be created with
-/// that said, rather than run unconfined.
+/// Kubernetes' default without the `SeccompDefault` feature; `Localhost` is the OCI-format
+/// profile `localhostProfile` names, relative to the kubelet's `<root-dir>/seccomp`
+/// (`seccomp_dir`), as the kubelet's seccomp profile root. A profile that cannot be used fails
+/// the container rather than run it unconfined.
 fn seccomp_policy(
     profile: Option<&SeccompProfile>,
+    seccomp_dir: &Path,
 ) -> Result<seccomp::Policy, ContainerConfigError> {
-    match profile.map(|p| p.type_.as_str()) {
-        None | Some("Unconfined") => Ok(seccomp::Policy::Unconfined),
-        Some("RuntimeDefault") => Ok(seccomp::Policy::RuntimeDefault),
-        Some(other) => Err(ContainerConfigError::SeccompProfile {
-            profile_type: other.to_string(),
+    let Some(profile) = profile else {
+        return Ok(seccomp::Policy::Unconfined);
+    };
+    match profile.type_.as_str() {
+        "Unconfined" => Ok(seccomp::Policy::Unconfined),
+        "RuntimeDefault" => Ok(seccomp::Policy::RuntimeDefault),
+        "Localhost" => {
+            let name = profile.localhost_profile.as_deref().unwrap_or_default();
+            let relative = Path::new(name);
+            let inside = relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if name.is_empty() || !inside {
+                return Err(ContainerConfigError::SeccompProfile {
+                    reason: format!(
+                        "localhostProfile {name:?} must be a relative path below the \
+                         kubelet's seccomp directory"
+                    ),
+                });
+            }
+            let path = seccomp_dir.join(relative);
+            let local = |reason: String| ContainerConfigError::LocalhostProfile {
+                path: path.clone(),
+                reason,
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| local(e.to_string()))?;
+            let parsed = seccomp::Profile::parse(&text).map_err(|e| local(e.to_string()))?;
+            Ok(seccomp::Policy::Profile(Box::new(parsed)))
+        }
+        other => Err(ContainerConfigError::SeccompProfile {
+            reason: format!("type {other:?} is not supported"),
         }),
     }
 }
@@ -228,6 +260,7 @@ pub fn create_options(
     volumes: &BTreeMap<String, PathBuf>,
     host_ip: &str,
     pod_ip: Option<&str>,
+    seccomp_dir: &Path,
 ) -> Result<CreateOptions, ContainerConfigError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let spec = pod.spec.as_ref();
@@ -314,6 +347,7 @@ pub fn create_options(
         seccomp: seccomp_policy(
             sc.and_then(|s| s.seccomp_profile.as_ref())
                 .or(pod_sc.and_then(|s| s.seccomp_profile.as_ref())),
+            seccomp_dir,
         )?,
         auto_remove: false,
         wait_for_start: false,
@@ -359,6 +393,7 @@ mod tests {
             &BTreeMap::new(),
             "10.0.0.1",
             Some("10.244.0.7"),
+            Path::new("/nonexistent"),
         )
         .unwrap();
         assert_eq!(o.entrypoint, Some(vec![]));
@@ -376,6 +411,8 @@ mod tests {
 
     #[test]
     fn the_containers_seccomp_profile_wins_over_the_pods() {
+        let dir = std::env::temp_dir().join(format!("kubelet-seccomp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
         let options = |pod_type: &str, container: serde_json::Value| {
             let pod: Pod = serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "p", "uid": "u"},
@@ -384,7 +421,7 @@ mod tests {
             }))
             .unwrap();
             let c = &pod.spec.as_ref().unwrap().containers[0];
-            create_options(&pod, c, 0, &BTreeMap::new(), "10.0.0.1", None)
+            create_options(&pod, c, 0, &BTreeMap::new(), "10.0.0.1", None, &dir)
         };
         let none = serde_json::json!({});
         let policy = |r: Result<CreateOptions, _>| r.unwrap().seccomp;
@@ -401,9 +438,35 @@ mod tests {
             policy(options("RuntimeDefault", unconfined)),
             seccomp::Policy::Unconfined
         ));
-        let local = serde_json::json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}});
+        let local = |name: &str| {
+            let profile = serde_json::json!({"type": "Localhost", "localhostProfile": name});
+            serde_json::json!({ "seccompProfile": profile })
+        };
+        std::fs::write(
+            dir.join("ok.json"),
+            r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("bad.json"), "{}").unwrap();
+        let found = options("RuntimeDefault", local("ok.json"));
+        let missing = options("RuntimeDefault", local("missing.json"));
+        let bad = options("RuntimeDefault", local("bad.json"));
+        let outside = options("RuntimeDefault", local("../ok.json"));
+        std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(
-            options("RuntimeDefault", local),
+            found.unwrap().seccomp,
+            seccomp::Policy::Profile(_)
+        ));
+        assert!(matches!(
+            missing,
+            Err(ContainerConfigError::LocalhostProfile { .. })
+        ));
+        assert!(matches!(
+            bad,
+            Err(ContainerConfigError::LocalhostProfile { .. })
+        ));
+        assert!(matches!(
+            outside,
             Err(ContainerConfigError::SeccompProfile { .. })
         ));
     }

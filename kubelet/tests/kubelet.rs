@@ -264,8 +264,8 @@ async fn pod_runs_with_init_container_env_volumes_and_events() {
 }
 
 /// `seccompProfile: {type: RuntimeDefault}` gives the runtime's default filter, as Kubernetes
-/// does; a container without a profile runs unconfined (no `SeccompDefault` feature), and one
-/// that says `Unconfined` overrides its pod's `RuntimeDefault`.
+/// does; a container without a profile runs unconfined (no `SeccompDefault` feature); a
+/// `Localhost` profile comes from the kubelet's `<root-dir>/seccomp`.
 #[tokio::test(flavor = "multi_thread")]
 async fn seccomp_runtime_default_only_when_the_pod_asks() {
     let c = Cluster::for_kubelets().await;
@@ -275,6 +275,15 @@ async fn seccomp_runtime_default_only_when_the_pod_asks() {
         "-c",
         "grep '^Seccomp:' /proc/self/status | cut -f2; exec sleep 1000"
     ]);
+    let seccomp_dir = k.root.join("seccomp");
+    std::fs::create_dir_all(&seccomp_dir).unwrap();
+    std::fs::write(
+        seccomp_dir.join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let try_mkdir = json!(["sh", "-c", "mkdir /tmp/x 2>&1 || true; exec sleep 1000"]);
     let pod = c
         .create_pod(
             "seccomp",
@@ -283,7 +292,9 @@ async fn seccomp_runtime_default_only_when_the_pod_asks() {
                 "containers": [
                     {"name": "confined", "image": "busybox", "command": show,
                      "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}},
-                    {"name": "open", "image": "busybox", "command": show}],
+                    {"name": "open", "image": "busybox", "command": show},
+                    {"name": "local", "image": "busybox", "command": try_mkdir,
+                     "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "no-mkdir.json"}}}],
                 "terminationGracePeriodSeconds": 1,
             }),
         )
@@ -294,9 +305,15 @@ async fn seccomp_runtime_default_only_when_the_pod_asks() {
         .await;
     let rt = k.runtime();
     let mut modes = Vec::new();
-    for (i, name) in ["confined", "open"].iter().enumerate() {
-        let cs = container_status(&p, i).unwrap();
-        assert_eq!(&cs.name, name);
+    for name in ["confined", "open", "local"] {
+        let statuses = p
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .iter()
+            .flatten();
+        let cs = statuses.into_iter().find(|s| s.name == name).unwrap();
         let id = cs
             .container_id
             .as_deref()
@@ -318,7 +335,8 @@ async fn seccomp_runtime_default_only_when_the_pod_asks() {
         };
         modes.push(lines.join(","));
     }
-    assert_eq!(modes, vec!["2", "0"], "pod {uid}");
+    assert_eq!(modes[..2], ["2", "0"], "pod {uid}");
+    assert!(modes[2].contains("Permission denied"), "{modes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

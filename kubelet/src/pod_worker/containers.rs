@@ -152,6 +152,7 @@ impl PodWorker {
             self.lifecycle.volumes().unwrap_or(&BTreeMap::new()),
             &host_ip,
             pod_ip.map(|ip| ip.to_string()).as_deref(),
+            &self.ctx.root_dir.join("seccomp"),
         )
         .and_then(|mut opts| {
             // the pod's /etc/hosts, now that its address is known
