@@ -11,7 +11,7 @@
 # etcd client's build), etcd, the busybox the runtime builds its sample image from, the pod
 # network's tools, and python3 (free ports, the virtualenv for kubectl and the Python client).
 NODE_PACKAGES=(gcc libc6-dev protobuf-compiler libprotobuf-dev etcd-server busybox-static
-  iproute2 iptables curl ca-certificates python3 python3-venv)
+  iproute2 iptables nftables curl ca-certificates python3 python3-venv)
 # What the test suite needs on top: a registry and skopeo to fill it (image pulls), runc (the
 # runtime benchmark and conformance checks compare with it), dnsperf and dnsmasq-base (the
 # DNS benchmark measures minik8s-dns against dnsmasq with dnsperf; -base is the binary alone,

@@ -11,7 +11,8 @@
 //! (`clusterIP: None`) and ExternalName Services have no virtual address: DNS answers for
 //! them, the proxy ignores them.
 //!
-//! Pure and unit-tested; read next: `rules.rs`, which turns the list into iptables rules.
+//! Pure and unit-tested; read next: `rules.rs` (the list as iptables rules) or `nftables.rs`
+//! (the same as an nftables table).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -19,6 +20,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use sha2::{Digest, Sha256};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -76,7 +78,7 @@ impl Protocol {
         }
     }
 
-    /// iptables' spelling (`-p tcp -m tcp`).
+    /// iptables' spelling (`-p tcp -m tcp`), which is nftables' too (`meta l4proto tcp`).
     pub fn iptables_name(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
@@ -84,6 +86,21 @@ impl Protocol {
             Protocol::Sctp => "sctp",
         }
     }
+}
+
+/// The first 16 characters of the RFC 4648 base32 encoding of SHA-256(`s`): kube-proxy's
+/// hash for the names of a service port's (and an endpoint's) chains, deterministic across
+/// restarts and nodes. Both renderers name their objects with it.
+pub fn hash16(s: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let digest = Sha256::digest(s.as_bytes());
+    // 16 characters of 5 bits are the first 80 bits, 10 bytes.
+    let bits = digest[..10]
+        .iter()
+        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    (0..16)
+        .map(|i| ALPHABET[((bits >> (75 - 5 * i)) & 0x1f) as usize] as char)
+        .collect()
 }
 
 /// One port of one Service as the data path sees it.

@@ -37,9 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use sha2::{Digest, Sha256};
-
-use crate::model::{Protocol, ServicePort, ServicePortName};
+use crate::model::{hash16, Protocol, ServicePort, ServicePortName};
 
 /// The entry chain (nat: to the service chains; filter: the rejections).
 pub const SERVICES: &str = "MINIK8S-SERVICES";
@@ -235,19 +233,6 @@ pub fn endpoint_chain(
         "{SEP_PREFIX}{}",
         hash16(&format!("{name}{}{endpoint}", protocol.api_name()))
     )
-}
-
-/// The first 16 characters of the RFC 4648 base32 encoding of SHA-256(`s`).
-fn hash16(s: &str) -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let digest = Sha256::digest(s.as_bytes());
-    // 16 characters of 5 bits are the first 80 bits, 10 bytes.
-    let bits = digest[..10]
-        .iter()
-        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
-    (0..16)
-        .map(|i| ALPHABET[((bits >> (75 - 5 * i)) & 0x1f) as usize] as char)
-        .collect()
 }
 
 /// One transaction and the state it leaves behind.
