@@ -1,13 +1,15 @@
 //! The local lab, `minikctl cluster up|status|down`, end to end: two nodes join through a
 //! bootstrap token, each in its own network namespace on the lab's switch; a pod on one node
 //! pings a pod on the other by its IP (each node routes the other's pod range, host-gw); the
-//! context is merged into the kubeconfig and removed again; and `down` leaves nothing: no
-//! process, namespace, cgroup, mount, state directory or kubeconfig entry.
+//! Service proxies run in `--proxy-mode iptables` (`lab_services.rs` runs the default,
+//! nftables); the context is merged into the kubeconfig and removed again; and `down` leaves
+//! nothing: no process, namespace, cgroup, mount, state directory or kubeconfig entry.
 
 mod cluster;
 mod labkit;
 
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::Duration;
 
 use cluster::skip_unless_root;
@@ -35,12 +37,13 @@ fn a_lab_comes_up_routes_pods_across_nodes_and_goes_away_leaving_nothing() {
         return;
     }
     let mut lab = Lab::new();
-    let out = lab.up(2);
+    let out = lab.up_with(2, &["--proxy-mode", "iptables"]);
     assert!(out.contains("nodes joined and Ready"), "{out}");
     let (n1, n2) = (
         format!("{}-node-1", lab.name),
         format!("{}-node-2", lab.name),
     );
+    proxies_use_iptables(&n1);
 
     // the context is current in the test's kubeconfig; both nodes Ready, with their addresses
     let context = lab.kubectl(&["config", "current-context"]);
@@ -100,6 +103,28 @@ fn a_lab_comes_up_routes_pods_across_nodes_and_goes_away_leaving_nothing() {
     let out = lab.down();
     assert!(out.contains("Deleted lab"), "{out}");
     assert_nothing_left(&lab, &pids);
+}
+
+/// `--proxy-mode iptables` reached the node's proxy: the DNS Service's ClusterIP (which `up`
+/// waited to answer through the proxy) is in its iptables chains, and it wrote no nftables
+/// table.
+fn proxies_use_iptables(node: &str) {
+    let in_node = |cmd: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &format!("minik8s-{node}")])
+            .args(cmd)
+            .output()
+            .expect("run ip netns exec")
+    };
+    let nat = in_node(&["iptables-save", "-t", "nat"]);
+    let nat = String::from_utf8_lossy(&nat.stdout);
+    assert!(
+        nat.lines()
+            .any(|l| l.starts_with("-A MINIK8S-SERVICES") && l.contains("10.96.0.10/32")),
+        "no iptables rule for kube-dns on {node}:\n{nat}"
+    );
+    let table = in_node(&["nft", "list", "table", "ip", "minik8s-proxy"]);
+    assert!(!table.status.success(), "{}", show(&table));
 }
 
 /// After `down`: no recorded process, no namespace or mount of the lab, no cgroup root of its

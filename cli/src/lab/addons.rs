@@ -15,6 +15,10 @@
 //! `endpointslice.kubernetes.io/skip-mirror`, so that upstream's EndpointSliceMirroring
 //! controller would not copy it into a second slice.
 //!
+//! Each proxy programs the node in the data path `up --proxy-mode` names ([`ProxyMode`],
+//! kube-proxy's `mode`): an nftables table of its own (the default, as kube-proxy's newest
+//! mode) or iptables chains.
+//!
 //! [`dns_answers`] is `up`'s readiness check: one UDP query, asked from inside a node's
 //! namespace, answered with an address.
 
@@ -48,6 +52,26 @@ pub const DNS_SLICE: &str = "kube-dns-nodes";
 pub const MANAGER: &str = "minikctl";
 /// The port the DNS servers listen on, on each node's address.
 pub const DNS_PORT: u16 = 53;
+
+/// How the nodes' Service proxies program the kernel (`minik8s-proxy --proxy-mode`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// An nftables table of the proxy's own, through `nft` (kube-proxy's `nftables` mode).
+    #[default]
+    Nftables,
+    /// Chains in the iptables `nat` table, through `iptables-restore` (`iptables` mode).
+    Iptables,
+}
+
+impl ProxyMode {
+    /// The value of the proxy's flag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::Nftables => "nftables",
+            ProxyMode::Iptables => "iptables",
+        }
+    }
+}
 
 /// The Service's ports: `dns` (UDP) and `dns-tcp`, both 53, as kubeadm's.
 const DNS_PORTS: [(&str, &str); 2] = [("dns", "UDP"), ("dns-tcp", "TCP")];
@@ -327,6 +351,16 @@ mod tests {
             })
             .collect();
         assert_eq!(ports, [("dns", "UDP", 53), ("dns-tcp", "TCP", 53)]);
+    }
+
+    #[test]
+    fn the_proxy_mode_is_passed_as_it_is_given() {
+        use clap::ValueEnum;
+        for mode in ProxyMode::value_variants() {
+            let given = mode.to_possible_value().unwrap();
+            assert_eq!(given.get_name(), mode.as_str());
+        }
+        assert_eq!(ProxyMode::default().as_str(), "nftables");
     }
 
     #[test]

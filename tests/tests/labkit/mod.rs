@@ -46,9 +46,14 @@ impl Lab {
 
     /// `minikctl cluster up --nodes N`, which must succeed; its stdout.
     pub fn up(&mut self, nodes: u32) -> String {
+        self.up_with(nodes, &[])
+    }
+
+    /// `minikctl cluster up --nodes N EXTRA...`, which must succeed; its stdout.
+    pub fn up_with(&mut self, nodes: u32, extra: &[&str]) -> String {
         let bin = self.dir.join("bin");
         let n = nodes.to_string();
-        let args = [
+        let mut args = vec![
             "cluster",
             "up",
             "--name",
@@ -58,6 +63,7 @@ impl Lab {
             "--bin-dir",
             bin.to_str().unwrap(),
         ];
+        args.extend_from_slice(extra);
         self.up = true;
         let out = self.minikctl(&args);
         assert!(out.status.success(), "cluster up failed: {}", show(&out));

@@ -1,6 +1,6 @@
-//! `minikctl cluster up [--name NAME] [--nodes N]`: a whole cluster on this machine, as
-//! `kind create cluster` makes one, with every node joining the way a real machine does.
-//! The steps, in order (the machinery is [`crate::lab`]):
+//! `minikctl cluster up [--name NAME] [--nodes N] [--proxy-mode MODE]`: a whole cluster on
+//! this machine, as `kind create cluster` makes one, with every node joining the way a real
+//! machine does. The steps, in order (the machinery is [`crate::lab`]):
 //!
 //! 1. the PKI (kubeadm's layout, `client::pki`) in the lab's state directory;
 //! 2. the network namespaces (switch, control plane, one per node) and their cables;
@@ -12,7 +12,8 @@
 //!    and pointing its pods' resolv.conf at the cluster DNS (`--cluster-dns 10.96.0.10`);
 //! 6. the add-ons ([`crate::lab::addons`]): the `kube-system/kube-dns` Service and its
 //!    EndpointSlice (created before the kubelets start), then on every node the Service
-//!    proxy and a DNS server on the node's address;
+//!    proxy (in `--proxy-mode`, as kube-proxy's `mode`) and a DNS server on the node's
+//!    address;
 //! 7. wait until every node is Ready; route the nodes' pod ranges on the control plane too
 //!    (`wire::route_pod_ranges`); wait until the cluster DNS answers through its ClusterIP
 //!    from every node; merge the `minik8s-NAME` context into the kubeconfig.
@@ -29,11 +30,12 @@ use anyhow::{bail, Context};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
+use crate::lab::addons::{self, ProxyMode};
 use crate::lab::binaries::Binaries;
 use crate::lab::daemon::{self, Launch, Role};
 use crate::lab::spec::{self, Host, LabSpec, API_PORT, CONTROL_PLANE_IP};
 use crate::lab::state::{LabState, NodeRecord};
-use crate::lab::{addons, kubeconfig, netns, wire};
+use crate::lab::{kubeconfig, netns, wire};
 use crate::printer::emit;
 
 use super::{down, token};
@@ -61,6 +63,10 @@ pub struct UpArgs {
     /// duration).
     #[arg(long, default_value = "60s")]
     pub wait: kube::core::Duration,
+    /// The Service proxies' data path, passed to every node's `minik8s-proxy --proxy-mode`:
+    /// an nftables table, or iptables chains.
+    #[arg(long, value_enum, default_value_t)]
+    pub proxy_mode: ProxyMode,
 }
 
 /// A lab being brought up: its spec, directory, programs and record.
@@ -162,7 +168,7 @@ impl Build<'_> {
         };
         for host in self.spec.node_hosts() {
             self.kubelet(&host, &join)?;
-            self.node_addons(&host)?;
+            self.node_addons(&host, args.proxy_mode)?;
         }
         let deadline = Instant::now() + Duration::from(args.wait);
         self.wait_nodes_ready(&client, Duration::from(args.wait))
@@ -426,14 +432,15 @@ impl Build<'_> {
         self.start(Role::Kubelet, host, &kubelet, argv)
     }
 
-    /// Step 6, one node: its Service proxy and its DNS server, with the control plane's
-    /// credential (a real cluster gives each its own ServiceAccount).
-    fn node_addons(&mut self, host: &Host) -> anyhow::Result<()> {
+    /// Step 6, one node: its Service proxy (in `mode`) and its DNS server, with the control
+    /// plane's credential (a real cluster gives each its own ServiceAccount).
+    fn node_addons(&mut self, host: &Host, mode: ProxyMode) -> anyhow::Result<()> {
         let conf = self.dir.join("control-plane.conf");
         let proxy = self.bins.proxy.clone();
         #[rustfmt::skip]
         let argv = args([
             &"--kubeconfig", &conf,
+            &"--proxy-mode", &mode.as_str(),
             &"--node-ip", &host.ip.to_string(),
             &"--cluster-cidr", &spec::CLUSTER_CIDR,
         ]);
