@@ -16,16 +16,19 @@ async fn applying_the_manifests_twice_leaves_everything_unchanged() {
     let cluster = Cluster::start().await;
     let dir = manifests_dir();
     let first = minikctl(&cluster, &["apply", "-f", &dir]).await.ok();
-    assert_eq!(first, "deployment.apps/hello created\npod/hello created\n");
+    assert_eq!(
+        first,
+        "deployment.apps/hello created\npod/hello created\nservice/web created\n"
+    );
     let second = minikctl(&cluster, &["apply", "-f", &dir]).await.ok();
     assert_eq!(
         second,
-        "deployment.apps/hello unchanged\npod/hello unchanged\n"
+        "deployment.apps/hello unchanged\npod/hello unchanged\nservice/web unchanged\n"
     );
     let out = minikctl(&cluster, &["delete", "-f", &dir]).await.ok();
     assert_eq!(
         out,
-        "deployment.apps \"hello\" deleted\npod \"hello\" deleted\n"
+        "deployment.apps \"hello\" deleted\npod \"hello\" deleted\nservice \"web\" deleted\n"
     );
 }
 
