@@ -58,10 +58,13 @@ fn main() -> Result<()> {
     // where the runtime keeps its per-container state for this root (tmpfs); the root must
     // exist first, its canonical path names the state directory
     let state = runtime::state_dir_for(&root);
+    // a cgroup parent of the bench's own, removed at the end (the default one is a kubelet's)
+    let cgroup_parent = PathBuf::from(format!("minik8s-bench-{}", std::process::id()));
     let result = (|| -> Result<()> {
         let bench = Bench {
             ours: &ours,
             root: &root,
+            cgroup_parent: &cgroup_parent,
             containers: state.join("containers"),
             runc_root: work.join("runc-state"),
             bundle: work.join("bundle"),
@@ -86,13 +89,28 @@ fn main() -> Result<()> {
         .output();
     let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_dir_all(&work);
+    remove_cgroup_parent(&cgroup_parent);
     result
+}
+
+/// Remove the bench's cgroup parent once the shims' background clean-up has emptied it.
+fn remove_cgroup_parent(parent: &Path) {
+    let hierarchy = runtime::cgroups::Hierarchy::host();
+    for _ in 0..100 {
+        if hierarchy.remove_if_empty(parent) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("cgroup parent {} left: not empty", parent.display());
 }
 
 /// The three ways of running `/bin/true`, and where each keeps its files.
 struct Bench<'a> {
     ours: &'a Path,
     root: &'a Path,
+    /// Where our containers' cgroups go (`--cgroup-parent`).
+    cgroup_parent: &'a Path,
     /// The runtime's container state directory (tmpfs): empty once our container is removed.
     containers: PathBuf,
     runc_root: PathBuf,
@@ -113,6 +131,8 @@ impl Bench<'_> {
     /// `minik8s-runtime run --rm` with limits.
     fn run(&self, _: usize) -> Result<()> {
         check(Command::new(self.ours).arg("--root").arg(self.root).args([
+            "--cgroup-parent",
+            self.cgroup_parent.to_str().expect("utf-8 name"),
             "run",
             "--rm",
             "--cpus",
