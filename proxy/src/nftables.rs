@@ -727,29 +727,7 @@ pub fn table_listed(list_tables: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ServicePortName;
-
-    fn port(name: &str, ip: &str, node_port: Option<u16>, endpoints: &[&str]) -> ServicePort {
-        ServicePort {
-            name: ServicePortName {
-                namespace: "default".into(),
-                name: name.into(),
-                port: String::new(),
-            },
-            protocol: Protocol::Tcp,
-            cluster_ip: ip.parse().unwrap(),
-            port: 80,
-            node_port,
-            endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
-        }
-    }
-
-    fn config() -> RulesConfig {
-        RulesConfig {
-            node_ip: Some("192.168.1.10".parse().unwrap()),
-            cluster_cidr: Some("10.244.0.0/16".into()),
-        }
-    }
+    use crate::rules::fixtures::{config, port};
 
     #[test]
     fn a_first_sync_replaces_the_whole_table() {

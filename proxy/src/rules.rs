@@ -450,12 +450,18 @@ impl Rules {
     }
 }
 
+/// What the renderers' unit tests share: a TCP service port on :80 and a node's config.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Protocol;
+pub(crate) mod fixtures {
+    use super::RulesConfig;
+    use crate::model::{Protocol, ServicePort, ServicePortName};
 
-    fn port(name: &str, ip: &str, node_port: Option<u16>, endpoints: &[&str]) -> ServicePort {
+    pub(crate) fn port(
+        name: &str,
+        ip: &str,
+        node_port: Option<u16>,
+        endpoints: &[&str],
+    ) -> ServicePort {
         ServicePort {
             name: ServicePortName {
                 namespace: "default".into(),
@@ -470,12 +476,18 @@ mod tests {
         }
     }
 
-    fn config() -> RulesConfig {
+    pub(crate) fn config() -> RulesConfig {
         RulesConfig {
             node_ip: Some("192.168.1.10".parse().unwrap()),
             cluster_cidr: Some("10.244.0.0/16".into()),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{config, port};
+    use super::*;
 
     #[test]
     fn chain_names_are_kube_proxys_hashes() {
