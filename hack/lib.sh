@@ -8,10 +8,11 @@
 
 # Debian/Ubuntu packages a node needs to build and run minik8s: a C compiler and libc headers
 # (rustc links with cc; ring and psm build C), protoc and the well-known .proto files (the
-# etcd client's build), etcd, the busybox the runtime builds its sample image from, the pod
-# network's tools, and python3 (free ports, the virtualenv for kubectl and the Python client).
-NODE_PACKAGES=(gcc libc6-dev protobuf-compiler libprotobuf-dev etcd-server busybox-static
-  iproute2 iptables nftables curl ca-certificates python3 python3-venv)
+# etcd client's build), etcd and its etcdctl (the labs read the keys the apiserver writes),
+# the busybox the runtime builds its sample image from, the pod network's tools, and python3
+# (free ports, the virtualenv for kubectl and the Python client).
+NODE_PACKAGES=(gcc libc6-dev protobuf-compiler libprotobuf-dev etcd-server etcd-client
+  busybox-static iproute2 iptables nftables curl ca-certificates python3 python3-venv)
 # What the test suite needs on top: a registry and skopeo to fill it (image pulls), runc (the
 # runtime benchmark and conformance checks compare with it), dnsperf and dnsmasq-base (the
 # DNS benchmark measures minik8s-dns against dnsmasq with dnsperf; -base is the binary alone,
