@@ -505,6 +505,26 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(target, sig).unwrap_or_else(|e| panic!("kill {sig} {pid}: {e}"));
 }
 
+/// kill(2) returns once SIGSTOP is queued; each thread stops when it next runs. On a loaded
+/// machine etcd could still answer a request sent right after, so wait until every thread of
+/// the process is in state `T` (stopped).
+fn wait_until_stopped(pid: u32) {
+    let stopped = || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("etcd's tasks");
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // the state follows the command's closing parenthesis
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stopped() {
+        assert!(Instant::now() < deadline, "etcd {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_unreachable_is_a_quick_503_and_the_server_recovers() {
     let c = Cluster::start().await;
@@ -516,6 +536,7 @@ async fn etcd_unreachable_is_a_quick_503_and_the_server_recovers() {
 
     signal(c.etcd.pid(), nix::sys::signal::Signal::SIGSTOP);
     let resume = Resume(c.etcd.pid());
+    wait_until_stopped(c.etcd.pid());
     for url in [format!("{}/before", pods(&c)), pods(&c)] {
         let start = Instant::now();
         let got = send(http.get(&url)).await;
