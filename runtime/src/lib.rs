@@ -26,6 +26,7 @@
 //! Start reading at `container/`, then `shim/` and `process.rs`; `docs/runtime.md` is the
 //! guide.
 
+pub mod build;
 pub mod capabilities;
 pub mod cgroupns;
 pub mod cgroups;

@@ -3,7 +3,10 @@
 //! into the upper dir; deletions leave a whiteout (char device 0/0) there; a directory replaced
 //! wholesale is marked opaque (xattr `trusted.overlay.opaque=y`). So the upper dir *is* the
 //! container's diff: `commit` turns it back into an image layer by translating those markers
-//! into the image spec's `.wh.` entries. (The mount itself happens in `rootfs.rs`.)
+//! into the image spec's `.wh.` entries, and `diff` reads it as Docker's `docker diff` does
+//! (`A`dded, `C`hanged, `D`eleted paths). Neither includes the init layer's files
+//! (`/etc/hosts`...) nor volumes: they are mount points, not the container's own changes.
+//! (The mount itself happens in `rootfs.rs`.)
 
 use std::fs;
 use std::io;
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::error::ContainerError;
-use super::image::{NewLayer, MEDIA_LAYER_TAR};
+use super::image::{Image, NewLayer, MEDIA_LAYER_TAR};
 use super::layer::{is_opaque, is_whiteout, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::Runtime;
 
@@ -67,24 +70,145 @@ fn walk(
     Ok(())
 }
 
+/// What happened to a path, as `docker diff` letters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    /// `A`: not in the image.
+    Added,
+    /// `C`: in the image, and changed (a file copied up, a directory whose entries changed).
+    Changed,
+    /// `D`: in the image, deleted (a whiteout).
+    Deleted,
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChangeKind::Added => "A",
+            ChangeKind::Changed => "C",
+            ChangeKind::Deleted => "D",
+        })
+    }
+}
+
+/// One line of `diff`: `C /etc`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Change {
+    /// As the container sees it (`/etc/motd`).
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.path)
+    }
+}
+
+/// The changes recorded in `upper` over the `lowers` (top first), by Docker's rules
+/// (`archive.Changes`): a whiteout is `D`; an entry no lower layer has is `A`; a file or
+/// link a lower layer has is `C`, a directory only if its mode or mtime differ (a copy-up
+/// keeps them; adding or removing an entry updates the mtime); the parent of an `A` or a `D`
+/// is always `C`. An opaque directory counts as changed, its hidden lower entries are not
+/// listed. `skip` lists mount points (volumes, `/etc/hosts`...), left out with their contents.
+/// Sorted by path.
+pub fn changes(upper: &Path, lowers: &[PathBuf], skip: &[PathBuf]) -> io::Result<Vec<Change>> {
+    let mut out = Vec::new();
+    walk_changes(upper, lowers, Path::new(""), skip, &mut out)?;
+    out.sort();
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}
+
+fn walk_changes(
+    upper: &Path,
+    lowers: &[PathBuf],
+    rel: &Path,
+    skip: &[PathBuf],
+    out: &mut Vec<Change>,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(upper.join(rel))?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let r = rel.join(e.file_name());
+        let ctr_path = Path::new("/").join(&r);
+        if skip.contains(&ctr_path) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(e.path())?;
+        let below = in_lowers(lowers, &r);
+        let kind = if is_whiteout(&meta) {
+            Some(ChangeKind::Deleted)
+        } else if let Some(lower) = below {
+            let same_dir = meta.is_dir()
+                && lower.is_dir()
+                && !is_opaque(&e.path())
+                && same_dir_attrs(&meta, &lower);
+            (!same_dir).then_some(ChangeKind::Changed)
+        } else {
+            Some(ChangeKind::Added)
+        };
+        let path = ctr_path.display().to_string();
+        if let Some(kind) = kind {
+            out.push(Change { path, kind });
+            if matches!(kind, ChangeKind::Added | ChangeKind::Deleted)
+                && !rel.as_os_str().is_empty()
+            {
+                out.push(Change {
+                    path: Path::new("/").join(rel).display().to_string(),
+                    kind: ChangeKind::Changed,
+                });
+            }
+        }
+        if meta.is_dir() {
+            walk_changes(upper, lowers, &r, skip, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The entry at `rel` in the first lower layer that has it, unless that is a whiteout.
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> Option<fs::Metadata> {
+    let meta = lowers
+        .iter()
+        .find_map(|l| fs::symlink_metadata(l.join(rel)).ok())?;
+    (!is_whiteout(&meta)).then_some(meta)
+}
+
+fn same_dir_attrs(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.mode() == b.mode() && a.mtime() == b.mtime() && a.mtime_nsec() == b.mtime_nsec()
+}
+
 impl Runtime {
+    /// What container `id` changed in its root filesystem (see [`changes`]).
+    pub fn diff(&self, id: &str) -> Result<Vec<Change>, ContainerError> {
+        let spec = self.spec(id)?;
+        let upper = &spec.rootfs.upperdir;
+        changes(upper, &spec.rootfs.lowerdirs, &mount_points(&spec)).map_err(|source| {
+            ContainerError::Io {
+                step: "read upper dir",
+                path: upper.clone(),
+                source,
+            }
+        })
+    }
+
     /// Save a container's changes as a new image `name` (its image's layers + one new layer).
     pub fn commit(&self, id: &str, name: &str) -> Result<String, ContainerError> {
+        self.commit_with(id, name, &CommitOptions::default())
+    }
+
+    /// [`Runtime::commit`], recording the new layer's history entry as `opts` says.
+    pub fn commit_with(
+        &self,
+        id: &str,
+        name: &str,
+        opts: &CommitOptions,
+    ) -> Result<String, ContainerError> {
         let spec = self.spec(id)?;
         let base = self.images.resolve(&spec.image)?;
-        let mut skip: Vec<PathBuf> = spec
-            .rootfs
-            .volumes
-            .iter()
-            .map(|v| v.destination.clone())
-            .collect();
-        skip.extend(
-            spec.rootfs
-                .files
-                .iter()
-                .filter(|f| f.destination.starts_with("/etc"))
-                .map(|f| f.destination.clone()),
-        );
+        let skip = mount_points(&spec);
         let upper = &spec.rootfs.upperdir;
         let tar = diff_tar(upper, &skip).map_err(|source| ContainerError::Io {
             step: "tar upper dir",
@@ -92,18 +216,7 @@ impl Runtime {
             source,
         })?;
         let (digest, size) = self.images.put_blob(&tar[..], None)?;
-        let mut layers: Vec<NewLayer> = base
-            .manifest
-            .layers()
-            .iter()
-            .zip(base.config.rootfs().diff_ids())
-            .map(|(d, diff)| NewLayer {
-                digest: d.digest().to_string(),
-                size: d.size(),
-                media_type: d.media_type().to_string(),
-                diff_id: diff.clone(),
-            })
-            .collect();
+        let mut layers = image_layers(&base);
         layers.push(NewLayer {
             digest: digest.clone(),
             size,
@@ -114,10 +227,51 @@ impl Runtime {
             serde_json::from_slice(&self.images.read_blob(&base.config_digest)?)
                 .unwrap_or_else(|_| json!({}));
         config["rootfs"] = json!({ "type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>() });
+        let created_by = opts
+            .created_by
+            .clone()
+            .unwrap_or_else(|| format!("minik8s-runtime commit {id}"));
         let mut history = config["history"].as_array().cloned().unwrap_or_default();
-        history.push(json!({ "created": super::logs::now(), "created_by": format!("minik8s-runtime commit {id}") }));
+        history.push(json!({ "created": super::logs::now(), "created_by": created_by }));
         config["history"] = json!(history);
         config["created"] = json!(super::logs::now());
         Ok(self.images.add_image(name, &config, &layers)?)
     }
+}
+
+/// How [`Runtime::commit_with`] records the layer it adds.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// The history entry's `created_by` (default: `minik8s-runtime commit <id>`); `build`
+    /// writes the `RUN`'s command there, as Docker's builder does.
+    pub created_by: Option<String>,
+}
+
+/// An image's layers as a new manifest lists them again (the base of a commit or a build).
+pub fn image_layers(image: &Image) -> Vec<NewLayer> {
+    image
+        .manifest
+        .layers()
+        .iter()
+        .zip(image.config.rootfs().diff_ids())
+        .map(|(d, diff)| NewLayer {
+            digest: d.digest().to_string(),
+            size: d.size(),
+            media_type: d.media_type().to_string(),
+            diff_id: diff.clone(),
+        })
+        .collect()
+}
+
+/// The container paths that are mount points of the host's (volumes, the `/etc` files): their
+/// content is not the container's own, so neither `commit` nor `diff` takes it.
+fn mount_points(spec: &super::spec::ContainerSpec) -> Vec<PathBuf> {
+    let volumes = spec.rootfs.volumes.iter().map(|v| v.destination.clone());
+    let etc_files = spec
+        .rootfs
+        .files
+        .iter()
+        .filter(|f| f.destination.starts_with("/etc"))
+        .map(|f| f.destination.clone());
+    volumes.chain(etc_files).collect()
 }

@@ -13,6 +13,11 @@ use runtime::cgroups::{CpuQuota, CPU_PERIOD_US};
 use runtime::container::{Attach, ContainerError, CreateOptions, SandboxOptions, Status};
 use runtime::{exec, pause, seccomp, shim, tty, Runtime, DEFAULT_ROOT};
 
+#[path = "minik8s-runtime/images.rs"]
+mod images;
+#[path = "minik8s-runtime/tools.rs"]
+mod tools;
+
 #[derive(Parser)]
 #[command(
     name = "minik8s-runtime",
@@ -188,6 +193,9 @@ enum Cmd {
     /// Pod sandboxes (shared net/ipc/uts namespaces and pod cgroup).
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    /// diff, update, image inspect, history, tag, build (`tools.rs`).
+    #[command(flatten)]
+    Tools(tools::ToolCmd),
     /// Send a signal to a container.
     Kill {
         id: String,
@@ -302,6 +310,7 @@ impl Cmd {
             | Cmd::Kill { .. }
             | Cmd::State { .. }
             | Cmd::Delete { .. } => true,
+            Cmd::Tools(t) => !matches!(t, tools::ToolCmd::Build { .. }),
             Cmd::Run(_)
             | Cmd::Exec { .. }
             | Cmd::Create { .. }
@@ -430,6 +439,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Sandbox(cmd) => cmd_sandbox(&rt, cmd),
+        Cmd::Tools(cmd) => tools::run(&rt, cmd),
     }
 }
 

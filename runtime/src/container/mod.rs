@@ -14,6 +14,7 @@ mod inspect;
 mod sandbox;
 mod start;
 mod stop;
+mod update;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -31,6 +32,7 @@ pub use inspect::{
     RootfsView, SandboxView, UpperEntry, UpperKind,
 };
 pub use sandbox::{DnsConfig, Sandbox, SandboxOptions};
+pub use update::ResourceUpdate;
 
 /// Options of `run`/`create`, as the CLI or the kubelet gives them.
 #[derive(Debug, Clone, Default)]
