@@ -46,3 +46,39 @@ fn runtime_logs_to_stderr_without_colours() {
     );
     assert!(!out.stderr.contains(&0x1b), "{stderr}");
 }
+
+/// `run -it` (and `exec -it`) with a stdin that is not a terminal is refused at once with
+/// Docker's message and exit code 1, before anything is created (it used to hang).
+#[test]
+fn run_it_without_a_terminal_is_refused_like_docker() {
+    let rt = Rt::new("cli-it-no-tty");
+    for args in [
+        &["run", "-it", "--rm", "busybox", "--", "true"][..],
+        &["exec", "-it", "no-such-container", "true"][..],
+    ] {
+        let mut child = rt
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?} hangs with a stdin that is not a terminal");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("the input device is not a TTY"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(rt.ok_line(&["ps", "-q"]), "");
+    assert!(rt.no_containers(), "run -it left a container behind");
+}

@@ -271,6 +271,7 @@ fn main() -> ExitCode {
                 ContainerError::StartFailed { code, .. } => *code,
                 _ => 125,
             });
+            let code = e.downcast_ref::<Exit>().map_or(code, |x| i32::from(x.code));
             eprintln!("minik8s-runtime: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::from(code as u8)
         }
@@ -386,6 +387,7 @@ fn run(cli: Cli) -> Result<i32> {
             id,
             command,
         } => {
+            check_tty(interactive, tty)?;
             let id = rt.lookup(&id)?;
             let terminal = tty.then_some(exec::Terminal { stdin: interactive });
             Ok(exec::exec_with(&rt, &id, &command, terminal)?)
@@ -623,6 +625,7 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
     if a.detach && a.interactive {
         bail!("-d and -i cannot be combined");
     }
+    check_tty(a.interactive, a.tty)?;
     let opts = CreateOptions {
         name: a.name,
         image: a.image,
@@ -688,6 +691,29 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         }
         None => bail!("lost contact with the container's shim"),
     }
+}
+
+/// `-it` attaches our stdin to the container's terminal, which only works when stdin is a
+/// terminal itself: a pipe or file would reach the container's line discipline as typed
+/// keys while our raw mode has nothing to switch. Docker's check and message
+/// (`docker/cli`, `In::CheckTty`), made before anything is created.
+fn check_tty(interactive: bool, tty: bool) -> Result<()> {
+    if interactive && tty && !std::io::stdin().is_terminal() {
+        return Err(Exit {
+            code: 1,
+            message: "the input device is not a TTY",
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// A failure the CLI reports with an exit code of Docker's rather than the runtime's 125.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Exit {
+    code: u8,
+    message: &'static str,
 }
 
 /// `--cpus`: a number of CPUs, as Docker takes it: a CFS quota of that many default periods.
