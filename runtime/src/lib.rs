@@ -45,6 +45,8 @@ pub mod overlay;
 pub mod pause;
 pub mod process;
 pub mod procfs;
+pub mod proctitle;
+pub mod reaper;
 pub mod registry;
 pub mod rootfs;
 pub mod seccomp;

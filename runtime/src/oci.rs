@@ -256,6 +256,7 @@ impl Runtime {
             pod_cgroup: self.cgroup_parent.join(format!("oci-{id}")),
             cgroup_hierarchy: self.cgroups.clone(),
             auto_remove: false,
+            init: false,
             wait_for_start: true,
             log_path: dir.join("container.log"),
             bundle: Some(bundle.clone()),

@@ -36,6 +36,9 @@ pub enum ProcessError {
     Capabilities(#[from] CapabilitiesError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    /// `--init` could not fork the command.
+    #[error(transparent)]
+    Reaper(#[from] super::reaper::ReaperError),
     /// The shim did not confirm that we are in our cgroup (it failed to put us there).
     #[error("wait for the cgroup join: {errno:?}")]
     CgroupJoin { errno: Option<nix::Error> },
@@ -151,7 +154,8 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
 /// 6. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs, and the
 ///    seccomp filter (`seccomp/`);
 /// 7. [`wait_for_start`]: OCI `create` stops until `start`;
-/// 8. [`exec`] the command.
+/// 8. [`exec`] the command; with `--init` forked first, the init staying as its reaper
+///    (`reaper.rs`, named while it may still rename itself, before stage 6).
 pub fn init(
     spec: &ContainerSpec,
     stdio: &InitStdio,
@@ -170,9 +174,15 @@ pub fn init(
     }
     cgroup_view.enter()?;
     set_up_stdio(spec, stdio)?;
+    if spec.init {
+        super::reaper::name(&spec.args, &spec.env);
+    }
     drop_privileges(spec)?;
     if let Some(fd) = fifo_fd {
         wait_for_start(&fd)?;
+    }
+    if spec.init {
+        super::reaper::fork_command()?;
     }
     exec(spec)
 }

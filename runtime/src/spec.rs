@@ -44,6 +44,9 @@ pub struct ContainerSpec {
     pub pod_cgroup: PathBuf,
     pub cgroup_hierarchy: Hierarchy,
     pub auto_remove: bool,
+    /// `--init`: PID 1 is our reaper, the command its child (`reaper.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     /// OCI `create`: init waits on `exec.fifo` until `start`.
     pub wait_for_start: bool,
     pub log_path: PathBuf,

@@ -82,3 +82,113 @@ fn run_it_without_a_terminal_is_refused_like_docker() {
     assert_eq!(rt.ok_line(&["ps", "-q"]), "");
     assert!(rt.no_containers(), "run -it left a container behind");
 }
+
+/// `(pid, comm, state)` of every process in container `id`'s pid namespace but the shell
+/// that lists them.
+fn processes(rt: &Rt, id: &str) -> Vec<(u32, String, char)> {
+    let script = "for f in /proc/[0-9]*/stat; do read l < $f && echo \"$l\"; done; echo self $$";
+    let out = rt.ok(&["exec", id, "sh", "-c", script]);
+    let me = out
+        .lines()
+        .find_map(|l| l.strip_prefix("self "))
+        .unwrap_or_default()
+        .to_string();
+    out.lines()
+        .filter_map(|l| {
+            let (pid, rest) = l.split_once(" (")?;
+            let (comm, rest) = rest.rsplit_once(") ")?;
+            Some((
+                pid.parse::<u32>().ok()?,
+                comm.to_string(),
+                rest.chars().next()?,
+            ))
+        })
+        .filter(|(pid, _, _)| pid.to_string() != me)
+        .collect()
+}
+
+/// An orphan that has exited: its zombie stays unless PID 1 reaps it.
+const ORPHAN: &str = "(sleep 0 &); exec sleep 30";
+
+/// `--init`: PID 1 is our reaper (`/init -- CMD`), which reaps orphans a plain command as
+/// PID 1 leaves as zombies, passes `stop`'s SIGTERM on to the command (which, as PID 1
+/// without a handler, would ignore it), and exits with the command's status.
+#[test]
+fn run_init_reaps_zombies_and_forwards_signals() {
+    let rt = Rt::new("cli-init");
+    // without --init the command is PID 1 and the orphan's zombie stays
+    let plain = rt.ok_line(&["run", "-d", "busybox", "sh", "-c", ORPHAN]);
+    let zombie = rt.wait_for(10, || {
+        processes(&rt, &plain).iter().any(|(_, _, s)| *s == 'Z')
+    });
+    assert!(
+        zombie,
+        "no zombie without --init: {:?}",
+        processes(&rt, &plain)
+    );
+
+    let id = rt.ok_line(&["run", "-d", "--init", "busybox", "sh", "-c", ORPHAN]);
+    let reaped = rt.wait_for(10, || {
+        let ps = processes(&rt, &id);
+        ps.len() == 2 && ps.iter().all(|(_, _, s)| *s != 'Z')
+    });
+    let ps = processes(&rt, &id);
+    assert!(reaped, "{ps:?}");
+    assert_eq!(ps[0].0, 1, "{ps:?}");
+    assert_eq!(ps[0].1, "init", "{ps:?}");
+    assert_eq!(ps[1].1, "sleep", "{ps:?}");
+    let cmdline = rt.ok(&["exec", &id, "cat", "/proc/1/cmdline"]);
+    assert!(
+        cmdline == format!("/init\0--\0sh\0-c\0{ORPHAN}\0")
+            || cmdline == format!("/init -- sh -c {ORPHAN}\0"),
+        "{cmdline:?}"
+    );
+
+    // stop's SIGTERM reaches the sleep at once: no 10 s grace period, 128 + SIGTERM
+    let t = std::time::Instant::now();
+    rt.ok(&["stop", "-t", "10", &id]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(rt.inspect(&id)["State"]["ExitCode"], 143);
+
+    // the command's own status, and its death by a signal, are the container's
+    for (script, code) in [("exit 3", 3), ("kill -KILL $$", 137)] {
+        let out = rt.run(&["run", "--rm", "--init", "busybox", "sh", "-c", script]);
+        assert_eq!(out.status.code(), Some(code), "{script}: {out:?}");
+    }
+    // a command that is not in the image fails as without --init
+    let out = rt.run(&["run", "--rm", "--init", "busybox", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{out:?}"
+    );
+}
+
+/// In a pod sharing one pid namespace (`shareProcessNamespace`) the pause process is PID 1
+/// and reaps the orphans of every container.
+#[test]
+fn a_shared_pid_sandbox_reaps_orphans_through_its_pause_process() {
+    let rt = Rt::new("cli-pause-reaps");
+    rt.ok(&["sandbox", "create", "pod", "--share-pid"]);
+    let id = rt.ok_line(&[
+        "run",
+        "-d",
+        "--sandbox",
+        "pod",
+        "busybox",
+        "sh",
+        "-c",
+        ORPHAN,
+    ]);
+    let reaped = rt.wait_for(10, || {
+        let ps = processes(&rt, &id);
+        ps.len() == 2 && ps.iter().all(|(_, _, s)| *s != 'Z')
+    });
+    let ps = processes(&rt, &id);
+    assert!(reaped, "{ps:?}");
+    assert_eq!((ps[0].0, ps[0].1.as_str()), (1, "pause"), "{ps:?}");
+}

@@ -52,6 +52,10 @@ struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
+    /// Run a reaping PID 1 of ours that forwards signals to the command (Docker's `--init`);
+    /// it shows as `/init -- CMD`.
+    #[arg(long)]
+    init: bool,
     #[arg(long)]
     name: Option<String>,
     /// CPU limit in CPUs, as Docker's (0.5: half a CPU; 2: two).
@@ -644,6 +648,7 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         pids: a.pids.map(pids_limit).transpose()?,
         cpuset: a.cpuset_cpus,
         tty: a.tty,
+        init: a.init,
         sandbox: a.sandbox,
         readonly: a.read_only,
         privileged: a.privileged,

@@ -307,6 +307,7 @@ impl Runtime {
             pod_cgroup: place.pod_cgroup.clone(),
             cgroup_hierarchy: self.cgroups.clone(),
             auto_remove: opts.auto_remove,
+            init: opts.init,
             wait_for_start: opts.wait_for_start,
             log_path: place.disk.join("container.log"),
             bundle: None,

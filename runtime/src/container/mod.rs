@@ -70,6 +70,8 @@ pub struct CreateOptions {
     pub seccomp: super::seccomp::Policy,
     pub auto_remove: bool,
     pub wait_for_start: bool,
+    /// PID 1 is a reaper of ours and the command its child (Docker's `--init`, `reaper.rs`).
+    pub init: bool,
 }
 
 /// How `start` connects to the container's stdio.
