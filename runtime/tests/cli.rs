@@ -192,3 +192,31 @@ fn a_shared_pid_sandbox_reaps_orphans_through_its_pause_process() {
     assert!(reaped, "{ps:?}");
     assert_eq!((ps[0].0, ps[0].1.as_str()), (1, "pause"), "{ps:?}");
 }
+
+/// A container whose process the OOM killer ended says so in `ps` and `inspect`, also when
+/// the victim was a child and the command went on to exit 0.
+#[test]
+fn an_oom_killed_container_shows_it_in_ps_and_inspect() {
+    let rt = Rt::new("cli-oom");
+    let hog = "x=a; while :; do x=$x$x; done";
+    let child = "dd if=/dev/zero bs=64M count=1 | tail -c1 >/dev/null";
+    for (name, script, code) in [("hog", hog, 137), ("child", child, 0)] {
+        let out = rt.run(&[
+            "run", "--name", name, "--memory", "16m", "busybox", "sh", "-c", script,
+        ]);
+        assert_eq!(out.status.code(), Some(code), "{name}: {out:?}");
+        let info = rt.inspect(name);
+        assert_eq!(info["State"]["OOMKilled"], true, "{info}");
+        assert_eq!(info["State"]["ExitCode"], code, "{info}");
+        assert_eq!(info["State"]["Status"], "exited", "{info}");
+    }
+    let ps = rt.ok(&["ps"]);
+    let line = |name: &str| {
+        ps.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("hog").contains("Exited (137) (OOMKilled)"), "{ps}");
+    assert!(line("child").contains("Exited (0) (OOMKilled)"), "{ps}");
+}

@@ -485,7 +485,7 @@ fn cmd_oci_create(
 fn cmd_ps(rt: &Runtime, quiet: bool) -> Result<i32> {
     if !quiet {
         println!(
-            "{:<14} {:<20} {:<18} {:<9} {:<8} COMMAND",
+            "{:<14} {:<20} {:<18} {:<24} {:<8} COMMAND",
             "CONTAINER ID", "NAME", "IMAGE", "STATUS", "PID"
         );
     }
@@ -497,21 +497,32 @@ fn cmd_ps(rt: &Runtime, quiet: bool) -> Result<i32> {
             println!("{id}");
             continue;
         }
-        let status = match st.status {
-            Status::Stopped => format!("exited({})", st.exit_code.unwrap_or(-1)),
-            s => format!("{s:?}").to_lowercase(),
-        };
         println!(
-            "{:<14} {:<20} {:<18} {:<9} {:<8} {}",
+            "{:<14} {:<20} {:<18} {:<24} {:<8} {}",
             &id[..12],
             spec.name,
             spec.image,
-            status,
+            status_text(&st),
             st.pid.map(|p| p.to_string()).unwrap_or_default(),
             spec.args.join(" ")
         );
     }
     Ok(0)
+}
+
+/// `ps`'s STATUS as Docker words it (`Up`, `Created`, `Exited (137)`), and `(OOMKilled)`
+/// when the kernel's OOM killer ended a process of the container: the command itself (137)
+/// or one of its children, after which the command may well have exited 0.
+fn status_text(st: &runtime::State) -> String {
+    let mut text = match st.status {
+        Status::Created => "Created".to_string(),
+        Status::Running => "Up".to_string(),
+        Status::Stopped => format!("Exited ({})", st.exit_code.unwrap_or(-1)),
+    };
+    if st.oom_killed {
+        text.push_str(" (OOMKilled)");
+    }
+    text
 }
 
 /// `logs [-f]`: the container's output on our stdout and stderr; with `-f` until it stops.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{alive, ContainerError, Status};
+use super::{alive, ContainerError, State, Status};
 use crate::cgroups::{Hierarchy, Stats, Version};
 use crate::error::io_err;
 use crate::namespaces::{self, Kind};
@@ -54,7 +54,8 @@ impl Runtime {
     }
 
     /// Configuration plus live kernel state: host pid, namespace inodes, cgroup limit files,
-    /// overlay directories and the container's mounts.
+    /// overlay directories and the container's mounts. `State` holds the recorded state and
+    /// Docker's names for it (`Status`, `Running`, `Pid`, `ExitCode`, `OOMKilled`).
     pub fn inspect(&self, id: &str) -> Result<serde_json::Value, ContainerError> {
         let spec = self.spec(id)?;
         let st = self.state(id)?;
@@ -99,7 +100,7 @@ impl Runtime {
             "Created": spec.created_at,
             "Args": spec.args,
             "Env": spec.env,
-            "State": st,
+            "State": docker_state(&st, live),
             "HostPid": live,
             "Sandbox": spec.sandbox,
             "Namespaces": ns,
@@ -120,6 +121,23 @@ impl Runtime {
             "LogPath": spec.log_path,
         }))
     }
+}
+
+/// The recorded state (its own field names, which scripts read) plus Docker's names for it.
+fn docker_state(st: &State, live: Option<i32>) -> serde_json::Value {
+    let mut v = serde_json::to_value(st).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        let status = match st.status {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "exited",
+        };
+        m.insert("Status".into(), status.into());
+        m.insert("Running".into(), live.is_some().into());
+        m.insert("Pid".into(), live.unwrap_or(0).into());
+        m.insert("ExitCode".into(), st.exit_code.unwrap_or(0).into());
+    }
+    v
 }
 
 // --- the typed, live view: what the kubelet's `/inspect` API serves
