@@ -220,3 +220,40 @@ fn an_oom_killed_container_shows_it_in_ps_and_inspect() {
     assert!(line("hog").contains("Exited (137) (OOMKilled)"), "{ps}");
     assert!(line("child").contains("Exited (0) (OOMKilled)"), "{ps}");
 }
+
+/// The shim has a name of its own on the host (`ps -ef` tells it from a CLI call), and
+/// `inspect` gives the merged root as the host can reach it.
+#[test]
+fn shims_have_their_own_name_and_the_merged_dir_is_reachable() {
+    let rt = Rt::new("cli-shim-name");
+    let id = rt.ok_line(&["run", "-d", "busybox", "sleep", "30"]);
+    let info = rt.inspect(&id);
+    let shim = info["State"]["shim_pid"].as_i64().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{shim}/comm")).unwrap();
+    assert_eq!(comm, "minik8s-shim\n");
+    let cmdline = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(
+        cmdline.starts_with("minik8s-runtime-shim\0")
+            || cmdline.starts_with("minik8s-runtime-shim "),
+        "{cmdline:?}"
+    );
+    assert!(cmdline.contains(&id[..12]), "{cmdline:?}");
+    assert!(!cmdline.contains("--root"), "{cmdline:?}");
+
+    let merged = info["GraphDriver"]["Data"]["MergedDir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pid = info["State"]["Pid"].as_i64().unwrap();
+    assert_eq!(merged, format!("/proc/{pid}/root"));
+    assert!(
+        std::path::Path::new(&merged).join("bin/busybox").exists(),
+        "{merged}"
+    );
+    rt.ok(&["exec", &id, "sh", "-c", "echo hi > /tmp/seen-from-the-host"]);
+    let seen = std::fs::read_to_string(format!("{merged}/tmp/seen-from-the-host")).unwrap();
+    assert_eq!(seen, "hi\n");
+    rt.ok(&["stop", "-t", "0", &id]);
+    assert!(rt.inspect(&id)["GraphDriver"]["Data"]["MergedDir"].is_null());
+}

@@ -55,7 +55,11 @@ impl Runtime {
 
     /// Configuration plus live kernel state: host pid, namespace inodes, cgroup limit files,
     /// overlay directories and the container's mounts. `State` holds the recorded state and
-    /// Docker's names for it (`Status`, `Running`, `Pid`, `ExitCode`, `OOMKilled`).
+    /// Docker's names for it (`Status`, `Running`, `Pid`, `ExitCode`, `OOMKilled`);
+    /// `GraphDriver` is Docker's view of the overlay. Its merged directory is mounted only in
+    /// the container's mount namespace (nothing to unmount on the host), so the host reaches
+    /// it through the init's root, `/proc/<pid>/root` (with the container's own mounts on
+    /// it: `/proc`, `/dev`, volumes), while the container runs; null once it has stopped.
     pub fn inspect(&self, id: &str) -> Result<serde_json::Value, ContainerError> {
         let spec = self.spec(id)?;
         let st = self.state(id)?;
@@ -92,6 +96,13 @@ impl Runtime {
                     .collect()
             })
             .unwrap_or_default();
+        let merged = live.map(|pid| format!("/proc/{pid}/root"));
+        let lower: Vec<String> = spec
+            .rootfs
+            .lowerdirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         Ok(serde_json::json!({
             "Id": spec.id,
             "Name": spec.name,
@@ -114,7 +125,17 @@ impl Runtime {
                 "LowerDirs": spec.rootfs.lowerdirs,
                 "UpperDir": spec.rootfs.upperdir,
                 "WorkDir": spec.rootfs.workdir,
-                "MergedDir": spec.rootfs.merged,
+                "MergedDir": merged,
+                "MountPoint": spec.rootfs.merged,
+            },
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "LowerDir": lower.join(":"),
+                    "UpperDir": spec.rootfs.upperdir,
+                    "WorkDir": spec.rootfs.workdir,
+                    "MergedDir": merged,
+                },
             },
             "Volumes": spec.rootfs.volumes,
             "Mounts": mounts,

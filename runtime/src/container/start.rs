@@ -109,7 +109,7 @@ impl Runtime {
         status_w: OwnedFd,
     ) -> Result<Pid, ContainerError> {
         let mut cmd = Command::new(&self.shim_exe);
-        cmd.arg("--root").arg(&self.root).arg("shim").arg(id);
+        cmd.arg0(shim::SHIM_NAME).arg("--root").arg(&self.root).arg("shim").arg(id);
         // the pipe's write end where `cmd` holds no copy of it: open until the shim has it
         let mut held = None;
         match attach {

@@ -35,6 +35,11 @@ use relay::relay;
 
 pub use message::{MessageError, StatusMessage};
 
+/// The shim's command line, `minik8s-runtime-shim ID` (`/proc/PID/cmdline`), and its name
+/// (`comm`, at most 15 bytes).
+pub const SHIM_NAME: &str = "minik8s-runtime-shim";
+pub const SHIM_COMM: &str = "minik8s-shim";
+
 /// The pipe back to whoever started us: one line per event.
 struct StatusPipe(Option<fs::File>);
 
@@ -105,6 +110,9 @@ pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i
 /// The shim's work for a container whose spec is at hand: `main` after a re-exec, or a forked
 /// child of a single-threaded caller (`Runtime::start`). Returns the shim's exit code.
 pub fn serve(rt: &Runtime, spec: &ContainerSpec, status: Option<fs::File>, attached: bool) -> i32 {
+    // `ps` on the host tells shims from CLI invocations (a forked shim has the CLI's command
+    // line, a re-exec'd one the kubelet's or ours)
+    super::proctitle::set(SHIM_COMM, &[SHIM_NAME, &spec.id], None);
     let mut status = StatusPipe(status);
     match run(rt, spec, &mut status, attached) {
         Ok(()) => 0,
