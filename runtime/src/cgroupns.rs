@@ -118,10 +118,14 @@ impl CgroupView {
         Ok(Self { layout, writable })
     }
 
-    /// Enter a new cgroup namespace rooted at the cgroup the caller is in, then mount the
-    /// view at [`MOUNT_POINT`] (of the caller's root: after pivot_root, the container's).
-    pub fn enter(&self) -> Result<(), CgroupnsError> {
-        namespaces::create(&[Kind::Cgroup])?;
+    /// Enter a new cgroup namespace rooted at the cgroup the caller is in (unless `new_namespace`
+    /// is false: an OCI bundle that lists none keeps the runtime's, or joined one by path),
+    /// then mount the view at [`MOUNT_POINT`] (of the caller's root: after pivot_root, the
+    /// container's).
+    pub fn enter(&self, new_namespace: bool) -> Result<(), CgroupnsError> {
+        if new_namespace {
+            namespaces::create(&[Kind::Cgroup])?;
+        }
         let target = Path::new(MOUNT_POINT);
         match &self.layout {
             Layout::Unified => mount_cgroup(target, "cgroup2", None, self.writable),

@@ -40,10 +40,14 @@ use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::devices::{self, DeviceRule, DevicesError};
+use super::tuning::Tuning;
 
 /// The v1 controllers we create directories in (`devices` for the device allowlist,
 /// `devices.rs`).
 pub const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "cpuset", "devices"];
+/// The v1 controllers a container gets a cgroup in only when its settings need them
+/// (`tuning.rs`): [`Hierarchy::with_controllers`].
+pub const V1_OPTIONAL: [&str; 4] = ["blkio", "hugetlb", "net_cls", "net_prio"];
 /// Default CFS period (µs), as Kubernetes uses.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
@@ -85,6 +89,15 @@ pub enum CgroupsError {
     /// The device allowlist could not be put in place.
     #[error(transparent)]
     Devices(#[from] DevicesError),
+    /// A setting the host has no file for (no such hugepage size, a kernel without the knob).
+    #[error("cgroup setting not supported by this host: no {path:?}")]
+    NoSuchFile { path: PathBuf },
+    /// A setting the host cannot apply (no such controller, or not in this cgroup layout).
+    #[error("cgroup setting {setting}: {reason}")]
+    Unsupported {
+        setting: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl CgroupsError {
@@ -96,7 +109,10 @@ impl CgroupsError {
             | Self::Write { source, .. }
             | Self::Read { source, .. } => source.kind() == io::ErrorKind::NotFound,
             Self::EmptyCpuset { .. } => true,
-            Self::Remove { .. } | Self::Devices(_) => false,
+            Self::Remove { .. }
+            | Self::Devices(_)
+            | Self::Unsupported { .. }
+            | Self::NoSuchFile { .. } => false,
         }
     }
 }
@@ -128,6 +144,9 @@ pub struct Resources {
     /// The device allowlist, rules in order (`devices.rs`); none: the parent's (all devices).
     #[serde(default)]
     pub devices: Vec<DeviceRule>,
+    /// The finer settings of OCI bundles (`tuning.rs`).
+    #[serde(default, skip_serializing_if = "Tuning::is_empty")]
+    pub tuning: Tuning,
 }
 
 /// A CFS bandwidth limit: the cgroup's processes together may run `quota_us` µs of CPU time in
@@ -197,6 +216,9 @@ pub struct Hierarchy {
     /// `cpuacct` may be one mount under two names), found once per process.
     #[serde(skip)]
     controllers: std::sync::OnceLock<Vec<(&'static str, PathBuf)>>,
+    /// Which of [`V1_OPTIONAL`] (or their v2 counterparts) this container's cgroup is in too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    optional: Vec<String>,
 }
 
 /// v1 shares → v2 weight, the formula runc and Kubernetes use.
@@ -217,7 +239,33 @@ impl Hierarchy {
             root: root.to_owned(),
             version,
             controllers: std::sync::OnceLock::new(),
+            optional: Vec::new(),
         }
+    }
+
+    /// This hierarchy with the optional controllers `names` too (of [`V1_OPTIONAL`]), for a
+    /// container whose settings need them: refused when the host has one not mounted (v1) or
+    /// not available (v2), rather than the settings dropped.
+    pub fn with_controllers(&self, names: &[&'static str]) -> Result<Self, CgroupsError> {
+        for name in names {
+            let present = match self.version {
+                Version::V1 => self.root.join(name).is_dir(),
+                Version::V2 => {
+                    let available = fs::read_to_string(self.root.join("cgroup.controllers"))
+                        .unwrap_or_default();
+                    v2_name(name).is_some_and(|v2| available.split_whitespace().any(|c| c == v2))
+                }
+            };
+            if !present {
+                return Err(CgroupsError::Unsupported {
+                    setting: name,
+                    reason: "the host has no such cgroup controller mounted",
+                });
+            }
+        }
+        let mut h = Self::detect(&self.root);
+        h.optional = names.iter().map(|n| n.to_string()).collect();
+        Ok(h)
     }
 
     /// The v1 controllers mounted under the root, with their resolved directories.
@@ -225,6 +273,11 @@ impl Hierarchy {
         self.controllers.get_or_init(|| {
             V1_CONTROLLERS
                 .iter()
+                .chain(
+                    V1_OPTIONAL
+                        .iter()
+                        .filter(|c| self.optional.iter().any(|o| o == *c)),
+                )
                 .filter_map(|c| {
                     let base = self.root.join(c);
                     base.exists()
@@ -312,11 +365,13 @@ impl Hierarchy {
             let ctl = pdir.join("cgroup.subtree_control");
             let wanted = fs::read_to_string(pdir.join("cgroup.controllers")).unwrap_or_default();
             let enabled = fs::read_to_string(&ctl).unwrap_or_default();
+            let optional = self.optional.iter().filter_map(|c| v2_name(c));
             let missing: Vec<String> = ["cpu", "memory", "pids", "cpuset"]
-                .iter()
+                .into_iter()
+                .chain(optional)
                 .filter(|c| {
-                    wanted.split_whitespace().any(|w| w == **c)
-                        && !enabled.split_whitespace().any(|w| w == **c)
+                    wanted.split_whitespace().any(|w| w == *c)
+                        && !enabled.split_whitespace().any(|w| w == *c)
                 })
                 .map(|c| format!("+{c}"))
                 .collect();
@@ -401,6 +456,37 @@ impl Hierarchy {
                 }
                 devices::attach_v2(&dir, &res.devices)?;
             }
+        }
+        self.apply_tuning(rel, res)
+    }
+
+    /// The finer settings of `res` (`tuning.rs`), each into a file that must exist: a host
+    /// without it (no such hugepage size, a kernel without the knob) refuses the setting.
+    fn apply_tuning(&self, rel: &Path, res: &Resources) -> Result<(), CgroupsError> {
+        if res.tuning.is_empty() {
+            return Ok(());
+        }
+        let writes = match self.version {
+            Version::V1 => {
+                let bfq = self
+                    .controller_dir("blkio", rel)
+                    .join("blkio.bfq.weight")
+                    .exists();
+                res.tuning.v1_writes(bfq)
+            }
+            Version::V2 => res.tuning.v2_writes(res.memory_bytes).map_err(|setting| {
+                CgroupsError::Unsupported {
+                    setting,
+                    reason: "not available with cgroup v2",
+                }
+            })?,
+        };
+        for w in writes {
+            let path = self.controller_dir(w.controller, rel).join(&w.file);
+            if !path.exists() {
+                return Err(CgroupsError::NoSuchFile { path });
+            }
+            write_file(&path, &w.value)?;
         }
         Ok(())
     }
@@ -718,6 +804,15 @@ fn fill_cpuset(dir: &Path) -> Result<(), CgroupsError> {
     Ok(())
 }
 
+/// The v2 controller of a v1 one of [`V1_OPTIONAL`] (v2 has no network controllers).
+fn v2_name(v1: &str) -> Option<&'static str> {
+    match v1 {
+        "blkio" => Some("io"),
+        "hugetlb" => Some("hugetlb"),
+        _ => None,
+    }
+}
+
 fn write_file(path: &Path, value: &str) -> Result<(), CgroupsError> {
     fs::write(path, value).map_err(|source| {
         tracing::debug!(?path, value, %source, "cgroup write failed");
@@ -789,6 +884,7 @@ mod tests {
             pids: Some(100),
             cpuset_cpus: None,
             devices: Vec::new(),
+            tuning: Tuning::default(),
         };
         h.apply(rel, &res).unwrap();
         assert_eq!(
@@ -907,6 +1003,7 @@ mod tests {
             pids: Some(10),
             cpuset_cpus: Some("0".into()),
             devices: Vec::new(),
+            tuning: Tuning::default(),
         };
         h.apply(rel, &res).unwrap();
         assert_eq!(

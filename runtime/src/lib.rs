@@ -5,7 +5,8 @@
 //!
 //! A container is: an *image* (`image.rs`, layers unpacked by `layer.rs`, pulled by
 //! `registry/`) stacked by *overlayfs* (`overlay.rs`) into a root filesystem (`rootfs.rs`), a
-//! process in fresh *namespaces* (`namespaces.rs`; the pod network in `network/`) limited by
+//! process in fresh *namespaces* (`namespaces.rs`, a user namespace in `userns.rs`; the pod
+//! network in `network/`) limited by
 //! *cgroups* (`cgroups.rs`, which the container sees as its own through a cgroup namespace:
 //! `cgroupns.rs`), *capabilities* (`capabilities.rs`) and a *seccomp* filter (`seccomp/`), started by a per-container
 //! *shim* (`shim/`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
@@ -55,6 +56,8 @@ pub mod spec;
 pub mod state;
 mod store;
 pub mod tty;
+pub mod tuning;
+pub mod userns;
 pub mod wait;
 
 use std::io::Read;

@@ -1,6 +1,7 @@
 //! Namespaces give a process its own view of one kernel resource: `pid` (its own process
 //! numbers, the command is PID 1), `mnt` (its own mount table), `uts` (hostname), `ipc`,
-//! `net` (its own interfaces, ports, routes) and `cgroup` (its cgroup appears as the root).
+//! `net` (its own interfaces, ports, routes), `cgroup` (its cgroup appears as the root) and
+//! `user` (its own user and group IDs, mapped onto the host's: `userns.rs`).
 //! A pod (*sandbox*) owns net/ipc/uts namespaces that outlive any one container: we *pin* them
 //! by bind-mounting `/proc/<tid>/ns/<kind>` onto files, as `ip netns add` does, and containers
 //! join them with setns(2). Read next: `process.rs`, which creates or joins them for a container.
@@ -48,6 +49,13 @@ pub enum NamespacesError {
     /// The helper thread panicked.
     #[error("namespace helper thread died")]
     Thread,
+    /// A namespace path names a namespace of another kind (or none).
+    #[error("namespace path {path:?} is {actual}, not a {expected} namespace")]
+    WrongType {
+        path: PathBuf,
+        expected: &'static str,
+        actual: String,
+    },
 }
 
 /// A kind of namespace.
@@ -60,9 +68,11 @@ pub enum Kind {
     Ipc,
     Net,
     Cgroup,
+    User,
 }
 
 impl Kind {
+    /// The kinds every container has (a user namespace only when an OCI bundle asks for one).
     pub const ALL: [Kind; 6] = [
         Kind::Pid,
         Kind::Mnt,
@@ -81,6 +91,7 @@ impl Kind {
             Kind::Ipc => "ipc",
             Kind::Net => "net",
             Kind::Cgroup => "cgroup",
+            Kind::User => "user",
         }
     }
 
@@ -92,8 +103,61 @@ impl Kind {
             Kind::Ipc => CloneFlags::CLONE_NEWIPC,
             Kind::Net => CloneFlags::CLONE_NEWNET,
             Kind::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            Kind::User => CloneFlags::CLONE_NEWUSER,
         }
     }
+
+    fn from_flag(flag: i32) -> Option<Kind> {
+        [Kind::User]
+            .into_iter()
+            .chain(Kind::ALL)
+            .find(|k| k.flag().bits() == flag)
+    }
+}
+
+/// An OCI bundle's namespaces (`linux.namespaces`): the kinds created new; those joined by
+/// path are in `ContainerSpec::join_namespaces`; every other kind stays the runtime's own. With
+/// a new user namespace, its ID mappings (written by the shim, `userns.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamespacePlan {
+    pub new: Vec<Kind>,
+    #[serde(default)]
+    pub uid_mappings: Vec<IdMapping>,
+    #[serde(default)]
+    pub gid_mappings: Vec<IdMapping>,
+}
+
+/// One line of `/proc/<pid>/uid_map` or `gid_map`: the `size` IDs from `container_id` on in
+/// the namespace are those from `host_id` on outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+/// Check that `path` is a namespace of `kind` (ioctl `NS_GET_NSTYPE`): setns(2) would refuse
+/// another kind only once the container is half made, and not at all for a pid namespace the
+/// shim joins on behalf of its children.
+pub fn check_type(path: &Path, kind: Kind) -> Result<(), NamespacesError> {
+    /// `NS_GET_NSTYPE` of `linux/nsfs.h`: `_IO(0xb7, 0x3)`.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    let file = fs::File::open(path).map_err(|source| NamespacesError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns an int; the fd is open for the call.
+    let typ = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), NS_GET_NSTYPE) };
+    let actual = match Kind::from_flag(typ) {
+        Some(k) if k == kind => return Ok(()),
+        Some(k) => format!("a {} namespace", k.proc_name()),
+        None => "no namespace file".to_string(),
+    };
+    Err(NamespacesError::WrongType {
+        path: path.to_owned(),
+        expected: kind.proc_name(),
+        actual,
+    })
 }
 
 /// The inode number identifying the namespace of `kind` that `pid` is in.

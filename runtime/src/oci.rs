@@ -9,17 +9,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Linux, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespaceType, Process, Spec,
+    Linux, LinuxDeviceCgroup, LinuxDeviceType, LinuxIdMapping, LinuxNamespaceType, LinuxResources,
+    Process, Spec,
 };
 use serde_json::json;
 
-use super::cgroups::{CpuQuota, Resources, CPU_PERIOD_US};
+use super::cgroups::{CpuQuota, Hierarchy, Resources, CPU_PERIOD_US};
 use super::container::{Attach, ContainerError, ContainerSpec, State, Status};
 use super::devices::{self, DeviceKind, DeviceRule};
 use super::maskedpaths::PathRules;
-use super::namespaces::Kind;
+use super::namespaces::{self, IdMapping, Kind, NamespacePlan};
 use super::rootfs::{BindMount, RootfsSpec};
 use super::seccomp::{self, Compiled, Profile, SeccompError};
+use super::tuning::{Throttle, ThrottleDevice, Tuning, WeightDevice};
 use super::{capabilities, logs, Runtime};
 
 fn invalid(reason: &'static str, value: impl Into<String>) -> ContainerError {
@@ -61,39 +63,113 @@ fn seccomp_filter(linux: &Linux, capabilities: u64) -> Result<Option<Compiled>, 
     Ok(Some(seccomp::compile(&profile, capabilities)?))
 }
 
-/// The net, ipc and uts namespaces the bundle names by path: joined; the others are created.
-fn namespaces_to_join(linux: &Linux) -> Vec<(Kind, PathBuf)> {
+/// The bundle's namespaces (`linux.namespaces`), exactly: a kind with a path is joined (the
+/// path must be a namespace of that kind), one without is created, an unlisted one is the
+/// runtime's own, as runc. A new user namespace gets the bundle's ID mappings. Refused: a
+/// kind listed twice, a user namespace without mappings, a hostname without a uts namespace
+/// of the container's own, and no mount namespace (the rootfs would be built in the host's).
+fn namespaces(
+    spec: &Spec,
+    linux: &Linux,
+) -> Result<(Vec<(Kind, PathBuf)>, NamespacePlan), ContainerError> {
     let mut join = Vec::new();
+    let mut plan = NamespacePlan::default();
     for ns in linux.namespaces().clone().unwrap_or_default() {
         let kind = match ns.typ() {
+            LinuxNamespaceType::Pid => Kind::Pid,
+            LinuxNamespaceType::Mount => Kind::Mnt,
             LinuxNamespaceType::Network => Kind::Net,
             LinuxNamespaceType::Ipc => Kind::Ipc,
             LinuxNamespaceType::Uts => Kind::Uts,
-            _ => continue,
+            LinuxNamespaceType::Cgroup => Kind::Cgroup,
+            LinuxNamespaceType::User => Kind::User,
+            LinuxNamespaceType::Time => return Err(invalid("unsupported namespace", "time")),
         };
-        if let Some(p) = ns.path() {
-            join.push((kind, p.clone()));
+        if plan.new.contains(&kind) || join.iter().any(|(k, _)| *k == kind) {
+            return Err(invalid("namespace listed twice", kind.proc_name()));
+        }
+        match ns.path() {
+            Some(p) => {
+                namespaces::check_type(p, kind)?;
+                join.push((kind, p.clone()));
+            }
+            None => plan.new.push(kind),
         }
     }
-    join
+    if plan.new.contains(&Kind::User) {
+        let ids = |m: &Option<Vec<LinuxIdMapping>>| -> Vec<IdMapping> {
+            m.iter()
+                .flatten()
+                .map(|m| IdMapping {
+                    container_id: m.container_id(),
+                    host_id: m.host_id(),
+                    size: m.size(),
+                })
+                .collect()
+        };
+        plan.uid_mappings = ids(linux.uid_mappings());
+        plan.gid_mappings = ids(linux.gid_mappings());
+        if plan.uid_mappings.is_empty() || plan.gid_mappings.is_empty() {
+            return Err(invalid(
+                "a new user namespace needs uidMappings and gidMappings",
+                "user",
+            ));
+        }
+    }
+    if !plan.new.contains(&Kind::Uts) && spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(invalid(
+            "a hostname needs a uts namespace of its own",
+            "hostname",
+        ));
+    }
+    if !plan.new.contains(&Kind::Mnt) && !join.iter().any(|(k, _)| *k == Kind::Mnt) {
+        return Err(invalid(
+            "a container needs a mount namespace of its own",
+            "mount",
+        ));
+    }
+    Ok((join, plan))
 }
 
-/// The bundle's cgroup limits.
-fn resources(linux: &Linux) -> Resources {
+/// The bundle's cgroup settings (`linux.resources`): what the host's cgroups take, written as
+/// runc writes them (`cgroups.rs`, `tuning.rs`); what they cannot (rdma, unified, v2-only
+/// files on v1) is refused.
+fn resources(linux: &Linux) -> Result<Resources, ContainerError> {
     let res = linux.resources().clone().unwrap_or_default();
+    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(invalid("unsupported cgroup setting", "resources.rdma"));
+    }
+    if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(invalid("unsupported cgroup setting", "resources.unified"));
+    }
     let cpu = res.cpu().clone().unwrap_or_default();
-    Resources {
-        cpu_quota: cpu.quota().filter(|q| *q > 0).map(|q| CpuQuota {
-            quota_us: q as u64,
-            period_us: cpu.period().unwrap_or(CPU_PERIOD_US),
-        }),
+    if cpu.idle().is_some() || cpu.burst().is_some() {
+        return Err(invalid(
+            "unsupported cgroup setting",
+            "resources.cpu.idle/burst",
+        ));
+    }
+    let memory = (*res.memory()).unwrap_or_default();
+    if memory.swappiness().is_some_and(|s| s > 100) {
+        return Err(invalid(
+            "swappiness must be within 0..100",
+            "resources.memory.swappiness",
+        ));
+    }
+    if memory.use_hierarchy().is_some() || memory.check_before_update().is_some() {
+        return Err(invalid(
+            "unsupported cgroup setting",
+            "resources.memory.useHierarchy/checkBeforeUpdate",
+        ));
+    }
+    let quota = cpu.quota().filter(|q| *q > 0).map(|q| CpuQuota {
+        quota_us: q as u64,
+        period_us: cpu.period().unwrap_or(CPU_PERIOD_US),
+    });
+    Ok(Resources {
+        cpu_quota: quota,
         cpu_shares: cpu.shares(),
-        memory_bytes: res
-            .memory()
-            .as_ref()
-            .and_then(|m| m.limit())
-            .filter(|l| *l > 0)
-            .map(|l| l as u64),
+        memory_bytes: memory.limit().filter(|l| *l > 0).map(|l| l as u64),
         pids: res
             .pids()
             .as_ref()
@@ -102,7 +178,116 @@ fn resources(linux: &Linux) -> Resources {
             .map(|l| l as u64),
         cpuset_cpus: cpu.cpus().clone(),
         devices: device_rules(res.devices()),
+        tuning: Tuning {
+            cpu_period_us: cpu.period().filter(|_| quota.is_none()),
+            rt_runtime_us: cpu.realtime_runtime(),
+            rt_period_us: cpu.realtime_period(),
+            cpuset_mems: cpu.mems().clone(),
+            memory_reservation: memory.reservation(),
+            memory_swap: memory.swap(),
+            kernel_memory: memory.kernel(),
+            kernel_tcp_memory: memory.kernel_tcp(),
+            swappiness: memory.swappiness(),
+            disable_oom_killer: memory.disable_oom_killer().unwrap_or(false),
+            ..block_io_and_more(&res)
+        },
+    })
+}
+
+/// The block I/O, hugepage and network parts of `linux.resources`.
+fn block_io_and_more(res: &LinuxResources) -> Tuning {
+    let bio = res.block_io().clone().unwrap_or_default();
+    let throttles = [
+        (Throttle::ReadBps, bio.throttle_read_bps_device()),
+        (Throttle::WriteBps, bio.throttle_write_bps_device()),
+        (Throttle::ReadIops, bio.throttle_read_iops_device()),
+        (Throttle::WriteIops, bio.throttle_write_iops_device()),
+    ];
+    let net = res.network().clone().unwrap_or_default();
+    Tuning {
+        blkio_weight: bio.weight(),
+        blkio_leaf_weight: bio.leaf_weight(),
+        weight_devices: (bio.weight_device().iter().flatten())
+            .map(|d| WeightDevice {
+                major: d.major(),
+                minor: d.minor(),
+                weight: d.weight(),
+                leaf_weight: d.leaf_weight(),
+            })
+            .collect(),
+        throttle_devices: throttles
+            .iter()
+            .flat_map(|(kind, devices)| {
+                devices.iter().flatten().map(|d| ThrottleDevice {
+                    kind: *kind,
+                    major: d.major(),
+                    minor: d.minor(),
+                    rate: d.rate(),
+                })
+            })
+            .collect(),
+        hugepage_limits: (res.hugepage_limits().iter().flatten())
+            .map(|h| (h.page_size().clone(), h.limit().max(0) as u64))
+            .collect(),
+        net_class_id: net.class_id(),
+        net_priorities: (net.priorities().iter().flatten())
+            .map(|p| (p.name().clone(), p.priority()))
+            .collect(),
+        ..Tuning::default()
     }
+}
+
+/// Where the container's cgroup goes (`linux.cgroupsPath`, as runc with its cgroupfs driver
+/// reads it): an absolute path from the hierarchy's root, a relative one below the runtime's
+/// cgroup parent; none: `<parent>/oci-<id>/ctr`. Returns the cgroup and the topmost level of it
+/// that does not exist yet, which deleting the container removes with everything of it below
+/// (`ContainerSpec::remove_cgroups`); levels that existed before stay. A path out of the tree
+/// (`..`), the root itself, or a cgroup with processes in it already is refused.
+fn cgroup_paths(
+    rt: &Runtime,
+    hierarchy: &Hierarchy,
+    linux: &Linux,
+    id: &str,
+) -> Result<(PathBuf, PathBuf), ContainerError> {
+    let Some(path) = linux.cgroups_path() else {
+        let pod = rt.cgroup_parent.join(format!("oci-{id}"));
+        return Ok((pod.join("ctr"), pod));
+    };
+    let plain = path.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::RootDir
+        )
+    });
+    let rel = match path.strip_prefix("/") {
+        Ok(abs) => abs.to_owned(),
+        Err(_) => rt.cgroup_parent.join(path),
+    };
+    if !plain || rel.as_os_str().is_empty() {
+        return Err(invalid(
+            "cgroupsPath must name a cgroup below the root",
+            path.display().to_string(),
+        ));
+    }
+    let exists = |level: &Path| hierarchy.dirs(level).iter().any(|d| d.exists());
+    let busy = hierarchy
+        .procs_files(&rel)
+        .iter()
+        .any(|f| fs::read_to_string(f).is_ok_and(|procs| !procs.trim().is_empty()));
+    if busy {
+        return Err(invalid(
+            "cgroupsPath names a cgroup with processes in it",
+            path.display().to_string(),
+        ));
+    }
+    let top = rel
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take_while(|a| !exists(a))
+        .last()
+        .unwrap_or(&rel)
+        .to_owned();
+    Ok((rel, top))
 }
 
 /// The bundle's device rules, then (as runc appends its `AllowedDevices`) the allow rules of
@@ -215,8 +400,12 @@ impl Runtime {
         };
         let mask = capability_mask(&process)?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let join = namespaces_to_join(&linux);
-        let resources = resources(&linux);
+        let (join, plan) = namespaces(&spec, &linux)?;
+        let resources = resources(&linux)?;
+        let hierarchy = self
+            .cgroups
+            .with_controllers(&resources.tuning.v1_controllers())?;
+        let (cgroup, pod_cgroup) = cgroup_paths(self, &hierarchy, &linux, id)?;
         let volumes = bind_mounts(&spec);
         let dir = self.container_dir(id);
         let hostname = spec.hostname().clone().unwrap_or_else(|| id.to_string());
@@ -236,6 +425,7 @@ impl Runtime {
             tty: false,
             sandbox: None,
             join_namespaces: join,
+            namespaces: Some(plan),
             rootfs: RootfsSpec {
                 lowerdirs: Vec::new(),
                 upperdir: PathBuf::new(),
@@ -252,9 +442,9 @@ impl Runtime {
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             seccomp: seccomp_filter(&linux, mask)?,
             resources,
-            cgroup: self.cgroup_parent.join(format!("oci-{id}")).join("ctr"),
-            pod_cgroup: self.cgroup_parent.join(format!("oci-{id}")),
-            cgroup_hierarchy: self.cgroups.clone(),
+            cgroup,
+            pod_cgroup,
+            cgroup_hierarchy: hierarchy,
             auto_remove: false,
             init: false,
             wait_for_start: true,

@@ -36,6 +36,8 @@ pub enum ProcessError {
     Capabilities(#[from] CapabilitiesError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Userns(#[from] super::userns::UsernsError),
     /// `--init` could not fork the command.
     #[error(transparent)]
     Reaper(#[from] super::reaper::ReaperError),
@@ -104,6 +106,9 @@ pub struct InitStdio {
     pub console_socket: Option<RawFd>,
     /// The window size the pty starts with (the attached terminal's).
     pub winsize: Option<libc::winsize>,
+    /// With a new user namespace: the pipe to say it is entered, and the one on which the
+    /// shim says its maps are written (`userns.rs`).
+    pub userns: Option<(OwnedFd, OwnedFd)>,
 }
 
 fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), ProcessError> {
@@ -150,7 +155,8 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
 /// 4. [`wait_for_cgroup`]: nothing of the container runs before it is in its cgroup; then the
 ///    cgroup namespace, whose root is the cgroup we are in, and its view at `/sys/fs/cgroup`
 ///    ([`CgroupView::enter`]);
-/// 5. [`set_up_stdio`]: session, terminal, stdio, working directory;
+/// 5. [`set_up_stdio`]: session, terminal, stdio, working directory; then
+///    [`enter_user_namespace`], when the container has one of its own;
 /// 6. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs, and the
 ///    seccomp filter (`seccomp/`);
 /// 7. [`wait_for_start`]: OCI `create` stops until `start`;
@@ -158,12 +164,16 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
 ///    (`reaper.rs`, named while it may still rename itself, before stage 6).
 pub fn init(
     spec: &ContainerSpec,
-    stdio: &InitStdio,
+    stdio: InitStdio,
     cgroup_joined: OwnedFd,
     start_fifo: Option<&Path>,
 ) -> Result<Infallible, ProcessError> {
     reset_signals();
-    let self_join = spec.cgroup_hierarchy.prepare_self_join(&spec.cgroup)?;
+    let self_join = match spec.creates(Kind::User) {
+        // the shim moves us: writing the host's cgroup files is no business of the namespace
+        true => None,
+        false => spec.cgroup_hierarchy.prepare_self_join(&spec.cgroup)?,
+    };
     let cgroup_view = CgroupView::plan(&spec.cgroup_hierarchy, spec.rootfs.privileged)?;
     enter_namespaces(spec)?;
     let fifo_fd = start_fifo.map(hold_start_fifo).transpose()?;
@@ -172,8 +182,9 @@ pub fn init(
     if let Some(j) = self_join {
         j.join()?;
     }
-    cgroup_view.enter()?;
-    set_up_stdio(spec, stdio)?;
+    cgroup_view.enter(spec.creates(Kind::Cgroup))?;
+    set_up_stdio(spec, &stdio)?;
+    enter_user_namespace(spec, stdio.userns, fifo_fd.as_ref())?;
     if spec.init {
         super::reaper::name(&spec.args, &spec.env);
     }
@@ -201,29 +212,68 @@ fn reset_signals() {
     );
 }
 
-/// Stage 1: the pod's namespaces (pinned files), then our own: always a mount namespace, and
-/// net (loopback up), ipc and uts (our hostname) unless the pod's were joined. A shared pid
-/// namespace was joined by the shim: only children enter one.
+/// Stage 1: the pod's namespaces (pinned files) or the bundle's paths, then our own: a mount
+/// namespace, and net (loopback up), ipc and uts (our hostname) unless joined, or exactly
+/// those a bundle lists (`ContainerSpec::creates`). A pid namespace is the shim's business
+/// (only children enter one), a user namespace comes last ([`enter_user_namespace`]).
 fn enter_namespaces(spec: &ContainerSpec) -> Result<(), ProcessError> {
-    for (kind, path) in spec.join_namespaces.iter().filter(|(k, _)| *k != Kind::Pid) {
+    for (kind, path) in spec
+        .join_namespaces
+        .iter()
+        .filter(|(k, _)| !matches!(k, Kind::Pid | Kind::User))
+    {
         namespaces::join(path, *kind)?;
     }
-    let joined = |k: Kind| spec.join_namespaces.iter().any(|(j, _)| *j == k);
-    let mut kinds = vec![Kind::Mnt];
-    for k in [Kind::Net, Kind::Ipc, Kind::Uts] {
-        if !joined(k) {
-            kinds.push(k);
-        }
-    }
+    let kinds: Vec<Kind> = [Kind::Mnt, Kind::Net, Kind::Ipc, Kind::Uts]
+        .into_iter()
+        .filter(|k| spec.creates(*k))
+        .collect();
     namespaces::create(&kinds)?;
-    if !joined(Kind::Net) {
+    if kinds.contains(&Kind::Net) {
         super::network::loopback_up().map_err(NamespacesError::from)?;
     }
-    if !joined(Kind::Uts) {
+    if kinds.contains(&Kind::Uts) {
         nix::unistd::sethostname(&spec.hostname).map_err(|errno| NamespacesError::Hostname {
             hostname: spec.hostname.clone(),
             errno,
         })?;
+    }
+    Ok(())
+}
+
+/// Stage 5, continued: a user namespace, entered last so that everything above was made by
+/// the host's root (`userns.rs`): a new one, whose maps the shim writes meanwhile, or one
+/// joined by path. The exec fifo, which the user reopens at stage 7, becomes theirs.
+fn enter_user_namespace(
+    spec: &ContainerSpec,
+    handshake: Option<(OwnedFd, OwnedFd)>,
+    fifo: Option<&OwnedFd>,
+) -> Result<(), ProcessError> {
+    let joined = spec.join_namespaces.iter().find(|(k, _)| *k == Kind::User);
+    if handshake.is_none() && joined.is_none() {
+        return Ok(());
+    }
+    if let (Some(fifo), Some(plan)) = (fifo, &spec.namespaces) {
+        let uid = super::userns::host_id(&plan.uid_mappings, spec.uid);
+        let gid = super::userns::host_id(&plan.gid_mappings, spec.gid);
+        // -1: unchanged
+        let id = |i: Option<u32>| i.unwrap_or(u32::MAX);
+        // SAFETY: fchownat(2) on the fifo's O_PATH descriptor, which AT_EMPTY_PATH names,
+        // with a NUL-terminated empty path.
+        unsafe {
+            libc::fchownat(
+                fifo.as_raw_fd(),
+                c"".as_ptr(),
+                id(uid),
+                id(gid),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+    }
+    match (handshake, joined) {
+        (Some((entered, written)), _) => super::userns::enter(entered, written)?,
+        (None, Some((kind, path))) => namespaces::join(path, *kind)?,
+        (None, None) => {}
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::cgroups::{CgroupsError, Hierarchy, Resources};
-use super::namespaces::Kind;
+use super::namespaces::{Kind, NamespacePlan};
 use super::rootfs::RootfsSpec;
 use super::seccomp::Compiled;
 
@@ -28,8 +28,14 @@ pub struct ContainerSpec {
     pub hostname: String,
     pub tty: bool,
     pub sandbox: Option<String>,
-    /// Pinned pod namespaces to setns into; the others are created fresh.
+    /// Pinned pod namespaces (or an OCI bundle's namespace paths) to setns into; the others
+    /// are created fresh, unless `namespaces` says otherwise.
     pub join_namespaces: Vec<(Kind, PathBuf)>,
+    /// An OCI bundle's own list of namespaces: exactly those kinds are created (the others
+    /// not joined are the runtime's). None: mnt, pid, net, ipc, uts and cgroup, all new but
+    /// the joined ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<NamespacePlan>,
     pub rootfs: RootfsSpec,
     /// Capability bit mask.
     pub capabilities: u64,
@@ -56,13 +62,29 @@ pub struct ContainerSpec {
 }
 
 impl ContainerSpec {
-    /// Remove the cgroups that are the container's alone: its own, and its pod level when it has
-    /// no sandbox. A sandbox's pod level goes with the sandbox, and the parent stays: other
+    /// Whether the container gets a new namespace of `kind`.
+    pub fn creates(&self, kind: Kind) -> bool {
+        match &self.namespaces {
+            Some(plan) => plan.new.contains(&kind),
+            None => kind != Kind::User && !self.join_namespaces.iter().any(|(k, _)| *k == kind),
+        }
+    }
+
+    /// Remove the cgroups that are the container's alone: its own, and when it has no sandbox
+    /// the levels up to its pod level, made for it alone (`pod-<id>`; what an OCI
+    /// `cgroupsPath` needed that did not exist before, `oci.rs`), each only once nothing is
+    /// below it. A sandbox's pod level goes with the sandbox, and the parent stays: other
     /// containers may be creating under them (cgroups.rs).
     pub fn remove_cgroups(&self) -> Result<(), CgroupsError> {
         self.cgroup_hierarchy.remove(&self.cgroup)?;
-        if self.sandbox.is_none() {
-            self.cgroup_hierarchy.remove(&self.pod_cgroup)?;
+        if self.sandbox.is_some() || !self.cgroup.starts_with(&self.pod_cgroup) {
+            return Ok(());
+        }
+        let mut level = self.cgroup.as_path();
+        while level != self.pod_cgroup {
+            let Some(parent) = level.parent() else { break };
+            self.cgroup_hierarchy.remove_if_empty(parent);
+            level = parent;
         }
         Ok(())
     }

@@ -281,6 +281,7 @@ impl Runtime {
             tty: opts.tty,
             sandbox: opts.sandbox.clone(),
             join_namespaces: place.join_namespaces.clone(),
+            namespaces: None,
             rootfs: RootfsSpec {
                 lowerdirs: image
                     .layers
@@ -499,6 +500,7 @@ fn resources(opts: &CreateOptions) -> Result<Resources, ContainerError> {
         } else {
             devices::default_rules()
         },
+        tuning: Default::default(),
     })
 }
 

@@ -30,6 +30,7 @@ use super::process::{self, InitStdio};
 use super::spec::ContainerSpec;
 use super::state::{State, Status};
 use super::tty;
+use super::userns;
 use super::Runtime;
 use relay::relay;
 
@@ -157,6 +158,14 @@ fn run(
         .then(|| rt.container_dir(&spec.id).join("exec.fifo"));
     let (child, ours) = fork_init(spec, pipes, attached, start_fifo.as_deref())?;
     put_in_cgroup(spec, child, ours.joined)?;
+    if let (Some((entered, written)), Some(plan)) = (&ours.userns, &spec.namespaces) {
+        let (uid, gid) = (&plan.uid_mappings, &plan.gid_mappings);
+        if let Err(e) = userns::write_maps(child.as_raw(), uid, gid, entered, written) {
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            return Err(runtime_failure(&e));
+        }
+    }
     let mut st = State {
         status: Status::Running,
         shim_pid: Some(std::process::id() as i32),
@@ -209,6 +218,8 @@ struct InitPipes {
     error: (OwnedFd, OwnedFd),
     /// One byte on it: the init is in its cgroup and may go on to exec; EOF: give up.
     joined: (OwnedFd, OwnedFd),
+    /// A new user namespace: the init's "entered" pipe, then the shim's "maps written".
+    userns: Option<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))>,
 }
 
 /// The shim's ends of [`InitPipes`] once the init is forked.
@@ -218,6 +229,8 @@ struct ShimEnds {
     console: Option<OwnedFd>,
     error: OwnedFd,
     joined: OwnedFd,
+    /// The read end of "entered", the write end of "maps written".
+    userns: Option<(OwnedFd, OwnedFd)>,
 }
 
 impl InitPipes {
@@ -248,17 +261,23 @@ impl InitPipes {
             console,
             error: pipe()?,
             joined: pipe()?,
+            userns: match spec.creates(Kind::User) {
+                true => Some((pipe()?, pipe()?)),
+                false => None,
+            },
         })
     }
 }
 
 /// Step 2: the pid namespace: a fresh one whose PID 1 our next child becomes, or the pod's
-/// shared one (its PID 1 is the sandbox's pause process). Returns whether it is shared.
+/// shared one (its PID 1 is the sandbox's pause process), or (a bundle that lists none) ours.
+/// Returns whether the init has none of its own.
 fn enter_pid_namespace(spec: &ContainerSpec) -> Result<bool, Failure> {
     let shared_pid = spec.join_namespaces.iter().find(|(k, _)| *k == Kind::Pid);
     match shared_pid {
         Some((kind, path)) => namespaces::join(path, *kind),
-        None => namespaces::create(&[Kind::Pid]),
+        None if spec.creates(Kind::Pid) => namespaces::create(&[Kind::Pid]),
+        None => return Ok(true),
     }
     .map_err(|e| runtime_failure(&e))?;
     Ok(shared_pid.is_some())
@@ -279,6 +298,7 @@ fn fork_init(
         console,
         error: (error_r, error_w),
         joined: (joined_r, joined_w),
+        userns,
     } = pipes;
     // SAFETY: the shim is single-threaded, so the child may run arbitrary code after fork.
     let child = match unsafe { fork() } {
@@ -294,8 +314,9 @@ fn fork_init(
                     .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
                 console_socket: console.as_ref().map(|(_, theirs, _)| theirs.as_raw_fd()),
                 winsize: console.as_ref().and_then(|(_, _, size)| *size),
+                userns: userns.map(|((_, entered_w), (written_r, _))| (entered_w, written_r)),
             };
-            let err = match process::init(spec, &stdio, joined_r, start_fifo) {
+            let err = match process::init(spec, stdio, joined_r, start_fifo) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -317,6 +338,7 @@ fn fork_init(
         console: console.map(|(ours, _theirs, _)| ours),
         error: error_r,
         joined: joined_w,
+        userns: userns.map(|((entered_r, _), (_, written_w))| (entered_r, written_w)),
     };
     Ok((child, ends))
 }
@@ -330,7 +352,14 @@ fn put_in_cgroup(spec: &ContainerSpec, child: Pid, joined_w: OwnedFd) -> Result<
     let joined = match spec.cgroup_hierarchy.version {
         cgroups::Version::V1 => spec
             .cgroup_hierarchy
-            .create_limited(&spec.cgroup, &spec.resources),
+            .create_limited(&spec.cgroup, &spec.resources)
+            .and_then(|()| match spec.creates(Kind::User) {
+                // an init in a user namespace may not write the host's cgroup files
+                true => spec
+                    .cgroup_hierarchy
+                    .join(&spec.cgroup, child.as_raw() as u32),
+                false => Ok(()),
+            }),
         cgroups::Version::V2 => spec
             .cgroup_hierarchy
             .join(&spec.cgroup, child.as_raw() as u32),
