@@ -22,6 +22,7 @@ pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MEDIA_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// The host binary the built-in image is made of; it must be statically linked.
 pub const HOST_BUSYBOX: &str = "/bin/busybox";
 
@@ -56,9 +57,6 @@ pub enum ImageError {
     /// The archive is neither an OCI layout nor a `docker save` tarball.
     #[error("{path:?} is neither an OCI image layout nor a docker save archive")]
     UnknownFormat { path: PathBuf },
-    /// A layer uses a compression we do not support.
-    #[error("layer {digest} uses an unsupported compression ({what})")]
-    UnsupportedCompression { digest: String, what: &'static str },
     /// A digest string is malformed.
     #[error("malformed digest {digest:?}")]
     BadDigest { digest: String },
@@ -236,16 +234,7 @@ impl ImageStore {
             .fill_buf()
             .map_err(io_err("read layer blob", &blob))?
             .to_vec();
-        let reader: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::GzDecoder::new(file))
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            return Err(ImageError::UnsupportedCompression {
-                digest: blob_digest.into(),
-                what: "zstd",
-            });
-        } else {
-            Box::new(file)
-        };
+        let reader = layer::Compression::detect(&magic).decoder(file);
         let tmp = self.temp_path("layer");
         fs::create_dir_all(&tmp).map_err(io_err("create layer dir", &tmp))?;
         let result = layer::unpack(reader, &tmp);
@@ -566,17 +555,14 @@ impl ImageStore {
             for (lpath, diff_id) in entry.layers.iter().zip(&diff_ids) {
                 let p = dir.join(lpath);
                 let mut f = BufReader::new(fs::File::open(&p).map_err(io_err("open layer", &p))?);
-                let gz = f
-                    .fill_buf()
-                    .map_err(io_err("read layer", &p))?
-                    .starts_with(&[0x1f, 0x8b]);
-                let (digest, size) = self.put_blob(f, None)?;
-                let media_type = if gz {
-                    MEDIA_LAYER_GZIP
-                } else {
-                    MEDIA_LAYER_TAR
+                let magic = f.fill_buf().map_err(io_err("read layer", &p))?;
+                let media_type = match layer::Compression::detect(magic) {
+                    layer::Compression::Gzip => MEDIA_LAYER_GZIP,
+                    layer::Compression::Zstd => MEDIA_LAYER_ZSTD,
+                    layer::Compression::None => MEDIA_LAYER_TAR,
                 }
                 .to_string();
+                let (digest, size) = self.put_blob(f, None)?;
                 layers.push(NewLayer {
                     digest,
                     size,

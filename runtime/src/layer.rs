@@ -87,6 +87,98 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// How a layer blob is compressed, told by its first bytes (as containerd does; the media
+/// type says the same, and a registry may be wrong about it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    /// `tar+gzip`: magic `1f 8b`.
+    Gzip,
+    /// `tar+zstd`: magic `28 b5 2f fd`, one frame or several (skippable frames skipped).
+    Zstd,
+}
+
+impl Compression {
+    /// The compression of a blob that starts with `magic`.
+    pub fn detect(magic: &[u8]) -> Self {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if magic.starts_with(&ZSTD_MAGIC) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The uncompressed tar of a blob read from `blob`.
+    pub fn decoder<'a, R: io::BufRead + 'a>(self, blob: R) -> Box<dyn Read + 'a> {
+        match self {
+            Compression::None => Box::new(blob),
+            Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(blob)),
+            Compression::Zstd => Box::new(ZstdFrames {
+                source: blob,
+                frame: ruzstd::decoding::FrameDecoder::new(),
+                in_frame: false,
+            }),
+        }
+    }
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A zstd stream as one reader: ruzstd's `StreamingDecoder` reads a single frame, while
+/// `zstd` and containerd may write several (and skippable frames, which `reset` passes over).
+struct ZstdFrames<R> {
+    source: R,
+    frame: ruzstd::decoding::FrameDecoder,
+    in_frame: bool,
+}
+
+impl<R: io::BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        use ruzstd::decoding::BlockDecodingStrategy;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.in_frame {
+                if self.source.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                match self.frame.reset(&mut self.source) {
+                    Ok(()) => self.in_frame = true,
+                    Err(FrameDecoderError::ReadFrameHeaderError(
+                        ReadFrameHeaderError::SkipFrame { length, .. },
+                    )) => {
+                        let skipped = io::copy(
+                            &mut (&mut self.source).take(u64::from(length)),
+                            &mut io::sink(),
+                        )?;
+                        if skipped != u64::from(length) {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                    }
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+                continue;
+            }
+            while self.frame.can_collect() == 0 && !self.frame.is_finished() {
+                self.frame
+                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBlocks(1))
+                    .map_err(io::Error::other)?;
+            }
+            let n = self.frame.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.frame.is_finished() {
+                self.in_frame = false;
+            }
+        }
+    }
+}
+
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -455,6 +547,50 @@ mod tests {
             .read_exact(&mut b)
             .unwrap();
         u64::from_le_bytes(b)
+    }
+
+    /// A zstd layer of two frames with a skippable frame between them, as `zstd` and
+    /// containerd may write, unpacks to the tar's diff id; gzip and plain tars still do.
+    #[test]
+    fn zstd_gzip_and_plain_layers_unpack_to_their_diff_id() {
+        use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+        let tar = layer(&[
+            ("etc", tar::EntryType::Directory, ""),
+            (
+                "etc/motd",
+                tar::EntryType::Regular,
+                &"zstd! ".repeat(50_000),
+            ),
+        ]);
+        let diff_id = format!("sha256:{}", hex(&Sha256::digest(&tar)));
+        let (a, b) = tar.split_at(tar.len() / 3);
+        let mut zstd = compress_to_vec(a, CompressionLevel::Fastest);
+        zstd.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]); // skippable
+        zstd.extend(compress_to_vec(b, CompressionLevel::Fastest));
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gzip, &tar).unwrap();
+        let gzip = gzip.finish().unwrap();
+        for (blob, kind) in [
+            (zstd, Compression::Zstd),
+            (gzip, Compression::Gzip),
+            (tar.clone(), Compression::None),
+        ] {
+            assert_eq!(Compression::detect(&blob), kind);
+            let d = tmp();
+            let got = unpack(kind.decoder(&blob[..]), &d);
+            let motd = fs::read_to_string(d.join("etc/motd")).unwrap_or_default();
+            fs::remove_dir_all(&d).unwrap();
+            assert_eq!(got.unwrap(), diff_id, "{kind:?}");
+            assert_eq!(motd.len(), 300_000, "{kind:?}");
+        }
+        // a corrupt frame is an error, not a short layer
+        let mut bad = compress_to_vec(&tar[..], CompressionLevel::Fastest);
+        let n = bad.len();
+        bad.truncate(n / 2);
+        let d = tmp();
+        let got = unpack(Compression::Zstd.decoder(&bad[..]), &d);
+        fs::remove_dir_all(&d).unwrap();
+        assert!(got.is_err(), "{got:?}");
     }
 
     #[test]
