@@ -476,14 +476,15 @@ impl ImageStore {
                     path: ipath.clone(),
                     reason: e.to_string(),
                 })?;
-                let pick = sub.manifests().iter().find(|d| {
-                    d.platform().as_ref().is_none_or(|p| {
-                        p.architecture().to_string() == "amd64" && p.os().to_string() == "linux"
-                    })
-                });
-                if let Some(d) = pick {
-                    todo.push((d.clone(), ref_name.clone()));
-                }
+                let host = super::platform::Platform::host();
+                let d = host
+                    .choose_manifest(&sub)
+                    .map_err(|available| ImageError::Parse {
+                        what: "index",
+                        path: ipath.clone(),
+                        reason: format!("no manifest for {host} (it has {available})"),
+                    })?;
+                todo.push((d.clone(), ref_name.clone()));
                 continue;
             }
             let manifest =
@@ -662,9 +663,10 @@ impl ImageStore {
             .map_err(io_err("finish busybox layer", host))?;
         let (digest, size) = self.put_blob(&tar_bytes[..], None)?;
         let diff_id = digest.clone();
-        let config = json!({
-            "architecture": "amd64",
-            "os": "linux",
+        let host = super::platform::Platform::host();
+        let mut config = json!({
+            "architecture": host.architecture,
+            "os": host.os,
             "config": {
                 "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 "Cmd": ["sh"],
@@ -672,6 +674,9 @@ impl ImageStore {
             "rootfs": { "type": "layers", "diff_ids": [diff_id] },
             "history": [{ "created_by": "minik8s-runtime: built-in busybox from the host's /bin/busybox" }],
         });
+        if !host.variant.is_empty() {
+            config["variant"] = json!(host.variant);
+        }
         let layers = [NewLayer {
             digest,
             size,

@@ -44,6 +44,7 @@ pub mod network;
 pub mod oci;
 pub mod overlay;
 pub mod pause;
+pub mod platform;
 pub mod process;
 pub mod procfs;
 pub mod proctitle;

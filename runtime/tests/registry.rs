@@ -252,3 +252,139 @@ fn pull_over_https_with_htpasswd_basic_auth() {
     let out = rt.ok(&["run", "--rm", &reference, "cat", "/etc/pulled"]);
     assert_eq!(out, "over-https\n");
 }
+
+/// An OCI layout whose `latest` is an index of two images, linux/amd64 and linux/arm64/v8:
+/// the host's busybox plus a layer whose `/etc/arch` names the platform, and a zstd layer
+/// (`tar+zstd`) with `/etc/zstd`.
+fn two_platform_layout(dir: &Path) {
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |b: &[u8]| {
+        let h = sha256_hex(b);
+        fs::write(dir.join("blobs/sha256").join(&h), b).unwrap();
+        (format!("sha256:{h}"), b.len())
+    };
+    let busybox = busybox_layer();
+    let zstd_tar = tar_layer(&[("etc/", None), ("etc/zstd", Some("unpacked\n"))]);
+    let zstd = ruzstd::encoding::compress_to_vec(
+        &zstd_tar[..],
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
+    let mut manifests = Vec::new();
+    for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
+        let arch_tar = tar_layer(&[("etc/", None), ("etc/arch", Some(arch))]);
+        let mut layers = Vec::new();
+        let mut diffs = Vec::new();
+        for (blob, tar, media) in [
+            (&busybox, &busybox, "application/vnd.oci.image.layer.v1.tar"),
+            (
+                &arch_tar,
+                &arch_tar,
+                "application/vnd.oci.image.layer.v1.tar",
+            ),
+            (
+                &zstd,
+                &zstd_tar,
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+        ] {
+            let (d, s) = put(blob);
+            layers.push(serde_json::json!({"mediaType": media, "digest": d, "size": s}));
+            diffs.push(format!("sha256:{}", sha256_hex(tar)));
+        }
+        let mut config = serde_json::json!({"architecture": arch, "os": "linux",
+            "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diffs}});
+        let mut platform = serde_json::json!({"architecture": arch, "os": "linux"});
+        if let Some(v) = variant {
+            config["variant"] = v.into();
+            platform["variant"] = v.into();
+        }
+        let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+        let manifest = serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+            "layers": layers});
+        let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+        manifests.push(
+            serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "platform": platform}),
+        );
+    }
+    let index = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+    let (id, is) = put(&serde_json::to_vec(&index).unwrap());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": is,
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]});
+    fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// A two-platform image: a pull takes the node's platform by default, `--platform` another
+/// (arm64 with or without its `v8`), and a platform the index lacks is one clear line naming
+/// those it has. The images' zstd layer unpacks (skopeo keeps it zstd on push).
+#[test]
+fn pull_picks_the_platform_from_an_index() {
+    let registry = Registry::start(None);
+    let layout = TempDir::new("layout-platforms");
+    two_platform_layout(layout.path());
+    let mut cmd = Command::new("skopeo");
+    let out = cmd
+        .args(["copy", "--quiet", "--all", "--dest-cert-dir"])
+        .arg(registry.dir.path().join("certs"))
+        .arg(format!("oci:{}:latest", layout.path().display()))
+        .arg(format!(
+            "docker://{}",
+            registry.reference("minik8s/multi:v1")
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo: {out:?}");
+    let reference = registry.reference("minik8s/multi:v1");
+    let ca = registry.ca_cert();
+    let ca = ca.to_str().unwrap();
+    let rt = Rt::new("pull-platforms");
+    let arch_of = |platform: Option<&str>| {
+        let mut args = vec!["pull", "--registry-ca", ca, &reference];
+        if let Some(p) = platform {
+            args.extend(["--platform", p]);
+        }
+        rt.ok(&args);
+        rt.ok(&["run", "--rm", &reference, "cat", "/etc/arch", "/etc/zstd"])
+    };
+    let host = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    assert_eq!(arch_of(None), format!("{host}unpacked\n"));
+    assert_eq!(arch_of(Some("linux/arm64")), "arm64unpacked\n");
+    assert_eq!(arch_of(Some("linux/arm64/v8")), "arm64unpacked\n");
+    assert_eq!(arch_of(Some("linux/amd64")), "amd64unpacked\n");
+    let err = one_line_error(
+        &rt,
+        &[
+            "pull",
+            "--registry-ca",
+            ca,
+            "--platform",
+            "linux/s390x",
+            &reference,
+        ],
+    );
+    assert!(err.contains("no manifest for linux/s390x"), "{err}");
+    assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
+    let out = rt.run(&["pull", "--platform", "linux", &reference]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("OS/ARCH"), "{err}");
+    // the layer came as zstd (skopeo keeps a compressed layer as it is)
+    let zstd_blobs = fs::read_dir(rt.root.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            fs::read(e.path())
+                .unwrap()
+                .starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        })
+        .count();
+    assert_eq!(zstd_blobs, 1);
+}

@@ -317,6 +317,7 @@ async fn run(mut cli: Cli) -> Result<()> {
         insecure_registries: cli.insecure_registries.clone(),
         ca_file: cli.registry_ca_file.clone(),
         credentials: None,
+        platform: None,
     };
     let ctx = Arc::new(Context {
         client: client.clone(),

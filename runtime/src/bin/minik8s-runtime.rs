@@ -191,6 +191,10 @@ enum Cmd {
         /// No progress bars (they are drawn only when stderr is a terminal).
         #[arg(short, long)]
         quiet: bool,
+        /// The platform to take from a multi-platform image, OS/ARCH[/VARIANT] (default: the
+        /// node's, e.g. linux/amd64 or linux/arm64).
+        #[arg(long, value_parser = parse_platform)]
+        platform: Option<runtime::platform::Platform>,
     },
     /// Remove an image name.
     Rmi { name: String },
@@ -430,8 +434,10 @@ fn run(cli: Cli) -> Result<i32> {
             registry_ca,
             creds,
             quiet,
+            platform,
         } => {
             let pull = PullArgs {
+                platform,
                 insecure,
                 insecure_registries,
                 registry_ca,
@@ -572,6 +578,7 @@ fn cmd_images(rt: &Runtime) -> Result<i32> {
 
 /// The options of `pull`.
 struct PullArgs {
+    platform: Option<runtime::platform::Platform>,
     insecure: bool,
     insecure_registries: Vec<String>,
     registry_ca: Option<PathBuf>,
@@ -594,6 +601,7 @@ fn cmd_pull(rt: &Runtime, reference: &str, a: PullArgs) -> Result<i32> {
         insecure_registries,
         ca_file: a.registry_ca,
         credentials,
+        platform: a.platform,
     };
     let mut bars = ProgressBars::new(!a.quiet && std::io::stderr().is_terminal());
     let name = registry::pull_with_progress(&rt.images, reference, &opts, &mut |p| bars.update(p));
@@ -824,6 +832,11 @@ fn seccomp_policy(security_opt: &[String]) -> Result<seccomp::Policy> {
         };
     }
     Ok(policy)
+}
+
+/// `--platform OS/ARCH[/VARIANT]`.
+fn parse_platform(s: &str) -> Result<runtime::platform::Platform, String> {
+    runtime::platform::Platform::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--pids`: at least one process.

@@ -1,6 +1,6 @@
 //! Pulling from an OCI distribution registry (the Docker Registry HTTP API v2): fetch the
-//! manifest by tag (`GET /v2/<repo>/manifests/<tag>`), follow an index to the linux/amd64
-//! manifest, then fetch the config and each layer by digest (`GET /v2/<repo>/blobs/<digest>`),
+//! manifest by tag (`GET /v2/<repo>/manifests/<tag>`), follow an index to the manifest of the
+//! node's platform (`platform.rs`; `PullOptions::platform` for another), then fetch the config and each layer by digest (`GET /v2/<repo>/blobs/<digest>`),
 //! verifying every blob against its digest as it is stored. How a registry is reached (HTTPS
 //! or, for insecure registries only, plain HTTP; trusted CAs; Basic or Bearer-token login) is
 //! in `client.rs`.
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use oci_spec::image::{ImageIndex, ImageManifest};
 
 use super::image::{normalize, sha256, ImageError, ImageStore};
+use super::platform::Platform;
 use client::Client;
 
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -48,6 +49,13 @@ pub enum RegistryError {
         url: String,
         reason: String,
     },
+    /// The image is an index without a manifest for the platform asked for.
+    #[error("{reference}: no manifest for {wanted} in the image's index (it has {available}); choose one with --platform")]
+    NoPlatform {
+        reference: String,
+        wanted: String,
+        available: String,
+    },
     /// Storing what we fetched failed (includes digest mismatches).
     #[error(transparent)]
     Store(#[from] ImageError),
@@ -64,6 +72,9 @@ pub struct PullOptions {
     pub ca_file: Option<PathBuf>,
     /// For registries that ask: sent as Basic auth, to the registry or its token service.
     pub credentials: Option<Credentials>,
+    /// The platform to take from a multi-platform image; `None`: the node's
+    /// ([`Platform::host`]).
+    pub platform: Option<Platform>,
 }
 
 /// A registry login.
@@ -177,7 +188,7 @@ pub fn pull_with_progress(
     let r = Reference::parse(reference)?;
     let mut c = Client::connect(&r.registry, opts)?;
     let repo = &r.repository;
-    let (mut bytes, mut media) = fetch_manifest(&mut c, repo, &r.reference)?;
+    let (mut bytes, media) = fetch_manifest(&mut c, repo, &r.reference)?;
     if media.contains("index") || media.contains("manifest.list") {
         let url = format!("/v2/{repo}/manifests/{}", r.reference);
         let index = ImageIndex::from_reader(&bytes[..]).map_err(|e| RegistryError::Parse {
@@ -185,22 +196,17 @@ pub fn pull_with_progress(
             url: url.clone(),
             reason: e.to_string(),
         })?;
-        let pick = index
-            .manifests()
-            .iter()
-            .find(|d| {
-                d.platform().as_ref().is_none_or(|p| {
-                    p.architecture().to_string() == "amd64" && p.os().to_string() == "linux"
-                })
-            })
-            .ok_or(RegistryError::Parse {
-                what: "index",
-                url,
-                reason: "no linux/amd64 manifest".into(),
-            })?;
-        (bytes, media) = fetch_manifest(&mut c, repo, pick.digest().as_ref())?;
+        let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+        let pick =
+            wanted
+                .choose_manifest(&index)
+                .map_err(|available| RegistryError::NoPlatform {
+                    reference: reference.to_string(),
+                    wanted: wanted.to_string(),
+                    available,
+                })?;
+        (bytes, _) = fetch_manifest(&mut c, repo, pick.digest().as_ref())?;
     }
-    let _ = media;
     if r.reference.starts_with("sha256:") && sha256(&bytes) != r.reference {
         return Err(ImageError::DigestMismatch {
             path: reference.into(),
