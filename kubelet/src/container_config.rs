@@ -351,6 +351,7 @@ pub fn create_options(
         )?,
         auto_remove: false,
         wait_for_start: false,
+        teaching: Default::default(),
         init: false,
     })
 }

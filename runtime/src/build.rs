@@ -176,11 +176,11 @@ fn parse_instruction(line: usize, text: &str) -> Result<Step, BuildError> {
         "CMD" => Instruction::Cmd(CommandForm::parse(rest)),
         "ENTRYPOINT" => Instruction::Entrypoint(CommandForm::parse(rest)),
         "WORKDIR" => Instruction::Workdir(rest.to_string()),
-        "ENV" => Instruction::Env(parse_env(rest).map_err(|m| err(m))?),
+        "ENV" => Instruction::Env(parse_env(rest).map_err(&err)?),
         "COPY" => {
             let mut words = match CommandForm::parse(rest) {
                 CommandForm::Exec(v) => v,
-                CommandForm::Shell(_) => split_words(rest).map_err(|m| err(m))?,
+                CommandForm::Shell(_) => split_words(rest).map_err(&err)?,
             };
             if words.len() < 2 {
                 return Err(err("expected COPY SOURCE... DEST"));

@@ -437,6 +437,7 @@ impl Runtime {
                 privileged: false,
                 path_rules: path_rules(&linux),
                 bind_rootfs: Some(rootfs_dir),
+                switch: Default::default(),
             },
             capabilities: mask,
             no_new_privs: process.no_new_privileges().unwrap_or(false),

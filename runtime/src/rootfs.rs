@@ -101,6 +101,21 @@ pub struct RootfsSpec {
     /// An OCI bundle's ready-made rootfs, bind-mounted instead of the overlay.
     #[serde(default)]
     pub bind_rootfs: Option<PathBuf>,
+    /// How the init enters the new root.
+    #[serde(default)]
+    pub switch: RootSwitch,
+}
+
+/// How a process enters its new root (step 8 of [`prepare`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RootSwitch {
+    /// pivot_root(2), then detach the old root: nothing of the host is left to climb to.
+    #[default]
+    PivotRoot,
+    /// chroot(2) alone (`run --chroot`, for the labs): the old root stays mounted above the
+    /// new one, and a process with CAP_SYS_CHROOT whose working directory is outside its root
+    /// (a second chroot(2) leaves it there) walks `..` up to the host's `/`.
+    Chroot,
 }
 
 /// Mount points every container needs, as files (`true`: directory) of the *init layer*.
@@ -253,7 +268,7 @@ pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
     mount_sys(root)?;
     bind_files_and_volumes(root, spec)?;
     maskedpaths::apply(root, &dev.join("null"), &spec.path_rules)?;
-    enter(root)?;
+    enter(root, spec.switch)?;
     if spec.readonly {
         remount_readonly()?;
     }
@@ -429,12 +444,22 @@ fn remount_readonly() -> Result<(), RootfsError> {
 
 /// Step 8: pivot_root(".", ".") stacks the old root on top of the new one at "/", and umount2
 /// detaches it: the runc recipe that needs no temporary directory. Falls back to MS_MOVE + chroot.
-fn enter(root: &Path) -> Result<(), RootfsError> {
+fn enter(root: &Path, switch: RootSwitch) -> Result<(), RootfsError> {
     nix::unistd::chdir(root).map_err(|errno| RootfsError::Chdir {
         path: root.to_owned(),
         errno,
     })?;
-    match nix::unistd::pivot_root(".", ".") {
+    let pivot = match switch {
+        RootSwitch::PivotRoot => nix::unistd::pivot_root(".", "."),
+        RootSwitch::Chroot => Err(nix::Error::ENOTSUP),
+    };
+    match pivot {
+        Err(_) if switch == RootSwitch::Chroot => {
+            nix::unistd::chroot(".").map_err(|errno| RootfsError::PivotRoot {
+                path: root.to_owned(),
+                errno,
+            })?;
+        }
         Ok(()) => {
             umount2(".", MntFlags::MNT_DETACH)
                 .map_err(|errno| RootfsError::UmountOldRoot { errno })?;

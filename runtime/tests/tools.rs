@@ -198,3 +198,216 @@ fn update_changes_the_live_cgroup_files_and_inspect_shows_them() {
         .success());
     assert!(!rt.run(&["update", "--memory", "1k", &id]).status.success());
 }
+
+/// The classic escape from a chroot, with busybox only: a process chroots into `/jail` and
+/// waits in `/jail/a/b`; the container's shell moves `b` out of the jail, which leaves the
+/// jailed process's working directory outside its root, where `..` is no longer stopped.
+/// Under `--chroot` the container's root is an ordinary directory of the host's mount tree,
+/// so `..` (`cd -P`: physically, not by the shell's $PWD) climbs to the host's `/`; under pivot_root it is the root of the mount namespace,
+/// above which there is nothing.
+fn escape_script(marker_rel: &str) -> String {
+    format!(
+        "mkdir -p /jail/a/b && cp /bin/busybox /jail/busybox && \
+         chroot /jail /busybox sh -c '\
+           cd /a/b && /busybox touch ../ready; i=0; \
+           until [ -d ../jail ] || [ $i -gt 500 ]; do /busybox usleep 10000; i=$((i+1)); done; \
+           cd -P ../../../../../../../../../../..; /busybox cat {marker_rel}' & \
+         i=0; until [ -e /jail/a/ready ] || [ $i -gt 500 ]; do usleep 10000; i=$((i+1)); done; \
+         mv /jail/a/b /b; wait $!"
+    )
+}
+
+#[test]
+fn the_chroot_escape_reaches_the_host_under_chroot_but_not_under_pivot_root() {
+    let rt = Rt::new("chroot");
+    let host = TempDir::new("escape");
+    fs::write(host.path().join("marker"), "host-only marker\n").unwrap();
+    let rel = format!(
+        "{}/marker",
+        host.path().strip_prefix("/").unwrap().display()
+    );
+    let script = escape_script(&rel);
+    let chroot = rt.run(&[
+        "run", "--rm", "--chroot", "busybox", "--", "sh", "-c", &script,
+    ]);
+    let out = String::from_utf8_lossy(&chroot.stdout);
+    assert!(
+        chroot.status.success() && out.contains("host-only marker"),
+        "escape failed under --chroot: {}: {out}{}",
+        chroot.status,
+        String::from_utf8_lossy(&chroot.stderr)
+    );
+    let pivot = rt.run(&["run", "--rm", "busybox", "--", "sh", "-c", &script]);
+    let out = String::from_utf8_lossy(&pivot.stdout);
+    assert!(
+        !pivot.status.success() && !out.contains("host-only marker"),
+        "escaped under pivot_root: {}: {out}",
+        pivot.status
+    );
+    let explain = {
+        let id = rt.ok_line(&["run", "-d", "--chroot", "busybox", "--", "sleep", "30"]);
+        rt.ok(&["inspect", "--explain", &id])
+    };
+    assert!(explain.contains("root entered by chroot(2)"), "{explain}");
+}
+
+fn mem_total_kb(meminfo: &str) -> u64 {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no MemTotal in {meminfo:?}"))
+}
+
+#[test]
+fn no_proc_virt_shows_the_hosts_memory_under_a_limit() {
+    let rt = Rt::new("proc-virt");
+    let host = mem_total_kb(&fs::read_to_string("/proc/meminfo").unwrap());
+    let args = [
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "busybox",
+        "--",
+        "cat",
+        "/proc/meminfo",
+    ];
+    let virt = mem_total_kb(&rt.ok(&args));
+    assert_eq!(virt, 64 * 1024);
+    let mut raw = args.to_vec();
+    raw.insert(2, "--no-proc-virt");
+    assert_eq!(mem_total_kb(&rt.ok(&raw)), host);
+    let free = rt.ok(&[
+        "run",
+        "--rm",
+        "--no-proc-virt",
+        "-m",
+        "64m",
+        "busybox",
+        "free",
+    ]);
+    assert!(free.contains(&host.to_string()), "{free}");
+    let cpus = rt.ok(&[
+        "run",
+        "--rm",
+        "--cpus",
+        "1",
+        "--no-proc-virt",
+        "busybox",
+        "nproc",
+    ]);
+    let host_cpus = fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .matches("processor\t:")
+        .count();
+    let inside = rt.ok(&[
+        "run",
+        "--rm",
+        "--cpus",
+        "1",
+        "--no-proc-virt",
+        "busybox",
+        "grep",
+        "-c",
+        "^processor",
+        "/proc/cpuinfo",
+    ]);
+    assert_eq!(inside.trim(), host_cpus.to_string(), "{cpus}");
+}
+
+#[test]
+fn inspect_explain_tells_the_container_in_sentences() {
+    let rt = Rt::new("explain");
+    let id = rt.ok_line(&[
+        "run",
+        "-d",
+        "--cpus",
+        "0.2",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "40",
+        "busybox",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    let text = rt.ok(&["inspect", "--explain", &id]);
+    let v = rt.inspect(&id);
+    let host_pid = v["HostPid"].as_i64().unwrap();
+    for want in [
+        format!("host PID {host_pid} is PID 1 inside"),
+        "pid namespace: new (inode".into(),
+        "mnt namespace: new".into(),
+        "cpu: 20000/100000 µs = 20% of one CPU".into(),
+        "memory: at most 64 MiB".into(),
+        "pids: at most 40 processes".into(),
+        format!("rw     {}", v["Overlay"]["UpperDir"].as_str().unwrap()),
+        "init   ".into(),
+        "(layer 1 of 1, sha256:".into(),
+        "capabilities: 14 of 41".into(),
+        "seccomp: a filter".into(),
+        "root entered by pivot_root(2)".into(),
+    ] {
+        assert!(text.contains(&want), "{want:?} missing from:\n{text}");
+    }
+    let sandboxed = {
+        rt.ok(&["sandbox", "create", "pod-explain"]);
+        let id = rt.ok_line(&[
+            "run",
+            "-d",
+            "--sandbox",
+            "pod-explain",
+            "busybox",
+            "--",
+            "sleep",
+            "30",
+        ]);
+        rt.ok(&["inspect", "--explain", &id])
+    };
+    assert!(
+        sandboxed.contains("net namespace: joined from the sandbox"),
+        "{sandboxed}"
+    );
+}
+
+#[test]
+fn run_takes_a_cfs_quota_and_period_as_docker_does() {
+    let rt = Rt::new("cfs");
+    let args = [
+        "run",
+        "-d",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        "busybox",
+        "--",
+        "sleep",
+        "30",
+    ];
+    let id = rt.ok_line(&args);
+    let v = rt.inspect(&id);
+    assert_eq!(
+        v["Resources"]["cpu_quota"],
+        serde_json::json!({ "quota_us": 25000, "period_us": 50000 })
+    );
+    let files = v["CgroupLimits"].as_object().unwrap();
+    let live: Vec<&str> = files.values().filter_map(|v| v.as_str()).collect();
+    assert!(
+        live.contains(&"25000 50000") || (live.contains(&"25000") && live.contains(&"50000")),
+        "{files:?}"
+    );
+    let both = rt.run(&[
+        "run",
+        "--rm",
+        "--cpus",
+        "1",
+        "--cpu-quota",
+        "1000",
+        "busybox",
+        "true",
+    ]);
+    assert!(!both.status.success());
+}

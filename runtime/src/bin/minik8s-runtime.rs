@@ -103,6 +103,18 @@ struct RunArgs {
     /// `seccomp=unconfined|PROFILE.json` (default: the runtime's default profile).
     #[arg(long)]
     security_opt: Vec<String>,
+    /// CFS period in µs (with --cpu-quota; instead of --cpus).
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    /// CFS quota in µs per period (instead of --cpus).
+    #[arg(long)]
+    cpu_quota: Option<u64>,
+    /// Enter the root with chroot(2) instead of pivot_root(2) (a lab's weak isolation).
+    #[arg(long)]
+    chroot: bool,
+    /// Show the host's /proc/meminfo and /proc/cpuinfo (no generated ones).
+    #[arg(long)]
+    no_proc_virt: bool,
     /// Replace the image's entrypoint (space separated).
     #[arg(long)]
     entrypoint: Option<String>,
@@ -156,7 +168,12 @@ enum Cmd {
         ids: Vec<String>,
     },
     /// Show a container's configuration and live kernel state as JSON.
-    Inspect { id: String },
+    Inspect {
+        id: String,
+        /// The same facts in sentences (`container/explain.rs`).
+        #[arg(long)]
+        explain: bool,
+    },
     /// List images.
     Images,
     /// Import an OCI image layout (dir or tar) or a `docker save` tarball.
@@ -410,9 +427,15 @@ fn run(cli: Cli) -> Result<i32> {
             rt.kill(&id, parse_signal(&signal)?)?;
             Ok(0)
         }
-        Cmd::Inspect { id } => {
+        Cmd::Inspect { id, explain } => {
             let id = rt.lookup(&id)?;
-            println!("{}", serde_json::to_string_pretty(&rt.inspect(&id)?)?);
+            let v = rt.inspect(&id)?;
+            if explain {
+                use runtime::container::explain;
+                print!("{}", explain::render(&v, &explain::host_namespaces()));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
             Ok(0)
         }
         Cmd::Images => cmd_images(&rt),
@@ -661,7 +684,7 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         hostname: a.hostname,
         workdir: a.workdir,
         user: a.user,
-        cpu_quota: a.cpus.as_deref().map(docker_cpus).transpose()?,
+        cpu_quota: tools::run_cpu_quota(a.cpus.as_deref(), a.cpu_period, a.cpu_quota)?,
         cpu_shares: a.cpu_shares,
         memory_bytes: a.memory.as_deref().map(docker_memory).transpose()?,
         pids: a.pids.map(pids_limit).transpose()?,
@@ -677,6 +700,10 @@ fn cmd_run(rt: &Runtime, a: RunArgs) -> Result<i32> {
         seccomp: seccomp_policy(&a.security_opt)?,
         auto_remove: a.rm,
         wait_for_start: false,
+        teaching: runtime::container::TeachingSwitches {
+            chroot: a.chroot,
+            host_proc: a.no_proc_virt,
+        },
     };
     let spec = rt.create(&opts)?;
     let attach = if a.detach {

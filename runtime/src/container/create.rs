@@ -15,7 +15,7 @@ use crate::error::io_err;
 use crate::image::Image;
 use crate::maskedpaths::PathRules;
 use crate::namespaces::Kind;
-use crate::rootfs::{self, BindMount, RootfsSpec};
+use crate::rootfs::{self, BindMount, RootSwitch, RootfsSpec};
 use crate::store::{valid_name, write_json};
 use crate::{capabilities, devices, layer, logs, procfs, random_hex, Runtime};
 
@@ -293,12 +293,19 @@ impl Runtime {
                 upperdir: place.disk.join("upper"),
                 workdir: place.disk.join("work"),
                 merged: place.dir.join("rootfs"),
-                files: bound_files(place, &resources, opts.readonly, &volumes),
+                files: bound_files(place, &resources, opts.readonly, &volumes)
+                    .into_iter()
+                    .filter(|f| !(opts.teaching.host_proc && f.destination.starts_with("/proc")))
+                    .collect(),
                 volumes,
                 readonly: opts.readonly,
                 privileged: opts.privileged,
                 path_rules: PathRules::docker_default(opts.privileged),
                 bind_rootfs: None,
+                switch: match opts.teaching.chroot {
+                    true => RootSwitch::Chroot,
+                    false => RootSwitch::PivotRoot,
+                },
             },
             capabilities,
             no_new_privs: opts.no_new_privs,
@@ -330,11 +337,21 @@ impl Runtime {
         if place.own_etc_files {
             write_etc_files(dir, &place.hostname, None)?;
         }
-        if let Some(m) = spec.resources.memory_bytes {
+        let bound = |f: &str| {
+            spec.rootfs
+                .files
+                .iter()
+                .any(|b| b.destination == Path::new(f))
+        };
+        if let Some(m) = spec
+            .resources
+            .memory_bytes
+            .filter(|_| bound("/proc/meminfo"))
+        {
             fs::write(dir.join("meminfo"), procfs::meminfo(m))
                 .map_err(io_err("write meminfo", dir))?;
         }
-        if let Some(q) = spec.resources.cpu_quota {
+        if let Some(q) = spec.resources.cpu_quota.filter(|_| bound("/proc/cpuinfo")) {
             let host = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
             let n = q.whole_cpus() as usize;
             fs::write(dir.join("cpuinfo"), procfs::cpuinfo(&host, n))

@@ -140,6 +140,9 @@ impl Runtime {
             "Volumes": spec.rootfs.volumes,
             "Mounts": mounts,
             "LogPath": spec.log_path,
+            "PidInside": super::explain::pid_inside(live),
+            "JoinedNamespaces": super::explain::joined(&spec),
+            "Security": super::explain::security(&spec),
         }))
     }
 }

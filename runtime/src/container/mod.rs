@@ -10,6 +10,7 @@
 //! shim, in `spec.rs`, `state.rs` and `store/`. Read next: `create.rs`, then `start.rs`.
 
 mod create;
+pub mod explain;
 mod inspect;
 mod sandbox;
 mod start;
@@ -70,8 +71,21 @@ pub struct CreateOptions {
     pub seccomp: super::seccomp::Policy,
     pub auto_remove: bool,
     pub wait_for_start: bool,
+    /// Isolation switched off to show what it does (the labs' `--chroot`, `--no-proc-virt`).
+    pub teaching: TeachingSwitches,
     /// PID 1 is a reaper of ours and the command its child (Docker's `--init`, `reaper.rs`).
     pub init: bool,
+}
+
+/// Switches that undo one isolation each, for the labs: the student sees the problem the
+/// runtime's default solves. Both off by default, and the kubelet never sets them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TeachingSwitches {
+    /// Enter the root with chroot(2), not pivot_root(2): the host's root stays in the mount
+    /// namespace, and a process with CAP_SYS_CHROOT can climb back out (`rootfs.rs`).
+    pub chroot: bool,
+    /// No generated `/proc/meminfo` and `/proc/cpuinfo` (`procfs.rs`): the host's figures.
+    pub host_proc: bool,
 }
 
 /// How `start` connects to the container's stdio.

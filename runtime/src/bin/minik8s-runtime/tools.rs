@@ -146,6 +146,21 @@ fn cmd_update(rt: &Runtime, a: UpdateArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `run`'s CPU limit: `--cpus`, or `--cpu-quota` (and `--cpu-period`), not both.
+pub fn run_cpu_quota(
+    cpus: Option<&str>,
+    period: Option<u64>,
+    quota: Option<u64>,
+) -> Result<Option<CpuQuota>> {
+    match cpus {
+        Some(_) if period.is_some() || quota.is_some() => {
+            bail!("conflicting options: --cpus and --cpu-period/--cpu-quota cannot both be set")
+        }
+        Some(c) => Ok(Some(crate::docker_cpus(c)?)),
+        None => cfs_quota(period, quota, None),
+    }
+}
+
 /// `--cpu-period`/`--cpu-quota`: either may be left out, keeping the current value (or the
 /// default period); a period alone needs a quota to go with it.
 pub fn cfs_quota(
@@ -182,19 +197,25 @@ mod tests {
                 period_us,
             })
         };
+        // (period, quota, current)
         assert_eq!(cfs_quota(None, None, q(1, 2)).unwrap(), None);
-        assert_eq!(cfs_quota(None, Some(20_000), None).ok(), None);
+        assert!(cfs_quota(Some(20_000), None, None).is_err());
         assert_eq!(
-            cfs_quota(None, Some(50_000), q(20_000, 100_000)).unwrap(),
+            cfs_quota(Some(50_000), None, q(20_000, 100_000)).unwrap(),
             q(20_000, 50_000)
         );
         assert_eq!(
-            cfs_quota(Some(20_000), None, None).unwrap(),
+            cfs_quota(None, Some(20_000), None).unwrap(),
             q(20_000, 100_000)
         );
         assert_eq!(
-            cfs_quota(Some(5_000), None, q(1_000, 10_000)).unwrap(),
+            cfs_quota(None, Some(5_000), q(1_000, 10_000)).unwrap(),
             q(5_000, 10_000)
+        );
+        assert!(run_cpu_quota(Some("0.5"), None, Some(1_000)).is_err());
+        assert_eq!(
+            run_cpu_quota(None, Some(50_000), Some(25_000)).unwrap(),
+            q(25_000, 50_000)
         );
     }
 }
