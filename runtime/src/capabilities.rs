@@ -81,6 +81,12 @@ pub enum CapabilitiesError {
     /// capset(2) failed.
     #[error("capset: {errno}")]
     Capset { errno: nix::Error },
+    /// Raising an ambient capability failed (it must be permitted and inheritable).
+    #[error("raise ambient capability CAP_{name}: {errno}")]
+    Ambient {
+        name: &'static str,
+        errno: nix::Error,
+    },
 }
 
 /// Number of a capability name (with or without `CAP_`, any case).
@@ -144,6 +150,56 @@ pub fn drop_bounding(mask: u64) -> Result<(), CapabilitiesError> {
     Ok(())
 }
 
+/// The five sets an OCI bundle gives (`process.capabilities`), as masks: the bounding set
+/// (applied by [`drop_bounding`] like everyone's), what the process holds (effective,
+/// permitted), what an exec may pass on (inheritable), and the ambient set, which an exec
+/// keeps even for a non-root user and a program without file capabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// Keep the permitted set across the switch to a non-root user (PR_SET_KEEPCAPS), so that
+/// [`set_all`] can then give it exactly the bundle's sets.
+pub fn keep_across_setuid() -> Result<(), CapabilitiesError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+        return Err(CapabilitiesError::Capset {
+            errno: nix::Error::last(),
+        });
+    }
+    Ok(())
+}
+
+/// Set effective, permitted and inheritable exactly as `sets` says, then raise each ambient
+/// capability (which must be permitted and inheritable, or the kernel refuses: an error).
+pub fn set_all(sets: &Sets) -> Result<(), CapabilitiesError> {
+    capset(sets.effective, sets.permitted, sets.inheritable)?;
+    for cap in (0..NAMES.len()).filter(|c| sets.ambient & (1 << c) != 0) {
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(CapabilitiesError::Ambient {
+                name: NAMES[cap],
+                errno: nix::Error::last(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Set the effective, permitted and inheritable sets to `mask` and clear the ambient set.
 pub fn set(mask: u64) -> Result<(), CapabilitiesError> {
     // SAFETY: prctl with integer arguments only; clearing the ambient set cannot fail harmfully.
@@ -156,6 +212,21 @@ pub fn set(mask: u64) -> Result<(), CapabilitiesError> {
             0,
         )
     };
+    // we can only keep what we hold (a privileged container inherits our own limits)
+    let held = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("CapPrm:")
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+        });
+    let mask = held.map_or(mask, |h| mask & h);
+    capset(mask, mask, mask)
+}
+
+/// capset(2) of the calling thread's three sets.
+fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), CapabilitiesError> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -172,30 +243,12 @@ pub fn set(mask: u64) -> Result<(), CapabilitiesError> {
         version: 0x2008_0522,
         pid: 0,
     }; // _LINUX_CAPABILITY_VERSION_3
-       // we can only keep what we hold (a privileged container inherits our own limits)
-    let held = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("CapPrm:")
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
-        });
-    let mask = held.map_or(mask, |h| mask & h);
-    let lo = mask as u32;
-    let hi = (mask >> 32) as u32;
-    let data = [
-        Data {
-            effective: lo,
-            permitted: lo,
-            inheritable: lo,
-        },
-        Data {
-            effective: hi,
-            permitted: hi,
-            inheritable: hi,
-        },
-    ];
+    let half = |m: u64, hi: bool| if hi { (m >> 32) as u32 } else { m as u32 };
+    let data = [false, true].map(|hi| Data {
+        effective: half(effective, hi),
+        permitted: half(permitted, hi),
+        inheritable: half(inheritable, hi),
+    });
     // SAFETY: capset(2) reads a v3 header and two data structs, both live for the call.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
     if rc != 0 {

@@ -17,12 +17,14 @@ use serde_json::json;
 use super::cgroups::{CpuQuota, Hierarchy, Resources, CPU_PERIOD_US};
 use super::container::{Attach, ContainerError, ContainerSpec, State, Status};
 use super::devices::{self, DeviceKind, DeviceRule};
+use super::hooks::{self, Phase};
 use super::maskedpaths::PathRules;
 use super::namespaces::{self, IdMapping, Kind, NamespacePlan};
-use super::rootfs::{BindMount, RootfsSpec};
+use super::ociprocess::OCI_VERSION;
+use super::rootfs::RootfsSpec;
 use super::seccomp::{self, Compiled, Profile, SeccompError};
 use super::tuning::{Throttle, ThrottleDevice, Tuning, WeightDevice};
-use super::{capabilities, logs, Runtime};
+use super::{bundle, capabilities, logs, Runtime};
 
 fn invalid(reason: &'static str, value: impl Into<String>) -> ContainerError {
     ContainerError::InvalidOption {
@@ -65,9 +67,10 @@ fn seccomp_filter(linux: &Linux, capabilities: u64) -> Result<Option<Compiled>, 
 
 /// The bundle's namespaces (`linux.namespaces`), exactly: a kind with a path is joined (the
 /// path must be a namespace of that kind), one without is created, an unlisted one is the
-/// runtime's own, as runc. A new user namespace gets the bundle's ID mappings. Refused: a
-/// kind listed twice, a user namespace without mappings, a hostname without a uts namespace
-/// of the container's own, and no mount namespace (the rootfs would be built in the host's).
+/// runtime's own, as runc. A new user namespace gets the bundle's ID mappings, a uts namespace
+/// (new or joined) the bundle's hostname. Refused: a kind listed twice, a user namespace
+/// without mappings, a hostname without a uts namespace listed, and no mount namespace (the
+/// rootfs would be built in the host's).
 fn namespaces(
     spec: &Spec,
     linux: &Linux,
@@ -116,12 +119,12 @@ fn namespaces(
             ));
         }
     }
-    if !plan.new.contains(&Kind::Uts) && spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) {
-        return Err(invalid(
-            "a hostname needs a uts namespace of its own",
-            "hostname",
-        ));
+    let hostname = spec.hostname().as_ref().is_some_and(|h| !h.is_empty());
+    let uts_joined = join.iter().any(|(k, _)| *k == Kind::Uts);
+    if hostname && !plan.new.contains(&Kind::Uts) && !uts_joined {
+        return Err(invalid("a hostname needs a uts namespace", "hostname"));
     }
+    plan.hostname_in_joined_uts = hostname && uts_joined;
     if !plan.new.contains(&Kind::Mnt) && !join.iter().any(|(k, _)| *k == Kind::Mnt) {
         return Err(invalid(
             "a container needs a mount namespace of its own",
@@ -331,33 +334,6 @@ fn device_rule(r: &LinuxDeviceCgroup) -> Option<DeviceRule> {
     })
 }
 
-/// The bundle's bind mounts (`type: bind`, or a `bind`/`rbind` option); `ro` makes one
-/// read-only.
-fn bind_mounts(spec: &Spec) -> Vec<BindMount> {
-    spec.mounts()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| {
-            m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .as_ref()
-                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
-        })
-        .filter_map(|m| {
-            let readonly = m
-                .options()
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|x| x == "ro"));
-            Some(BindMount {
-                source: m.source().clone()?,
-                destination: m.destination().clone(),
-                readonly,
-            })
-        })
-        .collect()
-}
-
 /// The bundle's `linux.maskedPaths` and `linux.readonlyPaths`, exactly: the runtime adds no
 /// default of its own (the tool that wrote `config.json` did: Docker's list for containerd).
 fn path_rules(linux: &Linux) -> PathRules {
@@ -384,6 +360,7 @@ impl Runtime {
         })?;
         let cfg_path = bundle.join("config.json");
         let spec = Spec::load(&cfg_path).map_err(|e| invalid("cannot parse", e.to_string()))?;
+        bundle::check(&spec)?;
         let process = spec
             .process()
             .clone()
@@ -406,7 +383,8 @@ impl Runtime {
             .cgroups
             .with_controllers(&resources.tuning.v1_controllers())?;
         let (cgroup, pod_cgroup) = cgroup_paths(self, &hierarchy, &linux, id)?;
-        let volumes = bind_mounts(&spec);
+        let filesystems = bundle::filesystems(&spec, &linux)?;
+        let bundle_process = bundle::process(&spec, &process, &linux)?;
         let dir = self.container_dir(id);
         let hostname = spec.hostname().clone().unwrap_or_else(|| id.to_string());
         let user = process.user();
@@ -432,11 +410,12 @@ impl Runtime {
                 workdir: PathBuf::new(),
                 merged: dir.join("rootfs"),
                 files: Vec::new(),
-                volumes,
+                volumes: Vec::new(),
                 readonly: root.readonly().unwrap_or(false),
                 privileged: false,
                 path_rules: path_rules(&linux),
                 bind_rootfs: Some(rootfs_dir),
+                bundle: Some(filesystems),
                 switch: Default::default(),
             },
             capabilities: mask,
@@ -451,9 +430,10 @@ impl Runtime {
             wait_for_start: true,
             log_path: dir.join("container.log"),
             bundle: Some(bundle.clone()),
+            bundle_process: Some(bundle_process),
         };
         self.write_bundle_container(&cspec)?;
-        match self.start(id, Attach::Detached) {
+        match self.start(id, Attach::PassThrough) {
             Ok(started) => Ok(started.pid),
             Err(e) => {
                 let _ = self.cleanup(&cspec);
@@ -486,6 +466,8 @@ impl Runtime {
     /// OCI `start`: release the init blocked on `exec.fifo`.
     pub fn oci_start(&self, id: &str) -> Result<(), ContainerError> {
         let st = self.state(id)?;
+        let spec = self.spec(id)?;
+        let pid = st.pid.unwrap_or(0);
         if st.status != Status::Created {
             return Err(ContainerError::WrongState {
                 id: id.to_string(),
@@ -504,8 +486,32 @@ impl Runtime {
         let _ = fs::remove_file(&fifo);
         // the shim flips the state to running once the exec happened
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.state(id)?.status == Status::Created && std::time::Instant::now() < deadline {
+        let mut st = self.state(id)?;
+        while st.status == Status::Created && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(2));
+            st = self.state(id)?;
+        }
+        // the init failed after `create` returned (a startContainer hook, the exec)
+        if let (Status::Stopped, Some(message)) = (st.status, st.error) {
+            let code = st.exit_code.unwrap_or(125);
+            return Err(ContainerError::StartFailed { code, message });
+        }
+        if let Some(b) = &spec.bundle_process {
+            let state = b.hook_state(Phase::Poststart, id, spec.bundle.as_deref(), pid);
+            hooks::run_warning(Phase::Poststart, &b.hooks, &state);
+        }
+        Ok(())
+    }
+
+    /// OCI `delete`: remove the container, then run its `poststop` hooks (a failure is a
+    /// warning).
+    pub fn oci_delete(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        let spec = self.spec(id)?;
+        let pid = self.state(id)?.pid.unwrap_or(0);
+        self.remove(id, force)?;
+        if let Some(b) = &spec.bundle_process {
+            let state = b.hook_state(Phase::Poststop, id, spec.bundle.as_deref(), pid);
+            hooks::run_warning(Phase::Poststop, &b.hooks, &state);
         }
         Ok(())
     }
@@ -519,13 +525,18 @@ impl Runtime {
             Status::Running => "running",
             Status::Stopped => "stopped",
         };
+        let annotations = spec
+            .bundle_process
+            .as_ref()
+            .map(|b| b.annotations.clone())
+            .unwrap_or_default();
         Ok(json!({
-            "ociVersion": "1.0.2",
+            "ociVersion": OCI_VERSION,
             "id": id,
             "status": status,
             "pid": if st.status == Status::Stopped { 0 } else { st.pid.unwrap_or(0) },
             "bundle": spec.bundle,
-            "annotations": {},
+            "annotations": annotations,
         }))
     }
 }

@@ -19,7 +19,9 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 
 use super::capabilities::{self, CapabilitiesError};
 use super::cgroupns::{CgroupView, CgroupnsError};
+use super::hooks::{HookError, Phase};
 use super::namespaces::{self, Kind, NamespacesError};
+use super::ociprocess::OciProcessError;
 use super::rootfs::{self, RootfsError};
 use super::seccomp::{self, SeccompError};
 use super::spec::ContainerSpec;
@@ -36,11 +38,16 @@ pub enum ProcessError {
     Capabilities(#[from] CapabilitiesError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    /// An OCI bundle's rlimits, sysctls or OOM score.
     #[error(transparent)]
-    Userns(#[from] super::userns::UsernsError),
+    Bundle(#[from] OciProcessError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
     /// `--init` could not fork the command.
     #[error(transparent)]
     Reaper(#[from] super::reaper::ReaperError),
+    #[error(transparent)]
+    Userns(#[from] super::userns::UsernsError),
     /// The shim did not confirm that we are in our cgroup (it failed to put us there).
     #[error("wait for the cgroup join: {errno:?}")]
     CgroupJoin { errno: Option<nix::Error> },
@@ -157,9 +164,11 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
 ///    ([`CgroupView::enter`]);
 /// 5. [`set_up_stdio`]: session, terminal, stdio, working directory; then
 ///    [`enter_user_namespace`], when the container has one of its own;
-/// 6. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs, and the
+/// 6. [`wait_for_start`]: OCI `create` stops until `start` (an OCI bundle's `createContainer`
+///    and `startContainer` hooks before and after; its rlimits, sysctls and OOM score were
+///    set after stage 1: `ociprocess.rs`);
+/// 7. [`drop_privileges`]: bounding set, user, remaining capabilities, no_new_privs, and the
 ///    seccomp filter (`seccomp/`);
-/// 7. [`wait_for_start`]: OCI `create` stops until `start`;
 /// 8. [`exec`] the command; with `--init` forked first, the init staying as its reaper
 ///    (`reaper.rs`, named while it may still rename itself, before stage 6).
 pub fn init(
@@ -176,9 +185,28 @@ pub fn init(
     };
     let cgroup_view = CgroupView::plan(&spec.cgroup_hierarchy, spec.rootfs.privileged)?;
     enter_namespaces(spec)?;
+    let bundle = spec.bundle_process.as_ref();
+    let host_pid = bundle
+        .map(|b| b.apply_limits().map(|()| host_pid()))
+        .transpose()?;
     let fifo_fd = start_fifo.map(hold_start_fifo).transpose()?;
-    rootfs::prepare(&spec.rootfs)?;
-    wait_for_cgroup(cgroup_joined)?;
+    let hooks = |phase| match (bundle, host_pid) {
+        (Some(b), Some(pid)) => b.run_hooks(phase, &spec.id, spec.bundle.as_deref(), pid),
+        _ => Ok(()),
+    };
+    // createContainer hooks: after the shim's createRuntime ones (it runs them before it
+    // lets us go on), before pivot_root; nothing of this waits without them
+    let mut joined = Some(cgroup_joined);
+    rootfs::prepare_with(&spec.rootfs, || {
+        if bundle.is_some_and(|b| !b.hooks.create_container.is_empty()) {
+            wait_for_cgroup(joined.take().expect("once"))?;
+            hooks(Phase::CreateContainer)?;
+        }
+        Ok(())
+    })?;
+    if let Some(joined) = joined {
+        wait_for_cgroup(joined)?;
+    }
     if let Some(j) = self_join {
         j.join()?;
     }
@@ -188,10 +216,13 @@ pub fn init(
     if spec.init {
         super::reaper::name(&spec.args, &spec.env);
     }
-    drop_privileges(spec)?;
+    // the start handshake still as root, whose fifo it is (runc orders it so too): a user
+    // without access to it could never be started
     if let Some(fd) = fifo_fd {
         wait_for_start(&fd)?;
     }
+    hooks(Phase::StartContainer)?;
+    drop_privileges(spec)?;
     if spec.init {
         super::reaper::fork_command()?;
     }
@@ -232,7 +263,11 @@ fn enter_namespaces(spec: &ContainerSpec) -> Result<(), ProcessError> {
     if kinds.contains(&Kind::Net) {
         super::network::loopback_up().map_err(NamespacesError::from)?;
     }
-    if kinds.contains(&Kind::Uts) {
+    let joined_uts = spec
+        .namespaces
+        .as_ref()
+        .is_some_and(|p| p.hostname_in_joined_uts);
+    if kinds.contains(&Kind::Uts) || joined_uts {
         nix::unistd::sethostname(&spec.hostname).map_err(|errno| NamespacesError::Hostname {
             hostname: spec.hostname.clone(),
             errno,
@@ -276,6 +311,14 @@ fn enter_user_namespace(
         (None, None) => {}
     }
     Ok(())
+}
+
+/// Our pid as the host sees it, for an OCI bundle's hooks: its `/proc` is still mounted.
+fn host_pid() -> i32 {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Stage 2: the exec fifo lives on the host: hold it by O_PATH before the host disappears.
@@ -346,11 +389,24 @@ fn drop_privileges(spec: &ContainerSpec) -> Result<(), ProcessError> {
         load_seccomp(spec)?;
     }
     let set_user = |errno| ProcessError::SetUser { uid, gid, errno };
-    nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(gid)]).map_err(set_user)?;
+    let bundle = spec.bundle_process.as_ref();
+    let mut groups = vec![nix::unistd::Gid::from_raw(gid)];
+    groups.extend(
+        bundle
+            .iter()
+            .flat_map(|b| &b.additional_gids)
+            .map(|g| nix::unistd::Gid::from_raw(*g)),
+    );
+    nix::unistd::setgroups(&groups).map_err(set_user)?;
+    if bundle.is_some() {
+        capabilities::keep_across_setuid()?;
+    }
     nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(set_user)?;
     nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(set_user)?;
-    if uid == 0 {
-        capabilities::set(spec.capabilities)?;
+    match bundle {
+        Some(b) => capabilities::set_all(&b.capabilities)?,
+        None if uid == 0 => capabilities::set(spec.capabilities)?,
+        None => {}
     }
     if spec.no_new_privs {
         // SAFETY: prctl with integer arguments only.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layer::{self, LayerError};
 use super::maskedpaths::{self, MaskedPathsError, PathRules};
+use super::mountopts::Mount;
 
 /// Why building the root filesystem failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,16 @@ pub enum RootfsError {
     #[error("mount {fstype} on {path:?}: {errno}")]
     Mount {
         fstype: &'static str,
+        path: PathBuf,
+        errno: nix::Error,
+    },
+    /// What had to run before the switch into the new root failed.
+    #[error("{0}")]
+    BeforePivot(#[source] BeforePivotError),
+    /// A mount of an OCI bundle's `mounts` failed.
+    #[error("mount {fstype} on {path:?}: {errno}")]
+    MountListed {
+        fstype: String,
         path: PathBuf,
         errno: nix::Error,
     },
@@ -104,6 +115,41 @@ pub struct RootfsSpec {
     /// How the init enters the new root.
     #[serde(default)]
     pub switch: RootSwitch,
+    /// An OCI bundle's mounts and devices, in place of the runtime's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleFilesystems>,
+}
+
+/// What an OCI bundle says of the filesystem beyond its rootfs (`oci.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BundleFilesystems {
+    /// `mounts`, in order: `/proc`, `/dev`, `/sys` are mounted only if listed.
+    pub mounts: Vec<Mount>,
+    /// `linux.devices`: nodes made after the default ones.
+    pub devices: Vec<DeviceNode>,
+    /// `linux.rootfsPropagation` (`MsFlags` bits), applied to the new root.
+    pub root_propagation: Option<u64>,
+}
+
+/// The kind of a device node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+/// A device node the container gets (`linux.devices`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    pub path: PathBuf,
+    pub kind: NodeKind,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// How a process enters its new root (step 8 of [`prepare`]).
@@ -255,20 +301,46 @@ pub fn ensure_target(root: &Path, dest: &Path, dir: bool) -> Result<PathBuf, Roo
 /// 2. [`mount_root`]: the overlay of the image layers (or an OCI bundle's rootfs);
 /// 3. [`mount_proc`]: `/proc` of the new pid namespace;
 /// 4. [`mount_dev`]: a minimal `/dev`;
-/// 5. [`mount_sys`]: `/sys`, read-only;
+/// 5. [`mount_sys`]: `/sys`, read-only; (3-5: an OCI bundle's mounts instead, and its
+///    devices, [`mount_bundle`]);
 /// 6. [`bind_files_and_volumes`]: the pod's `/etc` files, generated `/proc` files, volumes;
 /// 7. [`maskedpaths::apply`]: hide or freeze what leaks or reconfigures the host;
 /// 8. [`enter`] the new root, then [`remount_readonly`] if asked.
 pub fn prepare(spec: &RootfsSpec) -> Result<(), RootfsError> {
+    prepare_with(spec, || Ok(()))
+}
+
+/// What [`prepare_with`] runs before the switch into the new root may fail with.
+pub type BeforePivotError = Box<dyn std::error::Error + Send + Sync>;
+
+/// [`prepare`], running `before_pivot` once everything is mounted and before step 8: an OCI
+/// bundle's `createContainer` hooks, which run in the container's namespaces with the host's
+/// paths.
+pub fn prepare_with(
+    spec: &RootfsSpec,
+    before_pivot: impl FnOnce() -> Result<(), BeforePivotError>,
+) -> Result<(), RootfsError> {
     let root = &spec.merged;
     make_mounts_private()?;
     mount_root(spec)?;
-    mount_proc(root)?;
-    let dev = mount_dev(root)?;
-    mount_sys(root)?;
+    let dev = match &spec.bundle {
+        None => {
+            mount_proc(root)?;
+            let dev = mount_dev(root)?;
+            mount_sys(root)?;
+            dev
+        }
+        Some(bundle) => mount_bundle(root, bundle)?,
+    };
     bind_files_and_volumes(root, spec)?;
     maskedpaths::apply(root, &dev.join("null"), &spec.path_rules)?;
+    before_pivot().map_err(RootfsError::BeforePivot)?;
     enter(root, spec.switch)?;
+    if let Some(p) = spec.bundle.as_ref().and_then(|b| b.root_propagation) {
+        let flags = MsFlags::from_bits_truncate(p as libc::c_ulong);
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(|errno| RootfsError::MakePrivate { errno })?;
+    }
     if spec.readonly {
         remount_readonly()?;
     }
@@ -337,13 +409,7 @@ fn mount_dev(root: &Path) -> Result<PathBuf, RootfsError> {
         Some("mode=755,size=65536k"),
     )?;
     make_devices(&dev)?;
-    for (link, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
+    for (link, target) in DEV_LINKS {
         symlink(target, dev.join(link)).map_err(|source| RootfsError::Create {
             path: dev.join(link),
             source,
@@ -374,6 +440,15 @@ fn mount_dev(root: &Path) -> Result<PathBuf, RootfsError> {
     }
     Ok(dev)
 }
+
+/// The links in `/dev` (runtime-spec `runtime-linux.md`, "Dev symbolic links").
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
 
 /// The device nodes of step 4: null, zero, full, random, urandom and tty, mode 0666.
 fn make_devices(dev: &Path) -> Result<(), RootfsError> {
@@ -407,6 +482,138 @@ fn make_devices(dev: &Path) -> Result<(), RootfsError> {
         .map_err(mknod_err)?;
     }
     Ok(())
+}
+
+/// Steps 3-5 for an OCI bundle: the runtime's `/proc`, `/dev` and `/sys` where the bundle
+/// mounts nothing there (runc would leave them out; the runtime's own tests' bundles count on
+/// them), then its mounts in order, then in its `/dev` the default devices and links (where
+/// it has none of its own) and its `linux.devices`. Returns `/dev`.
+fn mount_bundle(root: &Path, bundle: &BundleFilesystems) -> Result<PathBuf, RootfsError> {
+    let listed = |d: &str| bundle.mounts.iter().any(|m| m.destination == Path::new(d));
+    if !listed("/proc") {
+        mount_proc(root)?;
+    }
+    if !listed("/dev") {
+        mount_dev(root)?;
+    }
+    if !listed("/sys") {
+        mount_sys(root)?;
+    }
+    for m in &bundle.mounts {
+        mount_listed(root, m)?;
+    }
+    let dev = ensure_target(root, Path::new("/dev"), true)?;
+    if !dev.join("null").exists() {
+        make_devices(&dev)?;
+    }
+    for (link, target) in DEV_LINKS {
+        if fs::symlink_metadata(dev.join(link)).is_err() {
+            symlink(target, dev.join(link)).map_err(|source| RootfsError::Create {
+                path: dev.join(link),
+                source,
+            })?;
+        }
+    }
+    for d in &bundle.devices {
+        make_node(root, d)?;
+    }
+    Ok(dev)
+}
+
+/// One mount of a bundle: a bind (remounted for its flags), or a filesystem; then its
+/// propagation changes. A `cgroup` mount is the cgroup view's (`cgroupns.rs`).
+fn mount_listed(root: &Path, m: &Mount) -> Result<(), RootfsError> {
+    if m.fstype == "cgroup" || m.fstype == "cgroup2" {
+        return Ok(());
+    }
+    let flags = m.ms_flags();
+    let data = (!m.data.is_empty()).then_some(m.data.as_str());
+    let target = match m.bind {
+        Some(recursive) => {
+            let source = Path::new(&m.source);
+            let target = ensure_target(root, &m.destination, source.is_dir())?;
+            let err = |errno| RootfsError::MountBind {
+                source_path: source.to_owned(),
+                path: target.clone(),
+                errno,
+            };
+            let rec = if recursive {
+                MsFlags::MS_REC
+            } else {
+                MsFlags::empty()
+            };
+            mount(
+                Some(source),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | rec,
+                data,
+            )
+            .map_err(err)?;
+            if !flags.is_empty() {
+                let again = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+                mount(None::<&str>, &target, None::<&str>, again, data).map_err(err)?;
+            }
+            target
+        }
+        None => {
+            let target = ensure_target(root, &m.destination, true)?;
+            mount(
+                Some(m.source.as_str()),
+                &target,
+                Some(m.fstype.as_str()),
+                flags,
+                data,
+            )
+            .map_err(|errno| RootfsError::MountListed {
+                fstype: m.fstype.clone(),
+                path: m.destination.clone(),
+                errno,
+            })?;
+            target
+        }
+    };
+    for p in &m.propagation {
+        let p = MsFlags::from_bits_truncate(*p as libc::c_ulong);
+        mount(None::<&str>, &target, None::<&str>, p, None::<&str>).map_err(|errno| {
+            RootfsError::MountListed {
+                fstype: "propagation".into(),
+                path: m.destination.clone(),
+                errno,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// A device node of `linux.devices`, replacing whatever is at its path.
+fn make_node(root: &Path, d: &DeviceNode) -> Result<(), RootfsError> {
+    let path = ensure_target(root, &d.path, false)?;
+    let _ = fs::remove_file(&path);
+    let kind = match d.kind {
+        NodeKind::Char => SFlag::S_IFCHR,
+        NodeKind::Block => SFlag::S_IFBLK,
+        NodeKind::Fifo => SFlag::S_IFIFO,
+    };
+    let mode = Mode::from_bits_truncate(d.mode & 0o7777);
+    let err = |errno| RootfsError::Mknod {
+        path: d.path.clone(),
+        errno,
+    };
+    mknod(&path, kind, mode, makedev(d.major, d.minor)).map_err(err)?;
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &path,
+        mode,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .map_err(err)?;
+    nix::unistd::chown(
+        &path,
+        Some(nix::unistd::Uid::from_raw(d.uid)),
+        Some(nix::unistd::Gid::from_raw(d.gid)),
+    )
+    .map_err(err)
 }
 
 /// Step 5: `/sys`, read-only.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroups::{CgroupsError, Hierarchy, Resources};
 use super::namespaces::{Kind, NamespacePlan};
+use super::ociprocess::BundleProcess;
 use super::rootfs::RootfsSpec;
 use super::seccomp::Compiled;
 
@@ -59,9 +60,18 @@ pub struct ContainerSpec {
     /// The OCI bundle this container was created from (`oci.rs`).
     #[serde(default)]
     pub bundle: Option<PathBuf>,
+    /// What only an OCI bundle sets: capability sets, rlimits, hooks... (`ociprocess.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_process: Option<BundleProcess>,
 }
 
 impl ContainerSpec {
+    /// An OCI bundle's container (`oci.rs`) keeps its caller's stdio, as runc does: its init
+    /// gets the caller's descriptors 0, 1 and 2 through the shim, and nothing is logged.
+    pub fn passes_stdio_through(&self) -> bool {
+        self.bundle.is_some()
+    }
+
     /// Whether the container gets a new namespace of `kind`.
     pub fn creates(&self, kind: Kind) -> bool {
         match &self.namespaces {

@@ -395,7 +395,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Delete { force, id } => {
-            rt.remove(&id, force)?;
+            rt.oci_delete(&id, force)?;
             Ok(0)
         }
         Cmd::Shim {

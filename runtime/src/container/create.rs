@@ -306,6 +306,7 @@ impl Runtime {
                     true => RootSwitch::Chroot,
                     false => RootSwitch::PivotRoot,
                 },
+                bundle: None,
             },
             capabilities,
             no_new_privs: opts.no_new_privs,
@@ -319,6 +320,7 @@ impl Runtime {
             wait_for_start: opts.wait_for_start,
             log_path: place.disk.join("container.log"),
             bundle: None,
+            bundle_process: None,
         })
     }
 

@@ -95,6 +95,9 @@ pub enum Attach {
     Detached,
     /// Output also to our stdout/stderr; stdin forwarded if `stdin`.
     Foreground { stdin: bool },
+    /// OCI `create` (runc's "pass-through" mode): the init's stdin, stdout and stderr are our
+    /// own descriptors, handed down through the shim, which keeps no copy; nothing is logged.
+    PassThrough,
 }
 
 /// What a started container reports back.

@@ -109,7 +109,11 @@ impl Runtime {
         status_w: OwnedFd,
     ) -> Result<Pid, ContainerError> {
         let mut cmd = Command::new(&self.shim_exe);
-        cmd.arg0(shim::SHIM_NAME).arg("--root").arg(&self.root).arg("shim").arg(id);
+        cmd.arg0(shim::SHIM_NAME)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("shim")
+            .arg(id);
         // the pipe's write end where `cmd` holds no copy of it: open until the shim has it
         let mut held = None;
         match attach {
@@ -125,13 +129,15 @@ impl Runtime {
                     .stdout(Stdio::from(status_w))
                     .stderr(Stdio::null());
             }
-            Attach::Foreground { stdin } => {
-                cmd.arg("--status-fd").arg("3").arg("--attached");
-                cmd.stdin(if stdin {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                });
+            Attach::Foreground { .. } | Attach::PassThrough => {
+                // the status pipe on fd 3; our stdio is the shim's (stdin only if asked)
+                cmd.arg("--status-fd").arg("3");
+                if matches!(attach, Attach::Foreground { .. }) {
+                    cmd.arg("--attached");
+                }
+                if matches!(attach, Attach::Foreground { stdin: false }) {
+                    cmd.stdin(Stdio::null());
+                }
                 let wfd = status_w.as_raw_fd();
                 // SAFETY: the closure runs between fork and exec and only calls dup2(2) and
                 // setsid(2), both async-signal-safe; `held` keeps `wfd` open until then.
@@ -182,7 +188,7 @@ impl Runtime {
                         let targets: &[i32] = match attach {
                             Attach::Detached => &[0, 1, 2],
                             Attach::Foreground { stdin: false } => &[0],
-                            Attach::Foreground { stdin: true } => &[],
+                            Attach::Foreground { stdin: true } | Attach::PassThrough => &[],
                         };
                         for fd in targets {
                             // SAFETY: dup2(2) of a descriptor we hold onto one of 0/1/2.

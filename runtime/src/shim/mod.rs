@@ -24,6 +24,7 @@ mod message;
 mod relay;
 
 use super::cgroups;
+use super::hooks::{HookError, Phase};
 use super::logs;
 use super::namespaces::{self, Kind};
 use super::process::{self, InitStdio};
@@ -306,12 +307,15 @@ fn fork_init(
         Ok(ForkResult::Child) => {
             drop(error_r);
             drop(joined_w);
+            let pass = spec.passes_stdio_through();
             let stdio = InitStdio {
-                keep_stdin: attached,
-                stdout: out_w.as_raw_fd(),
-                stderr: err
-                    .as_ref()
-                    .map_or(out_w.as_raw_fd(), |(_, w)| w.as_raw_fd()),
+                keep_stdin: attached || pass,
+                stdout: if pass { 1 } else { out_w.as_raw_fd() },
+                stderr: match (pass, &err) {
+                    (true, _) => 2,
+                    (false, Some((_, w))) => w.as_raw_fd(),
+                    (false, None) => out_w.as_raw_fd(),
+                },
                 console_socket: console.as_ref().map(|(_, theirs, _)| theirs.as_raw_fd()),
                 winsize: console.as_ref().and_then(|(_, _, size)| *size),
                 userns: userns.map(|((_, entered_w), (written_r, _))| (entered_w, written_r)),
@@ -332,6 +336,9 @@ fn fork_init(
     };
     // the init's ends close here: EOF on each pipe then means the init is gone (or exec'd)
     drop((error_w, joined_r, out_w));
+    if spec.passes_stdio_through() {
+        release_stdio();
+    }
     let ends = ShimEnds {
         out: out_r,
         err: err.map(|(r, _w)| r),
@@ -341,6 +348,35 @@ fn fork_init(
         userns: userns.map(|((entered_r, _), (_, written_w))| (entered_r, written_w)),
     };
     Ok((child, ends))
+}
+
+/// Step 2, pass-through stdio: the init has the caller's stdin, stdout and stderr; the shim
+/// lets go of its copies (/dev/null in their place), so that a caller reading a pipe sees EOF
+/// when the container's process, not its shim, closes it (as with runc).
+fn release_stdio() {
+    if let Ok(null) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..=2 {
+            // SAFETY: dup2(2) of a descriptor we hold onto one of our standard streams.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Step 3, continued: an OCI bundle's `prestart` and `createRuntime` hooks, in our (the
+/// runtime's) namespaces, once the init is in its cgroup and before it may go on
+/// (`hooks.rs`).
+fn runtime_hooks(spec: &ContainerSpec, child: Pid) -> Result<(), HookError> {
+    let Some(b) = &spec.bundle_process else {
+        return Ok(());
+    };
+    for phase in [Phase::Prestart, Phase::CreateRuntime] {
+        b.run_hooks(phase, &spec.id, spec.bundle.as_deref(), child.as_raw())?;
+    }
+    Ok(())
 }
 
 /// Step 3: the init's cgroups, while it builds its namespaces and rootfs; it waits for us before
@@ -365,6 +401,13 @@ fn put_in_cgroup(spec: &ContainerSpec, child: Pid, joined_w: OwnedFd) -> Result<
             .join(&spec.cgroup, child.as_raw() as u32),
     };
     if let Err(e) = joined {
+        drop(joined_w);
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        return Err(runtime_failure(&e));
+    }
+    // the init goes on to its createContainer hooks: ours come first
+    if let Err(e) = runtime_hooks(spec, child) {
         drop(joined_w);
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(child, None);
