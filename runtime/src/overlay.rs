@@ -275,3 +275,80 @@ fn mount_points(spec: &super::spec::ContainerSpec) -> Vec<PathBuf> {
         .map(|f| f.destination.clone());
     volumes.chain(etc_files).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn opaque(dir: &Path) {
+        let p = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let name = CString::new(crate::layer::OPAQUE_XATTR).unwrap();
+        // SAFETY: valid C strings and a one-byte value that outlives the call.
+        let rc = unsafe { libc::lsetxattr(p.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+        assert_eq!(rc, 0, "lsetxattr: {}", io::Error::last_os_error());
+    }
+
+    #[test]
+    fn changes_read_the_upper_dir_as_docker_diff() {
+        let top = std::env::temp_dir().join(format!("changes-{}", crate::random_hex(6)));
+        let (lower, upper) = (top.join("lower"), top.join("upper"));
+        for d in ["etc", "bin", "var/cache", "srv", "home"] {
+            fs::create_dir_all(lower.join(d)).unwrap();
+        }
+        fs::write(lower.join("etc/passwd"), "root").unwrap();
+        fs::write(lower.join("bin/ls"), "ls").unwrap();
+        fs::write(lower.join("var/cache/old"), "x").unwrap();
+        fs::write(lower.join("srv/same"), "x").unwrap();
+        // what a container's writes leave: a copied-up file, a whiteout, a new file in a
+        // copied-up directory, a replaced (opaque) directory, a mount point, an untouched
+        // copied-up directory (same mode and mtime as below)
+        for d in ["etc", "bin", "var/cache", "tmp", "srv", "home"] {
+            fs::create_dir_all(upper.join(d)).unwrap();
+        }
+        let set_mtime = |dir: &str, t: std::time::SystemTime| {
+            fs::File::open(upper.join(dir))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        fs::write(upper.join("etc/passwd"), "root\nx").unwrap();
+        fs::write(upper.join("etc/hosts"), "mounted").unwrap();
+        nix::sys::stat::mknod(
+            &upper.join("bin/ls"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        fs::write(upper.join("var/cache/new"), "y").unwrap();
+        opaque(&upper.join("var/cache"));
+        fs::write(upper.join("tmp/f"), "z").unwrap();
+        for same in ["srv", "etc"] {
+            let below = fs::metadata(lower.join(same)).unwrap();
+            fs::set_permissions(upper.join(same), below.permissions()).unwrap();
+            set_mtime(same, below.modified().unwrap());
+        }
+        set_mtime(
+            "home",
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000),
+        );
+        let got = changes(&upper, &[lower.clone()], &[PathBuf::from("/etc/hosts")]);
+        fs::remove_dir_all(&top).unwrap();
+        let lines: Vec<String> = got.unwrap().iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "C /bin",
+                "D /bin/ls",
+                "C /etc/passwd",
+                "C /home",
+                "A /tmp",
+                "A /tmp/f",
+                "C /var/cache",
+                "A /var/cache/new",
+            ]
+        );
+    }
+}
