@@ -31,8 +31,20 @@
 //! which is paid on every system call. What it misses are calls Docker refuses only by not
 //! listing them: those a new kernel adds are allowed here until named.
 //!
-//! The filter covers the host's native ABI only: a 32-bit (i386) system call kills the process
-//! (seccompiler checks the architecture first) and x32 calls on x86_64 fail with EPERM.
+//! Architectures: a profile's `architectures` lists the ABIs its rules cover. On x86_64,
+//! Docker's (and our default) lists `SCMP_ARCH_X86` beside the native one, so a 32-bit
+//! program (`int $0x80`, `AUDIT_ARCH_I386`) runs under the same rules by its own numbering
+//! (`i386.rs`): seccompiler builds programs for the native ABI only, with an architecture
+//! check that kills anything else, so each program gets an i386 tail compiled from the same
+//! rules with the i386 numbers, which the check jumps to instead of killing ([`with_i386`]).
+//! Without `SCMP_ARCH_X86` an i386 call kills the process, as libseccomp's default for an
+//! architecture not in the filter. x32 calls (numbers from 0x40000000 on the native
+//! architecture) always fail with EPERM: x32 is off in most kernels, and libseccomp would
+//! need its own numbering for them.
+//! A profile's `flags` are passed to seccomp(2): `SECCOMP_FILTER_FLAG_LOG` (log what is not
+//! allowed), `SECCOMP_FILTER_FLAG_SPEC_ALLOW` (keep speculative store bypass unmitigated),
+//! `SECCOMP_FILTER_FLAG_TSYNC` (a no-op: the init is single-threaded); any other flag, and
+//! `listenerPath` (a seccomp notify agent), are refused at create.
 //! Compiled at `create` ([`Compiled`], in `config.json`), loaded by the init and by `exec`
 //! ([`load`]) without setting no_new_privs: the init loads it while it still holds
 //! CAP_SYS_ADMIN, or after no_new_privs when that was asked (see `process.rs`).
@@ -45,6 +57,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::capabilities;
+
+mod i386;
 
 /// Docker's default profile, in effect (see the module doc).
 pub const DEFAULT_PROFILE: &str = include_str!("default.json");
@@ -61,6 +75,12 @@ pub enum SeccompError {
     /// An action the runtime cannot carry out (`SCMP_ACT_NOTIFY` needs a listener).
     #[error("seccomp action {action:?} is not supported")]
     UnsupportedAction { action: &'static str },
+    /// A filter flag the runtime does not pass on (`SECCOMP_FILTER_FLAG_NEW_LISTENER`, ...).
+    #[error("seccomp flag {flag:?} is not supported (only SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_SPEC_ALLOW and SECCOMP_FILTER_FLAG_TSYNC are)")]
+    UnsupportedFlag { flag: String },
+    /// `listenerPath`: a seccomp notify agent, which the runtime does not talk to.
+    #[error("seccomp listenerPath {path:?} is not supported (no SCMP_ACT_NOTIFY agents)")]
+    Listener { path: String },
     /// The host's architecture has no seccompiler backend.
     #[error("seccomp filters are not supported on {arch}")]
     UnsupportedArch { arch: &'static str },
@@ -95,6 +115,17 @@ pub struct Profile {
     pub default_action: Action,
     #[serde(default)]
     pub default_errno_ret: Option<u32>,
+    /// libseccomp's names (`SCMP_ARCH_X86_64`, `SCMP_ARCH_X86`): the ABIs the rules cover.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// seccomp(2) filter flags by name (`SECCOMP_FILTER_FLAG_LOG`).
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// A seccomp notify agent's socket: refused.
+    #[serde(default)]
+    pub listener_path: Option<String>,
+    #[serde(default)]
+    pub listener_metadata: Option<String>,
     #[serde(default)]
     pub syscalls: Vec<SyscallRule>,
 }
@@ -207,6 +238,26 @@ impl Profile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compiled {
     pub programs: Vec<String>,
+    /// seccomp(2) flags for every program (`SECCOMP_FILTER_FLAG_*`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The flags of `names`, or the first one we do not pass on.
+fn filter_flags(names: &[String]) -> Result<u32, SeccompError> {
+    names.iter().try_fold(0, |flags, name| {
+        let flag = match name.as_str() {
+            "SECCOMP_FILTER_FLAG_TSYNC" => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            "SECCOMP_FILTER_FLAG_LOG" => libc::SECCOMP_FILTER_FLAG_LOG,
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            _ => return Err(SeccompError::UnsupportedFlag { flag: name.clone() }),
+        };
+        Ok(flags | flag as u32)
+    })
 }
 
 /// The filter of a container: none when unconfined or privileged (as Docker's `--privileged`),
@@ -229,7 +280,7 @@ pub fn for_container(
 struct Stage {
     action: SeccompAction,
     otherwise: SeccompAction,
-    calls: BTreeMap<String, Option<Vec<Value>>>,
+    calls: BTreeMap<String, Option<Vec<Vec<Arg>>>>,
 }
 
 impl Stage {
@@ -242,7 +293,7 @@ impl Stage {
     }
 
     /// Add `names` under `conditions` (`None`: unconditionally, which wins over conditions).
-    fn add(&mut self, names: &[String], conditions: Option<&Value>) {
+    fn add(&mut self, names: &[String], conditions: Option<&Vec<Arg>>) {
         for name in names {
             let chain = self.calls.entry(name.clone()).or_insert(Some(Vec::new()));
             match (chain, conditions) {
@@ -262,7 +313,7 @@ impl Stage {
                 None => vec![json!({"syscall": name})],
                 Some(rules) => rules
                     .iter()
-                    .map(|args| json!({"syscall": name, "args": args}))
+                    .map(|args| json!({"syscall": name, "args": conditions(args)}))
                     .collect(),
             })
             .collect();
@@ -276,6 +327,10 @@ impl Stage {
 
 /// Compile `profile` for a container holding `capabilities` (see the module doc).
 pub fn compile(profile: &Profile, capabilities: u64) -> Result<Compiled, SeccompError> {
+    if let Some(path) = profile.listener_path.as_ref().filter(|p| !p.is_empty()) {
+        return Err(SeccompError::Listener { path: path.clone() });
+    }
+    let flags = filter_flags(&profile.flags)?;
     let arch = std::env::consts::ARCH;
     let target = TargetArch::try_from(arch).map_err(|_| SeccompError::UnsupportedArch { arch })?;
     let default = action(
@@ -294,7 +349,7 @@ pub fn compile(profile: &Profile, capabilities: u64) -> Result<Compiled, Seccomp
         if act == default {
             continue;
         }
-        let conditions = (!rule.args.is_empty()).then(|| conditions(&rule.args));
+        let conditions = (!rule.args.is_empty()).then(|| rule.args.clone());
         main.add(&rule.names, conditions.as_ref());
         if act == SeccompAction::Allow {
             continue;
@@ -313,9 +368,27 @@ pub fn compile(profile: &Profile, capabilities: u64) -> Result<Compiled, Seccomp
     if default != SeccompAction::Allow {
         stages.push(main);
     }
-    let programs = build(&mut stages, target)?;
+    // before `build`, which drops the names the native ABI lacks (vm86 is i386's alone)
+    let i386 = match target == TargetArch::x86_64
+        && profile.architectures.iter().any(|a| a == "SCMP_ARCH_X86")
+    {
+        true => Some(
+            stages
+                .iter()
+                .map(i386_program)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        false => None,
+    };
+    let mut programs = build(&mut stages, target)?;
+    if let Some(tails) = i386 {
+        for (program, tail) in programs.iter_mut().zip(tails) {
+            with_i386(program, tail);
+        }
+    }
     Ok(Compiled {
         programs: programs.iter().map(|p| encode(p)).collect(),
+        flags,
     })
 }
 
@@ -385,6 +458,81 @@ fn refuse_x32(program: &mut Vec<sock_filter>, target: TargetArch) {
         },
     ];
     program.splice(4..4, guard);
+}
+
+/// `stage` for the i386 ABI: seccompiler's program from the i386 numbers of its calls (those
+/// i386 has), built for x86_64 and then checking for `AUDIT_ARCH_I386` instead.
+fn i386_program(stage: &Stage) -> Result<Vec<sock_filter>, SeccompError> {
+    use seccompiler::{
+        SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    };
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for (name, chain) in &stage.calls {
+        let Some(nr) = i386::number(name) else {
+            continue;
+        };
+        let mut list = Vec::new();
+        for args in chain.iter().flatten() {
+            let conditions = args
+                .iter()
+                .map(|a| {
+                    let (op, val) = match a.op {
+                        Op::Ne => (SeccompCmpOp::Ne, a.value),
+                        Op::Lt => (SeccompCmpOp::Lt, a.value),
+                        Op::Le => (SeccompCmpOp::Le, a.value),
+                        Op::Eq => (SeccompCmpOp::Eq, a.value),
+                        Op::Ge => (SeccompCmpOp::Ge, a.value),
+                        Op::Gt => (SeccompCmpOp::Gt, a.value),
+                        Op::MaskedEq => (SeccompCmpOp::MaskedEq(a.value), a.value_two),
+                    };
+                    SeccompCondition::new(a.index, SeccompCmpArgLen::Qword, op, val)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SeccompError::Compile(seccompiler::Error::Backend(e)))?;
+            list.push(
+                SeccompRule::new(conditions)
+                    .map_err(|e| SeccompError::Compile(seccompiler::Error::Backend(e)))?,
+            );
+        }
+        rules.insert(nr, list);
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        stage.otherwise.clone(),
+        stage.action.clone(),
+        TargetArch::x86_64,
+    )
+    .map_err(|e| SeccompError::Compile(seccompiler::Error::Backend(e)))?;
+    let mut program: Vec<sock_filter> = seccompiler::BpfProgram::try_from(filter)
+        .map_err(|e| SeccompError::Compile(seccompiler::Error::Backend(e)))?;
+    if let Some(check) = program.get_mut(1) {
+        check.k = AUDIT_ARCH_I386;
+    }
+    Ok(program)
+}
+
+/// `AUDIT_ARCH_I386` of `linux/audit.h`.
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+
+/// Append the i386 `tail` to a native `program`, whose architecture check (`ld arch; jeq
+/// native, +1; ret kill`) then jumps to the tail instead of killing; the tail's own check
+/// kills any other architecture.
+fn with_i386(program: &mut Vec<sock_filter>, tail: Vec<sock_filter>) {
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+    let shaped = program.len() > 3 && program[1].code == JEQ && program[2].code == RET;
+    if !shaped || tail.len() < 3 {
+        return;
+    }
+    let start = program.len();
+    program[2] = sock_filter {
+        code: JA,
+        jt: 0,
+        jf: 0,
+        k: (start - 3) as u32,
+    };
+    program.extend(tail);
 }
 
 /// An action as seccompiler's JSON writes it.
@@ -519,7 +667,7 @@ pub fn load(compiled: &Compiled) -> Result<(), SeccompError> {
             libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
-                0,
+                compiled.flags,
                 &fprog as *const libc::sock_fprog,
             )
         };
