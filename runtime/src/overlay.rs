@@ -334,7 +334,11 @@ mod tests {
             "home",
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000),
         );
-        let got = changes(&upper, &[lower.clone()], &[PathBuf::from("/etc/hosts")]);
+        let got = changes(
+            &upper,
+            std::slice::from_ref(&lower),
+            &[PathBuf::from("/etc/hosts")],
+        );
         fs::remove_dir_all(&top).unwrap();
         let lines: Vec<String> = got.unwrap().iter().map(|c| c.to_string()).collect();
         assert_eq!(
