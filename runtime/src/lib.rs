@@ -3,19 +3,20 @@
 //! so Cargo, not only review, keeps it below the kubelet, which translates a PodSpec into its
 //! calls (a sandbox, then containers) as CRI separates kubelet and runtime.
 //!
-//! A container is: an *image* (`image.rs`, layers unpacked by `layer.rs`, pulled by
-//! `registry/`) stacked by *overlayfs* (`overlay.rs`) into a root filesystem (`rootfs.rs`), a
-//! process in fresh *namespaces* (`namespaces.rs`, a user namespace in `userns.rs`; the pod
-//! network in `network/`) limited by
-//! *cgroups* (`cgroups.rs`, which the container sees as its own through a cgroup namespace:
-//! `cgroupns.rs`), *capabilities* (`capabilities.rs`) and a *seccomp* filter (`seccomp/`), started by a per-container
-//! *shim* (`shim/`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
+//! A container is: an *image* (`image.rs`, layers unpacked by `layer.rs`, pulled by `registry/` for
+//! the node's `platform.rs`) stacked by *overlayfs* (`overlay.rs`) into a root filesystem
+//! (`rootfs.rs`), a process in fresh *namespaces* (`namespaces.rs`, a user namespace in
+//! `userns.rs`; the pod network in `network/`) limited by *cgroups* (`cgroups.rs`, which the
+//! container sees as its own through a cgroup namespace: `cgroupns.rs`), *capabilities*
+//! (`capabilities.rs`) and a *seccomp* filter (`seccomp/`), started by a per-container *shim*
+//! (`shim/`) that forks the init (`process.rs`) and keeps its logs (`logs.rs`).
 //!
 //! The modules form layers, each using only those below it:
 //! - records: `spec.rs` (what to run, `config.json`), `state.rs` (how it goes, `state.json`),
 //!   `wait.rs` (is a process alive, how it ended), `error.rs`, and `store/` (the container
 //!   directories, the name index, their removal);
-//! - processes: `tty.rs`, then `process.rs` (the init), then `shim/` (its monitor);
+//! - processes: `tty.rs`, `proctitle.rs` (a forked process's own name), `reaper.rs` (the
+//!   `--init` PID 1), then `process.rs` (the init), then `shim/` (its monitor);
 //! - the CRI-like API: `container/`, one file per operation; above it `exec.rs` (enter a
 //!   running container), `oci.rs` (the OCI runtime command line) and `overlay.rs` (commit a
 //!   container's layer).
