@@ -113,6 +113,8 @@ pub struct InitStdio {
     pub console_socket: Option<RawFd>,
     /// The window size the pty starts with (the attached terminal's).
     pub winsize: Option<libc::winsize>,
+    /// OCI `create`: the error pipe, on which [`READY`] goes just before the start wait.
+    pub ready: Option<RawFd>,
     /// With a new user namespace: the pipe to say it is entered, and the one on which the
     /// shim says its maps are written (`userns.rs`).
     pub userns: Option<(OwnedFd, OwnedFd)>,
@@ -127,6 +129,9 @@ fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), ProcessError> {
     }
     Ok(())
 }
+
+/// What the init of an OCI `create` says when all is set up and it waits for `start`.
+pub const READY: &[u8] = b"ready\n";
 
 /// Look up `command` in `$PATH` of the container's environment (we are already inside its root).
 pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
@@ -219,6 +224,10 @@ pub fn init(
     // the start handshake still as root, whose fifo it is (runc orders it so too): a user
     // without access to it could never be started
     if let Some(fd) = fifo_fd {
+        if let Some(ready) = stdio.ready {
+            // SAFETY: the shim's error pipe, open until we exec (CLOEXEC).
+            let _ = nix::unistd::write(unsafe { BorrowedFd::borrow_raw(ready) }, READY);
+        }
         wait_for_start(&fd)?;
     }
     hooks(Phase::StartContainer)?;

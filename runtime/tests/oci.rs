@@ -278,21 +278,27 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     }
 }
 
-/// A failing `prestart` hook fails `create`, and the container is gone; the command never ran.
+/// A failing `prestart`, `createRuntime` or `createContainer` hook fails `create` (the last
+/// one runs in the init, which `create` now waits for), the container is gone and its command
+/// never ran.
 #[test]
-fn a_failing_prestart_hook_fails_create() {
+fn a_failing_create_hook_fails_create() {
     let rt = Rt::new("ociprefail");
-    let b = bundle("echo ran > /ran", |c| {
-        c["hooks"] = json!({"prestart": [{"path": "/bin/false", "args": ["false"]}]});
-    });
-    let id = format!("oci-{}", rand_hex());
-    let create = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
-    assert!(!create.status.success());
-    let err = String::from_utf8_lossy(&create.stderr);
-    assert!(err.contains("prestart hook"), "{err}");
-    assert!(!rt.run(&["state", &id]).status.success());
-    assert!(!b.path().join("rootfs/ran").exists());
-    assert!(rt.no_containers());
+    for phase in ["prestart", "createRuntime", "createContainer"] {
+        let b = bundle("echo ran > /ran", |c| {
+            c["hooks"] = json!({phase: [{"path": "/bin/false", "args": ["false"]}]});
+        });
+        let id = format!("oci-{}", rand_hex());
+        let create = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+        let gone = !rt.run(&["state", &id]).status.success();
+        let _ = rt.run(&["delete", "-f", &id]);
+        assert!(!create.status.success(), "{phase}: create succeeded");
+        assert!(gone, "{phase}: the container is left");
+        let err = String::from_utf8_lossy(&create.stderr);
+        assert!(err.contains(&format!("{phase} hook")), "{phase}: {err}");
+        assert!(!b.path().join("rootfs/ran").exists(), "{phase}");
+        assert!(rt.no_containers(), "{phase}");
+    }
 }
 
 /// Settings the runtime cannot honour are refused with a one-line error at create.

@@ -174,7 +174,9 @@ fn run(
         started_at: Some(logs::now()),
         ..State::default()
     };
+    let mut error_r = ours.error;
     if spec.wait_for_start {
+        error_r = wait_for_ready(child, error_r)?;
         st.status = Status::Created;
         rt.write_state(&spec.id, &st)
             .map_err(|e| runtime_failure(&e))?;
@@ -182,7 +184,7 @@ fn run(
             pid: child.as_raw(),
         });
     }
-    let out_r = wait_for_exec(child, ours.error, ours.out, ours.console)?;
+    let out_r = wait_for_exec(child, error_r, ours.out, ours.console)?;
     st.status = Status::Running;
     rt.write_state(&spec.id, &st)
         .map_err(|e| runtime_failure(&e))?;
@@ -318,6 +320,7 @@ fn fork_init(
                 },
                 console_socket: console.as_ref().map(|(_, theirs, _)| theirs.as_raw_fd()),
                 winsize: console.as_ref().and_then(|(_, _, size)| *size),
+                ready: spec.wait_for_start.then(|| error_w.as_raw_fd()),
                 userns: userns.map(|((_, entered_w), (written_r, _))| (entered_w, written_r)),
             };
             let err = match process::init(spec, stdio, joined_r, start_fifo) {
@@ -415,6 +418,33 @@ fn put_in_cgroup(spec: &ContainerSpec, child: Pid, joined_w: OwnedFd) -> Result<
     }
     let _ = nix::unistd::write(&joined_w, b"j");
     Ok(())
+}
+
+/// Step 4, OCI `create`: the init reports [`process::READY`] on the error pipe just before it
+/// waits for `start`, so that `create` fails when anything before (a `createContainer` hook,
+/// the working directory) does, as with runc. Returns the pipe for [`wait_for_exec`].
+fn wait_for_ready(child: Pid, error_r: OwnedFd) -> Result<OwnedFd, Failure> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    // byte by byte: nothing after the line may be read here
+    while let Ok(1) = nix::unistd::read(&error_r, &mut byte) {
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            break;
+        }
+    }
+    if line == process::READY {
+        return Ok(error_r);
+    }
+    let _ = waitpid(child, None);
+    let text = String::from_utf8_lossy(&line).to_string();
+    Err(match StatusMessage::decode(&text) {
+        Ok(StatusMessage::Failed { code, message }) => (code, message),
+        _ => {
+            let text = text.trim();
+            (125, format!("the init exited before it was ready ({text})"))
+        }
+    })
 }
 
 /// Step 4: wait for exec (EOF on the CLOEXEC error pipe) or the init's failure. Returns the
