@@ -420,7 +420,11 @@ def main(argv):
         return same_steps(args[1], args[2])
     while args and args[0].startswith("-"):
         if args[0] == "--step-timeout" and len(args) > 1:
-            timeout = float(args[1])
+            try:
+                timeout = float(args[1])
+            except ValueError:
+                print(f"labrun: --step-timeout wants seconds, not {args[1]!r}", file=sys.stderr)
+                return 2
             args = args[2:]
         elif args[0] in ("-v", "--verbose"):
             verbose = True
@@ -429,6 +433,9 @@ def main(argv):
             break
     if len(args) != 1 or args[0].startswith("-"):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    if not os.path.isfile(args[0]):
+        print(f"labrun: no such lab: {args[0]}", file=sys.stderr)
         return 2
     return run_lab(args[0], timeout, verbose)
 
