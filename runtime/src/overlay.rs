@@ -325,7 +325,7 @@ mod tests {
         fs::write(upper.join("var/cache/new"), "y").unwrap();
         opaque(&upper.join("var/cache"));
         fs::write(upper.join("tmp/f"), "z").unwrap();
-        for same in ["srv", "etc"] {
+        for same in ["srv", "etc", "var"] {
             let below = fs::metadata(lower.join(same)).unwrap();
             fs::set_permissions(upper.join(same), below.permissions()).unwrap();
             set_mtime(same, below.modified().unwrap());
