@@ -651,21 +651,19 @@ fn pull_from_a_local_registry() {
 
 /// Run the CLI with `input` on a pipe as its stdin; returns (exit status, stdout).
 fn with_stdin(rt: &Rt, args: &[&str], input: &str) -> (std::process::ExitStatus, String) {
-    use std::io::Write;
-    let mut child = rt
+    // `-it` wants a terminal on stdin (as Docker, a pipe is refused): a pty's slave, whose
+    // master types `input` and stays open until the command is done
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let child = rt
         .cmd(args)
-        .stdin(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::from(pty.slave))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    nix::unistd::write(&pty.master, input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
+    drop(pty.master);
     (out.status, String::from_utf8_lossy(&out.stdout).to_string())
 }
 
