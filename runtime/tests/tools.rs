@@ -328,6 +328,8 @@ fn inspect_explain_tells_the_container_in_sentences() {
         format!("host PID {host_pid} is PID 1 inside"),
         "pid namespace: new (inode".into(),
         "mnt namespace: new".into(),
+        "user namespace: ".into(),
+        "time namespace: the host's own".into(),
         "cpu: 20000/100000 µs = 20% of one CPU".into(),
         "memory: at most 64 MiB".into(),
         "pids: at most 40 processes".into(),

@@ -52,12 +52,36 @@ pub fn pid_inside(live: Option<i32>) -> Option<i32> {
     super::process_view(live?)?.ns_pids.last().copied()
 }
 
+/// The namespaces the runtime neither creates nor joins, `user` and `time`: the container
+/// shares the host's unless something else made new ones. Kind → inode.
+pub fn other_namespaces(live: Option<i32>) -> Value {
+    let Some(pid) = live else {
+        return json!({});
+    };
+    let m: serde_json::Map<String, Value> = OTHER_KINDS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), json!(ns_inode(pid, k)?))))
+        .collect();
+    Value::Object(m)
+}
+
+/// Namespace kinds outside [`Kind::ALL`].
+const OTHER_KINDS: [&str; 2] = ["user", "time"];
+
+fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
 /// The host's namespace inodes (this process's, as the CLI runs on the host), by kind.
 pub fn host_namespaces() -> BTreeMap<String, u64> {
     let me = std::process::id() as i32;
-    Kind::ALL
-        .iter()
-        .filter_map(|k| Some((k.proc_name().to_string(), crate::namespaces::inode(me, *k)?)))
+    let kinds = Kind::ALL.iter().map(|k| k.proc_name());
+    kinds
+        .chain(OTHER_KINDS)
+        .filter_map(|k| Some((k.to_string(), ns_inode(me, k)?)))
         .collect()
 }
 
@@ -113,22 +137,29 @@ fn process(out: &mut String, v: &Value) {
 }
 
 fn namespaces(out: &mut String, v: &Value, host: &BTreeMap<String, u64>) {
-    let Some(ns) = v["Namespaces"].as_object().filter(|m| !m.is_empty()) else {
+    let inodes = |key: &str| -> BTreeMap<String, u64> {
+        let m = v[key].as_object().cloned().unwrap_or_default();
+        m.into_iter()
+            .map(|(k, i)| (k, i.as_u64().unwrap_or(0)))
+            .collect()
+    };
+    let mut ns = inodes("Namespaces");
+    if ns.is_empty() {
         let _ = writeln!(
             out,
             "Namespaces: none to show (the container is not running)."
         );
         return;
-    };
+    }
+    ns.extend(inodes("OtherNamespaces"));
     let _ = writeln!(out, "Namespaces (ls -l /proc/{}/ns):", v["HostPid"]);
     for (kind, inode) in ns {
-        let inode = inode.as_u64().unwrap_or(0);
-        let how = if let Some(p) = v["JoinedNamespaces"].get(kind) {
+        let how = if let Some(p) = v["JoinedNamespaces"].get(&kind) {
             format!(
                 "joined from the sandbox (inode {inode}, pinned at {})",
                 s(p)
             )
-        } else if host.get(kind) == Some(&inode) {
+        } else if host.get(&kind) == Some(&inode) {
             format!("the host's own (inode {inode}): not isolated")
         } else {
             format!("new (inode {inode})")
@@ -290,6 +321,7 @@ mod tests {
             "PidInside": 1,
             "Namespaces": { "ipc": 4026532801u64, "net": 4026532700u64, "pid": 4026532803u64, "user": 4026531837u64 },
             "JoinedNamespaces": { "net": "/run/minik8s/runtime/sandboxes/pod1/net" },
+            "OtherNamespaces": { "time": 4026531834u64 },
             "CgroupVersion": "V1",
             "Cgroup": "minik8s/pod-0123456789ab/0123456789ab",
             "CgroupLimits": { "/sys/fs/cgroup/cpu/minik8s/x/cpu.cfs_quota_us": "20000" },
@@ -313,7 +345,10 @@ mod tests {
 
     #[test]
     fn an_inspect_document_reads_as_sentences() {
-        let host = BTreeMap::from([("user".to_string(), 4026531837u64)]);
+        let host = BTreeMap::from([
+            ("user".to_string(), 4026531837u64),
+            ("time".to_string(), 4026531834u64),
+        ]);
         let text = render(&sample(), &host);
         for line in [
             "Container 0123456789ab (web) from image busybox:latest: running.",
@@ -321,6 +356,7 @@ mod tests {
             "  ipc namespace: new (inode 4026532801)",
             "  net namespace: joined from the sandbox (inode 4026532700, pinned at /run/minik8s/runtime/sandboxes/pod1/net)",
             "  user namespace: the host's own (inode 4026531837): not isolated",
+            "  time namespace: the host's own (inode 4026531834): not isolated",
             "  cpu: 20000/100000 µs = 20% of one CPU (the CFS quota per period)",
             "  memory: at most 64 MiB (67108864 bytes), then the OOM killer",
             "  pids: no limit",

@@ -142,6 +142,7 @@ impl Runtime {
             "LogPath": spec.log_path,
             "PidInside": super::explain::pid_inside(live),
             "JoinedNamespaces": super::explain::joined(&spec),
+            "OtherNamespaces": super::explain::other_namespaces(live),
             "Security": super::explain::security(&spec),
         }))
     }
