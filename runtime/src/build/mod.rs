@@ -8,7 +8,12 @@
 //! The subset, with no network: `FROM` (an image in the store, or `scratch`), `RUN`, `COPY`,
 //! `ENV`, `WORKDIR`, `CMD`, `ENTRYPOINT`; comments and `\` line continuations. Anything else is
 //! refused with its line number. No variable substitution, no multi-stage builds, no
-//! `ADD`/`USER`/`ARG`/`LABEL`. Read next: `overlay.rs` (commit).
+//! `ADD`/`USER`/`ARG`/`LABEL`. The parser is `dockerfile.rs`. Read next: `overlay.rs`
+//! (commit).
+
+mod dockerfile;
+
+pub use dockerfile::{parse, CommandForm, Instruction, ParseError, Step};
 
 use std::fs;
 use std::io::{self, Write};
@@ -25,8 +30,14 @@ use crate::{layer, logs, random_hex, Runtime};
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The Dockerfile has a line we do not understand or do not support.
-    #[error("Dockerfile line {line}: {message}")]
-    Parse { line: usize, message: String },
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The image so far could not be read or the result not tagged.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// A `COPY` source is outside the build context.
+    #[error("Dockerfile line {line}: COPY {source_path:?}: outside the build context")]
+    OutsideContext { line: usize, source_path: String },
     /// A step failed to run.
     #[error("Dockerfile line {line}: {instruction}: {source}")]
     Step {
@@ -50,221 +61,6 @@ pub enum BuildError {
         #[source]
         source: io::Error,
     },
-}
-
-/// A command as a Dockerfile writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandForm {
-    /// `RUN echo hi`: run by `/bin/sh -c`.
-    Shell(String),
-    /// `RUN ["echo", "hi"]`: run as it is.
-    Exec(Vec<String>),
-}
-
-impl CommandForm {
-    /// The argument vector the form stands for.
-    pub fn argv(&self) -> Vec<String> {
-        match self {
-            CommandForm::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
-            CommandForm::Exec(v) => v.clone(),
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        let t = text.trim();
-        match serde_json::from_str::<Vec<String>>(t) {
-            Ok(v) if t.starts_with('[') => CommandForm::Exec(v),
-            _ => CommandForm::Shell(t.to_string()),
-        }
-    }
-}
-
-/// One instruction of the subset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Instruction {
-    /// The base image (`scratch`: none).
-    From(String),
-    Run(CommandForm),
-    /// Sources in the build context, and the destination in the image.
-    Copy {
-        sources: Vec<String>,
-        dest: String,
-    },
-    Env(Vec<(String, String)>),
-    Workdir(String),
-    Cmd(CommandForm),
-    Entrypoint(CommandForm),
-}
-
-/// An instruction and where it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// The first line of the instruction (1-based).
-    pub line: usize,
-    /// The instruction as written, continuation lines joined (for the progress output).
-    pub text: String,
-    pub instruction: Instruction,
-}
-
-/// Parse a Dockerfile: comments (`#` first on a line) and blank lines dropped, lines ending
-/// in `\` joined with the next, keywords in any case; it must start with `FROM`.
-pub fn parse(text: &str) -> Result<Vec<Step>, BuildError> {
-    let mut steps = Vec::new();
-    let mut pending: Option<(usize, String)> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let trimmed = raw.trim();
-        if trimmed.starts_with('#') || trimmed.is_empty() {
-            continue;
-        }
-        let (line, mut acc) = pending.take().unwrap_or((i + 1, String::new()));
-        match raw.trim_end().strip_suffix('\\') {
-            Some(part) => {
-                acc.push_str(part);
-                pending = Some((line, acc));
-            }
-            None => {
-                acc.push_str(raw);
-                if !acc.trim().is_empty() {
-                    steps.push(parse_instruction(line, acc.trim())?);
-                }
-            }
-        }
-    }
-    if let Some((line, acc)) = pending {
-        steps.push(parse_instruction(line, acc.trim())?);
-    }
-    match steps.first() {
-        None => Err(parse_err(1, "the Dockerfile has no instructions")),
-        Some(s) if !matches!(s.instruction, Instruction::From(_)) => {
-            Err(parse_err(s.line, "the first instruction must be FROM"))
-        }
-        _ => Ok(steps),
-    }
-}
-
-fn parse_err(line: usize, message: impl Into<String>) -> BuildError {
-    BuildError::Parse {
-        line,
-        message: message.into(),
-    }
-}
-
-fn parse_instruction(line: usize, text: &str) -> Result<Step, BuildError> {
-    let (keyword, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
-    let rest = rest.trim();
-    let err = |m: &str| parse_err(line, format!("{}: {m}", keyword.to_uppercase()));
-    if rest.is_empty() {
-        return Err(err("expected arguments"));
-    }
-    if rest.starts_with("--") && !keyword.eq_ignore_ascii_case("run") {
-        return Err(err(
-            "flags (--from, --chown, --platform...) are not supported",
-        ));
-    }
-    let instruction = match keyword.to_ascii_uppercase().as_str() {
-        "FROM" => {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            match words.as_slice() {
-                [image] => Instruction::From(image.to_string()),
-                [image, as_, _] if as_.eq_ignore_ascii_case("as") => {
-                    Instruction::From(image.to_string())
-                }
-                _ => return Err(err("expected FROM IMAGE [AS NAME]")),
-            }
-        }
-        "RUN" => Instruction::Run(CommandForm::parse(rest)),
-        "CMD" => Instruction::Cmd(CommandForm::parse(rest)),
-        "ENTRYPOINT" => Instruction::Entrypoint(CommandForm::parse(rest)),
-        "WORKDIR" => Instruction::Workdir(rest.to_string()),
-        "ENV" => Instruction::Env(parse_env(rest).map_err(&err)?),
-        "COPY" => {
-            let mut words = match CommandForm::parse(rest) {
-                CommandForm::Exec(v) => v,
-                CommandForm::Shell(_) => split_words(rest).map_err(&err)?,
-            };
-            if words.len() < 2 {
-                return Err(err("expected COPY SOURCE... DEST"));
-            }
-            let dest = words.pop().expect("two words");
-            Instruction::Copy {
-                sources: words,
-                dest,
-            }
-        }
-        other => {
-            return Err(parse_err(
-                line,
-                format!(
-                    "unsupported instruction {other} (this builder knows FROM, RUN, COPY, ENV, \
-                     WORKDIR, CMD and ENTRYPOINT)"
-                ),
-            ))
-        }
-    };
-    Ok(Step {
-        line,
-        text: text.split_whitespace().collect::<Vec<_>>().join(" "),
-        instruction,
-    })
-}
-
-/// `ENV K=V K2="a b"`, or the old form `ENV K a b` (one variable, the rest of the line).
-fn parse_env(rest: &str) -> Result<Vec<(String, String)>, &'static str> {
-    let words = split_words(rest)?;
-    if !words[0].contains('=') {
-        let (k, v) = rest
-            .split_once(char::is_whitespace)
-            .ok_or("expected KEY=VALUE")?;
-        return Ok(vec![(k.to_string(), v.trim().to_string())]);
-    }
-    words
-        .iter()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err("expected KEY=VALUE"),
-        })
-        .collect()
-}
-
-/// Words separated by blanks, with `"..."`, `'...'` and `\` quoting as the shell's.
-fn split_words(s: &str) -> Result<Vec<String>, &'static str> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' | '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some(q) if q == c => break,
-                        Some('\\') if c == '"' => cur.extend(chars.next()),
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated quote"),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                cur.extend(chars.next());
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
 }
 
 /// The image being built: its config document and layers, and the name it is stored under
@@ -324,7 +120,7 @@ impl Runtime {
             };
             let next = match (&step.instruction, current.take()) {
                 (Instruction::From(image), _) => self.from(image, &mut temp).map_err(wrap)?,
-                (_, None) => return Err(parse_err(step.line, "a second FROM is not supported")),
+                (_, None) => unreachable!("parse() puts FROM first"),
                 (Instruction::Run(cmd), Some(cur)) => {
                     self.run_step(step.line, cmd, &cur, &mut temp, out)?
                 }
@@ -340,15 +136,12 @@ impl Runtime {
             let _ = writeln!(out, " ---> {}", short_id(&image));
             current = Some(next);
         }
-        let cur = current.ok_or_else(|| parse_err(1, "the Dockerfile has no instructions"))?;
-        let image = self
-            .images
-            .resolve(&cur.name)
-            .map_err(|e| parse_err(0, e.to_string()))?;
+        let Some(cur) = current else {
+            unreachable!("parse() returns at least one step")
+        };
+        let image = self.images.resolve(&cur.name)?;
         let name = tag.map_or_else(|| format!("build-{}", short_id(&image)), str::to_string);
-        self.images
-            .tag(&name, &image.manifest_digest)
-            .map_err(|e| parse_err(0, e.to_string()))?;
+        self.images.tag(&name, &image.manifest_digest)?;
         let _ = writeln!(out, "Successfully built {}", short_id(&image));
         let name = crate::image::normalize(&name);
         let _ = writeln!(out, "Successfully tagged {name}");
@@ -609,8 +402,9 @@ impl Runtime {
         }
         let mut kinds = Vec::new();
         for src in sources {
-            let path = in_context(context, src).ok_or_else(|| {
-                parse_err(line, format!("COPY {src:?}: outside the build context"))
+            let path = in_context(context, src).ok_or_else(|| BuildError::OutsideContext {
+                line,
+                source_path: src.clone(),
             })?;
             let meta = fs::symlink_metadata(&path).map_err(copy_err(&path))?;
             kinds.push(if meta.is_dir() { "dir" } else { "file" });
@@ -752,89 +546,6 @@ fn append_tree(b: &mut tar::Builder<Vec<u8>>, src: &Path, target: &Path) -> io::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn instructions(text: &str) -> Vec<Instruction> {
-        parse(text)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.instruction)
-            .collect()
-    }
-
-    #[test]
-    fn a_dockerfile_with_comments_and_continuations_parses() {
-        let text = "# syntax is ignored\nFROM busybox AS base\n\n  # a comment\nrun echo a \\\n    && echo b\nCOPY hello.txt /app/\nENV A=1 B=\"two words\"\nENV C three words\nWORKDIR /app\nCMD [\"cat\", \"/app/hello.txt\"]\nENTRYPOINT echo\n";
-        let steps = parse(text).unwrap();
-        assert_eq!(steps[1].line, 5);
-        assert_eq!(steps[1].text, "run echo a && echo b");
-        assert_eq!(
-            steps.into_iter().map(|s| s.instruction).collect::<Vec<_>>(),
-            [
-                Instruction::From("busybox".into()),
-                Instruction::Run(CommandForm::Shell("echo a     && echo b".into())),
-                Instruction::Copy {
-                    sources: vec!["hello.txt".into()],
-                    dest: "/app/".into()
-                },
-                Instruction::Env(vec![
-                    ("A".into(), "1".into()),
-                    ("B".into(), "two words".into())
-                ]),
-                Instruction::Env(vec![("C".into(), "three words".into())]),
-                Instruction::Workdir("/app".into()),
-                Instruction::Cmd(CommandForm::Exec(vec![
-                    "cat".into(),
-                    "/app/hello.txt".into()
-                ])),
-                Instruction::Entrypoint(CommandForm::Shell("echo".into())),
-            ]
-        );
-    }
-
-    #[test]
-    fn what_the_subset_lacks_is_refused_with_its_line() {
-        let err = |t: &str| parse(t).unwrap_err().to_string();
-        assert_eq!(
-            err("FROM busybox\nRUN true\nADD x /x\n"),
-            "Dockerfile line 3: unsupported instruction ADD (this builder knows FROM, RUN, COPY, \
-             ENV, WORKDIR, CMD and ENTRYPOINT)"
-        );
-        assert_eq!(
-            err("RUN true\n"),
-            "Dockerfile line 1: the first instruction must be FROM"
-        );
-        assert_eq!(
-            err("FROM busybox\nCOPY --chown=1 a /a\n"),
-            "Dockerfile line 2: COPY: flags (--from, --chown, --platform...) are not supported"
-        );
-        assert_eq!(
-            err("FROM busybox\nCOPY a\n"),
-            "Dockerfile line 2: COPY: expected COPY SOURCE... DEST"
-        );
-        assert_eq!(
-            err("FROM busybox\nENV A=\"x\n"),
-            "Dockerfile line 2: ENV: unterminated quote"
-        );
-        assert_eq!(
-            err("# only\n"),
-            "Dockerfile line 1: the Dockerfile has no instructions"
-        );
-    }
-
-    #[test]
-    fn commands_have_a_shell_and_an_exec_form() {
-        assert_eq!(
-            instructions("FROM scratch\nCMD [\"sh\"]\nCMD sh -c 'x'\n")[1..],
-            [
-                Instruction::Cmd(CommandForm::Exec(vec!["sh".into()])),
-                Instruction::Cmd(CommandForm::Shell("sh -c 'x'".into())),
-            ]
-        );
-        assert_eq!(
-            CommandForm::Shell("echo hi".into()).argv(),
-            ["/bin/sh", "-c", "echo hi"]
-        );
-    }
 
     #[test]
     fn paths_stay_inside_the_root_and_the_context() {
