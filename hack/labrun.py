@@ -195,6 +195,11 @@ class Session:
             self.kill_children()
             code = self.wait_marker(5)
             note = [f"[labrun: no end after {timeout} s; its processes were killed]"]
+            if code is None:
+                # bash itself is busy (a shell loop such as `until ...; do sleep 1; done`):
+                # end the session, so that the next step and the cleanup run in a new one
+                # instead of queueing behind the loop for ever
+                self.kill_session()
         else:
             note = []
         try:
@@ -239,6 +244,14 @@ class Session:
                     os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
+
+    def kill_session(self):
+        """SIGKILL bash and everything in its process group."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
 
     def alive(self):
         return self.proc.poll() is None
@@ -405,6 +418,8 @@ def self_test():
             code, out = s.run("sleep 30", 1)
             check(code is None and "no end" in out[-1], "a hung step times out")
             check(s.run("echo $V", 10) == (0, ["3"]), "the session survives a timeout")
+            code, out = s.run("while :; do sleep 0.1; done", 1)
+            check(code is None and not s.alive(), "a step looping in bash ends the session")
         finally:
             s.close()
     print(f"labrun self-test: {checks} checks passed")
