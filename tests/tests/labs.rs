@@ -14,9 +14,9 @@ mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
-use cluster::{rand_hex, skip_unless_root};
+use cluster::skip_unless_root;
 
 /// Held by every test that runs a lab.
 static LABS: Mutex<()> = Mutex::new(());
@@ -36,18 +36,18 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     LABS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// This build's binaries under their installed names, linked once per test binary; kubectl
-/// too when `KUBECTL` names one (otherwise the one on PATH).
-fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("minik8s-labs-{}", rand_hex()));
-        cluster::link_binaries(&dir);
-        if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
-            std::os::unix::fs::symlink(k, dir.join("kubectl")).unwrap();
-        }
-        dir
-    })
+/// This build's binaries under their installed names in a directory of their own, removed
+/// with it; kubectl too when `KUBECTL` names one (otherwise the one on PATH).
+fn bin_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("minik8s-labs-")
+        .tempdir()
+        .unwrap();
+    cluster::link_binaries(dir.path());
+    if let Some(k) = std::env::var_os("KUBECTL").filter(|k| !k.is_empty()) {
+        std::os::unix::fs::symlink(k, dir.path().join("kubectl")).unwrap();
+    }
+    dir
 }
 
 /// `docs/labs/NN-*.md` (or under `zh/`), which must exist once.
@@ -70,11 +70,12 @@ fn lab_file(dir: &Path, nn: &str) -> PathBuf {
 }
 
 fn labrun(args: &[&std::ffi::OsStr]) -> Output {
+    let bin = bin_dir();
     Command::new("python3")
         .arg(repo().join("hack/labrun.py"))
         .args(args)
         .current_dir(repo())
-        .env("MINIK8S_BIN", bin_dir())
+        .env("MINIK8S_BIN", bin.path())
         .env_remove("MINIK8S_RUNTIME_ROOT")
         .env_remove("MINIK8S_RUNTIME_CGROUP_PARENT")
         .stdin(Stdio::null())
