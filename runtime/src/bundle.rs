@@ -93,14 +93,19 @@ pub fn process(
     process: &Process,
     linux: &Linux,
 ) -> Result<BundleProcess, ContainerError> {
-    let caps = process.capabilities().clone().unwrap_or_default();
-    let set = |s: &Option<Capabilities>| mask(s.as_ref());
-    let capabilities = Sets {
-        bounding: set(caps.bounding())?,
-        effective: set(caps.effective())?,
-        permitted: set(caps.permitted())?,
-        inheritable: set(caps.inheritable())?,
-        ambient: set(caps.ambient())?,
+    // none listed: none at all (oci-spec's own default would be a few)
+    let capabilities = match process.capabilities() {
+        None => Sets::default(),
+        Some(caps) => {
+            let set = |s: &Option<Capabilities>| mask(s.as_ref());
+            Sets {
+                bounding: set(caps.bounding())?,
+                effective: set(caps.effective())?,
+                permitted: set(caps.permitted())?,
+                inheritable: set(caps.inheritable())?,
+                ambient: set(caps.ambient())?,
+            }
+        }
     };
     let mut rlimits = Vec::new();
     for r in process.rlimits().iter().flatten() {

@@ -108,6 +108,12 @@ fn create_hands_its_stdio_to_the_container() {
     let rt = Rt::new("ocistdio");
     let b = bundle("echo to-stdout; echo to-stderr >&2", |_| {});
     let out = run_bundle(&rt, &b);
+    // an OCI id may be shorter than the 12 characters `ps` shows of an id
+    let short = bundle("true", |_| {});
+    rt.ok(&["create", "--bundle", short.path().to_str().unwrap(), "c1"]);
+    let ps = rt.ok(&["ps", "-a"]);
+    rt.ok(&["delete", "-f", "c1"]);
+    assert!(ps.contains("c1"), "{ps}");
     assert_eq!(out, "to-stdout\n");
     let err = fs::read_to_string(b.path().join("stderr")).unwrap();
     assert!(err.contains("to-stderr"), "{err}");

@@ -528,7 +528,7 @@ fn cmd_ps(rt: &Runtime, quiet: bool) -> Result<i32> {
         }
         println!(
             "{:<14} {:<20} {:<18} {:<24} {:<8} {}",
-            &id[..12],
+            id.get(..12).unwrap_or(&id),
             spec.name,
             spec.image,
             status_text(&st),

@@ -52,7 +52,28 @@ impl Rt {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        if args.first() == Some(&"create") {
+            return self.run_passing_stdio(args);
+        }
         self.cmd(args).output().unwrap()
+    }
+
+    /// OCI `create` hands its stdout and stderr to the container (runc's pass-through), which
+    /// holds them until it exits: through pipes, `output()` would wait for that. Files instead.
+    fn run_passing_stdio(&self, args: &[&str]) -> Output {
+        let dir = TempDir::new("createio");
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let status = self
+            .cmd(args)
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: fs::read(&out).unwrap(),
+            stderr: fs::read(&err).unwrap(),
+        }
     }
 
     /// Run and expect success; returns stdout.
