@@ -107,8 +107,9 @@ fn processes(rt: &Rt, id: &str) -> Vec<(u32, String, char)> {
         .collect()
 }
 
-/// An orphan that has exited: its zombie stays unless PID 1 reaps it.
-const ORPHAN: &str = "(sleep 0 &); exec sleep 30";
+/// An orphan that exits a second after PID 1 has become `sleep 30` (a shell that is still
+/// PID 1 might reap it itself): its zombie stays unless PID 1 reaps it.
+const ORPHAN: &str = "(sleep 1 &); exec sleep 30";
 
 /// `--init`: PID 1 is our reaper (`/init -- CMD`), which reaps orphans a plain command as
 /// PID 1 leaves as zombies, passes `stop`'s SIGTERM on to the command (which, as PID 1
