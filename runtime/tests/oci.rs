@@ -172,8 +172,8 @@ fn rlimits_oom_score_and_capability_sets_apply() {
 }
 
 /// `mounts` as listed (type, source, options), `linux.devices` with their type, numbers, mode
-/// and owner, `linux.sysctl` in the container's namespaces; before, only bind mounts were
-/// taken from the list, the rest silently dropped.
+/// and owner, `linux.rootfsPropagation`, `linux.sysctl` in the container's namespaces;
+/// before, only bind mounts were taken from the list, the rest silently dropped.
 #[test]
 fn mounts_devices_and_sysctls_come_from_the_config() {
     let rt = Rt::new("ocifs");
@@ -182,6 +182,9 @@ fn mounts_devices_and_sysctls_come_from_the_config() {
         echo "scratch=$(grep ' /scratch ' /proc/self/mountinfo | cut -d' ' -f6) $(grep ' /scratch ' /proc/self/mountinfo | sed 's/.* - //')"
         echo "dev=$(stat -c '%F %t:%T %a %u:%g' /dev/mynull)"
         echo "fifo=$(stat -c '%F %a' /dev/myfifo)"
+        while read -r _ _ _ _ point _ tag _; do
+            [ "$point" = / ] && echo "root=$tag"
+        done < /proc/self/mountinfo
         echo "forward=$(cat /proc/sys/net/ipv4/ip_forward)"
         echo "shmmni=$(cat /proc/sys/kernel/shmmni)"
     "#;
@@ -197,6 +200,7 @@ fn mounts_devices_and_sysctls_come_from_the_config() {
             {"path": "/dev/myfifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o600},
         ]);
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1000"});
+        c["linux"]["rootfsPropagation"] = json!("shared");
     });
     let out = run_bundle(&rt, &b);
     let shm = field(&out, "shm");
@@ -216,6 +220,7 @@ fn mounts_devices_and_sysctls_come_from_the_config() {
         "{out}"
     );
     assert_eq!(field(&out, "fifo"), "fifo 600", "{out}");
+    assert!(field(&out, "root").starts_with("shared:"), "{out}");
     assert_eq!(field(&out, "forward"), "1", "{out}");
     assert_eq!(field(&out, "shmmni"), "1000", "{out}");
 }
