@@ -125,7 +125,8 @@ pub fn process(
         capabilities,
         rlimits,
         oom_score_adj: process.oom_score_adj(),
-        sysctl: sysctls(linux)?,
+        sysctl: sysctls(spec, linux)?,
+        umask: process.user().umask(),
         additional_gids: process.user().additional_gids().clone().unwrap_or_default(),
         hooks: hooks(spec)?,
         annotations: spec
@@ -151,8 +152,9 @@ fn mask(set: Option<&Capabilities>) -> Result<u64, ContainerError> {
     Ok(m)
 }
 
-/// `linux.sysctl`, only parameters of a namespace the container has of its own (`sysctl.rs`).
-fn sysctls(linux: &Linux) -> Result<Vec<Sysctl>, ContainerError> {
+/// `linux.sysctl`, only parameters of a namespace the container has of its own (`sysctl.rs`),
+/// and `domainname` as `kernel.domainname` (which needs a UTS namespace of its own too).
+fn sysctls(spec: &Spec, linux: &Linux) -> Result<Vec<Sysctl>, ContainerError> {
     let listed: Vec<Kind> = linux
         .namespaces()
         .iter()
@@ -174,6 +176,12 @@ fn sysctls(linux: &Linux) -> Result<Vec<Sysctl>, ContainerError> {
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(domain) = spec.domainname() {
+        out.push(Sysctl {
+            name: "kernel.domainname".into(),
+            value: domain.clone(),
+        });
+    }
     for s in &out {
         sysctl::check(&s.name, |k| listed.contains(&k))
             .map_err(|e| invalid("refused", e.to_string()))?;

@@ -1,6 +1,6 @@
 //! What an OCI bundle adds to a container's process and which the CLI's and the kubelet's
-//! containers never have: all five capability sets, rlimits, an OOM score, sysctls, hooks and
-//! annotations (`oci.rs` fills it from `config.json`). The init applies its parts at the points
+//! containers never have: all five capability sets, rlimits, an OOM score, sysctls (and the
+//! domain name), extra groups, a umask, hooks and annotations (`oci.rs` fills it from `config.json`). The init applies its parts at the points
 //! runc does; a container without it does none of this work.
 
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ pub struct BundleProcess {
     pub sysctl: Vec<Sysctl>,
     /// `process.user.additionalGids`.
     pub additional_gids: Vec<u32>,
+    /// `process.user.umask`: set just before the command starts.
+    pub umask: Option<u32>,
     pub hooks: Hooks,
     /// The bundle's annotations, for `state` and the hooks.
     pub annotations: BTreeMap<String, String>,
@@ -55,6 +57,13 @@ impl BundleProcess {
         }
         rlimits::apply(&self.rlimits)?;
         Ok(())
+    }
+
+    /// The umask the command starts with, if the bundle gives one.
+    pub fn apply_umask(&self) {
+        if let Some(mask) = self.umask {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+        }
     }
 
     /// The state hooks of `phase` read, for container `id` of `bundle` whose init is `pid`.

@@ -231,6 +231,9 @@ pub fn init(
         wait_for_start(&fd)?;
     }
     hooks(Phase::StartContainer)?;
+    if let Some(b) = bundle {
+        b.apply_umask();
+    }
     drop_privileges(spec)?;
     if spec.init {
         super::reaper::fork_command()?;

@@ -134,8 +134,9 @@ fn a_non_root_user_is_started() {
     }
 }
 
-/// `process.rlimits`, `oomScoreAdj` and every capability set, ambient included, for a
-/// non-root user; before, only the bounding set was applied and the rest dropped.
+/// `process.rlimits`, `oomScoreAdj`, `umask`, `domainname` and every capability set, ambient
+/// included, for a non-root user; before, only the bounding set was applied and the rest
+/// dropped.
 #[test]
 fn rlimits_oom_score_and_capability_sets_apply() {
     let rt = Rt::new("ociproc");
@@ -143,12 +144,15 @@ fn rlimits_oom_score_and_capability_sets_apply() {
         echo "nofile=$(ulimit -n)"
         echo "core=$(ulimit -c)"
         echo "oom=$(cat /proc/self/oom_score_adj)"
+        echo "umask=$(umask)"
+        echo "domain=$(cat /proc/sys/kernel/domainname)"
         for s in CapEff CapPrm CapInh CapAmb CapBnd; do
             echo "$s=$(grep "^$s:" /proc/self/status | cut -f2)"
         done
     "#;
     let b = bundle(script, |c| {
-        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "umask": 0o027});
+        c["domainname"] = json!("example.org");
         c["process"]["rlimits"] = json!([
             {"type": "RLIMIT_NOFILE", "soft": 1234, "hard": 1234},
             {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
@@ -164,6 +168,8 @@ fn rlimits_oom_score_and_capability_sets_apply() {
     assert_eq!(field(&out, "nofile"), "1234", "{out}");
     assert_eq!(field(&out, "core"), "0", "{out}");
     assert_eq!(field(&out, "oom"), "512", "{out}");
+    assert_eq!(field(&out, "umask"), "0027", "{out}");
+    assert_eq!(field(&out, "domain"), "example.org", "{out}");
     // CAP_NET_BIND_SERVICE is bit 10, CAP_KILL bit 5
     for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
         assert_eq!(field(&out, set), "0000000000000400", "{set}: {out}");
