@@ -125,6 +125,10 @@ pub struct NamespacePlan {
     pub uid_mappings: Vec<IdMapping>,
     #[serde(default)]
     pub gid_mappings: Vec<IdMapping>,
+    /// Set the container's hostname in the uts namespace it joins by path (the bundle has one,
+    /// as runc does); a new one always gets it.
+    #[serde(default)]
+    pub hostname_in_joined_uts: bool,
 }
 
 /// One line of `/proc/<pid>/uid_map` or `gid_map`: the `size` IDs from `container_id` on in
