@@ -286,3 +286,216 @@ fn levels_made_by_someone_else_with_empty_cpusets_are_filled_before_use() {
         "--rm left containers"
     );
 }
+
+// --- an OCI bundle's linux.cgroupsPath and linux.resources (runtime-tools' linux_cgroups_*)
+
+/// A busybox bundle in `bundle` whose process sleeps, with `linux` as its `linux` section.
+fn oci_bundle(bundle: &Path, linux: serde_json::Value) {
+    let rootfs = bundle.join("rootfs");
+    for d in ["bin", "dev", "proc", "sys", "tmp"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sleep")).unwrap();
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"user": {"uid": 0, "gid": 0}, "args": ["sleep", "100"], "env": ["PATH=/bin"], "cwd": "/"},
+        "root": {"path": "rootfs"},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": linux,
+    });
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+}
+
+/// `create` with no stdio of the caller's but a file for its errors (the container keeps
+/// create's stdio, as with runc: reading a pipe to its end would wait for the container).
+fn oci_create(rt: &Rt, parent: &CgroupParent, bundle: &Path, id: &str) -> Result<(), String> {
+    let errors = bundle.join(format!("{id}.err"));
+    let status = rt
+        .cmd(
+            &[
+                &parent.flag()[..],
+                &["create", "--bundle", bundle.to_str().unwrap(), id],
+            ]
+            .concat(),
+        )
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&errors).unwrap())
+        .status()
+        .unwrap();
+    match status.success() {
+        true => Ok(()),
+        false => Err(fs::read_to_string(&errors).unwrap_or_default()),
+    }
+}
+
+/// The cgroup `pid` is in, per `/proc/PID/cgroup`, in the hierarchy holding `controller` (v1)
+/// or the unified one.
+fn cgroup_of(pid: i32, controller: &str) -> String {
+    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    own.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            let hit = controllers.split(',').any(|c| c == controller) || controllers.is_empty();
+            hit.then(|| path.to_string())
+        })
+        .unwrap()
+}
+
+fn init_pid(rt: &Rt, id: &str) -> i32 {
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", id])).unwrap();
+    state["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn an_absolute_cgroups_path_is_from_the_root_and_goes_at_delete() {
+    let rt = Rt::new("cgabs");
+    let parent = CgroupParent::new("abs");
+    let bundle = TempDir::new("cgabs");
+    let path = format!("/{}/ctr", parent.rel.display());
+    oci_bundle(
+        bundle.path(),
+        serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "mount"}], "cgroupsPath": path}),
+    );
+    let id = format!("abs-{}", rand_hex());
+    oci_create(&rt, &parent, bundle.path(), &id).unwrap();
+    assert_eq!(cgroup_of(init_pid(&rt, &id), "memory"), path);
+    rt.ok(&["delete", "-f", &id]);
+    // the path's levels did not exist before: all of them go
+    for d in parent.hierarchy.dirs(&parent.rel) {
+        assert!(!d.exists(), "{d:?} left after delete");
+    }
+}
+
+#[test]
+fn a_relative_cgroups_path_is_below_the_parent_and_only_new_levels_go() {
+    let rt = Rt::new("cgrel");
+    let parent = CgroupParent::new("rel");
+    let bundle = TempDir::new("cgrel");
+    // a level that exists before the container: it stays
+    parent.hierarchy.create(&parent.rel.join("kept")).unwrap();
+    oci_bundle(
+        bundle.path(),
+        serde_json::json!({
+            "namespaces": [{"type": "pid"}, {"type": "mount"}],
+            "cgroupsPath": "kept/testdir/container",
+        }),
+    );
+    let id = format!("rel-{}", rand_hex());
+    oci_create(&rt, &parent, bundle.path(), &id).unwrap();
+    let expected = format!("/{}/kept/testdir/container", parent.rel.display());
+    assert_eq!(cgroup_of(init_pid(&rt, &id), "pids"), expected);
+    rt.ok(&["delete", "-f", &id]);
+    for d in parent.hierarchy.dirs(&parent.rel.join("kept")) {
+        assert!(d.is_dir(), "{d:?}, which existed before, was removed");
+        assert!(
+            !d.join("testdir").exists(),
+            "{d:?}/testdir left after delete"
+        );
+    }
+}
+
+/// The major:minor of a block device of the host (a whole disk), for blkio settings.
+fn a_block_device() -> Option<String> {
+    fs::read_dir("/sys/block").ok()?.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let real = !name.starts_with("loop") && !name.starts_with("ram");
+        real.then(|| fs::read_to_string(e.path().join("dev")).ok())?
+            .map(|d| d.trim().to_string())
+    })
+}
+
+#[test]
+fn memory_details_and_blkio_throttles_reach_the_cgroup_files() {
+    let h = Hierarchy::host();
+    if h.version != Version::V1 || !h.root.join("blkio").is_dir() {
+        eprintln!("skipped: needs cgroup v1 with blkio mounted");
+        return;
+    }
+    let Some(dev) = a_block_device() else {
+        eprintln!("skipped: no block device");
+        return;
+    };
+    let (major, minor) = dev.split_once(':').unwrap();
+    let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
+    let rt = Rt::new("cgtune");
+    let mut parent = CgroupParent::new("tune");
+    parent.hierarchy = h.with_controllers(&["blkio"]).unwrap();
+    let bundle = TempDir::new("cgtune");
+    let limit = 50_593_792i64;
+    oci_bundle(
+        bundle.path(),
+        serde_json::json!({
+            "namespaces": [{"type": "pid"}, {"type": "mount"}],
+            "cgroupsPath": "ctr",
+            "resources": {
+                "memory": {"limit": limit, "reservation": limit / 2, "swap": limit * 2,
+                           "swappiness": 10, "disableOOMKiller": true},
+                "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 102400}],
+                            "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 300}]},
+            },
+        }),
+    );
+    let id = format!("tune-{}", rand_hex());
+    oci_create(&rt, &parent, bundle.path(), &id).unwrap();
+    let pid = init_pid(&rt, &id);
+    let file = |controller: &str, name: &str| {
+        let rel = cgroup_of(pid, controller);
+        fs::read_to_string(h.root.join(controller).join(&rel[1..]).join(name)).unwrap()
+    };
+    let read = file("memory", "memory.soft_limit_in_bytes");
+    let swap = file("memory", "memory.memsw.limit_in_bytes");
+    let swappiness = file("memory", "memory.swappiness");
+    let oom = file("memory", "memory.oom_control");
+    let rbps = file("blkio", "blkio.throttle.read_bps_device");
+    let wiops = file("blkio", "blkio.throttle.write_iops_device");
+    rt.ok(&["delete", "-f", &id]);
+    assert_eq!(read.trim(), (limit / 2).to_string());
+    assert_eq!(swap.trim(), (limit * 2).to_string());
+    assert_eq!(swappiness.trim(), "10");
+    assert!(oom.starts_with("oom_kill_disable 1"), "{oom}");
+    assert_eq!(rbps.trim(), format!("{dev} 102400"));
+    assert_eq!(wiops.trim(), format!("{dev} 300"));
+    for d in parent.hierarchy.dirs(&parent.rel.join("ctr")) {
+        assert!(!d.exists(), "{d:?} left after delete");
+    }
+}
+
+#[test]
+fn a_setting_the_host_cannot_apply_is_refused_not_dropped() {
+    let rt = Rt::new("cgrefuse");
+    let parent = CgroupParent::new("refuse");
+    let bundle = TempDir::new("cgrefuse");
+    let cases = [
+        (
+            serde_json::json!({"unified": {"memory.high": "1000000"}}),
+            "unified",
+        ),
+        (
+            serde_json::json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 1048576}]}),
+            "hugetlb",
+        ),
+        (
+            serde_json::json!({"memory": {"swappiness": 200}}),
+            "swappiness",
+        ),
+    ];
+    for (resources, named) in cases {
+        let _ = fs::remove_dir_all(bundle.path().join("rootfs"));
+        oci_bundle(
+            bundle.path(),
+            serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "mount"}], "resources": resources}),
+        );
+        let id = format!("refuse-{}", rand_hex());
+        let err = oci_create(&rt, &parent, bundle.path(), &id).unwrap_err();
+        assert!(err.contains(named), "{named}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one readable line: {err}");
+    }
+    assert!(rt.no_containers());
+}

@@ -1,0 +1,245 @@
+//! An OCI bundle's `linux.namespaces`, applied exactly, on the real kernel: only the listed
+//! kinds are new, the others the runtime's own; a path is joined whatever its kind, and a path
+//! of another kind refused; a user namespace gets the bundle's ID mappings. What runtime-tools'
+//! `linux_ns_*` and `linux_uid_mappings` programs found wrong. Run as root.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+
+/// A bundle rootfs of busybox.
+fn bundle_rootfs(rootfs: &Path) {
+    for d in ["bin", "dev", "proc", "sys", "etc", "tmp", "out"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "cat", "sleep", "hostname"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+}
+
+/// Write a bundle whose process runs `script` with `/out` bound to `out`, and `linux` merged
+/// into its `linux` section.
+fn write_bundle(bundle: &Path, out: &Path, script: &str, linux: serde_json::Value) {
+    bundle_rootfs(&bundle.join("rootfs"));
+    let mut config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", script],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+        },
+        "root": {"path": "rootfs"},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]},
+        ],
+        "linux": {},
+    });
+    config["linux"] = linux;
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A created (not started) container: its init's pid; deleted on drop.
+struct Created<'a> {
+    rt: &'a Rt,
+    id: String,
+    pid: i32,
+}
+
+impl<'a> Created<'a> {
+    fn new(rt: &'a Rt, bundle: &Path) -> Self {
+        let id = format!("ns-{}", rand_hex());
+        // the container keeps create's stdio (as with runc): none here, or reading it to its
+        // end would wait for the container
+        let status = rt
+            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "create {bundle:?}");
+        let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+        let pid = state["pid"].as_i64().unwrap() as i32;
+        Created { rt, id, pid }
+    }
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        let _ = self.rt.run(&["delete", "-f", &self.id]);
+    }
+}
+
+fn ns(pid: &str, kind: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// `unshare --fork` holding new namespaces; killed on drop.
+struct Unshared(Child);
+
+impl Unshared {
+    fn new(flags: &[&str]) -> Self {
+        let child = Command::new("unshare")
+            .args(flags)
+            .args(["--fork", "--kill-child", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        // unshare has switched once its namespaces differ from ours
+        let start = std::time::Instant::now();
+        while ns(&pid, "mnt") == ns("self", "mnt")
+            && start.elapsed() < std::time::Duration::from_secs(5)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Unshared(child)
+    }
+}
+
+impl Drop for Unshared {
+    fn drop(&mut self) {
+        // SIGKILL to unshare, which (--kill-child) takes its sleep with it
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn only_the_listed_namespaces_are_new_the_others_are_the_runtimes() {
+    let rt = Rt::new("nslisted");
+    let bundle = TempDir::new("nsbundle");
+    let out = TempDir::new("nsout");
+    write_bundle(
+        bundle.path(),
+        out.path(),
+        "sleep 100",
+        serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "mount"}]}),
+    );
+    let c = Created::new(&rt, bundle.path());
+    let pid = c.pid.to_string();
+    for kind in ["net", "ipc", "uts", "cgroup", "user"] {
+        assert_eq!(
+            ns(&pid, kind),
+            ns("self", kind),
+            "{kind} should be the runtime's"
+        );
+    }
+    for kind in ["pid", "mnt"] {
+        assert_ne!(ns(&pid, kind), ns("self", kind), "{kind} should be new");
+    }
+}
+
+#[test]
+fn a_namespace_path_is_joined_for_mount_and_pid_too() {
+    let rt = Rt::new("nspath");
+    let bundle = TempDir::new("nsbundle");
+    let out = TempDir::new("nsout");
+    let holder = Unshared::new(&["--mount", "--pid", "--uts"]);
+    let hp = holder.0.id();
+    write_bundle(
+        bundle.path(),
+        out.path(),
+        "sleep 100",
+        serde_json::json!({"namespaces": [
+            {"type": "pid", "path": format!("/proc/{hp}/ns/pid_for_children")},
+            {"type": "mount", "path": format!("/proc/{hp}/ns/mnt")},
+            {"type": "uts", "path": format!("/proc/{hp}/ns/uts")},
+        ]}),
+    );
+    let c = Created::new(&rt, bundle.path());
+    let pid = c.pid.to_string();
+    assert_eq!(ns(&pid, "mnt"), ns(&hp.to_string(), "mnt"));
+    assert_eq!(
+        ns(&pid, "pid"),
+        ns(&hp.to_string(), "pid_for_children"),
+        "pid namespace"
+    );
+    assert_eq!(ns(&pid, "uts"), ns(&hp.to_string(), "uts"));
+    assert_ne!(ns(&pid, "uts"), ns("self", "uts"));
+}
+
+#[test]
+fn a_namespace_path_of_another_kind_is_refused() {
+    let rt = Rt::new("nswrong");
+    let bundle = TempDir::new("nsbundle");
+    let out = TempDir::new("nsout");
+    for (kind, wrong) in [("pid", "net"), ("network", "ipc"), ("mount", "uts")] {
+        let mut namespaces =
+            vec![serde_json::json!({"type": kind, "path": format!("/proc/self/ns/{wrong}")})];
+        if kind != "mount" {
+            namespaces.push(serde_json::json!({"type": "mount"}));
+        }
+        let _ = fs::remove_dir_all(bundle.path().join("rootfs"));
+        write_bundle(
+            bundle.path(),
+            out.path(),
+            "true",
+            serde_json::json!({ "namespaces": namespaces }),
+        );
+        let id = format!("wrong-{}", rand_hex());
+        let res = rt.run(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(
+            !res.status.success(),
+            "{kind} with a {wrong} path was accepted"
+        );
+        assert!(err.contains(&format!("is a {wrong} namespace")), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one readable line: {err}");
+    }
+    assert!(rt.no_containers());
+}
+
+#[test]
+fn a_user_namespace_gets_the_bundles_id_mappings() {
+    let rt = Rt::new("nsuser");
+    let bundle = TempDir::new("nsbundle");
+    let out = TempDir::new("nsout");
+    // the container's root is uid 1000 outside: let it write its report
+    fs::set_permissions(out.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    write_bundle(
+        bundle.path(),
+        out.path(),
+        "cat /proc/self/uid_map > /out/uid; cat /proc/self/gid_map > /out/gid; sleep 100",
+        serde_json::json!({
+            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}, {"type": "uts"}],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 2000}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 3000}],
+        }),
+    );
+    let c = Created::new(&rt, bundle.path());
+    assert_ne!(ns(&c.pid.to_string(), "user"), ns("self", "user"));
+    rt.ok(&["start", &c.id]);
+    let gid = out.path().join("gid");
+    assert!(rt.wait_for(10, || fs::metadata(&gid).is_ok_and(|m| m.len() > 0)));
+    let fields = |f: &str| -> Vec<String> {
+        fs::read_to_string(out.path().join(f))
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(fields("uid"), ["0", "1000", "2000"]);
+    assert_eq!(fields("gid"), ["0", "1000", "3000"]);
+    let status = fs::read_to_string(format!("/proc/{}/status", c.pid)).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("1000"),
+        "{uid_line}"
+    );
+}
