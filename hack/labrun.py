@@ -26,6 +26,7 @@ Output: one line per step, `ok N: $ CMD` or `not ok N: $ CMD` followed by the ex
 the actual output, indented; a last line `# X of Y steps as the lab says`. Exit 0 iff every
 step passed and setup and cleanup succeeded.
 """
+import fcntl
 import os
 import re
 import select
@@ -293,9 +294,24 @@ def report(n, step, ok, code, actual, verbose):
     print(indent(actual), flush=True)
 
 
+def hold_lab_lock(path):
+    """One run of a lab at a time on this machine: labs use fixed names (containers, clusters,
+    /tmp/labNN), so two runs of one lab would tear down each other's. The lock is released
+    when the process ends, however it ends."""
+    name = os.path.basename(path).split("-")[0]
+    lock = open(f"/run/lock/minik8s-lab-{name}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"labrun: another run of lab {name} is going on; waiting for it", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 def run_lab(path, step_timeout, verbose):
     with open(path, encoding="utf-8") as f:
         setup, steps, cleanup = parse(f.read())
+    lock = hold_lab_lock(path)  # noqa: F841 (held until the process ends)
     if not steps:
         print(f"{path}: no steps found (```console or ```sh blocks)")
         return 1
