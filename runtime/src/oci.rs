@@ -21,7 +21,7 @@ use super::hooks::{self, Phase};
 use super::maskedpaths::PathRules;
 use super::namespaces::{self, IdMapping, Kind, NamespacePlan};
 use super::ociprocess::OCI_VERSION;
-use super::rootfs::RootfsSpec;
+use super::rootfs::{RootSwitch, RootfsSpec};
 use super::seccomp::{self, Compiled, Profile, SeccompError};
 use super::tuning::{Throttle, ThrottleDevice, Tuning, WeightDevice};
 use super::{bundle, capabilities, logs, Runtime};
@@ -69,8 +69,8 @@ fn seccomp_filter(linux: &Linux, capabilities: u64) -> Result<Option<Compiled>, 
 /// path must be a namespace of that kind), one without is created, an unlisted one is the
 /// runtime's own, as runc. A new user namespace gets the bundle's ID mappings, a uts namespace
 /// (new or joined) the bundle's hostname. Refused: a kind listed twice, a user namespace
-/// without mappings, a hostname without a uts namespace listed, and no mount namespace (the
-/// rootfs would be built in the host's).
+/// without mappings, a hostname without a uts namespace listed. Without a mount namespace the
+/// rootfs is built in the runtime's, below the rootfs only (`RootSwitch::HostChroot`).
 fn namespaces(
     spec: &Spec,
     linux: &Linux,
@@ -125,12 +125,6 @@ fn namespaces(
         return Err(invalid("a hostname needs a uts namespace", "hostname"));
     }
     plan.hostname_in_joined_uts = hostname && uts_joined;
-    if !plan.new.contains(&Kind::Mnt) && !join.iter().any(|(k, _)| *k == Kind::Mnt) {
-        return Err(invalid(
-            "a container needs a mount namespace of its own",
-            "mount",
-        ));
-    }
     Ok((join, plan))
 }
 
@@ -378,6 +372,12 @@ impl Runtime {
         let mask = capability_mask(&process)?;
         let linux = spec.linux().clone().unwrap_or_default();
         let (join, plan) = namespaces(&spec, &linux)?;
+        // no mount namespace listed: the rootfs is built in ours (runc's chroot)
+        let own_mnt = plan.new.contains(&Kind::Mnt) || join.iter().any(|(k, _)| *k == Kind::Mnt);
+        let switch = match own_mnt {
+            true => RootSwitch::default(),
+            false => RootSwitch::HostChroot,
+        };
         let resources = resources(&linux)?;
         let hierarchy = self
             .cgroups
@@ -416,7 +416,7 @@ impl Runtime {
                 path_rules: path_rules(&linux),
                 bind_rootfs: Some(rootfs_dir),
                 bundle: Some(filesystems),
-                switch: Default::default(),
+                switch,
             },
             capabilities: mask,
             no_new_privs: process.no_new_privileges().unwrap_or(false),

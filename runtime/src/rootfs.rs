@@ -162,6 +162,11 @@ pub enum RootSwitch {
     /// new one, and a process with CAP_SYS_CHROOT whose working directory is outside its root
     /// (a second chroot(2) leaves it there) walks `..` up to the host's `/`.
     Chroot,
+    /// No mount namespace of its own (an OCI bundle that lists none, as runc allows): the
+    /// mounts are made in the runtime's namespace, below the rootfs, which is made private
+    /// first so that nothing of them propagates, and stay there until `delete` detaches them
+    /// (`store/cleanup.rs`); then chroot(2), as [`RootSwitch::Chroot`].
+    HostChroot,
 }
 
 /// Mount points every container needs, as files (`true`: directory) of the *init layer*.
@@ -321,8 +326,20 @@ pub fn prepare_with(
     before_pivot: impl FnOnce() -> Result<(), BeforePivotError>,
 ) -> Result<(), RootfsError> {
     let root = &spec.merged;
-    make_mounts_private()?;
-    mount_root(spec)?;
+    if spec.switch == RootSwitch::HostChroot {
+        mount_root(spec)?;
+        mount(
+            None::<&str>,
+            root,
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|errno| RootfsError::MakePrivate { errno })?;
+    } else {
+        make_mounts_private()?;
+        mount_root(spec)?;
+    }
     let dev = match &spec.bundle {
         None => {
             mount_proc(root)?;
@@ -658,10 +675,10 @@ fn enter(root: &Path, switch: RootSwitch) -> Result<(), RootfsError> {
     })?;
     let pivot = match switch {
         RootSwitch::PivotRoot => nix::unistd::pivot_root(".", "."),
-        RootSwitch::Chroot => Err(nix::Error::ENOTSUP),
+        RootSwitch::Chroot | RootSwitch::HostChroot => Err(nix::Error::ENOTSUP),
     };
     match pivot {
-        Err(_) if switch == RootSwitch::Chroot => {
+        Err(_) if switch != RootSwitch::PivotRoot => {
             nix::unistd::chroot(".").map_err(|errno| RootfsError::PivotRoot {
                 path: root.to_owned(),
                 errno,

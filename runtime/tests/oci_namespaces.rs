@@ -243,3 +243,43 @@ fn a_user_namespace_gets_the_bundles_id_mappings() {
         "{uid_line}"
     );
 }
+
+#[test]
+fn a_bundle_without_namespaces_shares_the_runtimes_and_delete_leaves_no_mount() {
+    let rt = Rt::new("nsnone");
+    let bundle = TempDir::new("nsbundle");
+    let out = TempDir::new("nsout");
+    let mounts = || fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let before = mounts()
+        .lines()
+        .filter(|l| l.contains(rt.state.to_str().unwrap()))
+        .count();
+    write_bundle(
+        bundle.path(),
+        out.path(),
+        "sleep 100",
+        serde_json::json!({"namespaces": []}),
+    );
+    let c = Created::new(&rt, bundle.path());
+    let pid = c.pid.to_string();
+    for kind in ["mnt", "pid", "net", "ipc", "uts", "cgroup", "user"] {
+        assert_eq!(
+            ns(&pid, kind),
+            ns("self", kind),
+            "{kind} should be the runtime's"
+        );
+    }
+    // its root is the bundle's, entered by chroot(2) below mounts made in ours
+    assert!(fs::metadata(format!("/proc/{pid}/root/bin/busybox")).is_ok());
+    drop(c);
+    let left: Vec<String> = mounts()
+        .lines()
+        .filter(|l| l.contains(rt.state.to_str().unwrap()))
+        .map(String::from)
+        .collect();
+    assert_eq!(left.len(), before, "mounts left after delete: {left:#?}");
+    assert!(
+        bundle.path().join("rootfs/bin/busybox").exists(),
+        "the bundle's rootfs was removed with the container"
+    );
+}

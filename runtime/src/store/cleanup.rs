@@ -8,14 +8,37 @@ use std::io;
 use std::time::Duration;
 
 use crate::error::{io_err, ContainerError};
+use crate::rootfs::RootSwitch;
 use crate::spec::ContainerSpec;
 use crate::Runtime;
+
+/// Detach the mounts a container without a mount namespace of its own made in ours, all of
+/// them below its rootfs (`umount2(MNT_DETACH)` takes the tree). The bind-mounted rootfs must be
+/// gone before its mount point's directory is removed: removing through it would delete the
+/// bundle's files.
+fn detach_host_mounts(rootfs: &std::path::Path) -> Result<(), ContainerError> {
+    use std::os::unix::fs::MetadataExt;
+    let _ = nix::mount::umount2(rootfs, nix::mount::MntFlags::MNT_DETACH);
+    let dev = |p: &std::path::Path| fs::metadata(p).map(|m| m.dev());
+    match (dev(rootfs), rootfs.parent().map(dev)) {
+        (Ok(own), Some(Ok(parent))) if own != parent => Err(ContainerError::Io {
+            step: "unmount the rootfs of",
+            path: rootfs.to_owned(),
+            source: io::Error::other("still mounted"),
+        }),
+        _ => Ok(()),
+    }
+}
 
 impl Runtime {
     /// Delete cgroups and files of a container that no longer runs.
     pub fn cleanup(&self, spec: &ContainerSpec) -> Result<(), ContainerError> {
         spec.remove_cgroups()?;
-        // the overlay lives only in the container's mount namespace; nothing to unmount here.
+        // the overlay lives only in the container's mount namespace; nothing to unmount here,
+        // but for a bundle's container without one of its own (`RootSwitch::HostChroot`)
+        if spec.rootfs.switch == RootSwitch::HostChroot {
+            detach_host_mounts(&spec.rootfs.merged)?;
+        }
         // The disk part first: without its state a leftover is only an orphan to sweep
         for dir in [
             self.container_disk_dir(&spec.id),
