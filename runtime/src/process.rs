@@ -133,26 +133,51 @@ fn dup_onto(fd: RawFd, target: RawFd) -> Result<(), ProcessError> {
 /// What the init of an OCI `create` says when all is set up and it waits for `start`.
 pub const READY: &[u8] = b"ready\n";
 
-/// Look up `command` in `$PATH` of the container's environment (we are already inside its root).
+/// The search path of a container whose environment has no `PATH` (Docker's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Find `command` as execvp(3) does, from inside the container's root (its mounts included):
+/// a name with a `/` is used as it is, if it exists; any other is searched in `$PATH` of the
+/// container's environment, the first executable regular file winning, else the first regular
+/// file (whose exec then fails with EACCES: 126, as execvp's). Nothing: not found (127).
 pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, ProcessError> {
+    use std::os::unix::fs::PermissionsExt;
+    let not_found = || ProcessError::NotFound {
+        command: command.to_string(),
+    };
     if command.contains('/') {
-        return Ok(PathBuf::from(command));
+        return match std::fs::metadata(command) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                Err(not_found())
+            }
+            _ => Ok(PathBuf::from(command)),
+        };
+    }
+    if command.is_empty() {
+        return Err(not_found());
     }
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        .unwrap_or(DEFAULT_PATH);
+    let mut not_executable = None;
+    // an empty entry is the working directory (execvp's legacy)
+    for dir in path.split(':').map(|d| if d.is_empty() { "." } else { d }) {
         let candidate = Path::new(dir).join(command);
-        if let Ok(m) = std::fs::metadata(&candidate) {
-            if m.is_file() {
-                return Ok(candidate);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+                if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
+                    return Ok(candidate);
+                }
+                not_executable.get_or_insert(candidate);
             }
+            Ok(m) if m.is_file() => {
+                not_executable.get_or_insert(candidate);
+            }
+            _ => {}
         }
     }
-    Err(ProcessError::NotFound {
-        command: command.to_string(),
-    })
+    not_executable.ok_or_else(not_found)
 }
 
 /// Become the container: runs in the freshly forked child and only returns on error. The

@@ -179,6 +179,12 @@ const INIT_LAYER: [(&str, bool); 6] = [
     ("etc/resolv.conf", false),
 ];
 
+/// Where the runtime mounts something of its own in every container (the init layer's mount
+/// points), as absolute paths: what the image has there is never what the container sees.
+pub fn mount_points() -> impl Iterator<Item = PathBuf> {
+    INIT_LAYER.iter().map(|(name, _)| Path::new("/").join(name))
+}
+
 /// The init layer under `root` (created once, atomically): the lowest, read-only overlay layer
 /// of every container, holding the mount points of [`prepare`] (`/proc`, `/etc/hosts`...).
 /// Like Docker's init layer, it saves creating them in each container's writable layer: an

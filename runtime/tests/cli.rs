@@ -258,3 +258,74 @@ fn shims_have_their_own_name_and_the_merged_dir_is_reachable() {
     rt.ok(&["stop", "-t", "0", &id]);
     assert!(rt.inspect(&id)["GraphDriver"]["Data"]["MergedDir"].is_null());
 }
+
+/// The command is looked up in the container, mounts included, as Docker does at start: a
+/// program on a volume runs (by path and through `PATH`), and one missing there fails as one
+/// missing from the image, 127 with the same message (126 when it is not executable). A
+/// command absent from the image and out of every mount's reach still fails at `create`,
+/// before a container exists.
+#[test]
+fn the_command_is_found_on_a_volume_as_in_the_image() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = Rt::new("cli-command-on-volume");
+    let vol = common::TempDir::new("cmd-vol");
+    let prog = vol.path().join("prog");
+    std::fs::write(&prog, "#!/bin/sh\necho hello from the volume\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let volume = format!("{}:/lab", vol.path().display());
+    let out = rt.ok(&["run", "--rm", "-v", &volume, "busybox", "/lab/prog"]);
+    assert_eq!(out, "hello from the volume\n");
+    let out = rt.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        "-e",
+        "PATH=/lab:/bin",
+        "busybox",
+        "prog",
+    ]);
+    assert_eq!(out, "hello from the volume\n");
+
+    let fails = |args: &[&str], code: i32, message: &str| {
+        let out = rt.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    };
+    let not_found = "executable file not found in $PATH";
+    fails(
+        &["run", "--rm", "-v", &volume, "busybox", "/lab/nope"],
+        127,
+        &format!("{not_found}: \"/lab/nope\""),
+    );
+    fails(
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &volume,
+            "-e",
+            "PATH=/lab",
+            "busybox",
+            "nope",
+        ],
+        127,
+        &format!("{not_found}: \"nope\""),
+    );
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o644)).unwrap();
+    fails(
+        &["run", "--rm", "-v", &volume, "busybox", "/lab/prog"],
+        126,
+        "Permission denied",
+    );
+    // out of every mount's reach: refused by `create`, nothing made
+    for command in ["nope", "/bin/nope", "/labx/prog"] {
+        fails(
+            &["run", "-d", "-v", &volume, "busybox", command],
+            127,
+            &format!("{not_found}: \"{command}\""),
+        );
+    }
+    assert!(rt.no_containers(), "a container was left behind");
+}

@@ -1,13 +1,14 @@
 //! `create`: resolve options and an image into a container's specification, and write it with
 //! the container's directories (nothing runs yet). Everything is validated before the disk is
-//! touched: the command must be in the image, the user in its `/etc/passwd`, limits and volumes
-//! well-formed. Read next: `start.rs`.
+//! touched: the command must be in the image (or where a mount may provide it: `command.rs`),
+//! the user in its `/etc/passwd`, limits and volumes well-formed. Read next: `start.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Config as ImageConfig;
 
+use super::command;
 use super::sandbox::write_etc_files;
 use super::{ContainerError, ContainerSpec, CreateOptions, Sandbox, State};
 use crate::cgroups::Resources;
@@ -17,7 +18,7 @@ use crate::maskedpaths::PathRules;
 use crate::namespaces::Kind;
 use crate::rootfs::{self, BindMount, RootSwitch, RootfsSpec};
 use crate::store::{valid_name, write_json};
-use crate::{capabilities, devices, layer, logs, procfs, random_hex, Runtime};
+use crate::{capabilities, devices, logs, procfs, random_hex, Runtime};
 
 /// Find `uid:gid` for a user spec (`name`, `uid`, `uid:gid`, `name:group`) in the image's
 /// `/etc/passwd` and `/etc/group` (top layer first).
@@ -56,31 +57,6 @@ fn resolve_user(user: &str, image: &Image) -> Result<(u32, u32), ContainerError>
         },
     };
     Ok((uid, gid))
-}
-
-/// Does `command` exist in the image (PATH lookup over the layers, honouring whiteouts)?
-fn command_in_image(command: &str, env: &[String], image: &Image) -> bool {
-    let lookup = |path: &str| -> bool {
-        let rel = path.trim_start_matches('/');
-        for dir in image.layers.iter().rev() {
-            // symlinked dirs (bin -> usr/bin) resolve inside the layer stack only approximately:
-            // accept anything that resolves in some layer
-            if let Ok(p) = layer::resolve_in_root(dir, Path::new(rel), Path::new(rel), false) {
-                if let Ok(m) = fs::symlink_metadata(&p) {
-                    return !layer::is_whiteout(&m);
-                }
-            }
-        }
-        false
-    };
-    if command.contains('/') {
-        return lookup(command);
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    path.split(':').any(|d| lookup(&format!("{d}/{command}")))
 }
 
 /// Parse `HOST:CTR[:ro|rw]`.
@@ -145,17 +121,31 @@ impl Runtime {
         let ic = image.config.config().clone().unwrap_or_default();
         let args = command_line(opts, &ic)?;
         let env = environment(opts, &ic)?;
-        if !command_in_image(&args[0], &env, &image) {
-            return Err(ContainerError::CommandNotFound {
-                command: args[0].clone(),
-            });
-        }
+        let cwd = opts
+            .workdir
+            .clone()
+            .or_else(|| ic.working_dir().clone().filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into());
         let resources = resources(opts)?;
         let volumes = opts
             .volumes
             .iter()
             .map(|v| parse_volume(v))
             .collect::<Result<Vec<_>, _>>()?;
+        // certainly missing: fail now; what a mount may provide, the init looks up inside
+        let view = command::View {
+            layers: image.layers.iter().rev().map(PathBuf::as_path).collect(),
+            mounts: volumes
+                .iter()
+                .map(|v| v.destination.clone())
+                .chain(rootfs::mount_points())
+                .collect(),
+        };
+        if view.find_command(&args[0], &env, &cwd) == command::Presence::Absent {
+            return Err(ContainerError::CommandNotFound {
+                command: args[0].clone(),
+            });
+        }
         let capabilities = capabilities::mask(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
         let (uid, gid) = match opts
             .user
@@ -178,11 +168,6 @@ impl Runtime {
             Some(s) => Some(self.sandbox(s)?),
             None => None,
         };
-        let cwd = opts
-            .workdir
-            .clone()
-            .or_else(|| ic.working_dir().clone().filter(|w| !w.is_empty()))
-            .unwrap_or_else(|| "/".into());
         Ok(Validated {
             image,
             args,

@@ -9,6 +9,7 @@
 //! The records these operations share (spec, state, the name index, cleanup) are below the
 //! shim, in `spec.rs`, `state.rs` and `store/`. Read next: `create.rs`, then `start.rs`.
 
+mod command;
 mod create;
 pub mod explain;
 mod inspect;
