@@ -5,10 +5,19 @@
 //! and execs the command. We mark ourselves non-dumpable first, so nothing inside the
 //! container can open our memory or `/proc/self/exe` while we are in its namespaces
 //! (CVE-2019-5736).
+//!
+//! Entering the mount namespace puts us at *its* root, which is the container's only when the
+//! init used pivot_root(2). A container entered with chroot(2) (`run --chroot`, an OCI bundle
+//! without a mount namespace) keeps the host's root as its namespace's, so we take the root
+//! as the init sees it: `/proc/<pid>/root`, opened before setns(2), then fchdir(2) and
+//! chroot("."), which is a no-op after pivot_root. (runc's `--no-pivot` moves the rootfs onto
+//! `/` with `MS_MOVE` before its chroot, so setns lands in it there; ours leaves the host's
+//! root in place on purpose, for the labs' escape.)
 
 use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
+use nix::fcntl::OFlag;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
@@ -41,6 +50,12 @@ pub enum ExecError {
     /// fork(2) failed.
     #[error("fork: {errno}")]
     Fork { errno: nix::Error },
+    /// Opening or entering the root the container's init sees failed.
+    #[error("enter the container's root {path:?}: {errno}")]
+    Root {
+        path: std::path::PathBuf,
+        errno: nix::Error,
+    },
 }
 
 /// Run `args` in container `id` with our stdio; returns its exit code.
@@ -97,6 +112,17 @@ pub fn exec_with(
         })?;
         ns.push((kind, path, file));
     }
+    let root_path = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let root_err = |errno| ExecError::Root {
+        path: root_path.clone(),
+        errno,
+    };
+    let root = nix::fcntl::open(
+        &root_path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(root_err)?;
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     for (kind, path, file) in &ns {
@@ -105,7 +131,11 @@ pub fn exec_with(
             errno,
         })?;
     }
-    // setns(CLONE_NEWNS) moved our root into the container: this is its /dev/ptmx
+    // setns(CLONE_NEWNS) put us at the namespace's root: now the init's own
+    nix::unistd::fchdir(&root).map_err(root_err)?;
+    nix::unistd::chroot(".").map_err(root_err)?;
+    drop(root);
+    // this is the container's /dev/ptmx
     let pty = match terminal {
         Some(_) => {
             // SAFETY: fd 0 stays open for the life of the process.

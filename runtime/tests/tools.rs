@@ -251,6 +251,28 @@ fn the_chroot_escape_reaches_the_host_under_chroot_but_not_under_pivot_root() {
     assert!(explain.contains("root entered by chroot(2)"), "{explain}");
 }
 
+/// `exec` runs in the root the container's init sees, however it got there: after setns(2)
+/// into the mount namespace of a `--chroot` container, whose root is still the host's, it
+/// chroots into the init's root (it used to run in the host's `/`: inode 2, the host's
+/// `/etc/hostname`).
+#[test]
+fn exec_enters_the_containers_root_under_chroot_and_pivot_root() {
+    use std::os::unix::fs::MetadataExt;
+    let rt = Rt::new("exec-root");
+    for switch in [&["--chroot"][..], &[]] {
+        let mut args = vec!["run", "-d", "--hostname", "exec-root-box"];
+        args.extend(switch);
+        args.extend(["busybox", "sleep", "30"]);
+        let id = rt.ok_line(&args);
+        let pid = rt.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+        let root = fs::metadata(format!("/proc/{pid}/root")).unwrap().ino();
+        let out = rt.ok(&["exec", &id, "sh", "-c", "ls -di /; cat /etc/hostname; pwd"]);
+        let want = format!("{root} /\nexec-root-box\n/\n");
+        assert_eq!(out, want, "{switch:?}");
+        rt.ok(&["rm", "-f", &id]);
+    }
+}
+
 fn mem_total_kb(meminfo: &str) -> u64 {
     meminfo
         .lines()
