@@ -1,8 +1,8 @@
 //! The controller manager's settings, as its command line sets them (`main.rs`).
 //!
 //! This module sits below every reconciler: `manager.rs` reads it to hand each reconciler what
-//! it needs (node IPAM the cluster CIDR, pod GC its quarantine, node lifecycle its grace period
-//! and eviction timeout, the CSR signer the cluster CA), and no reconciler imports the manager. Read next: `manager.rs`.
+//! it needs (node IPAM the cluster CIDR, pod GC its quarantine, node lifecycle its grace period,
+//! taint eviction its timeout, the CSR signer the cluster CA), and no reconciler imports the manager. Read next: `manager.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,8 @@ use client::pki::Pki;
 pub struct Config {
     /// A node whose Lease is older than this is NotReady (Unknown).
     pub node_monitor_grace_period: Duration,
-    /// How long pods stay on an unreachable node without a matching toleration.
+    /// How long pods stay on an unreachable (or not-ready) node without a matching toleration
+    /// (any other NoExecute taint evicts such pods at once; `taint_eviction.rs`).
     pub pod_eviction_timeout: Duration,
     /// The cluster's pod network, split into one /24 per node.
     pub cluster_cidr: String,

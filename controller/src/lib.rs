@@ -4,7 +4,7 @@
 //! each object repeatedly drives the cluster toward `spec` from what the cache says now
 //! (level-triggered), never from the event that woke it. Each file holds one reconciler; start
 //! with `replicaset/`, then `deployment/`, `garbage_collector.rs`, `namespace.rs`,
-//! `node_lifecycle.rs`, `pod_gc.rs`, `node_ipam.rs`, `certificates/` (TLS bootstrapping) and
+//! `node_lifecycle.rs` and `taint_eviction.rs`, `pod_gc.rs`, `node_ipam.rs`, `certificates/` (TLS bootstrapping) and
 //! `endpointslice/` (a Service's endpoints). `manager.rs` runs them all with the
 //! settings of `config.rs`; `cache.rs` and `conflict.rs` hold what they share: watches that
 //! recover quickly after an apiserver outage, and writes that retry at once on a stale copy.
@@ -26,5 +26,6 @@ pub mod node_lifecycle;
 pub mod pod;
 pub mod pod_gc;
 pub mod replicaset;
+pub mod taint_eviction;
 #[cfg(test)]
 mod testing;

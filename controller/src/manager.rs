@@ -17,6 +17,7 @@ pub async fn run(client: kube::Client, config: Config) {
         _ = crate::garbage_collector::run(client.clone()) => {}
         _ = crate::namespace::run(client.clone()) => {}
         _ = crate::node_lifecycle::run(client.clone(), (&config).into()) => {}
+        _ = crate::taint_eviction::run(client.clone(), config.pod_eviction_timeout) => {}
         _ = crate::node_ipam::run(client.clone(), config.cluster_cidr) => {}
         _ = crate::pod_gc::run(client.clone(), config.pod_gc_quarantine) => {}
         _ = certificates(client.clone(), config.cluster_signing) => {}

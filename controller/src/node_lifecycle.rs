@@ -1,24 +1,26 @@
-//! Node lifecycle: notice nodes whose kubelet went silent, and move their pods away.
+//! Node lifecycle: notice nodes whose kubelet went silent, and take their pods out of service.
 //!
 //! Every kubelet renews a Lease (`kube-node-lease/<node>`) every few seconds. A node whose
-//! Lease is older than `--node-monitor-grace-period` gets `Ready=Unknown` and the
-//! `node.kubernetes.io/unreachable:NoExecute` taint. A NoExecute taint evicts each pod on the
-//! node once its matching toleration's `tolerationSeconds` has passed (no toleration: the
-//! `--pod-eviction-timeout` default; a toleration without seconds: never). The apiserver
-//! gives every pod such a toleration (its `--default-unreachable-toleration-seconds`, 300 s),
-//! so that flag is where a lab shortens evictions. When the Lease is
-//! renewed again the taint is removed and the kubelet reports Ready itself. Every write names
-//! the resourceVersion it was computed from; a 409 reads the node again and checks again at
-//! once (`conflict.rs`). Pods bound to a node that no longer exists are `pod_gc.rs`'s.
+//! Lease is older than `--node-monitor-grace-period` gets `Ready=Unknown`, the
+//! `node.kubernetes.io/unreachable:NoExecute` taint, and each of its pods gets its `Ready`
+//! condition set to False (upstream's `MarkPodsNotReady`), so that EndpointSlices list them as
+//! not ready and Services stop sending them traffic before they are evicted. Evicting is the
+//! taint's effect, `taint_eviction.rs`'s job: each pod goes once its matching toleration's
+//! `tolerationSeconds` has passed. The apiserver gives every pod such a toleration (its
+//! `--default-unreachable-toleration-seconds`, 300 s), so that flag is where a lab shortens
+//! evictions. When the Lease is renewed again the taint is removed and the kubelet reports
+//! Ready itself (its pods' too). Every node write names the resourceVersion it was computed
+//! from; a 409 reads the node again and checks again at once (`conflict.rs`). Pods bound to a
+//! node that no longer exists are `pod_gc.rs`'s.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, PodCondition, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::WatchStreamExt;
@@ -32,7 +34,7 @@ use crate::conflict::{self, MaybeConflict};
 use crate::events::Recorder;
 
 /// The taint a node gets when its kubelet stops renewing its Lease.
-pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+pub use crate::taint_eviction::UNREACHABLE_TAINT;
 /// Namespace of the node Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 
@@ -53,9 +55,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// Evicting (deleting) a pod failed.
-    #[error("evicting pod {pod}: {source}")]
-    Evict {
+    /// Marking a pod not ready failed.
+    #[error("marking pod {pod} not ready: {source}")]
+    UpdatePod {
         pod: String,
         #[source]
         source: kube::Error,
@@ -67,15 +69,12 @@ pub enum Error {
 pub struct Config {
     /// A node whose Lease is older than this is NotReady (Unknown).
     pub node_monitor_grace_period: Duration,
-    /// How long pods stay on an unreachable node without a matching toleration.
-    pub pod_eviction_timeout: Duration,
 }
 
 impl From<&config::Config> for Config {
     fn from(c: &config::Config) -> Config {
         Config {
             node_monitor_grace_period: c.node_monitor_grace_period,
-            pod_eviction_timeout: c.pod_eviction_timeout,
         }
     }
 }
@@ -144,37 +143,6 @@ fn last_heard(node: &Node, leases: &Store<Lease>) -> jiff::Timestamp {
         .unwrap_or_else(jiff::Timestamp::now)
 }
 
-/// When a pod on a node tainted at `tainted_at` must go; None if it tolerates the taint forever.
-pub fn eviction_time(
-    pod: &Pod,
-    tainted_at: jiff::Timestamp,
-    default: Duration,
-) -> Option<jiff::Timestamp> {
-    let tolerations = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.clone())
-        .unwrap_or_default();
-    let matching = tolerations.iter().find(|t| {
-        let key_ok = match t.operator.as_deref() {
-            Some("Exists") => t
-                .key
-                .as_deref()
-                .is_none_or(|k| k.is_empty() || k == UNREACHABLE_TAINT),
-            _ => t.key.as_deref() == Some(UNREACHABLE_TAINT),
-        };
-        key_ok
-            && t.effect
-                .as_deref()
-                .is_none_or(|e| e.is_empty() || e == "NoExecute")
-    });
-    let secs = match matching {
-        Some(t) => t.toleration_seconds?.max(0),
-        None => default.as_secs() as i64,
-    };
-    Some(tainted_at + jiff::SignedDuration::from_secs(secs))
-}
-
 /// One check of one node. A write refused because our copy of the node is stale (409) reads
 /// the node again and checks again at once.
 #[instrument(skip_all, fields(node = %node.name_any()))]
@@ -183,8 +151,8 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
     conflict::retry_on_conflict(&api, node, |n| check(n, ctx.clone())).await
 }
 
-/// Lift the taint of a node heard from recently; mark a silent one Unknown, taint it and evict
-/// its pods as their tolerations run out.
+/// Lift the taint of a node heard from recently; mark a silent one Unknown, taint it and mark
+/// its pods not ready (checked again every few seconds while it stays silent).
 async fn check(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = jiff::Timestamp::now();
     let grace =
@@ -205,8 +173,9 @@ async fn check(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Error> {
         return Ok(Action::requeue(Duration::from_millis(wait)));
     }
     let node = mark_unknown(&api, node, &ctx, now).await?;
-    let tainted_at = taint_unreachable(&api, &node, now).await?;
-    evict_expired(&node.name_any(), &ctx, tainted_at, now).await
+    taint_unreachable(&api, &node, now).await?;
+    mark_pods_not_ready(&node.name_any(), &ctx, now).await?;
+    Ok(Action::requeue(Duration::from_secs(5)))
 }
 
 fn taints(node: &Node) -> Vec<Taint> {
@@ -290,14 +259,14 @@ async fn mark_unknown(
     Ok(Arc::new(written))
 }
 
-/// When the node got the unreachable taint, adding it now if it has none.
+/// Give the node the unreachable taint (added `now`) if it has none.
 async fn taint_unreachable(
     api: &Api<Node>,
     node: &Node,
     now: jiff::Timestamp,
-) -> Result<jiff::Timestamp, Error> {
-    if let Some(t) = unreachable_taint(node) {
-        return Ok(t.time_added.map(|t| t.0).unwrap_or(now));
+) -> Result<(), Error> {
+    if unreachable_taint(node).is_some() {
+        return Ok(());
     }
     let mut all = taints(node);
     all.push(Taint {
@@ -307,16 +276,14 @@ async fn taint_unreachable(
         value: None,
     });
     patch_taints(api, node, all).await?;
-    Ok(now)
+    Ok(())
 }
 
-/// Evict the node's pods whose toleration ran out; come back for the next one.
-async fn evict_expired(
-    name: &str,
-    ctx: &Context,
-    tainted_at: jiff::Timestamp,
-    now: jiff::Timestamp,
-) -> Result<Action, Error> {
+/// Upstream's `MarkPodsNotReady`: the `Ready` condition of every pod on the node that still
+/// says otherwise becomes False (through the status subresource, guarded by the pod's
+/// resourceVersion), with a `NodeNotReady` warning on the pod. The dead kubelet cannot do it,
+/// and the EndpointSlice controller reads exactly this condition.
+async fn mark_pods_not_ready(name: &str, ctx: &Context, now: jiff::Timestamp) -> Result<(), Error> {
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let on_node = pods
         .list(&ListParams::default().fields(&format!("spec.nodeName={name}")))
@@ -325,65 +292,56 @@ async fn evict_expired(
             node: name.to_string(),
             source,
         })?;
-    let mut next: Option<jiff::Timestamp> = None;
-    for p in on_node
-        .items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-    {
-        let Some(at) = eviction_time(p, tainted_at, ctx.config.pod_eviction_timeout) else {
+    for pod in &on_node.items {
+        let Some(conditions) = not_ready_conditions(pod, now) else {
             continue;
         };
-        if at > now {
-            next = Some(next.map_or(at, |n| n.min(at)));
-            continue;
+        let ns = pod.namespace().unwrap_or_default();
+        let patch = json!({
+            "metadata": {"resourceVersion": pod.resource_version()},
+            "status": {"conditions": conditions},
+        });
+        match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(_) => info!(pod = %pod.name_any(), namespace = %ns, "pod marked not ready"),
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(source) => {
+                return Err(Error::UpdatePod {
+                    pod: format!("{ns}/{}", pod.name_any()),
+                    source,
+                })
+            }
         }
-        evict(p, ctx).await?;
-    }
-    let wait = next
-        .map(|n| n.duration_since(now).as_millis().max(0) as u64 + 100)
-        .unwrap_or(10_000);
-    Ok(Action::requeue(Duration::from_millis(wait.min(10_000))))
-}
-
-/// Delete a pod whose toleration of the unreachable taint ran out.
-async fn evict(p: &Pod, ctx: &Context) -> Result<(), Error> {
-    let ns = p.namespace().unwrap_or_default();
-    let message = format!("Marking for deletion Pod {ns}/{}", p.name_any());
-    ctx.recorder
-        .normal(p, "TaintManagerEviction", message)
-        .await;
-    match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .delete(&p.name_any(), &DeleteParams::default())
-        .await
-    {
-        Ok(_) => info!(pod = %p.name_any(), "evicted pod from unreachable node"),
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(source) => {
-            return Err(Error::Evict {
-                pod: p.name_any(),
-                source,
-            })
-        }
+        ctx.recorder
+            .warning(pod, "NodeNotReady", "Node is not ready".to_string())
+            .await;
     }
     Ok(())
+}
+
+/// The pod's conditions with `Ready` set to False (its transition time `now`), or None if it
+/// has no Ready condition or it is already False (upstream's `UpdatePodCondition` no-op).
+fn not_ready_conditions(pod: &Pod, now: jiff::Timestamp) -> Option<Vec<PodCondition>> {
+    let mut conditions = pod.status.as_ref()?.conditions.clone()?;
+    let ready = conditions.iter_mut().find(|c| c.type_ == "Ready")?;
+    if ready.status == "False" {
+        return None;
+    }
+    ready.status = "False".into();
+    ready.last_transition_time = Some(Time(now));
+    Some(conditions)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodSpec, Toleration};
     use kube::runtime::watcher;
-
-    fn pod(t: Option<Toleration>) -> Pod {
-        Pod {
-            spec: Some(PodSpec {
-                tolerations: t.map(|t| vec![t]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
 
     fn node(created: i64, heartbeat: Option<i64>) -> Node {
         let at = |s| Time(jiff::Timestamp::from_second(s).unwrap());
@@ -438,40 +396,32 @@ mod tests {
     }
 
     #[test]
-    fn eviction_follows_the_matching_toleration() {
-        let at = jiff::Timestamp::from_second(1000).unwrap();
-        let default = Duration::from_secs(300);
-        assert_eq!(
-            eviction_time(&pod(None), at, default).unwrap().as_second(),
-            1300
-        );
-        let t = Toleration {
-            key: Some(UNREACHABLE_TAINT.into()),
-            operator: Some("Exists".into()),
-            effect: Some("NoExecute".into()),
-            toleration_seconds: Some(5),
-            value: None,
+    fn a_pod_is_marked_not_ready_once() {
+        let now = jiff::Timestamp::from_second(500).unwrap();
+        let with = |status: &str| Pod {
+            status: Some(k8s_openapi::api::core::v1::PodStatus {
+                conditions: Some(vec![
+                    PodCondition {
+                        type_: "PodScheduled".into(),
+                        status: "True".into(),
+                        ..Default::default()
+                    },
+                    PodCondition {
+                        type_: "Ready".into(),
+                        status: status.into(),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
         };
-        assert_eq!(
-            eviction_time(&pod(Some(t.clone())), at, default)
-                .unwrap()
-                .as_second(),
-            1005
-        );
-        let forever = Toleration {
-            toleration_seconds: None,
-            ..t.clone()
-        };
-        assert_eq!(eviction_time(&pod(Some(forever)), at, default), None);
-        let other = Toleration {
-            key: Some("node.kubernetes.io/not-ready".into()),
-            ..t
-        };
-        assert_eq!(
-            eviction_time(&pod(Some(other)), at, default)
-                .unwrap()
-                .as_second(),
-            1300
-        );
+        let marked = not_ready_conditions(&with("True"), now).expect("a Ready pod is marked");
+        assert_eq!(marked.len(), 2, "the other conditions are kept");
+        assert_eq!(marked[0].status, "True");
+        assert_eq!(marked[1].status, "False");
+        assert_eq!(marked[1].last_transition_time, Some(Time(now)));
+        assert!(not_ready_conditions(&with("False"), now).is_none());
+        assert!(not_ready_conditions(&Pod::default(), now).is_none());
     }
 }

@@ -376,3 +376,99 @@ async fn a_sync_on_a_stale_copy_of_a_node_reads_it_again_and_finishes() {
     assert!(tainted(&n));
     assert_eq!(n.labels().get("rack").map(String::as_str), Some("r2"));
 }
+
+/// The Ready condition of `pod` ("" without one).
+fn pod_ready(p: &Pod) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+/// The `ready` condition of each endpoint of the Service `web`'s slices.
+async fn endpoint_readiness(client: &kube::Client) -> Vec<bool> {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let list = slices
+        .list(&kube::api::ListParams::default().labels("kubernetes.io/service-name=web"))
+        .await
+        .unwrap();
+    list.items
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .map(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+        .collect()
+}
+
+/// Upstream's MarkPodsNotReady: once a node goes silent, its pods' Ready condition becomes
+/// False (before any eviction: they tolerate the taint for ever here), so the EndpointSlice of
+/// a Service lists them as not ready; a pod of a healthy node keeps Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_nodes_pods_are_marked_not_ready_and_leave_the_services_ready_endpoints() {
+    let cluster = Cluster::start().await;
+    let client = cluster.client();
+    let ns: Api<Namespace> = Api::all(client.clone());
+    if ns.get_opt("kube-node-lease").await.unwrap().is_none() {
+        namespace(&client, "kube-node-lease").await;
+    }
+    let alive = Arc::new(AtomicBool::new(true));
+    node(&client, "n1").await;
+    node(&client, "n2").await;
+    let _hb = heartbeat(client.clone(), "n1", alive.clone());
+    let _hb2 = heartbeat(client.clone(), "n2", Arc::new(AtomicBool::new(true)));
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    let svc = json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(svc).unwrap(),
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (name, node, ip) in [("web-1", "n1", "10.244.1.5"), ("web-2", "n2", "10.244.2.5")] {
+        let mut p = serde_json::to_value(bound_pod(name, node, None)).unwrap();
+        p["metadata"]["labels"] = json!({"app": "web"});
+        let p = pods
+            .create(&PostParams::default(), &serde_json::from_value(p).unwrap())
+            .await
+            .unwrap();
+        mark_ready(&client, &p).await;
+        let ip = json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}});
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(ip))
+            .await
+            .unwrap();
+    }
+    let _ctrl = cluster.start_controllers(fast_config());
+    wait_for(30, "both endpoints ready", || async {
+        (endpoint_readiness(&client).await == [true, true]).then_some(())
+    })
+    .await;
+
+    alive.store(false, Ordering::SeqCst);
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for(30, "n1 Ready=Unknown", || async {
+        (ready(&nodes.get("n1").await.unwrap()) == Some("Unknown")).then_some(())
+    })
+    .await;
+    wait_for(10, "web-1 Ready=False", || async {
+        (pod_ready(&pods.get("web-1").await.unwrap()) == "False").then_some(())
+    })
+    .await;
+    let mut readiness = wait_for(10, "one endpoint not ready", || async {
+        let r = endpoint_readiness(&client).await;
+        (r.len() == 2 && r.contains(&false)).then_some(r)
+    })
+    .await;
+    readiness.sort();
+    assert_eq!(readiness, [false, true]);
+    let web1 = pods.get("web-1").await.unwrap();
+    assert!(
+        web1.metadata.deletion_timestamp.is_none(),
+        "a pod tolerating for ever stays"
+    );
+    assert_eq!(pod_ready(&pods.get("web-2").await.unwrap()), "True");
+}
