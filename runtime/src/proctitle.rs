@@ -15,14 +15,28 @@ use std::ffi::CString;
 /// Give the calling process the command line `args` and the short name `comm`; with `env`,
 /// also the environment `/proc/PID/environ` shows (the caller then needs its old environment
 /// strings no more: the fallback may write over them). Best effort: what the kernel refuses
-/// is left as it was. A few system calls; `/proc/self/stat` is read only for the fallback.
+/// is left as it was. A few system calls; `/proc/self/stat` is read only for the fallback,
+/// which cuts `args` to the original command line's length: see [`set_shortest_fitting`] for
+/// a title that must not be cut anywhere.
 pub fn set(comm: &str, args: &[&str], env: Option<&[String]>) {
+    set_shortest_fitting(comm, &[args], env);
+}
+
+/// [`set`] with shorter forms of the command line to fall back on: `titles`, longest first.
+/// With `PR_SET_MM` the first is shown whole; overwritten in place, the first that fits the
+/// original command line's area (its length, less two bytes), else the last one, cut. So a
+/// caller that must not show a cut word (the shim's id) gives forms that end where a word
+/// does, the last short enough to fit anywhere.
+pub fn set_shortest_fitting(comm: &str, titles: &[&[&str]], env: Option<&[String]>) {
     if let Ok(name) = CString::new(comm) {
         // SAFETY: prctl(PR_SET_NAME) reads a NUL-terminated string (at most 16 bytes used).
         unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
     }
+    let Some(args) = titles.first() else {
+        return;
+    };
     let mut block: Vec<u8> = Vec::new();
-    for a in args {
+    for a in args.iter() {
         block.extend_from_slice(a.as_bytes());
         block.push(0);
     }
@@ -54,7 +68,9 @@ pub fn set(comm: &str, args: &[&str], env: Option<&[String]>) {
         );
     }
     if !ok {
-        overwrite_in_place(&args.join(" "), env.is_some());
+        let joined: Vec<String> = titles.iter().map(|t| t.join(" ")).collect();
+        let joined: Vec<&str> = joined.iter().map(String::as_str).collect();
+        overwrite_in_place(&joined, env.is_some());
     }
 }
 
@@ -64,10 +80,11 @@ fn set_mm(what: libc::c_int, addr: libc::c_ulong) -> bool {
     unsafe { libc::prctl(libc::PR_SET_MM, what as libc::c_ulong, addr, 0, 0) == 0 }
 }
 
-/// Without CAP_SYS_RESOURCE, the setproctitle(3) way: `title` (cut to fit), NULs, a non-NUL
-/// last byte. With `use_env`, the title may run on into the environment strings that follow
-/// the arguments (the kernel reads on into them, up to the first NUL), which are wiped.
-fn overwrite_in_place(title: &str, use_env: bool) {
+/// Without CAP_SYS_RESOURCE, the setproctitle(3) way: the first of `titles` that fits (else
+/// the last, cut to fit), NULs, and a non-NUL last byte of the argument area. With
+/// `use_env`, the title may run on into the environment strings that follow the arguments
+/// (the kernel reads on into them, up to the first NUL), which are wiped.
+fn overwrite_in_place(titles: &[&str], use_env: bool) {
     let (arg_start, arg_end, env_start, env_end) = command_line_area();
     let end = match use_env && env_start == arg_end && env_end > env_start {
         true => env_end,
@@ -76,15 +93,26 @@ fn overwrite_in_place(title: &str, use_env: bool) {
     if arg_start == 0 || end < arg_start + 2 {
         return;
     }
-    let title = title.as_bytes();
     // room for at least one NUL before the last byte
-    let n = title.len().min(end - arg_start - 2);
+    let room = end - arg_start - 2;
+    let Some(title) = titles
+        .iter()
+        .find(|t| t.len() <= room)
+        .or(titles.last())
+        .map(|t| t.as_bytes())
+    else {
+        return;
+    };
+    let n = title.len().min(room);
     // SAFETY: [arg_start, end) are this process's own argument (and environment) strings on
     // its stack (proc_pid_stat(5)), mapped writable; the caller reads them no more.
     unsafe {
         std::ptr::copy_nonoverlapping(title.as_ptr(), arg_start as *mut u8, n);
         std::ptr::write_bytes((arg_start + n) as *mut u8, 0, end - arg_start - n);
-        *((arg_end - 1) as *mut u8) = b' ';
+        // the mark, unless the title itself runs over that byte into the environment
+        if arg_start + n < arg_end {
+            *((arg_end - 1) as *mut u8) = b' ';
+        }
     }
 }
 
@@ -147,8 +175,26 @@ mod tests {
         );
         assert_eq!(comm, "shim-test\n");
         // the fallback, whatever our capabilities: one string, the environment wiped
-        let out = in_child(|| overwrite_in_place("/init -- sleep 5", true));
+        let out = in_child(|| overwrite_in_place(&["/init -- sleep 5"], true));
         assert!(out.starts_with("/init -- sleep 5\0|"), "{out:?}");
         assert!(!out.contains("PATH="), "{out:?}");
+    }
+
+    #[test]
+    fn the_first_title_that_fits_is_written_in_place() {
+        // longer than any test's command line and environment
+        let long = "x".repeat(1 << 20);
+        let out = in_child(|| overwrite_in_place(&[&long, "shim 0123456789ab", "shim"], false));
+        assert!(out.starts_with("shim 0123456789ab\0|"), "{out:?}");
+        let out = in_child(|| overwrite_in_place(&[&long, &long], true));
+        let (cmdline, _) = out.split_once('|').unwrap();
+        assert!(cmdline.len() > 10 && cmdline.trim_end_matches('\0').bytes().all(|b| b == b'x'));
+        // a title running over the arguments' last byte into the environment keeps its byte
+        let (arg_start, arg_end, env_start, env_end) = command_line_area();
+        if env_start == arg_end && env_end > arg_end + 2 {
+            let title = "y".repeat(arg_end - arg_start + 1);
+            let out = in_child(|| overwrite_in_place(&[&title], true));
+            assert!(out.starts_with(&format!("{title}\0|")), "{out:?}");
+        }
     }
 }

@@ -329,3 +329,40 @@ fn the_command_is_found_on_a_volume_as_in_the_image() {
     }
     assert!(rt.no_containers(), "a container was left behind");
 }
+
+/// A forked shim without CAP_SYS_RESOURCE writes its title over the CLI's command line, which
+/// may be too short for the 64-digit id: then it shows Docker's 12-digit short id, never an id
+/// cut anywhere else. (With CAP_SYS_RESOURCE the title is whole, with the full id.)
+#[test]
+fn the_shims_command_line_shows_a_whole_or_short_id_never_a_cut_one() {
+    use std::os::unix::process::CommandExt;
+    let rt = Rt::new("cli-shim-title");
+    let shim_title = |id: &str| {
+        let shim = rt.inspect(id)["State"]["shim_pid"].as_i64().unwrap();
+        let raw = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let shown = text.trim_end_matches('\0').replace('\0', " ");
+        let shown_id = shown
+            .strip_prefix("minik8s-runtime-shim ")
+            .unwrap_or_else(|| panic!("{text:?}"))
+            .to_string();
+        (text, shown_id)
+    };
+    // `minik8s-runtime run -d busybox sleep 9`: 39 bytes, room for the short id only
+    let out = std::process::Command::new(common::BIN)
+        .arg0("minik8s-runtime")
+        .env("MINIK8S_RUNTIME_ROOT", &rt.root)
+        .env("MINIK8S_RUNTIME_CGROUP_PARENT", &rt.cgroup_parent)
+        .args(["run", "-d", "busybox", "sleep", "9"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (text, shown) = shim_title(&id);
+    assert!(shown == id || shown == id[..12], "{text:?} for {id}");
+    // through the harness, with `--root DIR`: room for the whole id
+    let id = rt.ok_line(&["run", "-d", "busybox", "sleep", "9"]);
+    let (text, shown) = shim_title(&id);
+    assert_eq!(shown, id, "{text:?}");
+}

@@ -42,6 +42,26 @@ pub use message::{MessageError, StatusMessage};
 pub const SHIM_NAME: &str = "minik8s-runtime-shim";
 pub const SHIM_COMM: &str = "minik8s-shim";
 
+/// Name the shim `minik8s-runtime-shim ID` (comm `minik8s-shim`), so that `ps` on the host
+/// tells shims from CLI invocations. Without CAP_SYS_RESOURCE a forked shim can only
+/// overwrite the CLI's command line in place (`proctitle.rs`), which may be shorter than the
+/// title: then the id is Docker's short one, its first 12 hex digits
+/// (`minik8s-runtime-shim 90837bc0255e`), and where even that does not fit (a command line
+/// under 35 bytes), or the id is not one of our 64 hex digits (an OCI id), the name alone.
+/// Never a cut id, which would look whole and match nothing.
+fn name_shim(id: &str) {
+    let short = id
+        .get(..12)
+        .filter(|_| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let (full, name): (&[&str], &[&str]) = (&[SHIM_NAME, id], &[SHIM_NAME]);
+    let shortened = short.map(|short| [SHIM_NAME, short]);
+    let titles: Vec<&[&str]> = match &shortened {
+        Some(shortened) => vec![full, shortened, name],
+        None => vec![full, name],
+    };
+    super::proctitle::set_shortest_fitting(SHIM_COMM, &titles, None);
+}
+
 /// The pipe back to whoever started us: one line per event.
 struct StatusPipe(Option<fs::File>);
 
@@ -112,9 +132,8 @@ pub fn main(rt: &Runtime, id: &str, status_fd: Option<i32>, attached: bool) -> i
 /// The shim's work for a container whose spec is at hand: `main` after a re-exec, or a forked
 /// child of a single-threaded caller (`Runtime::start`). Returns the shim's exit code.
 pub fn serve(rt: &Runtime, spec: &ContainerSpec, status: Option<fs::File>, attached: bool) -> i32 {
-    // `ps` on the host tells shims from CLI invocations (a forked shim has the CLI's command
-    // line, a re-exec'd one the kubelet's or ours)
-    super::proctitle::set(SHIM_COMM, &[SHIM_NAME, &spec.id], None);
+    // a forked shim has the CLI's command line, a re-exec'd one the kubelet's or ours
+    name_shim(&spec.id);
     let mut status = StatusPipe(status);
     match run(rt, spec, &mut status, attached) {
         Ok(()) => 0,
