@@ -499,3 +499,183 @@ fn a_setting_the_host_cannot_apply_is_refused_not_dropped() {
     }
     assert!(rt.no_containers());
 }
+
+/// A cgroup v1 tree of the test's own: a tmpfs with the host's hierarchies bound in, and new
+/// `hugetlb` and `net_cls,net_prio` hierarchies (which this host may not mount) mounted on
+/// it; unmounted on drop, after the cgroups made in it are gone.
+struct PrivateTree {
+    root: TempDir,
+    mounted: Vec<PathBuf>,
+}
+
+impl PrivateTree {
+    fn new() -> Option<Self> {
+        use nix::mount::{mount, MsFlags};
+        let host = Hierarchy::host();
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+        // only controllers in no hierarchy yet can be mounted here as these
+        let free = |c: &str| {
+            !own.lines().any(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|cs| cs.split(',').any(|x| x == c))
+            })
+        };
+        let all_free = ["hugetlb", "net_cls", "net_prio"].into_iter().all(free);
+        if host.version != Version::V1 || !all_free {
+            return None;
+        }
+        let root = TempDir::new("cgtree");
+        let mut tree = PrivateTree {
+            root,
+            mounted: Vec::new(),
+        };
+        let at = tree.root.path().to_owned();
+        mount(
+            Some("tmpfs"),
+            &at,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        tree.mounted.push(at.clone());
+        for c in runtime::cgroups::V1_CONTROLLERS {
+            fs::create_dir(at.join(c)).unwrap();
+            let flags = MsFlags::MS_BIND;
+            mount(
+                Some(&host.root.join(c)),
+                &at.join(c),
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .unwrap();
+            tree.mounted.push(at.join(c));
+        }
+        for (options, links) in [
+            ("hugetlb", &[][..]),
+            ("net_cls,net_prio", &["net_cls", "net_prio"][..]),
+        ] {
+            fs::create_dir(at.join(options)).unwrap();
+            mount(
+                Some("cgroup"),
+                &at.join(options),
+                Some("cgroup"),
+                MsFlags::empty(),
+                Some(options),
+            )
+            .unwrap();
+            tree.mounted.push(at.join(options));
+            for l in links {
+                std::os::unix::fs::symlink(options, at.join(l)).unwrap();
+            }
+        }
+        Some(tree)
+    }
+}
+
+impl Drop for PrivateTree {
+    fn drop(&mut self) {
+        use nix::mount::{mount, umount2, MntFlags, MsFlags};
+        let (tmpfs, below) = self.mounted.split_first().expect("the tmpfs first");
+        for m in below.iter().rev() {
+            let _ = umount2(m, MntFlags::MNT_DETACH);
+        }
+        // a v1 hierarchy dies at an unmount that finds it without children; the container's
+        // view of it (in its mount namespace) may have been the last mount instead: mount it
+        // again, now with nothing below, and unmount it until the kernel has let it go
+        for options in ["hugetlb", "net_cls,net_prio"] {
+            let dir = tmpfs.join(options);
+            for _ in 0..20 {
+                let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+                if !own.lines().any(|l| l.split(':').nth(1) == Some(options)) {
+                    break;
+                }
+                let flags = MsFlags::empty();
+                if mount(Some("cgroup"), &dir, Some("cgroup"), flags, Some(options)).is_ok() {
+                    let _ = umount2(&dir, MntFlags::empty());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = umount2(tmpfs, MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn hugetlb_limits_and_the_network_class_reach_their_cgroup_files() {
+    let Some(tree) = PrivateTree::new() else {
+        eprintln!("skipped: needs cgroup v1 with hugetlb and net_cls,net_prio unmounted");
+        return;
+    };
+    let sizes: Vec<String> = fs::read_dir("/sys/kernel/mm/hugepages")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let kb: u64 = e
+                        .file_name()
+                        .to_str()?
+                        .strip_prefix("hugepages-")?
+                        .strip_suffix("kB")?
+                        .parse()
+                        .ok()?;
+                    Some(match kb {
+                        kb if kb >= 1 << 20 => format!("{}GB", kb >> 20),
+                        kb => format!("{}MB", kb >> 10),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(size) = sizes.first() else {
+        eprintln!("skipped: no hugepage size");
+        return;
+    };
+    let state = Rt::new("cghuge");
+    let bundle = TempDir::new("cghuge");
+    oci_bundle(
+        bundle.path(),
+        serde_json::json!({
+            "namespaces": [{"type": "pid"}, {"type": "mount"}],
+            "resources": {
+                "hugepageLimits": [{"pageSize": size, "limit": 2u64 << 30}],
+                "network": {"classID": 255, "priorities": [{"name": "lo", "priority": 10}]},
+            },
+        }),
+    );
+    let mut rt = Runtime::open(&state.root).unwrap();
+    rt.cgroups = Hierarchy::detect(tree.root.path());
+    rt.cgroup_parent = state.cgroup_parent.clone();
+    rt.shim_exe = BIN.into();
+    let id = format!("huge-{}", rand_hex());
+    let created = rt.oci_create(&id, bundle.path());
+    let ctr = tree
+        .root
+        .path()
+        .join("net_cls,net_prio")
+        .join(&state.cgroup_parent)
+        .join(format!("oci-{id}/ctr"));
+    let huge_file = tree
+        .root
+        .path()
+        .join("hugetlb")
+        .join(&state.cgroup_parent)
+        .join(format!("oci-{id}/ctr/hugetlb.{size}.limit_in_bytes"));
+    let read = |p: PathBuf| fs::read_to_string(p).unwrap_or_default();
+    let (huge, class, prio) = (
+        read(huge_file),
+        read(ctr.join("net_cls.classid")),
+        read(ctr.join("net_prio.ifpriomap")),
+    );
+    let _ = rt.oci_delete(&id, true);
+    for c in ["hugetlb", "net_cls,net_prio", "pids"] {
+        let parent = tree.root.path().join(c).join(&state.cgroup_parent);
+        let _ = fs::remove_dir(&parent);
+        assert!(!parent.exists(), "{parent:?} left");
+    }
+    created.unwrap();
+    assert_eq!(huge.trim(), (2u64 << 30).to_string());
+    assert_eq!(class.trim(), "255");
+    assert!(prio.lines().any(|l| l.trim() == "lo 10"), "{prio}");
+}
