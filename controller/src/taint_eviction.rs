@@ -60,7 +60,13 @@ pub struct Context {
     pub recorder: Recorder,
     /// When a NoExecute taint without `timeAdded` was first seen, by (node, key, value).
     first_seen: Mutex<HashMap<(String, String, String), jiff::Timestamp>>,
+    /// Pods deleted lately, by uid: the cache may still show one without its
+    /// `deletionTimestamp` (a sync woken by another pod's event), and it is evicted once.
+    evicted: Mutex<HashMap<String, jiff::Timestamp>>,
 }
+
+/// How long an eviction is remembered: far longer than the watch takes to show it.
+const EVICTED_MEMORY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 impl Context {
     /// A context over the pods in `pods`.
@@ -71,6 +77,7 @@ impl Context {
             pods,
             pod_eviction_timeout,
             first_seen: Mutex::default(),
+            evicted: Mutex::default(),
         }
     }
 }
@@ -123,7 +130,9 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
             next = Some(next.map_or(at, |n| n.min(at)));
             continue;
         }
-        evict(pod, &ctx).await?;
+        if ctx.first_eviction(pod, now) {
+            evict(pod, &ctx).await?;
+        }
     }
     Ok(match next {
         Some(at) => {
@@ -135,6 +144,16 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
 }
 
 impl Context {
+    /// Whether `pod` was not evicted lately; remembers that it is now.
+    fn first_eviction(&self, pod: &Pod, now: jiff::Timestamp) -> bool {
+        let Some(uid) = pod.uid() else {
+            return true;
+        };
+        let mut evicted = self.evicted.lock().unwrap_or_else(|e| e.into_inner());
+        evicted.retain(|_, at| now.duration_since(*at) < EVICTED_MEMORY);
+        evicted.insert(uid, now).is_none()
+    }
+
     /// The node's NoExecute taints with when each was added (`timeAdded`, else when first
     /// seen here).
     fn no_execute_taints(
@@ -242,10 +261,14 @@ async fn evict(p: &Pod, ctx: &Context) -> Result<(), Error> {
         Ok(_) => info!(pod = %p.name_any(), "evicted pod from a NoExecute-tainted node"),
         Err(kube::Error::Api(e)) if e.code == 404 => {}
         Err(source) => {
+            if let Some(uid) = p.uid() {
+                let mut evicted = ctx.evicted.lock().unwrap_or_else(|e| e.into_inner());
+                evicted.remove(&uid);
+            }
             return Err(Error::Evict {
                 pod: p.name_any(),
                 source,
-            })
+            });
         }
     }
     Ok(())

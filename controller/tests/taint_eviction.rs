@@ -130,6 +130,17 @@ async fn a_hand_added_no_execute_taint_evicts_as_the_pods_tolerations_say() {
         "tolerationSeconds 3 evicted {three:.1} s after timeAdded"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    for name in ["plain", "three"] {
+        let selector = format!("involvedObject.name={name},reason=TaintManagerEviction");
+        let said = events
+            .list(&kube::api::ListParams::default().fields(&selector))
+            .await
+            .unwrap()
+            .items
+            .len();
+        assert_eq!(said, 1, "{name} evicted {said} times");
+    }
     assert!(
         is_live(&pods, "forever").await,
         "a pod tolerating for ever was evicted"
