@@ -180,9 +180,16 @@ pub fn find_executable(command: &str, env: &[String]) -> Result<PathBuf, Process
     not_executable.ok_or_else(not_found)
 }
 
+/// The init's command line and name (`comm`) until it execs: its own, not the shim's it was
+/// forked from, so that `ps` tells an OCI container waiting for `start` from its shim (runc's
+/// is `runc init`).
+pub const INIT_TITLE: &str = "minik8s-runtime init";
+pub const INIT_COMM: &str = "minik8s-init";
+
 /// Become the container: runs in the freshly forked child and only returns on error. The
 /// stages, one function each:
-/// 0. [`reset_signals`], then open the v1 cgroup directories (`prepare_self_join`: on v1 we
+/// 0. its name ([`INIT_TITLE`], written over the shim's: one system call),
+///    [`reset_signals`], then open the v1 cgroup directories (`prepare_self_join`: on v1 we
 ///    move ourselves in at stage 4, with no grace period to wait for, through directories
 ///    opened while we still see the host's; on v2 the shim moves us), and plan the
 ///    container's view of them ([`CgroupView::plan`]);
@@ -207,6 +214,7 @@ pub fn init(
     cgroup_joined: OwnedFd,
     start_fifo: Option<&Path>,
 ) -> Result<Infallible, ProcessError> {
+    super::proctitle::rename_inherited(INIT_COMM, INIT_TITLE);
     reset_signals();
     let self_join = match spec.creates(Kind::User) {
         // the shim moves us: writing the host's cgroup files is no business of the namespace

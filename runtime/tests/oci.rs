@@ -350,3 +350,33 @@ fn unsupported_settings_are_refused() {
     }
     assert!(rt.no_containers());
 }
+
+/// Until `start`, an OCI container's init is `minik8s-runtime init` (comm `minik8s-init`), as
+/// runc's is `runc init`: it used to show its shim's title, `minik8s-runtime-shim ID`, which
+/// made two shims of one container in `ps`. Its shim keeps its own; `start` execs the command.
+#[test]
+fn a_created_containers_init_has_a_name_of_its_own_until_start() {
+    let rt = Rt::new("oci-init-name");
+    let b = bundle("exec sleep 30", |_| {});
+    let id = format!("oci-{}", rand_hex());
+    let out = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{out:?}");
+    let state: Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let read = |pid: i64, f: &str| {
+        String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/{f}")).unwrap()).into_owned()
+    };
+    assert_eq!(read(pid, "cmdline"), "minik8s-runtime init\0");
+    assert_eq!(read(pid, "comm"), "minik8s-init\n");
+    let shim = rt.inspect(&id)["State"]["shim_pid"].as_i64().unwrap();
+    assert!(
+        read(shim, "cmdline").starts_with("minik8s-runtime-shim"),
+        "{:?}",
+        read(shim, "cmdline")
+    );
+    assert_eq!(read(shim, "comm"), "minik8s-shim\n");
+    rt.ok(&["start", &id]);
+    assert!(rt.wait_for(10, || read(pid, "comm") == "sleep\n"));
+    assert_eq!(read(pid, "cmdline"), "sleep\x0030\0");
+    rt.ok(&["delete", "-f", &id]);
+}
