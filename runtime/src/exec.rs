@@ -4,7 +4,8 @@
 //! one. The child takes the container's user, capabilities, seccomp filter and environment
 //! and execs the command. We mark ourselves non-dumpable first, so nothing inside the
 //! container can open our memory or `/proc/self/exe` while we are in its namespaces
-//! (CVE-2019-5736).
+//! (CVE-2019-5736). A container with a user namespace of its own has it joined last, after
+//! the others, which belong to the host's (see `own_user_namespace`).
 //!
 //! Entering the mount namespace puts us at *its* root, which is the container's only when the
 //! init used pivot_root(2). A container entered with chroot(2) (`run --chroot`, an OCI bundle
@@ -16,6 +17,7 @@
 
 use std::fs;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 
 use nix::fcntl::OFlag;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -103,7 +105,7 @@ pub fn exec_with(
         Kind::Pid,
         Kind::Mnt,
     ];
-    let mut ns = Vec::new();
+    let mut ns: Vec<NsFile> = Vec::new();
     for kind in order {
         let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/{}", kind.proc_name()));
         let file = fs::File::open(&path).map_err(|source| NamespacesError::Open {
@@ -111,6 +113,9 @@ pub fn exec_with(
             source,
         })?;
         ns.push((kind, path, file));
+    }
+    if let Some(user) = own_user_namespace(pid)? {
+        ns.push(user);
     }
     let root_path = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let root_err = |errno| ExecError::Root {
@@ -175,6 +180,30 @@ pub fn exec_with(
         },
     }
 }
+
+/// The init's user namespace when it is not ours (an OCI bundle's `user`), to join last: the
+/// init made its other namespaces as the host's root and entered its user namespace after them
+/// (`userns.rs`), so they belong to the host's; joining them needs the host's root, which we
+/// no longer are once inside. (runc joins it first, as its other namespaces belong to it.)
+/// Once in, we hold every capability there and switch to the container's user just as the
+/// init did, so `uid_map`, `id` and `CapEff` read the same as the init's.
+fn own_user_namespace(pid: i32) -> Result<Option<NsFile>, NamespacesError> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/user"));
+    let open_err = |source| NamespacesError::Open {
+        path: path.clone(),
+        source,
+    };
+    let ours = fs::metadata("/proc/self/ns/user").map_err(open_err)?;
+    let file = fs::File::open(&path).map_err(open_err)?;
+    let theirs = file.metadata().map_err(open_err)?;
+    if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+        return Ok(None);
+    }
+    Ok(Some((Kind::User, path, file)))
+}
+
+/// A namespace to join: its kind, its `/proc/<pid>/ns/*` path and the file opened on it.
+type NsFile = (Kind, std::path::PathBuf, fs::File);
 
 fn child(spec: &super::ContainerSpec, procs: &[fs::File], args: &[String]) -> ProcessError {
     use std::io::Write;

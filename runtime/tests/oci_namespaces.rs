@@ -18,7 +18,7 @@ fn bundle_rootfs(rootfs: &Path) {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for a in ["sh", "cat", "sleep", "hostname"] {
+    for a in ["sh", "cat", "sleep", "hostname", "id", "grep", "readlink"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
 }
@@ -242,6 +242,109 @@ fn a_user_namespace_gets_the_bundles_id_mappings() {
         Some("1000"),
         "{uid_line}"
     );
+}
+
+/// What a process in the container reports of its credentials: its uid map, `id`, its
+/// effective capabilities and its user namespace.
+const CREDENTIALS: &str = "cat /proc/self/uid_map; id; grep CapEff /proc/self/status; \
+                           readlink /proc/self/ns/user";
+
+/// `exec` into a container with a user namespace of its own joins it, after the namespaces
+/// the host's root made for it: the exec'd process sees what the init sees, as root inside and
+/// as a mapped non-zero user, and runs as the mapped host user outside.
+#[test]
+fn exec_joins_the_containers_user_namespace() {
+    for (uid, host_uid) in [(0, 1000), (1000, 2000)] {
+        let rt = Rt::new("nsuserexec");
+        let bundle = TempDir::new("nsbundle");
+        let out = TempDir::new("nsout");
+        fs::set_permissions(out.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        write_bundle(
+            bundle.path(),
+            out.path(),
+            &format!("({CREDENTIALS}) > /out/init; sleep 100"),
+            serde_json::json!({
+                "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"},
+                               {"type": "uts"}, {"type": "ipc"}],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 2000}],
+                "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 2000}],
+            }),
+        );
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&fs::read(bundle.path().join("config.json")).unwrap()).unwrap();
+        config["process"]["user"] = serde_json::json!({"uid": uid, "gid": uid});
+        let caps = serde_json::json!(["CAP_CHOWN", "CAP_KILL", "CAP_SYS_CHROOT"]);
+        config["process"]["capabilities"] = serde_json::json!({
+            "bounding": caps, "effective": caps, "permitted": caps,
+        });
+        fs::write(
+            bundle.path().join("config.json"),
+            serde_json::to_vec(&config).unwrap(),
+        )
+        .unwrap();
+        let c = Created::new(&rt, bundle.path());
+        rt.ok(&["start", &c.id]);
+        let init = out.path().join("init");
+        assert!(rt.wait_for(10, || fs::read_to_string(&init)
+            .is_ok_and(|s| s.contains("user:["))));
+        let init = fs::read_to_string(&init).unwrap();
+        let exec = rt.run(&[
+            "exec",
+            &c.id,
+            "sh",
+            "-c",
+            &format!("{CREDENTIALS}; sleep 0.2"),
+        ]);
+        let stdout = String::from_utf8_lossy(&exec.stdout);
+        assert!(
+            exec.status.success(),
+            "uid {uid}: {}",
+            String::from_utf8_lossy(&exec.stderr)
+        );
+        assert_eq!(stdout, init, "uid {uid}: exec'd process against the init");
+        assert!(init.contains(&format!("uid={uid}")), "{init}");
+        // root inside keeps the bundle's capabilities, another user none
+        assert_eq!(
+            init.contains("CapEff:\t0000000000000000"),
+            uid != 0,
+            "{init}"
+        );
+        assert!(
+            init.split_whitespace().take(3).eq(["0", "1000", "2000"]),
+            "{init}"
+        );
+        // outside, the exec'd process is the mapped host user
+        let mut exec = rt
+            .cmd(&["exec", &c.id, "sleep", "5"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut host_uid_seen = None;
+        rt.wait_for(5, || {
+            host_uid_seen = exec_sleep_uid(c.pid);
+            host_uid_seen.is_some()
+        });
+        let _ = exec.kill();
+        let _ = exec.wait();
+        assert_eq!(host_uid_seen, Some(host_uid), "uid {uid}");
+    }
+}
+
+/// The host uid of a `sleep 5` in the container of init `pid` that is not the init's own
+/// child (an exec'd one: its parent is `minik8s-runtime exec`, outside the container).
+fn exec_sleep_uid(init: i32) -> Option<u32> {
+    let init_pidns = fs::read_link(format!("/proc/{init}/ns/pid")).ok()?;
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let same_ns = fs::read_link(format!("/proc/{pid}/ns/pid")).ok()? == init_pidns;
+        if pid == init || !same_ns || cmdline != b"sleep\x005\x00" {
+            return None;
+        }
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    })
 }
 
 #[test]
