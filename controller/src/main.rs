@@ -25,9 +25,10 @@ struct Flags {
     /// Seconds without a node Lease renewal before the node is marked NotReady (Unknown).
     #[arg(long = "node-monitor-grace-period", default_value = "50s", value_parser = parse_duration)]
     node_monitor_grace_period: Duration,
-    /// Eviction delay for pods with no toleration of the unreachable taint at all. Pods
-    /// normally have one: the apiserver adds it (its --default-unreachable-toleration-seconds,
-    /// 300 by default, is the knob labs turn down).
+    /// Eviction delay for pods with no toleration of the unreachable (or not-ready) taint at
+    /// all; any other NoExecute taint evicts such pods at once. Pods normally have one: the
+    /// apiserver adds it (its --default-unreachable-toleration-seconds, 300 by default, is the
+    /// knob labs turn down).
     #[arg(long = "pod-eviction-timeout", default_value = "300s", value_parser = parse_duration)]
     pod_eviction_timeout: Duration,
     /// The pod network; each node gets a /24 of it.
