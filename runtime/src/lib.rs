@@ -19,7 +19,14 @@
 //!   `--init` PID 1), then `process.rs` (the init), then `shim/` (its monitor);
 //! - the CRI-like API: `container/`, one file per operation; above it `exec.rs` (enter a
 //!   running container), `oci.rs` (the OCI runtime command line) and `overlay.rs` (commit a
-//!   container's layer).
+//!   container's layer, `diff`), then `build/` (an image from a Dockerfile by run + commit).
+//!
+//! An OCI bundle asks for more than the CLI's and the kubelet's containers ever do; those
+//! parts live in modules of their own, used only when a bundle sets them, so the common start
+//! path does none of their work: `bundle.rs` (check and translate `config.json`),
+//! `ociprocess.rs` (capability sets, `rlimits.rs`, OOM score, `sysctl.rs`, groups, umask),
+//! `hooks.rs`, `mountopts.rs` (the bundle's mounts), `userns.rs` (uid/gid mappings) and
+//! `tuning.rs` (cgroup settings beyond CPU, memory and pids).
 //!
 //! The `minik8s-runtime` CLI (`src/bin/`) is a docker-like front end and its own shim; the
 //! kubelet's binary is the shim when the kubelet runs containers. Nearly all of minik8s's
