@@ -504,8 +504,16 @@ impl Runtime {
     }
 
     /// OCI `delete`: remove the container, then run its `poststop` hooks (a failure is a
-    /// warning).
+    /// warning). A container that does not exist (a failed `create` leaves none) is an error,
+    /// but with `force` nothing to do, as runc: runtime-tools cleans up with `delete --force`.
     pub fn oci_delete(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        if !self.has_config(id) {
+            tracing::debug!(id, force, "delete: no such container");
+            return match force {
+                true => Ok(()),
+                false => Err(ContainerError::NotFound { id: id.to_string() }),
+            };
+        }
         let spec = self.spec(id)?;
         let pid = self.state(id)?.pid.unwrap_or(0);
         self.remove(id, force)?;

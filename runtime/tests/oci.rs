@@ -318,6 +318,36 @@ fn a_failing_create_hook_fails_create() {
     }
 }
 
+/// A failed `create` leaves no container, and deleting one that does not exist is what it is
+/// with runc 1.1.5: `delete --force` succeeds quietly (runtime-tools cleans up with it after a
+/// failed create), plain `delete` fails with one line; a second `delete` of a deleted one too.
+#[test]
+fn delete_of_a_missing_container_is_runcs() {
+    let rt = Rt::new("ocidelmissing");
+    let b = bundle("true", |c| {
+        c["hooks"] = json!({"prestart": [{"path": "/bin/false", "args": ["false"]}]});
+    });
+    let failed = format!("oci-{}", rand_hex());
+    let create = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), &failed]);
+    assert!(!create.status.success());
+    let ok = bundle("sleep 100", |_| {});
+    let deleted = format!("oci-{}", rand_hex());
+    rt.ok(&["create", "--bundle", ok.path().to_str().unwrap(), &deleted]);
+    rt.ok(&["delete", "--force", &deleted]);
+    for id in [&failed, &deleted, &"never-created".to_string()] {
+        let force = rt.run(&["delete", "--force", id]);
+        let err = String::from_utf8_lossy(&force.stderr);
+        assert!(force.status.success(), "delete --force {id}: {err}");
+        assert_eq!(err, "", "delete --force {id}");
+        let plain = rt.run(&["delete", id]);
+        let err = String::from_utf8_lossy(&plain.stderr);
+        assert!(!plain.status.success(), "delete {id}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(&format!("no such container: {id}")), "{err}");
+    }
+    assert!(rt.no_containers());
+}
+
 /// Settings the runtime cannot honour are refused with a one-line error at create.
 #[test]
 fn unsupported_settings_are_refused() {

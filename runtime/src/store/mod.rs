@@ -61,7 +61,7 @@ impl Runtime {
     }
 
     /// Whether container `id` exists: `create` writes its config.json once its directories do.
-    fn has_config(&self, id: &str) -> bool {
+    pub(crate) fn has_config(&self, id: &str) -> bool {
         self.container_dir(id).join("config.json").exists()
     }
 
