@@ -28,7 +28,7 @@ use super::namespaces::{Kind, NamespacesError};
 use super::process::{find_executable, load_seccomp, ProcessError};
 use super::state::Status;
 use super::wait::alive;
-use super::{capabilities, tty, Runtime};
+use super::{capabilities, tty, userns, Runtime};
 
 /// Why an exec failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,8 @@ pub enum ExecError {
     },
     #[error(transparent)]
     Tty(#[from] tty::TtyError),
+    #[error(transparent)]
+    Userns(#[from] userns::UsernsError),
     /// fork(2) failed.
     #[error("fork: {errno}")]
     Fork { errno: nix::Error },
@@ -114,9 +116,12 @@ pub fn exec_with(
         })?;
         ns.push((kind, path, file));
     }
-    if let Some(user) = own_user_namespace(pid)? {
-        ns.push(user);
-    }
+    let user = own_user_namespace(pid)?;
+    // a pty we make is created as the host's root: owned by the host uid the user maps to
+    let pty_owner = match user {
+        Some(_) => userns::host_id(&userns::uid_mappings(pid)?, spec.uid).unwrap_or(spec.uid),
+        None => spec.uid,
+    };
     let root_path = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     let root_err = |errno| ExecError::Root {
         path: root_path.clone(),
@@ -145,10 +150,16 @@ pub fn exec_with(
         Some(_) => {
             // SAFETY: fd 0 stays open for the life of the process.
             let size = tty::winsize(unsafe { BorrowedFd::borrow_raw(0) });
-            Some(tty::open_in_root(spec.uid, size)?)
+            Some(tty::open_in_root(pty_owner, size)?)
         }
         None => None,
     };
+    if let Some((kind, path, file)) = &user {
+        nix::sched::setns(file, kind.flag()).map_err(|errno| NamespacesError::Setns {
+            path: path.clone(),
+            errno,
+        })?;
+    }
     // SAFETY: the CLI is single-threaded when it execs, so the child may run arbitrary code.
     match unsafe { fork() }.map_err(|errno| ExecError::Fork { errno })? {
         ForkResult::Child => {
@@ -185,7 +196,8 @@ pub fn exec_with(
 /// init made its other namespaces as the host's root and entered its user namespace after them
 /// (`userns.rs`), so they belong to the host's; joining them needs the host's root, which we
 /// no longer are once inside. (runc joins it first, as its other namespaces belong to it.)
-/// Once in, we hold every capability there and switch to the container's user just as the
+/// We make the pty of `exec -t` before, still the host's root. Once in, we hold every
+/// capability there and switch to the container's user just as the
 /// init did, so `uid_map`, `id` and `CapEff` read the same as the init's.
 fn own_user_namespace(pid: i32) -> Result<Option<NsFile>, NamespacesError> {
     let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/user"));

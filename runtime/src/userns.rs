@@ -29,6 +29,13 @@ pub enum UsernsError {
         #[source]
         source: std::io::Error,
     },
+    /// Reading a process's `uid_map` failed.
+    #[error("read {path:?}: {source}")]
+    ReadMap {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The other side of the handshake went away (it failed, and says why elsewhere).
     #[error("user namespace handshake: {step}: {errno:?}")]
     Handshake {
@@ -51,6 +58,32 @@ pub fn host_id(mappings: &[IdMapping], id: u32) -> Option<u32> {
         let offset = id.checked_sub(m.container_id)?;
         (offset < m.size).then(|| m.host_id + offset)
     })
+}
+
+/// The uid mappings of process `pid`'s user namespace, in our terms (`exec`, which creates
+/// files in the container before it joins that namespace, owns them by the host uid a
+/// container uid maps to).
+pub fn uid_mappings(pid: i32) -> Result<Vec<IdMapping>, UsernsError> {
+    let path = PathBuf::from(format!("/proc/{pid}/uid_map"));
+    let text = fs::read_to_string(&path).map_err(|source| UsernsError::ReadMap {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(parse_map(&text))
+}
+
+/// The mappings of a `uid_map`/`gid_map` text; a line that is not three numbers is skipped.
+fn parse_map(text: &str) -> Vec<IdMapping> {
+    text.lines()
+        .filter_map(|l| {
+            let mut n = l.split_whitespace().map(|f| f.parse::<u32>().ok());
+            Some(IdMapping {
+                container_id: n.next()??,
+                host_id: n.next()??,
+                size: n.next()??,
+            })
+        })
+        .collect()
 }
 
 /// The shim's side: wait until the init `pid` has entered its new user namespace (a byte on
@@ -138,5 +171,8 @@ mod tests {
         assert_eq!(host_id(&m, 9), Some(1009));
         assert_eq!(host_id(&m, 10), None);
         assert_eq!(host_id(&m, 100), Some(5000));
+        assert_eq!(parse_map(&map_text(&m)), m);
+        let padded = parse_map("         0       1000       2000\n");
+        assert_eq!(padded, [IdMapping { size: 2000, ..m[0] }]);
     }
 }

@@ -18,7 +18,9 @@ fn bundle_rootfs(rootfs: &Path) {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
     fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for a in ["sh", "cat", "sleep", "hostname", "id", "grep", "readlink"] {
+    for a in [
+        "sh", "cat", "sleep", "hostname", "id", "grep", "readlink", "stat", "tty",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
 }
@@ -313,6 +315,14 @@ fn exec_joins_the_containers_user_namespace() {
             init.split_whitespace().take(3).eq(["0", "1000", "2000"]),
             "{init}"
         );
+        // `exec -t`: the pty, made before the user namespace is joined, is the user's inside
+        let tty = rt.run(&["exec", "-t", &c.id, "sh", "-c", "stat -c %u $(tty)"]);
+        assert!(
+            tty.status.success(),
+            "uid {uid}: exec -t: {}",
+            String::from_utf8_lossy(&tty.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&tty.stdout).trim(), uid.to_string());
         // outside, the exec'd process is the mapped host user
         let mut exec = rt
             .cmd(&["exec", &c.id, "sleep", "5"])
