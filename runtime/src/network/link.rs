@@ -124,8 +124,14 @@ async fn must_index(h: &Handle, name: &str) -> Result<u32, LinkError> {
     })
 }
 
-/// Create the bridge if missing (`ip link add NAME type bridge`), set its MTU, put `gateway/prefix`
-/// on it and bring it up. Idempotent.
+/// Create the bridge if missing (`ip link add NAME type bridge address MAC`), set its MTU, put
+/// `gateway/prefix` on it and bring it up. Idempotent.
+///
+/// The MAC is set, not left to the kernel: a bridge without one takes the lowest MAC of its
+/// ports, so it changed whenever a pod's veth came or went, and every pod's ARP entry for the
+/// gateway went stale: replies to other nodes were lost for seconds (a rolling update's pods
+/// timed out). A set address stays (`NET_ADDR_SET`), as the CNI bridge plugin's does; it is
+/// `02:42` and the gateway's IPv4 address, locally administered and unique per node.
 pub async fn ensure_bridge(
     h: &Handle,
     name: &str,
@@ -136,7 +142,12 @@ pub async fn ensure_bridge(
     if index(h, name).await?.is_none() {
         match h
             .link()
-            .add(LinkBridge::new(name).mtu(mtu).build())
+            .add(
+                LinkBridge::new(name)
+                    .mtu(mtu)
+                    .address(bridge_mac(gateway).to_vec())
+                    .build(),
+            )
             .execute()
             .await
         {
@@ -159,6 +170,12 @@ pub async fn ensure_bridge(
         .execute()
         .await
         .map_err(nl("set up", name))
+}
+
+/// The bridge's MAC address: `02:42:` then the gateway's four bytes.
+fn bridge_mac(gateway: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = gateway.octets();
+    [0x02, 0x42, a, b, c, d]
 }
 
 /// Delete interface `name` if it exists (`ip link del`); deleting one end of a veth pair
