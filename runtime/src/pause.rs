@@ -20,6 +20,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use super::capabilities;
 use super::namespaces::{self, Kind, NamespacesError};
+use super::proctitle;
 
 /// Why starting the pause process failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +117,7 @@ fn pause(dir: &Path) -> ! {
     }
     let _ = nix::unistd::setsid();
     // read while /proc is still reachable
-    let area = command_line_area();
+    let area = proctitle::command_line_area();
     // an empty read-only root: /proc/1/root shows nothing of the host (mount_namespaces(7))
     let root_ok = mount(
         None::<&str>,
@@ -163,20 +164,6 @@ fn pause(dir: &Path) -> ! {
             }
         }
     }
-}
-
-/// Where this process's argument and environment strings are: (arg_start, arg_end,
-/// env_start, env_end), fields 48–51 of `/proc/self/stat` (proc_pid_stat(5)); zeros if unknown.
-fn command_line_area() -> (usize, usize, usize, usize) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // the fields after `(comm)`, which may contain spaces, start at field 3
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let f: Vec<usize> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let field = |n: usize| f.get(n - 3).copied().unwrap_or(0);
-    (field(48), field(49), field(50), field(51))
 }
 
 /// Make `/proc/1/cmdline` read `/pause`, as the real pause image's does. Ours was inherited

@@ -200,7 +200,7 @@ fn overwrite_in_place(titles: &[&str], use_env: bool) {
 
 /// Where this process's argument and environment strings are: (arg_start, arg_end,
 /// env_start, env_end), fields 48–51 of `/proc/self/stat` (proc_pid_stat(5)); zeros if unknown.
-fn command_line_area() -> (usize, usize, usize, usize) {
+pub(crate) fn command_line_area() -> (usize, usize, usize, usize) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // the fields after `(comm)`, which may contain spaces, start at field 3
     let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
