@@ -295,7 +295,12 @@ impl Runtime {
             },
             capabilities,
             no_new_privs: opts.no_new_privs,
-            seccomp: crate::seccomp::for_container(&opts.seccomp, opts.privileged, capabilities)?,
+            seccomp: crate::seccomp::for_container_cached(
+                &opts.seccomp,
+                opts.privileged,
+                capabilities,
+                &self.state,
+            )?,
             resources,
             cgroup: place.pod_cgroup.join(&id[..12]),
             pod_cgroup: place.pod_cgroup.clone(),

@@ -275,6 +275,64 @@ pub fn for_container(
     }
 }
 
+/// [`for_container`], with the default profile's filter kept in `cache_dir` (the runtime's
+/// state directory, on tmpfs) once compiled for a capability set: compiling it (rules filtered
+/// by the capabilities, two programs, each with its i386 tail) was the largest part of the
+/// CPU a start spends before forking, and its result is the same every time. A file is
+/// named after the capability mask and the binary that wrote it (its inode and mtime), so a
+/// new build of the runtime compiles afresh; a file that does not parse is compiled over.
+/// Other policies are compiled every time (a profile file may change).
+pub fn for_container_cached(
+    policy: &Policy,
+    privileged: bool,
+    capabilities: u64,
+    cache_dir: &std::path::Path,
+) -> Result<Option<Compiled>, SeccompError> {
+    let key = match policy {
+        Policy::RuntimeDefault if !privileged => default_cache_key(capabilities),
+        _ => None,
+    };
+    let Some(key) = key else {
+        return for_container(policy, privileged, capabilities);
+    };
+    let path = cache_dir.join("seccomp").join(key);
+    if let Some(cached) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        return Ok(Some(cached));
+    }
+    let compiled = compile(&Profile::runtime_default(), capabilities)?;
+    if let Err(error) = write_whole(&path, &serde_json::to_vec(&compiled).expect("serializable")) {
+        tracing::debug!(?path, %error, "seccomp filter not cached");
+    }
+    Ok(Some(compiled))
+}
+
+/// The cache file's name for the default profile under `capabilities`; none when the binary
+/// cannot be identified.
+fn default_cache_key(capabilities: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata("/proc/self/exe").ok()?;
+    Some(format!(
+        "default-{capabilities:x}-{}-{}.{}.json",
+        exe.ino(),
+        exe.mtime(),
+        exe.mtime_nsec()
+    ))
+}
+
+/// Write `bytes` to `path` under a temporary name first, so that a concurrent reader sees the
+/// whole file or none.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// One program of the stack: `action` for the calls of `calls` (each a chain of rules, any of
 /// which matching suffices; an empty chain always matches), `otherwise` for the rest.
 struct Stage {

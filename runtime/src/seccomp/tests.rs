@@ -279,3 +279,58 @@ fn filter_flags_are_passed_on_and_a_listener_is_refused() {
     assert!(matches!(err, SeccompError::Listener { .. }), "{err}");
     assert!(err.to_string().contains("/run/agent.sock"), "{err}");
 }
+
+#[test]
+fn the_default_filter_is_compiled_once_per_capability_set_and_cached() {
+    /// A directory of this test's own, removed however the test ends.
+    struct Dir(std::path::PathBuf);
+    impl Dir {
+        fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let dir = Dir(std::env::temp_dir().join(format!("seccomp-cache-{}", crate::random_hex(6))));
+    let caps = default_caps();
+    let direct = for_container(&Policy::RuntimeDefault, false, caps).unwrap();
+    let first = for_container_cached(&Policy::RuntimeDefault, false, caps, dir.path()).unwrap();
+    assert_eq!(first, direct);
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("seccomp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // what is read back is what the file says: a changed file shows through
+    let marked = Compiled {
+        programs: vec!["AAAAAAAAAAA=".into()],
+        flags: 0,
+    };
+    std::fs::write(&files[0], serde_json::to_vec(&marked).unwrap()).unwrap();
+    let again = for_container_cached(&Policy::RuntimeDefault, false, caps, dir.path()).unwrap();
+    assert_eq!(again, Some(marked));
+    // a file that does not parse is compiled over
+    std::fs::write(&files[0], b"{half").unwrap();
+    let over = for_container_cached(&Policy::RuntimeDefault, false, caps, dir.path()).unwrap();
+    assert_eq!(over, direct);
+    // another capability set, another file; privileged and unconfined: no filter, no file
+    let all = capabilities::mask(true, &[], &[]).unwrap();
+    for_container_cached(&Policy::RuntimeDefault, false, all, dir.path()).unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("seccomp"))
+            .unwrap()
+            .count(),
+        2
+    );
+    assert_eq!(
+        for_container_cached(&Policy::RuntimeDefault, true, caps, dir.path()).unwrap(),
+        None
+    );
+    assert_eq!(
+        for_container_cached(&Policy::Unconfined, false, caps, dir.path()).unwrap(),
+        None
+    );
+}
