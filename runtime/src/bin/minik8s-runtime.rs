@@ -297,10 +297,28 @@ fn main() -> ExitCode {
                 _ => 125,
             });
             let code = e.downcast_ref::<Exit>().map_or(code, |x| i32::from(x.code));
-            eprintln!("minik8s-runtime: {}", format!("{e:#}").replace('\n', " "));
+            eprintln!("minik8s-runtime: {}", one_line(&e));
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// `e` and its causes on one line, `: `-separated, as anyhow's `{:#}` prints them, but without
+/// a cause whose text the message before it already ends with (our errors that name their
+/// source in their own text would otherwise say "No such file or directory" twice).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Log `tracing` events to stderr, leaving stdout to the containers and the reports, with
@@ -951,6 +969,23 @@ fn human_bytes(n: u64) -> String {
 mod tests {
     use super::*;
     use runtime::registry::Progress;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::from(ContainerError::Io {
+            step: "read",
+            path: "/x/config.json".into(),
+            source: io,
+        });
+        assert_eq!(
+            one_line(&e),
+            "read \"/x/config.json\": entity not found",
+            "{e:#}"
+        );
+        let e = anyhow::anyhow!("inner\ntwo lines").context("outer");
+        assert_eq!(one_line(&e), "outer: inner two lines");
+    }
 
     #[test]
     fn cpus_and_memory_have_dockers_meaning() {
