@@ -84,6 +84,10 @@ pub use image::{ImageError, ImageStore};
 /// Default root directory: images, layers, and each container's writable layer and log.
 pub const DEFAULT_ROOT: &str = "/var/lib/minik8s/runtime";
 
+/// Default cgroup parent, below every hierarchy's root: `minik8s/<pod>/<container>`. It is
+/// never removed by the runtime (a container may be creating below it at any time).
+pub const DEFAULT_CGROUP_PARENT: &str = "minik8s";
+
 /// The runtime: a root directory on disk, a state directory on tmpfs, an image store and the
 /// host's cgroup hierarchy.
 #[derive(Debug, Clone)]
@@ -126,7 +130,7 @@ impl Runtime {
             state,
             images,
             cgroups: cgroups::Hierarchy::host(),
-            cgroup_parent: PathBuf::from("minik8s"),
+            cgroup_parent: PathBuf::from(DEFAULT_CGROUP_PARENT),
             shim_exe: PathBuf::from("/proc/self/exe"),
         })
     }
